@@ -1,0 +1,111 @@
+"""Every setting the app reads, with its default: the one place that touches `os.environ`.
+
+The infrastructure test (tests/infra) reads the `SETTINGS` table below and checks that
+each name is either set by the Bicep templates or has a default, so a new setting goes
+here first. Names follow the Azure Functions conventions where one exists
+(`AzureWebJobsStorage`, `AzureWebJobsStorage__blobServiceUri` for managed identity).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+# name -> (default, what it is). A default of None means "unset unless configured".
+SETTINGS: dict[str, tuple[str | None, str]] = {
+    "AzureWebJobsStorage": (None, "Storage connection string (local: UseDevelopmentStorage=true)"),
+    "AzureWebJobsStorage__blobServiceUri": (None, "Blob endpoint for managed-identity access (Azure)"),
+    "AZURE_CLIENT_ID": (None, "Client id of the user-assigned managed identity (Azure)"),
+    "IMAGEGEN_MODEL": ("tiny", "Hub id, local folder, or `tiny` (offline random test model: images are noise)"),
+    "IMAGEGEN_MODEL_REVISION": (None, "Model revision (commit or branch) for hub models"),
+    "IMAGEGEN_DEVICE": ("auto", "auto | cuda | mps | cpu"),
+    "IMAGEGEN_MAX_BATCH": ("auto", "Images per GPU call: auto (from free GPU memory) or a number"),
+    "IMAGEGEN_MAX_VARIANTS": ("64", "Most variants one job may expand to"),
+    "IMAGEGEN_MAX_STEPS": ("150", "Most denoising steps per image"),
+    "IMAGEGEN_MAX_SIDE": ("2048", "Largest width or height in pixels"),
+    "IMAGEGEN_MAX_SOURCE_BYTES": ("10000000", "Largest img2img source image in bytes"),
+    "IMAGEGEN_MAX_SOURCE_SIDE": ("4096", "Largest img2img source width or height in pixels"),
+    "SAFETY_PROVIDER": (None, "local | azure (default: azure when CONTENT_SAFETY_ENDPOINT is set, else local)"),
+    "CONTENT_SAFETY_ENDPOINT": (None, "Azure AI Content Safety endpoint"),
+    "CONTENT_SAFETY_KEY": (None, "Key for Content Safety; unset in Azure (managed identity is used)"),
+    "CONTENT_SAFETY_BLOCKLISTS": ("", "Comma-separated Content Safety blocklist names"),
+    "SAFETY_THRESHOLDS": ("", "Per-category block severity, e.g. `Sexual=2,Violence=4` (default 4)"),
+    "SAFETY_BLOCKLIST_FILE": (None, "Extra local blocklist file, one term per line"),
+}
+
+
+def _get(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return SETTINGS[name][0]
+    return value
+
+
+def _int(name: str) -> int:
+    value = _get(name)
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"setting `{name}` must be a whole number, got {value!r}") from None
+
+
+def _thresholds(text: str) -> dict[str, int]:
+    thresholds: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        category, _, severity = item.partition("=")
+        try:
+            thresholds[category.strip()] = int(severity)
+        except ValueError:
+            raise ValueError(
+                f"setting `SAFETY_THRESHOLDS` must look like `Sexual=2,Violence=4`, got {text!r}"
+            ) from None
+    return thresholds
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_connection_string: str | None = None
+    storage_blob_service_uri: str | None = None
+    model: str = "tiny"
+    model_revision: str | None = None
+    device: str = "auto"
+    max_batch: str = "auto"
+    max_variants: int = 64
+    max_steps: int = 150
+    max_side: int = 2048
+    max_source_bytes: int = 10_000_000
+    max_source_side: int = 4096
+    safety_provider: str = "local"
+    content_safety_endpoint: str | None = None
+    content_safety_key: str | None = None
+    content_safety_blocklists: list[str] = field(default_factory=list)
+    safety_thresholds: dict[str, int] = field(default_factory=dict)
+    safety_blocklist_file: str | None = None
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        endpoint = _get("CONTENT_SAFETY_ENDPOINT")
+        provider = _get("SAFETY_PROVIDER") or ("azure" if endpoint else "local")
+        if provider not in ("local", "azure"):
+            raise ValueError(f"setting `SAFETY_PROVIDER` must be `local` or `azure`, got {provider!r}")
+        return cls(
+            storage_connection_string=_get("AzureWebJobsStorage"),
+            storage_blob_service_uri=_get("AzureWebJobsStorage__blobServiceUri"),
+            model=_get("IMAGEGEN_MODEL") or "tiny",
+            model_revision=_get("IMAGEGEN_MODEL_REVISION"),
+            device=_get("IMAGEGEN_DEVICE") or "auto",
+            max_batch=_get("IMAGEGEN_MAX_BATCH") or "auto",
+            max_variants=_int("IMAGEGEN_MAX_VARIANTS"),
+            max_steps=_int("IMAGEGEN_MAX_STEPS"),
+            max_side=_int("IMAGEGEN_MAX_SIDE"),
+            max_source_bytes=_int("IMAGEGEN_MAX_SOURCE_BYTES"),
+            max_source_side=_int("IMAGEGEN_MAX_SOURCE_SIDE"),
+            safety_provider=provider,
+            content_safety_endpoint=endpoint,
+            content_safety_key=_get("CONTENT_SAFETY_KEY"),
+            content_safety_blocklists=[
+                name.strip() for name in (_get("CONTENT_SAFETY_BLOCKLISTS") or "").split(",") if name.strip()
+            ],
+            safety_thresholds=_thresholds(_get("SAFETY_THRESHOLDS") or ""),
+            safety_blocklist_file=_get("SAFETY_BLOCKLIST_FILE"),
+        )

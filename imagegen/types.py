@@ -1,0 +1,80 @@
+"""The shared vocabulary of the pipeline: what a variant, a batch and a verdict are.
+
+Every model here is small JSON, because these are the values that travel through
+orchestration history between activities. Images never do: they travel as blob names
+("container/path"), see `imagegen.storage`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scheduler = Literal["dpmpp", "euler", "euler_a", "ddim", "lcm"]
+ImageFormat = Literal["png", "jpeg", "webp"]
+SafetyStatus = Literal["safe", "blocked", "unchecked"]
+VariantStatus = Literal["ok", "blocked", "failed", "unchecked"]
+
+# The four Azure AI Content Safety harm categories, in the service's spelling.
+CATEGORIES: tuple[str, ...] = ("Hate", "SelfHarm", "Sexual", "Violence")
+
+
+class FieldError(BaseModel):
+    """One thing wrong with an input: where, which rule, and words a person can act on."""
+
+    path: str  # dotted path into the input, e.g. "variants.sizes[1]"
+    rule: str  # short rule id, e.g. "multiple_of_8", "max_variants"
+    message: str  # e.g. "`variants.sizes[1]` must be a multiple of 8 per side, got '500x512'"
+
+
+class JobValidationError(ValueError):
+    """A job (or one of its inputs) was rejected; `errors` lists every bad field."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(error.message for error in errors) or "invalid job")
+
+
+class Variant(BaseModel):
+    """One image to make: a prompt with every setting explicit, its seed included."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str  # stable across processes: same job, same ids
+    index: int  # position in the job's expansion order
+    prompt_index: int
+    prompt: str  # the text sent to the model (base prompt with style applied)
+    base_prompt: str
+    style: str = ""
+    negative: str = ""
+    seed: int
+    width: int
+    height: int
+    guidance: float
+    steps: int
+    scheduler: Scheduler
+    image: str | None = None  # img2img source as a blob name, e.g. "inputs/sneaker.png"
+    strength: float | None = None  # img2img only
+    format: ImageFormat = "png"
+
+
+class Batch(BaseModel):
+    """Variants that share one GPU call: same model, size, steps, scheduler and source."""
+
+    id: str  # stable, e.g. "b000"
+    variants: list[Variant] = Field(min_length=1)
+
+
+class Verdict(BaseModel):
+    """What a safety check said about one text or image.
+
+    `unchecked` means the check could not be made (the provider kept failing): such an
+    item is held back and never published as safe.
+    """
+
+    status: SafetyStatus
+    provider: str  # "azure" | "local"
+    severities: dict[str, int] = Field(default_factory=dict)  # category -> 0..7
+    blocklist_hits: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)  # human-readable, e.g. "Violence severity 4 >= 4"
