@@ -1,0 +1,79 @@
+# Durable Diffusion: the Functions app (Python v2 model) with a CUDA build of torch,
+# for Azure Functions on Azure Container Apps with a serverless GPU (T4 or A100).
+#
+#   docker build -t durable-diffusion .                          # weights baked in (default)
+#   docker build --build-arg BAKE_MODEL=false -t durable-diffusion .   # weights from the cache share
+#
+# See docs/deploy.md. `azd up` builds this file and passes the build arguments from azure.yaml.
+
+# The official Functions host image for Python 3.11 (Debian, host v4). The -slim variant
+# drops Core Tools and build extras we do not need at run time.
+FROM mcr.microsoft.com/azure-functions/python:4-python3.11-slim
+
+# torch must be the same version as requirements.txt (2.13.0), but the CUDA build.
+# PyTorch 2.13 publishes CUDA 12.6 and 13.0 builds (13.2 experimental); both cover the
+# T4 (Turing, sm_75) and the A100 (Ampere, sm_80). cu126 is the default because it
+# needs the older host driver (CUDA 12 minor-version compatibility); use cu130 when the
+# GPU host's driver is known to be >= 580.
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_CUDA=cu126
+
+# Bake the model's weights into the image (true) or let them download on first use into
+# HF_HOME on the Azure Files cache share (false; set modelCacheShare=true in the Bicep).
+# Baking is the default: no storage key is needed for a share, replicas start without a
+# download, and the deployed revision pins exactly the weights it was built with.
+ARG BAKE_MODEL=true
+ARG IMAGEGEN_MODEL=stabilityai/sd-turbo
+ARG IMAGEGEN_MODEL_REVISION=
+
+# The host listens on 8080 rather than the base image's 80, because the app runs as a
+# non-root user and only root may bind ports below 1024. The Bicep ingress targets 8080.
+ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
+    AzureFunctionsJobHost__Logging__Console__IsEnabled=true \
+    FUNCTIONS_WORKER_RUNTIME=python \
+    ASPNETCORE_URLS=http://+:8080 \
+    HF_HOME=/opt/hf \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# 1. torch first, from the PyTorch CUDA index.
+RUN python -m pip install --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}" "torch==${TORCH_VERSION}"
+
+# 2. The rest of requirements.txt from PyPI. The constraint keeps pip from replacing the
+#    CUDA torch with the CPU wheel: `torch==2.13.0` in requirements.txt is already
+#    satisfied by 2.13.0+cu126, and the constraint forbids anything else.
+COPY requirements.txt /tmp/requirements.txt
+RUN echo "torch==${TORCH_VERSION}+${TORCH_CUDA}" > /tmp/constraints.txt \
+    && python -m pip install -r /tmp/requirements.txt -c /tmp/constraints.txt \
+    && python -c "import torch, sys; sys.exit(0 if torch.version.cuda else 'torch lost its CUDA build: ' + torch.__version__)" \
+    && rm /tmp/requirements.txt /tmp/constraints.txt
+
+# 3. Optionally bake the weights into HF_HOME: exactly the files the diffusers pipeline
+#    loads (DiffusionPipeline.download reads model_index.json and skips the rest). The
+#    Bicep sets HF_HUB_OFFLINE=1 for a baked image, so a missing file fails loudly at
+#    run time instead of downloading. MODEL_VARIANT must match what imagegen.diffusion
+#    asks from_pretrained for (empty: the full-precision files; "fp16": half the bytes).
+ARG MODEL_VARIANT=
+RUN mkdir -p /opt/hf \
+    && if [ "${BAKE_MODEL:-true}" = "true" ] && [ "${IMAGEGEN_MODEL:-tiny}" != "tiny" ]; then \
+        python -c "import sys; from diffusers import DiffusionPipeline; DiffusionPipeline.download(sys.argv[1], revision=sys.argv[2] or None, variant=sys.argv[3] or None, use_safetensors=True)" \
+            "${IMAGEGEN_MODEL}" "${IMAGEGEN_MODEL_REVISION}" "${MODEL_VARIANT}"; \
+    fi
+
+# Only the app: .dockerignore keeps tests, .venv, node_modules and local state out.
+COPY . /home/site/wwwroot
+
+# A non-root user owns the app and the cache. The Functions host writes its own state
+# under HOME (/home in the base image), so /home is handed over too.
+RUN useradd --uid 1000 --user-group --no-create-home --home-dir /home --shell /usr/sbin/nologin app \
+    && chown -R app:app /home /opt/hf
+USER app
+
+EXPOSE 8080
+
+# Docker's own check (Container Apps uses the probes in infra/modules/app.bicep).
+# Python instead of curl: the slim image is not promised to ship curl.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8080/api/health', timeout=8)"]
