@@ -1,0 +1,169 @@
+"""The Azure AI Foundry `images/generations` request body, as one of our jobs.
+
+    {"prompt": "...", "negative_prompt": "...", "size": "1024x1024", "output_format": "png",
+     "seed": 42, "n": 4, "steps": 30, "image_prompt": {"image": "<base64>", "strength": 0.6},
+     "model": "ignored: the app serves the model it is configured with"}
+
+Errors name the body's own fields (`size`, `image_prompt.strength`), not the job's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import hashlib
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from imagegen.limits import DEFAULT_LIMITS, Limits, check_source_image
+from imagegen.spec import MAX_SEED, JobSpec, _field_errors, _show
+from imagegen.types import FieldError, JobValidationError
+
+BODY_FIELDS = (
+    "prompt", "negative_prompt", "image_prompt", "size", "output_format", "seed", "n",
+    "steps", "num_inference_steps", "model",
+)
+IMAGE_PROMPT_FIELDS = ("image", "strength")
+# The job is checked with a stand-in source name, which is then removed: the caller
+# stores the decoded bytes under `inputs/` and sets the real name (spec.with_source_image).
+_STAND_IN_IMAGE = "foundry-source.png"
+
+
+def _error(path: str, rule: str, message: str) -> FieldError:
+    return FieldError(path=path, rule=rule, message=message)
+
+
+def _unknown(path: str, key: Any, known: tuple[str, ...]) -> FieldError:
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+    hint = f"did you mean `{close[0]}`?" if close else "known fields: " + ", ".join(f"`{k}`" for k in known)
+    return _error(path, "unknown_field", f"`{path}` is not a known field; {hint}")
+
+
+def _whole_number(body: dict, key: str, low: int, high: int) -> tuple[int | None, FieldError | None]:
+    value = body[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None, _error(key, "type", f"`{key}` must be a whole number, got {_show(value)}")
+    if not low <= value <= high:
+        return None, _error(key, f"{key}_range", f"`{key}` must be between {low} and {high:,}, got {_show(value)}")
+    return value, None
+
+
+def decode_image(text: Any, limits: Limits, path: str = "image_prompt.image") -> bytes:
+    """Base64 (optionally a `data:image/...;base64,` URL) -> checked image bytes."""
+    if not isinstance(text, str) or not text:
+        raise JobValidationError([_error(path, "type", f"`{path}` must be a base64-encoded image, got {_show(text)}")])
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]
+    text = "".join(text.split())  # clients wrap base64 at 76 columns
+    # Four base64 characters carry three bytes: refuse an oversized image before decoding it.
+    if len(text) // 4 * 3 > limits.max_source_bytes + 3:
+        raise JobValidationError([_error(
+            path, "max_source_bytes",
+            f"`{path}` decodes to about {len(text) // 4 * 3:,} bytes; the limit is {limits.max_source_bytes:,} bytes",
+        )])
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise JobValidationError([_error(path, "base64", f"`{path}` is not valid base64: {error}")]) from None
+    check_source_image(data, limits, path=path)
+    return data
+
+
+def _rename(error: FieldError, names: dict[str, str]) -> FieldError:
+    """A job-path error re-worded with the body's field name."""
+    path = error.path
+    for prefix, body_name in names.items():
+        if path == prefix or path.startswith(prefix + "[") or path.startswith(prefix + "."):
+            return FieldError(
+                path=body_name, rule=error.rule,
+                message=error.message.replace(f"`{path}`", f"`{body_name}`"),
+            )
+    return error
+
+
+def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec, bytes | None]:
+    """A checked job and the decoded source image (None for text-to-image).
+
+    `n` images with a `seed` get seeds seed, seed+1, ... (wrapping at 2**32); without a
+    seed they are derived from the request like any job's. The job's name is `foundry-`
+    and 12 hex digits of the body's sha256, so a retried request gets the same name.
+    """
+    limits = limits or DEFAULT_LIMITS
+    if not isinstance(body, dict):
+        raise JobValidationError([_error("", "type", f"the request body must be a JSON object with `prompt`, got {_show(body)}")])
+    errors = [_unknown(str(key), key, BODY_FIELDS) for key in body if key not in BODY_FIELDS]
+
+    count = seed = None
+    if "n" in body:
+        count, problem = _whole_number(body, "n", 1, limits.max_variants)
+        errors += [problem] if problem else []
+    if "seed" in body:
+        seed, problem = _whole_number(body, "seed", 0, MAX_SEED)
+        errors += [problem] if problem else []
+    steps_key = "num_inference_steps" if "num_inference_steps" in body else "steps"
+    if "steps" in body and "num_inference_steps" in body and body["steps"] != body["num_inference_steps"]:
+        errors.append(_error(
+            "steps", "conflict",
+            f"`steps` ({_show(body['steps'])}) and `num_inference_steps` "
+            f"({_show(body['num_inference_steps'])}) disagree; send one of them",
+        ))
+
+    prompt: dict[str, Any] = {"text": body["prompt"]} if "prompt" in body else {}
+    if "negative_prompt" in body:
+        prompt["negative"] = body["negative_prompt"]
+    source = None
+    if "image_prompt" in body:
+        image_prompt = body["image_prompt"]
+        if not isinstance(image_prompt, dict):
+            errors.append(_error("image_prompt", "type", f"`image_prompt` must be an object with `image` and `strength`, got {_show(image_prompt)}"))
+        else:
+            errors += [_unknown(f"image_prompt.{key}", key, IMAGE_PROMPT_FIELDS) for key in image_prompt if key not in IMAGE_PROMPT_FIELDS]
+            prompt["image"] = _STAND_IN_IMAGE
+            if "strength" in image_prompt:
+                prompt["strength"] = image_prompt["strength"]
+            if "image" not in image_prompt:
+                errors.append(_error("image_prompt.image", "required", "`image_prompt.image` is required: the source image in base64"))
+            else:
+                try:
+                    source = decode_image(image_prompt["image"], limits)
+                except JobValidationError as error:
+                    errors += error.errors
+
+    variants: dict[str, Any] = {}
+    if "size" in body:
+        variants["sizes"] = [body["size"]]
+    if steps_key in body:
+        variants["steps"] = body[steps_key]
+    if seed is not None:
+        variants["seeds"] = [(seed + offset) % (MAX_SEED + 1) for offset in range(count or 1)]
+    elif count is not None:
+        variants["seeds"] = count
+    job_data: dict[str, Any] = {"name": "foundry-" + _body_digest(body)[:12], "prompts": [prompt], "variants": variants}
+    if "output_format" in body:
+        job_data["output"] = {"format": body["output_format"]}
+
+    names = {
+        "prompts[0].text": "prompt", "prompts[0].negative": "negative_prompt",
+        "prompts[0].strength": "image_prompt.strength", "prompts[0].image": "image_prompt.image",
+        "prompts": "prompt", "variants.sizes": "size", "variants.steps": steps_key,
+        "variants.seeds": "seed" if seed is not None else "n", "variants": "n", "output.format": "output_format",
+    }
+    job = None
+    try:
+        job = JobSpec.model_validate(job_data, context={"limits": limits})
+    except ValidationError as error:
+        errors += [_rename(item, names) for item in _field_errors(error)]
+    if errors or job is None:
+        raise JobValidationError(errors)
+    if source is not None:
+        first = job.prompts[0].model_copy(update={"image": None})
+        job = job.model_copy(update={"prompts": [first]})
+    return job, source
+
+
+def _body_digest(body: dict) -> str:
+    canonical = json.dumps({str(key): value for key, value in body.items()}, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

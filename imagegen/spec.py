@@ -1,0 +1,632 @@
+"""Job specs: what a user asks for, checked, and expanded into the variants to make.
+
+A job is one or more base prompts and the axes to fan them out on (styles, sizes,
+guidance, seeds); `parse_job` reads it from JSON or YAML and checks every field against
+`Limits`, `expand` turns it into explicit `Variant`s in a stable order, and `batches`
+groups those into GPU calls. Everything here is pure and deterministic (no clocks, no
+randomness, no I/O), because the orchestrator calls it and must replay identically.
+docs/jobs.md is the user-facing reference for the format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from imagegen.limits import DEFAULT_LIMITS, Limits, check_source_image
+from imagegen.types import Batch, FieldError, ImageFormat, JobValidationError, Scheduler, Variant
+
+__all__ = [
+    "JobSpec", "Limits", "OutputSpec", "PromptSpec", "VariantAxes", "batches",
+    "check_source_image", "expand", "job_digest", "job_from_foundry", "job_schema",
+    "parse_job", "with_source_image",
+]
+
+MAX_SEED = 2**32 - 1
+DEFAULT_STRENGTH = 0.8  # diffusers' img2img default: keep 20% of the source's structure
+INPUTS_CONTAINER = "inputs"  # must match imagegen.storage.input_ref
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+SIZE_PATTERN = re.compile(r"([0-9]{1,6})x([0-9]{1,6})")
+URL_PATTERN = re.compile(r"^(//|[a-zA-Z][a-zA-Z0-9+.-]*:)")  # http://, s3:, data:, //host
+
+
+def fail(rule: str, message: str, *, at: str | None = None) -> PydanticCustomError:
+    """An error from a field check. `message` says `{path}` where the field's dotted path
+    goes: a check on one size does not know it is `variants.sizes[2]`; `_field_errors` does.
+    `at` extends the path when a model-level check blames one of the model's fields."""
+    context = {"message": message} if at is None else {"message": message, "at": at}
+    return PydanticCustomError(rule, "{message}", context)
+
+
+def _limits(info: ValidationInfo) -> Limits:
+    return (info.context or {}).get("limits") or DEFAULT_LIMITS
+
+
+def _show(value: Any) -> str:
+    """A value as it goes in a message: repr, cut short so a 2 MB prompt stays readable."""
+    if isinstance(value, str) and len(value) > 60:
+        return f"{value[:40]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:70] + "..."
+
+
+# --- field checks: each names the field as `{path}`, filled in once the full path is known
+
+
+def _check_text(value: str, info: ValidationInfo) -> str:
+    if not value.strip():
+        raise fail("empty", "`{path}` must not be empty")
+    return _check_length(value, info)
+
+
+def _check_length(value: str, info: ValidationInfo) -> str:
+    limit = _limits(info).max_prompt_chars
+    if len(value) > limit:
+        raise fail("max_prompt_chars", f"`{{path}}` must be at most {limit:,} characters, got {len(value):,}")
+    return value
+
+
+def _check_image_name(value: str) -> str:
+    if URL_PATTERN.match(value):
+        raise fail(
+            "blob_name",
+            f"`{{path}}` must be the name of a blob in the `{INPUTS_CONTAINER}` container "
+            f"(e.g. sneaker.png), not a URL, got {_show(value)}; upload the image first",
+        )
+    segments = value.split("/")
+    if not value or len(value) > 1024 or "\\" in value or any(ord(c) < 32 for c in value):
+        raise fail(
+            "blob_name",
+            f"`{{path}}` must be a blob name of 1 to 1,024 characters without backslashes "
+            f"or control characters, got {_show(value)}",
+        )
+    if ".." in segments or "." in segments or "" in segments:
+        raise fail(
+            "blob_name",
+            f"`{{path}}` must be a plain blob name inside `{INPUTS_CONTAINER}` "
+            f"(no '..', '.' or empty path segments), got {_show(value)}",
+        )
+    return value
+
+
+def _check_strength(value: float) -> float:
+    if not 0.0 < value <= 1.0:  # written this way round so NaN fails too
+        raise fail("strength_range", f"`{{path}}` must be greater than 0 and at most 1, got {_show(value)}")
+    return value
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """'768x512' -> (768, 512); the size has already been checked by the model."""
+    width, _, height = size.partition("x")
+    return int(width), int(height)
+
+
+def _check_size(value: str, info: ValidationInfo) -> str:
+    limits = _limits(info)
+    match = SIZE_PATTERN.fullmatch(value)
+    if not match:
+        raise fail("size_format", f"`{{path}}` must be WIDTHxHEIGHT in pixels, e.g. '768x512', got {_show(value)}")
+    width, height = int(match[1]), int(match[2])
+    if not all(limits.min_side <= side <= limits.max_side for side in (width, height)):
+        raise fail(
+            "size_range",
+            f"`{{path}}` must be between {limits.min_side} and {limits.max_side} px per side, got {_show(value)}",
+        )
+    if width % 8 or height % 8:  # the VAE downsamples by 8: other sizes cannot be decoded
+        raise fail("multiple_of_8", f"`{{path}}` must be a multiple of 8 per side, got {_show(value)}")
+    return value
+
+
+def _check_guidance(value: float, info: ValidationInfo) -> float:
+    limits = _limits(info)
+    if not limits.min_guidance <= value <= limits.max_guidance:
+        raise fail(
+            "guidance_range",
+            f"`{{path}}` must be between {limits.min_guidance:g} and {limits.max_guidance:g}, got {_show(value)}",
+        )
+    return value
+
+
+def _check_seed(value: int) -> int:
+    if not 0 <= value <= MAX_SEED:
+        raise fail("seed_range", f"`{{path}}` must be between 0 and {MAX_SEED:,} (2**32-1), got {_show(value)}")
+    return value
+
+
+def _check_seed_count(value: int, info: ValidationInfo) -> int:
+    limit = _limits(info).max_variants
+    if not 1 <= value <= limit:
+        raise fail("seed_count", f"`{{path}}` as a count must be between 1 and {limit}, got {_show(value)}")
+    return value
+
+
+def _check_list(values: list, most: int, limit_name: str) -> list:
+    if len(values) > most:
+        raise fail(limit_name, f"`{{path}}` may have at most {most} entries, got {len(values):,}")
+    seen = set()
+    for value in values:
+        if value in seen:  # a repeat would make the same images twice
+            raise fail("duplicate", f"`{{path}}` lists {_show(value)} more than once")
+        seen.add(value)
+    return values
+
+
+PromptText = Annotated[str, AfterValidator(_check_text)]
+ShortText = Annotated[str, AfterValidator(_check_length)]
+ImageName = Annotated[str, AfterValidator(_check_image_name)]
+Strength = Annotated[float, AfterValidator(_check_strength)]
+Size = Annotated[str, AfterValidator(_check_size)]
+Guidance = Annotated[float, AfterValidator(_check_guidance)]
+Seed = Annotated[int, AfterValidator(_check_seed)]
+# `seeds` is a count or a list. The discriminator picks the branch by type so an error is
+# reported once, for the branch the user meant, instead of once per union member.
+Seeds = Annotated[
+    Union[
+        Annotated[int, AfterValidator(_check_seed_count), Tag("seeds-count")],
+        Annotated[list[Seed], Tag("seeds-list")],
+    ],
+    Discriminator(lambda value: "seeds-list" if isinstance(value, list) else "seeds-count"),
+]
+
+
+# --- the models ---------------------------------------------------------------------------
+
+_STRICT = ConfigDict(strict=True, extra="forbid")  # '25' is not 25; unknown keys are typos
+
+
+class PromptSpec(BaseModel):
+    """One base prompt; with `image` it is img2img from a blob in the `inputs` container."""
+
+    model_config = _STRICT
+
+    text: PromptText = Field(description="The prompt. Styles are appended as `text, style`.")
+    negative: ShortText = Field("", description="What the image should not show.")
+    image: ImageName | None = Field(
+        None, description="img2img source: a blob name in the `inputs` container, never a URL."
+    )
+    strength: Strength | None = Field(
+        None, description=f"How far to move from `image`, in (0, 1]; default {DEFAULT_STRENGTH}. Needs `image`."
+    )
+
+    @model_validator(mode="after")
+    def _strength_needs_image(self) -> "PromptSpec":
+        if self.strength is not None and self.image is None:
+            raise fail(
+                "strength_without_image",
+                f"`{{path}}` is only used with `image` (img2img), got {_show(self.strength)} "
+                "without an image; add `image` or remove `strength`",
+                at="strength",
+            )
+        return self
+
+
+class VariantAxes(BaseModel):
+    """The fan-out: every combination of styles x sizes x guidance x seeds, per prompt."""
+
+    model_config = _STRICT
+
+    seeds: Seeds = Field(1, description="A count (seeds derived from the job) or a list of seeds.")
+    styles: list[ShortText] = Field([""], description="Appended to each prompt; '' means as written.")
+    sizes: list[Size] = Field(["512x512"], description="WIDTHxHEIGHT, multiples of 8.")
+    guidance: list[Guidance] = Field([7.5], description="Classifier-free guidance scales.")
+    steps: int = Field(25, description="Denoising steps per image.")
+    scheduler: Scheduler = Field("dpmpp", description="The sampler.")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_list(cls, value: int | list[int], info: ValidationInfo) -> int | list[int]:
+        if isinstance(value, list):
+            if not value:
+                raise fail("empty", "`{path}` must list at least one seed (or be a count)")
+            _check_list(value, _limits(info).max_variants, "max_variants")
+        return value
+
+    @field_validator("styles", "sizes", "guidance")
+    @classmethod
+    def _lists(cls, values: list, info: ValidationInfo) -> list:
+        if not values:
+            raise fail("empty", "`{path}` must have at least one entry")
+        limits = _limits(info)
+        most = limits.max_styles if info.field_name == "styles" else limits.max_variants
+        limit_name = "max_styles" if info.field_name == "styles" else "max_variants"
+        if info.field_name == "sizes":  # '512x512' twice in other spellings is still one size
+            _check_list([parse_size(size) for size in values], most, limit_name)
+        return _check_list(values, most, limit_name)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: int, info: ValidationInfo) -> int:
+        limits = _limits(info)
+        if not limits.min_steps <= value <= limits.max_steps:
+            raise fail(
+                "steps_range",
+                f"`{{path}}` must be between {limits.min_steps} and {limits.max_steps}, got {_show(value)}",
+            )
+        return value
+
+    def seed_count(self) -> int:
+        return self.seeds if isinstance(self.seeds, int) else len(self.seeds)
+
+
+class OutputSpec(BaseModel):
+    model_config = _STRICT
+
+    format: ImageFormat = Field("png", description="Image file format.")
+
+
+class JobSpec(BaseModel):
+    """A whole job: `name`, `prompts`, `variants` (the fan-out) and `output`."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", title="Durable Diffusion job")
+
+    name: str = Field(
+        description="Used in blob paths: a-z, 0-9, '-', '_', '.'; starts with a letter or digit; "
+        "at most 64 characters. Defaults to the job file's name.",
+        pattern=NAME_PATTERN.pattern,
+    )
+    prompts: list[PromptSpec] = Field(min_length=1, description="One or more base prompts.")
+    variants: VariantAxes = Field(default_factory=VariantAxes)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        if isinstance(value, str) and not NAME_PATTERN.fullmatch(value):
+            hint = slugify(value)
+            raise fail(
+                "name_format",
+                "`{path}` is used in blob paths, so it may use only a-z, 0-9, '-', '_' and '.', "
+                f"start with a letter or digit and be at most 64 characters, got {_show(value)}"
+                + (f"; try {hint!r}" if hint != value else ""),
+            )
+        return value
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompt_count(cls, values: list[PromptSpec], info: ValidationInfo) -> list[PromptSpec]:
+        most = _limits(info).max_prompts
+        if len(values) > most:
+            raise fail("max_prompts", f"`{{path}}` may have at most {most} entries, got {len(values):,}")
+        return values
+
+    @model_validator(mode="after")
+    def _variant_count(self, info: ValidationInfo) -> "JobSpec":
+        limit = _limits(info).max_variants
+        axes = self.variants
+        factors = [len(self.prompts), len(axes.styles), len(axes.sizes), len(axes.guidance), axes.seed_count()]
+        total = 1
+        for factor in factors:
+            total *= factor
+        if total > limit:
+            raise fail(
+                "max_variants",
+                f"`{{path}}` expands to {total:,} variants ({factors[0]} prompts x {factors[1]} styles "
+                f"x {factors[2]} sizes x {factors[3]} guidance x {factors[4]} seeds); the limit is {limit}",
+                at="variants",
+            )
+        return self
+
+
+def slugify(text: str) -> str:
+    """A usable job name from any text: 'Spring Campaign 2024' -> 'spring-campaign-2024'."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower())
+    slug = re.sub(r"^[^a-z0-9]+", "", slug)[:64].rstrip("-")
+    return slug or "job"
+
+
+# --- pydantic's errors in our words ------------------------------------------------------
+
+_UNION_TAGS = {"seeds-count", "seeds-list"}
+_FIELDS_BY_MODEL = {
+    "": JobSpec, "prompts[]": PromptSpec, "variants": VariantAxes, "output": OutputSpec,
+}
+_TYPE_WORDS = {
+    "string_type": "text", "int_type": "a whole number", "int_from_float": "a whole number",
+    "int_parsing": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true or false", "list_type": "a list (write [value] for one value)",
+    "dict_type": "a mapping of fields", "model_type": "a mapping of fields",
+    "model_attributes_type": "a mapping of fields",
+}
+
+
+def format_path(loc: tuple) -> str:
+    """('prompts', 1, 'strength') -> 'prompts[1].strength'."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in _UNION_TAGS:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _known_fields(parent: str) -> list[str]:
+    model = _FIELDS_BY_MODEL.get(re.sub(r"\[\d+\]", "[]", parent))
+    return list(model.model_fields) if model else []
+
+
+def _unknown_field(path: str, loc: tuple) -> str:
+    import difflib
+
+    parent = format_path(loc[:-1])
+    key = str(loc[-1])
+    known = _known_fields(parent)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean `{close[0]}`?" if close else "known fields: " + ", ".join(f"`{k}`" for k in known)
+    return f"`{path}` is not a known field; {hint}"
+
+
+def _field_errors(error: ValidationError) -> list[FieldError]:
+    """Every pydantic error as a FieldError: dotted path, rule id, and a sentence."""
+    found = []
+    for item in error.errors(include_url=False):
+        loc, kind, ctx = tuple(item["loc"]), item["type"], item.get("ctx") or {}
+        path = format_path(loc)
+        if ctx.get("at"):
+            path = f"{path}.{ctx['at']}" if path else ctx["at"]
+        value = item.get("input")
+        if "message" in ctx:  # one of our checks
+            rule, message = kind, str(ctx["message"]).replace("{path}", path)
+        elif kind == "missing":
+            rule, message = "required", f"`{path}` is required"
+        elif kind == "extra_forbidden":
+            rule, message = "unknown_field", _unknown_field(path, loc)
+        elif kind in _TYPE_WORDS:
+            rule, message = "type", f"`{path}` must be {_TYPE_WORDS[kind]}, got {_show(value)}"
+        elif kind == "literal_error":
+            rule, message = "choice", f"`{path}` must be one of {ctx.get('expected')}, got {_show(value)}"
+        elif kind == "too_short":
+            rule, message = "empty", f"`{path}` must have at least one entry"
+        else:  # a pydantic rule we do not word ourselves; still name field and value
+            rule, message = kind, f"`{path}` is invalid ({item['msg']}), got {_show(value)}"
+        found.append(FieldError(path=path, rule=rule, message=message))
+    return found
+
+
+# --- reading a job file ---------------------------------------------------------------------
+
+
+def _yaml_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader without aliases: `*a` repeated can make a 1 kB file expand to
+        gigabytes in memory (the "billion laughs"), and jobs never need them."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, "YAML aliases (*name) are not allowed in job files", event.start_mark
+                )
+            return super().compose_node(parent, index)
+
+    return Loader
+
+
+def _syntax_error(kind: str, line: int | None, column: int | None, problem: str) -> JobValidationError:
+    where = f" at line {line}, column {column}" if line else ""
+    return JobValidationError([FieldError(path="", rule="syntax", message=f"the job is not valid {kind}{where}: {problem}")])
+
+
+def load_document(text: str, *, filename: str | None = None) -> Any:
+    """JSON or YAML text -> Python data. JSON by a .json name, YAML by .yaml/.yml, else sniffed."""
+    import yaml
+
+    suffix = (filename or "").lower().rsplit(".", 1)[-1] if filename and "." in filename else ""
+    as_json = suffix == "json" or (suffix not in ("yaml", "yml") and text.lstrip()[:1] in ("{", "["))
+    try:
+        if as_json:
+            return json.loads(text)
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except json.JSONDecodeError as error:
+        raise _syntax_error("JSON", error.lineno, error.colno, error.msg) from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        problem = error.problem or error.context or "unreadable"
+        raise _syntax_error("YAML", mark and mark.line + 1, mark and mark.column + 1, problem) from None
+    except (yaml.YAMLError, ValueError, RecursionError) as error:  # e.g. nesting or huge numbers
+        raise _syntax_error("YAML" if not as_json else "JSON", None, None, str(error) or "too deeply nested") from None
+
+
+def parse_job(data: str | bytes | dict, *, filename: str | None = None, limits: Limits | None = None) -> JobSpec:
+    """Read and check a job; raise one JobValidationError listing every problem.
+
+    `name` defaults to the file's name (slugified) when the job has none and `filename`
+    is given; without either, `name` is reported as missing.
+    """
+    limits = limits or DEFAULT_LIMITS
+    if isinstance(data, (bytes, bytearray)):
+        if len(data) > limits.max_job_bytes:
+            raise JobValidationError([FieldError(
+                path="", rule="max_job_bytes",
+                message=f"the job is {len(data):,} bytes; the limit is {limits.max_job_bytes:,} bytes",
+            )])
+        try:
+            data = bytes(data).decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise JobValidationError([FieldError(
+                path="", rule="encoding", message=f"the job must be UTF-8 text: byte {error.start} is not",
+            )]) from None
+    if isinstance(data, str):
+        if len(data) > limits.max_job_bytes:
+            raise JobValidationError([FieldError(
+                path="", rule="max_job_bytes",
+                message=f"the job is {len(data):,} characters; the limit is {limits.max_job_bytes:,} bytes",
+            )])
+        data = load_document(data, filename=filename)
+    if data is None:
+        raise JobValidationError([FieldError(path="", rule="empty", message="the job is empty")])
+    if not isinstance(data, dict):
+        raise JobValidationError([FieldError(
+            path="", rule="type",
+            message=f"the job must be a mapping with `name`, `prompts`, `variants` and `output`, got {_show(data)}",
+        )])
+    if "name" not in data and filename:
+        stem = re.split(r"[/\\]", filename)[-1].rsplit(".", 1)[0]
+        data = {**data, "name": slugify(stem)}
+    try:
+        return JobSpec.model_validate(data, context={"limits": limits})
+    except ValidationError as error:
+        raise JobValidationError(_field_errors(error)) from None
+
+
+def with_source_image(job: JobSpec, image: str, *, prompt_index: int = 0) -> JobSpec:
+    """The job with `prompts[prompt_index].image` set (after the source was stored)."""
+    data = job.model_dump(mode="json")
+    data["prompts"][prompt_index]["image"] = image
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as error:
+        raise JobValidationError(_field_errors(error)) from None
+
+
+# --- digest, expansion, batching --------------------------------------------------------------
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def job_digest(job: JobSpec) -> str:
+    """sha256 (hex) of the job's canonical JSON: equal for equal jobs, in every process."""
+    return hashlib.sha256(_canonical(job.model_dump(mode="json"))).hexdigest()
+
+
+def derive_seeds(job: JobSpec, count: int) -> list[int]:
+    """`count` distinct seeds in 0..2**32-1 from the job's content.
+
+    Everything but the seed count goes in, so growing `seeds: 4` to `seeds: 8` keeps the
+    first four images and adds four; any other change gives new seeds.
+    """
+    content = job.model_dump(mode="json")
+    content["variants"].pop("seeds")
+    base = hashlib.sha256(_canonical(content)).hexdigest()
+    seeds: list[int] = []
+    counter = 0
+    while len(seeds) < count:
+        digest = hashlib.sha256(f"{base}:seed:{counter}".encode()).digest()
+        seed = int.from_bytes(digest[:4], "big")
+        if seed not in seeds:  # a 32-bit collision is rare, but would repeat an image
+            seeds.append(seed)
+        counter += 1
+    return seeds
+
+
+def _short_number(value: float) -> str:
+    return f"{value:g}".replace("+", "")
+
+
+def expand(job: JobSpec) -> list[Variant]:
+    """Every variant of the job, in the order prompt -> style -> size -> guidance -> seed
+    (the seed changes fastest). Ids look like `v003-p0-s1-768x512-g7.5-seed1234`: the
+    zero-padded position first so blob listings sort in job order."""
+    axes = job.variants
+    seeds = axes.seeds if isinstance(axes.seeds, list) else derive_seeds(job, axes.seeds)
+    variants = []
+    for prompt_index, prompt in enumerate(job.prompts):
+        image = strength = None
+        if prompt.image is not None:
+            name = prompt.image.removeprefix(f"{INPUTS_CONTAINER}/")
+            image = f"{INPUTS_CONTAINER}/{name}"
+            strength = prompt.strength if prompt.strength is not None else DEFAULT_STRENGTH
+        for style_index, style in enumerate(axes.styles):
+            text = f"{prompt.text}, {style}" if style else prompt.text
+            for size in axes.sizes:
+                width, height = parse_size(size)
+                for guidance in axes.guidance:
+                    for seed in seeds:
+                        index = len(variants)
+                        variants.append(Variant(
+                            id=f"v{index:03d}-p{prompt_index}-s{style_index}-{size}-g{_short_number(guidance)}-seed{seed}",
+                            index=index, prompt_index=prompt_index, prompt=text, base_prompt=prompt.text,
+                            style=style, negative=prompt.negative, seed=seed, width=width, height=height,
+                            guidance=guidance, steps=axes.steps, scheduler=axes.scheduler,
+                            image=image, strength=strength, format=job.output.format,
+                        ))
+    return variants
+
+
+def batches(variants: list[Variant], max_batch: int) -> list[Batch]:
+    """Group variants into GPU calls of at most `max_batch` images.
+
+    One diffusers call takes a list of prompts, negative prompts and generators (seeds),
+    but a single size, step count, scheduler, guidance scale and source image/strength, so
+    those make the group key. Groups keep the order of their first variant, variants keep
+    their order inside a group, and batch ids run b000, b001, ... in that order.
+    """
+    if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
+        raise ValueError(f"`max_batch` must be a whole number of at least 1, got {max_batch!r}")
+    groups: dict[tuple, list[Variant]] = {}
+    for variant in variants:
+        key = (variant.width, variant.height, variant.steps, variant.scheduler,
+               variant.guidance, variant.image, variant.strength, variant.format)
+        groups.setdefault(key, []).append(variant)
+    chunks = [group[start:start + max_batch] for group in groups.values() for start in range(0, len(group), max_batch)]
+    return [Batch(id=f"b{number:03d}", variants=chunk) for number, chunk in enumerate(chunks)]
+
+
+# --- the JSON Schema ----------------------------------------------------------------------------
+
+
+def job_schema() -> dict:
+    """The JSON Schema of a job file (docs/job.schema.json), for editors and other tools."""
+    schema = JobSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def render_schema() -> str:
+    return json.dumps(job_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec, bytes | None]:
+    """A job from an Azure AI Foundry `images/generations` body; see `imagegen.foundry`."""
+    from imagegen import foundry  # imported here: foundry builds on the models above
+
+    return foundry.job_from_foundry(body, limits)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m imagegen.spec --schema` prints the schema; `python -m imagegen.spec JOB`
+    checks a job file and prints its variants as JSON lines (or its errors)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--schema"]:
+        sys.stdout.write(render_schema())
+        return 0
+    if len(args) != 1 or args[0].startswith("-"):
+        sys.stderr.write("usage: python -m imagegen.spec --schema | JOB_FILE\n")
+        return 2
+    with open(args[0], "rb") as file:
+        raw = file.read()
+    try:
+        job = parse_job(raw, filename=args[0])
+    except JobValidationError as error:
+        for item in error.errors:
+            sys.stderr.write(f"{item.path or '(job)'}: {item.message} [{item.rule}]\n")
+        return 1
+    for variant in expand(job):
+        sys.stdout.write(variant.model_dump_json() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
