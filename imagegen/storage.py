@@ -166,6 +166,11 @@ def schedule_ref(name: str) -> str:
     return f"schedules/{check_path(name)}"
 
 
+def schedule_error_ref(name: str) -> str:
+    """The error report written beside an invalid schedule file (deleted once it is fixed)."""
+    return f"schedules/{check_path(name)}.error.json"
+
+
 def input_ref(name: str) -> str:
     """An img2img source image, e.g. `input_ref("sneaker.png")` -> `"inputs/sneaker.png"`."""
     return f"inputs/{check_path(name)}"

@@ -21,6 +21,7 @@ from imagegen.storage import (
     quarantine_ref,
     rejected_error_ref,
     rejected_ref,
+    schedule_error_ref,
     split_ref,
 )
 
@@ -50,6 +51,7 @@ def test_layout_names():
     assert input_ref("shoes/sneaker.png") == "inputs/shoes/sneaker.png"
     assert rejected_ref("team/job.yaml") == "prompts-rejected/team/job.yaml"
     assert rejected_error_ref("team/job.yaml") == "prompts-rejected/team/job.yaml.error.json"
+    assert schedule_error_ref("nightly.yaml") == "schedules/nightly.yaml.error.json"
     assert split_ref("outputs/job-1/v003.png") == ("outputs", "job-1/v003.png")
 
 
