@@ -31,6 +31,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "CONTENT_SAFETY_BLOCKLISTS": ("", "Comma-separated Content Safety blocklist names"),
     "SAFETY_THRESHOLDS": ("", "Per-category block severity, e.g. `Sexual=2,Violence=4` (default 4)"),
     "SAFETY_BLOCKLIST_FILE": (None, "Extra local blocklist file, one term per line"),
+    "IMAGEGEN_SCHEDULE_TICK": ("0 * * * * *", "How often the schedules timer looks for due schedules (NCRONTAB)"),
+    "IMAGEGEN_FAULTS": ("", "Test-only fault injection, e.g. `flaky-*=fail-once`; unset in production"),
 }
 
 
@@ -62,6 +64,18 @@ def _thresholds(text: str) -> dict[str, int]:
     return thresholds
 
 
+def _faults(text: str) -> dict[str, str]:
+    faults: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        pattern, _, mode = item.partition("=")
+        if mode not in ("fail-once", "fail-always"):
+            raise ValueError(
+                f"setting `IMAGEGEN_FAULTS` must look like `flaky-*=fail-once,broken-*=fail-always`, got {text!r}"
+            )
+        faults[pattern.strip()] = mode
+    return faults
+
+
 @dataclass(frozen=True)
 class Settings:
     storage_connection_string: str | None = None
@@ -81,6 +95,7 @@ class Settings:
     content_safety_blocklists: list[str] = field(default_factory=list)
     safety_thresholds: dict[str, int] = field(default_factory=dict)
     safety_blocklist_file: str | None = None
+    faults: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -108,4 +123,5 @@ class Settings:
             ],
             safety_thresholds=_thresholds(_get("SAFETY_THRESHOLDS") or ""),
             safety_blocklist_file=_get("SAFETY_BLOCKLIST_FILE"),
+            faults=_faults(_get("IMAGEGEN_FAULTS") or ""),
         )

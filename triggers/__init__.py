@@ -1,0 +1,1 @@
+"""Triggers: turn HTTP calls, dropped files and schedules into orchestrations."""

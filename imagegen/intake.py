@@ -1,0 +1,161 @@
+"""Turning what a user sent (an HTTP body, a dropped file, a schedule) into a checked job.
+
+Everything here runs before an orchestration starts, so a job that would fail on its
+inputs is rejected with every reason at once and nothing is generated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import uuid
+from datetime import datetime
+from pathlib import PurePosixPath
+
+from imagegen import storage
+from imagegen.jobs import JobRequest, JobSource
+from imagegen.settings import Settings
+from imagegen.spec import JobSpec, Limits, check_source_image, load_document, parse_job
+from imagegen.types import FieldError, JobValidationError
+
+JOB_FILE_SUFFIXES = (".json", ".yaml", ".yml", ".txt")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def read_job_file(data: bytes, filename: str, limits: Limits | None = None) -> JobSpec:
+    """A job from a file: JSON or YAML job specs, or `.txt` with one prompt per line."""
+    suffix = PurePosixPath(filename).suffix.lower()
+    if suffix == ".txt":
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise JobValidationError([FieldError(
+                path="file", rule="utf8", message=f"`{filename}` must be UTF-8 text, one prompt per line")]) from None
+        prompts = [{"text": line.strip()} for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        if not prompts:
+            raise JobValidationError([FieldError(
+                path="prompts", rule="min_items", message=f"`{filename}` has no prompts: write one prompt per line")])
+        return parse_job({"name": job_name_from(filename), "prompts": prompts}, limits=limits)
+    if suffix not in JOB_FILE_SUFFIXES:
+        raise JobValidationError([FieldError(
+            path="file", rule="file_type",
+            message=f"`{filename}` is not a job file: use .json, .yaml, .yml or .txt (one prompt per line)")])
+    job = parse_job(data, filename=filename, limits=limits)
+    return job
+
+
+def job_name_from(filename: str) -> str:
+    return slug(PurePosixPath(filename).stem) or "job"
+
+
+def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: Limits | None = None) -> JobSpec:
+    """A job from an HTTP body: like a job file, but prompts may carry inline images.
+
+    A prompt's `image` may be a `data:image/png;base64,...` URL: it is checked, stored
+    under `inputs/` and replaced by its blob name before the job is validated.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JobValidationError([FieldError(path="body", rule="utf8", message="the request body must be UTF-8 JSON or YAML")]) from None
+    document = load_document(text, filename=filename)
+    store_inline_images(document, store, limits)
+    return parse_job(document, limits=limits)
+
+
+def store_inline_images(document, store: storage.BlobStore, limits: Limits | None = None) -> None:
+    prompts = document.get("prompts") if isinstance(document, dict) else None
+    errors: list[FieldError] = []
+    for index, prompt in enumerate(prompts if isinstance(prompts, list) else []):
+        image = prompt.get("image") if isinstance(prompt, dict) else None
+        if not isinstance(image, str) or not image.startswith("data:"):
+            continue
+        path = f"prompts[{index}].image"
+        try:
+            data = decode_data_url(image, path)
+            check_source_image(data, limits, path=path)
+        except JobValidationError as error:
+            errors.extend(error.errors)
+            continue
+        ref = storage.input_ref(f"{hashlib.sha256(data).hexdigest()[:16]}{image_suffix(image)}")
+        store.put(ref, data)
+        prompt["image"] = ref
+    if errors:
+        raise JobValidationError(errors)
+
+
+def attach_images(job: JobSpec, store: storage.BlobStore, *, default_container: str = "inputs",
+                  limits: Limits | None = None) -> JobSpec:
+    """Resolve each prompt's source image to a blob name and check it before anything runs.
+
+    A bare name (`sneaker.png`) is read from `default_container`; a full blob name
+    (`inputs/sneaker.png`) is used as it is. Every error is reported at once.
+    """
+    errors: list[FieldError] = []
+    prompts = []
+    for index, prompt in enumerate(job.prompts):
+        path = f"prompts[{index}].image"
+        if prompt.image is None:
+            prompts.append(prompt)
+            continue
+        ref = prompt.image if "/" in prompt.image else f"{default_container}/{prompt.image}"
+        try:
+            check_source_image(store.get(ref), limits, path=path)
+        except storage.BlobNotFound:
+            errors.append(FieldError(path=path, rule="exists", message=(
+                f"`{path}` names {prompt.image!r}, but no blob {ref!r} exists: upload it first")))
+            continue
+        except JobValidationError as error:
+            errors.extend(error.errors)
+            continue
+        prompts.append(prompt.model_copy(update={"image": ref}))
+    if errors:
+        raise JobValidationError(errors)
+    return job.model_copy(update={"prompts": prompts})
+
+
+def decode_data_url(url: str, path: str) -> bytes:
+    header, _, payload = url.partition(",")
+    if not header.endswith(";base64") or not payload:
+        raise JobValidationError([FieldError(
+            path=path, rule="data_url",
+            message=f"`{path}` must be a blob name or a `data:image/png;base64,...` URL, got {url[:40]!r}")])
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise JobValidationError([FieldError(
+            path=path, rule="base64", message=f"`{path}` is not valid base64")]) from None
+
+
+def image_suffix(data_url: str) -> str:
+    kind = data_url[5:].split(";", 1)[0].split("/")[-1].lower()
+    return {"jpeg": ".jpg"}.get(kind, f".{kind}" if kind.isalnum() else ".png")
+
+
+def job_request(job: JobSpec, source: JobSource, origin: str = "", settings: Settings | None = None) -> JobRequest:
+    settings = settings or Settings.from_env()
+    max_batch = int(settings.max_batch) if settings.max_batch.isdigit() else 4
+    return JobRequest(job=job.model_dump(mode="json"), source=source, origin=origin, max_batch=max_batch)
+
+
+# Instance ids name blobs (outputs/{job_id}/...), so they keep to letters, digits, '-' and '_'.
+def slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:limit].strip("-").lower()
+
+
+def new_job_id(name: str) -> str:
+    """A fresh id for an HTTP job: readable name plus randomness (triggers may be random)."""
+    return f"{slug(name) or 'job'}-{uuid.uuid4().hex[:10]}"
+
+
+def drop_job_id(blob_name: str, etag: str) -> str:
+    """The same blob version always maps to the same id, so a re-delivery never runs twice."""
+    digest = hashlib.sha256(f"{blob_name}\n{etag.strip(chr(34))}".encode()).hexdigest()[:12]
+    return f"drop-{slug(PurePosixPath(blob_name).stem, 30) or 'job'}-{digest}"
+
+
+def schedule_job_id(schedule_name: str, slot: datetime) -> str:
+    """One id per schedule and slot: a slot runs once however often the timer looks."""
+    return f"schedule-{slug(schedule_name, 40)}-{slot.strftime('%Y%m%dT%H%M%SZ')}"

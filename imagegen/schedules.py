@@ -1,0 +1,87 @@
+"""Scheduled batches: YAML files in the `schedules` container, each a cron and a job.
+
+```yaml
+name: weekly-banners          # optional; defaults to the file name
+cron: "0 0 9 * * MON"         # six-field NCRONTAB: second minute hour day month day-of-week (UTC)
+job:                          # a job spec, as in docs/jobs.md
+  name: banners
+  prompts: [{text: "a spring sale banner, pastel colours"}]
+```
+
+A timer looks every minute for schedules that came due. Only the latest due slot runs:
+a slot missed while the host was down runs once when it is back, not once per missed
+minute, and a slot before the schedule file was last changed never runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+
+import yaml
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from imagegen.intake import job_name_from
+from imagegen.spec import JobSpec, Limits, parse_job
+from imagegen.types import FieldError, JobValidationError
+
+
+class Schedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    cron: str
+    job: dict
+    enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def six_field_ncrontab(cls, cron: str) -> str:
+        if len(cron.split()) != 6 or not croniter.is_valid(cron, second_at_beginning=True):
+            raise ValueError(
+                "must be a six-field NCRONTAB expression `second minute hour day month day-of-week`, "
+                f"e.g. '0 0 9 * * MON', got {cron!r}")
+        return cron
+
+
+def parse_schedule(data: bytes, filename: str, limits: Limits | None = None) -> tuple[Schedule, JobSpec]:
+    """Read a schedule file; errors name the field and the rule, as job errors do."""
+    try:
+        raw = yaml.safe_load(data)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise JobValidationError([FieldError(path="file", rule="yaml", message=f"`{filename}` is not valid YAML{where}")]) from None
+    if not isinstance(raw, dict):
+        raise JobValidationError([FieldError(path="file", rule="mapping",
+                                             message=f"`{filename}` must hold a mapping with `cron` and `job`")])
+    raw.setdefault("name", job_name_from(filename))
+    try:
+        schedule = Schedule.model_validate(raw)
+    except Exception as error:  # pydantic.ValidationError
+        raise JobValidationError([
+            FieldError(path=".".join(str(p) for p in e["loc"]) or "file", rule=e["type"],
+                       message=f"`{'.'.join(str(p) for p in e['loc'])}` {e['msg'].removeprefix('Value error, ')}")
+            for e in error.errors()  # type: ignore[attr-defined]
+        ]) from None
+    try:
+        job = parse_job(schedule.job, limits=limits)
+    except JobValidationError as error:
+        raise JobValidationError([e.model_copy(update={"path": f"job.{e.path}"}) for e in error.errors]) from None
+    return schedule, job
+
+
+def due_slot(cron: str, now: datetime, since: datetime) -> datetime | None:
+    """The latest slot of `cron` in (since, now], or None when none came due."""
+    slot = croniter(cron, now.astimezone(timezone.utc), second_at_beginning=True, ret_type=datetime)
+    latest = slot.get_prev(datetime)
+    # croniter's get_prev is strictly before `now`; a slot exactly at `now` is due too.
+    following = croniter(cron, latest, second_at_beginning=True).get_next(datetime)
+    if following <= now:
+        latest = following
+    return latest if latest > since else None
+
+
+def schedule_name_from(blob_name: str) -> str:
+    return job_name_from(PurePosixPath(blob_name).name)

@@ -1,0 +1,180 @@
+"""What each activity does, composed from the library's modules.
+
+Activities (in `activities/`) are one call into a function here. Every function takes and
+returns small JSON-able values with blob names, because that is what orchestration
+history holds. Each is safe to run twice (activities are at-least-once): blob names are
+deterministic, so a repeated write overwrites.
+
+Fail closed: a generated image is written to `quarantine/` first and moved to `outputs/`
+only when its check says `safe`. An image whose check failed, or never ran, stays held.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import threading
+
+from imagegen import storage
+from imagegen.jobs import GeneratedImage, RenderRequest, VariantRecord
+from imagegen.manifest import ManifestVariant, build_manifest, write_manifest as upload_manifest
+from imagegen.safety import get_provider
+from imagegen.settings import Settings
+from imagegen.spec import Limits, check_source_image
+from imagegen.types import Variant, Verdict
+
+log = logging.getLogger(__name__)
+
+
+def moderate_texts(texts: list[str]) -> list[dict]:
+    """One verdict per text, in order."""
+    verdicts = get_provider().check_texts(list(texts))
+    return [verdict.model_dump() for verdict in verdicts]
+
+
+def moderate_image(ref: str, publish_to: str | None = None) -> dict:
+    """Check the image at `ref`; when `publish_to` is given and it is safe, move it there.
+
+    Returns `{"verdict": Verdict, "ref": where the image is now}`.
+    """
+    store = storage.get_store()
+    if publish_to and not store.exists(ref) and store.exists(publish_to):
+        # A re-run after the move already happened: check the published copy again.
+        ref, publish_to, moved_back_to = publish_to, None, ref
+    else:
+        moved_back_to = None
+    try:
+        data = store.get(ref)
+    except storage.BlobNotFound:
+        verdict = Verdict(status="unchecked", provider="none", reasons=[f"image {ref} was not found"])
+        return {"verdict": verdict.model_dump(), "ref": ref}
+    verdict = get_provider().check_image(data)
+    if verdict.status == "safe" and publish_to:
+        store.move(ref, publish_to)
+        ref = publish_to
+    elif verdict.status != "safe" and moved_back_to:
+        store.move(ref, moved_back_to)
+        ref = moved_back_to
+    return {"verdict": verdict.model_dump(), "ref": ref}
+
+
+def generate_images(request: dict) -> list[dict]:
+    """Generate one batch on the GPU and hold every image in quarantine until it is checked."""
+    from imagegen.diffusion import get_engine  # torch loads only in processes that generate
+    from imagegen.metadata import encode_image
+
+    render = RenderRequest.model_validate(request)
+    settings = Settings.from_env()
+    inject_fault(render)
+    engine = get_engine(settings.model, settings.model_revision)
+    first = render.batch.variants[0]
+    source = None
+    if first.image:
+        source = check_source_image(storage.get_store().get(first.image), Limits.from_settings(settings),
+                                    path=f"variants[{first.index}].image")
+
+    store = storage.get_store()
+    images = []
+    for chunk in chunks(render.batch, engine.max_batch_size(first.width, first.height)):
+        for variant, generated in zip(chunk.variants, engine.generate(chunk, source)):
+            data = encode_image(generated.image, variant.format, image_parameters(variant, engine))
+            ext = extension(variant.format)
+            held = storage.quarantine_ref(render.job_id, variant.id, ext)
+            store.put(held, data)
+            images.append(GeneratedImage(
+                variant_id=variant.id, held=held,
+                publish=storage.output_ref(render.job_id, variant.id, ext),
+                sha256=hashlib.sha256(data).hexdigest(),
+                width=generated.image.width, height=generated.image.height,
+                seconds=round(generated.seconds, 3),
+                model=engine.model, revision=engine.revision, device=engine.device.type,
+            ).model_dump())
+    return images
+
+
+def write_manifest(payload: dict) -> dict:
+    """Build the manifest from the orchestration's records and write it in one upload.
+
+    Returns the manifest's blob name, URL and the job status it computed, so the
+    orchestration reports the same status the manifest holds.
+    """
+    store = storage.get_store()
+    input_verdicts = {key: Verdict.model_validate(v) for key, v in payload["input_verdicts"].items()}
+    variants = []
+    for record in (VariantRecord.model_validate(r) for r in payload["records"]):
+        image = record.image
+        variants.append(ManifestVariant.from_variant(
+            record.variant, status=record.status, error=record.error,
+            blob=record.ref, url=store.url(record.ref) if record.ref else None,
+            sha256=image.sha256 if image else None,
+            image_width=image.width if image else None, image_height=image.height if image else None,
+            seconds=image.seconds if image else None,
+            model=image.model if image else None, model_revision=image.revision if image else None,
+            device=image.device if image else None,
+            input_verdict=input_verdict(record.variant, input_verdicts), output_verdict=record.verdict,
+        ))
+    manifest = build_manifest(
+        job_id=payload["job_id"], name=payload["job"].get("name", payload["job_id"]),
+        source=payload["source"], job=payload["job"],
+        created_at=payload["created"], finished_at=payload["finished"],
+        variants=variants, reasons=payload.get("reasons", []),
+    )
+    url = upload_manifest(store, manifest)
+    return {"ref": storage.manifest_ref(manifest.job_id), "url": url, "status": manifest.status}
+
+
+def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | None:
+    """The verdict on a variant's inputs: the first of prompt, negative and image not safe."""
+    checked = [verdicts[key] for key in (variant.prompt, variant.negative, variant.image) if key in verdicts]
+    return next((v for v in checked if v.status != "safe"), checked[0] if checked else None)
+
+
+def image_parameters(variant: Variant, engine) -> dict:
+    """The parameters embedded in each image, enough to make it again."""
+    return {
+        "prompt": variant.prompt, "negative_prompt": variant.negative, "steps": variant.steps,
+        "scheduler": variant.scheduler, "guidance": variant.guidance, "seed": variant.seed,
+        "width": variant.width, "height": variant.height, "strength": variant.strength,
+        "source_image": variant.image, "model": engine.model, "model_revision": engine.revision,
+        "variant_id": variant.id,
+    }
+
+
+def extension(fmt: str) -> str:
+    return {"jpeg": "jpg"}.get(fmt, fmt)
+
+
+def chunks(batch, size: int):
+    """Split a batch into GPU calls that fit the device's memory."""
+    size = max(1, size)
+    for start in range(0, len(batch.variants), size):
+        yield batch.model_copy(update={"variants": batch.variants[start:start + size]})
+
+
+# Fault injection for the end-to-end tests and for rehearsing incidents: `IMAGEGEN_FAULTS`
+# holds `pattern=mode` pairs; a job whose id matches the pattern fails in generate_images,
+# on its first attempt per batch (`fail-once`) or always (`fail-always`). Unset in production.
+_failed_once: set[tuple[str, str]] = set()
+_faults_lock = threading.Lock()
+
+
+def inject_fault(render: RenderRequest) -> None:
+    for pattern, mode in Settings.from_env().faults.items():
+        if not fnmatch.fnmatchcase(render.job_id, pattern):
+            continue
+        key = (render.job_id, render.batch.id)
+        with _faults_lock:
+            first_time = key not in _failed_once
+            _failed_once.add(key)
+        if mode == "fail-always" or (mode == "fail-once" and first_time):
+            raise RuntimeError(f"injected fault ({mode}) for job {render.job_id} batch {render.batch.id}")
+
+
+def health() -> dict:
+    """What `GET /api/health` shows: device, GPU, model loaded or not, safety provider."""
+    from imagegen.diffusion import get_engine
+
+    settings = Settings.from_env()
+    engine = get_engine(settings.model, settings.model_revision)  # describes; loads nothing
+    return {"status": "ok", **engine.describe(), "safety_provider": settings.safety_provider}

@@ -1,0 +1,72 @@
+"""Blob drop: a file dropped into the `prompts` container starts a job.
+
+`*.json`, `*.yaml` and `*.yml` are job specs; `*.txt` is one prompt per line with
+default settings; images (`*.png`, `*.jpg`, ...) are sources that job files name and
+start nothing themselves. The job id comes from the blob's name and ETag, so a blob
+delivered twice never runs twice, and a changed blob runs again. A file that cannot be
+processed is moved to `prompts-rejected/` with `NAME.error.json` beside it: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from imagegen import intake, storage
+from imagegen.settings import Settings
+from imagegen.spec import Limits
+from imagegen.types import FieldError, JobValidationError
+from triggers.http_api import ORCHESTRATION
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.blob_trigger(arg_name="blob", path="prompts/{name}", connection="AzureWebJobsStorage")
+@bp.durable_client_input(client_name="client")
+async def drop_job(blob: func.InputStream, client: df.DurableOrchestrationClient) -> None:
+    ref = blob.name if blob.name.startswith("prompts/") else f"prompts/{blob.name}"
+    name = storage.split_ref(ref)[1]
+    if name.lower().endswith(intake.IMAGE_SUFFIXES):
+        log.info("%s is a source image for jobs; it starts nothing by itself", ref)
+        return
+    store = storage.get_store()
+    try:
+        data, etag = store.get_with_etag(ref)  # read with its ETag: the version we act on
+    except storage.BlobNotFound:
+        log.info("%s was deleted before it could be read", ref)
+        return
+    job_id = intake.drop_job_id(name, etag)
+    if await client.get_status(job_id):
+        log.info("%s (ETag %s) already started job %s", ref, etag, job_id)
+        return
+
+    settings = Settings.from_env()
+    limits = Limits.from_settings(settings)
+    try:
+        job = intake.read_job_file(data, name, limits)
+        job = intake.attach_images(job, store, default_container="prompts", limits=limits)
+    except JobValidationError as error:
+        reject(store, ref, data, error.errors)
+        return
+    await client.start_new(ORCHESTRATION, job_id,
+                           intake.job_request(job, "blob", origin=ref, settings=settings).model_dump())
+    log.info("started job %s from %s", job_id, ref)
+
+
+def reject(store: storage.BlobStore, ref: str, data: bytes, errors: list[FieldError]) -> None:
+    """Move the file to prompts-rejected/ with an error report beside it, copy first."""
+    name = storage.split_ref(ref)[1]
+    report = {
+        "file": ref,
+        "rejectedAt": datetime.now(timezone.utc).isoformat(),
+        "errors": [error.model_dump() for error in errors],
+    }
+    store.put(storage.rejected_error_ref(name), json.dumps(report, indent=2).encode(), "application/json")
+    store.put(storage.rejected_ref(name), data)
+    store.delete(ref)
+    log.warning("rejected %s: %s", ref, "; ".join(error.message for error in errors))

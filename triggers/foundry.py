@@ -1,0 +1,91 @@
+"""`POST /api/images/generations`: the Azure AI Foundry images body, answered synchronously when quick.
+
+The body (`prompt`, `negative_prompt`, `image_prompt{image, strength}`, `size`,
+`output_format`, `seed`) becomes an ordinary job. When it finishes within `?timeout=`
+seconds (default 30, at most 230, under the platform's HTTP limit) the answer is 200 with
+`{"created", "data": [{"b64_json", ...}]}`; otherwise 202 with the status URLs to poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import time
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from imagegen import intake, storage
+from imagegen.manifest import read_manifest
+from imagegen.settings import Settings
+from imagegen.spec import Limits, job_from_foundry, with_source_image
+from imagegen.types import JobValidationError
+from triggers.http_api import ORCHESTRATION, TERMINAL, accepted, job_state
+from triggers.responses import invalid_job, json_response, problem
+
+bp = df.Blueprint()
+
+POLL_SECONDS = 0.5
+
+
+@bp.route(route="images/generations", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        timeout = float(req.params.get("timeout", "30"))
+        if not 0 <= timeout <= 230:
+            raise ValueError
+    except ValueError:
+        return problem(400, "Invalid timeout", "`timeout` must be a number of seconds from 0 to 230.")
+    try:
+        body = req.get_json()
+    except ValueError:
+        return problem(400, "Invalid JSON", "The body must be a JSON object like {\"prompt\": \"a red bicycle\"}.")
+    if not isinstance(body, dict):
+        return problem(400, "Invalid body", "The body must be a JSON object like {\"prompt\": \"a red bicycle\"}.")
+
+    settings = Settings.from_env()
+    limits = Limits.from_settings(settings)
+    store = storage.get_store()
+    try:
+        job, source = job_from_foundry(body, limits)
+        if source is not None:
+            ref = storage.input_ref(f"foundry-{hashlib.sha256(source).hexdigest()[:16]}.png")
+            store.put(ref, source)
+            job = with_source_image(job, ref)
+        job = intake.attach_images(job, store, limits=limits)
+    except JobValidationError as error:
+        return invalid_job(error.errors)
+
+    job_id = intake.new_job_id(job.name)
+    await client.start_new(ORCHESTRATION, job_id, intake.job_request(job, "http", settings=settings).model_dump())
+
+    deadline = time.monotonic() + timeout
+    status = await client.get_status(job_id)
+    while (not status or status.runtime_status.value not in TERMINAL) and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_SECONDS)
+        status = await client.get_status(job_id)
+    if not status or status.runtime_status.value not in TERMINAL:
+        return accepted(client, req, job_id)
+    return finished(store, job_id, status)
+
+
+def finished(store: storage.BlobStore, job_id: str, status) -> func.HttpResponse:
+    output = status.output if isinstance(status.output, dict) else json.loads(status.output or "null")
+    state = job_state(status.runtime_status.value, output)
+    if state not in ("completed", "partial", "rejected"):
+        return problem(500 if state == "failed" else 409, f"Job {state}", f"Job {job_id!r} ended {state}.", jobId=job_id)
+    manifest = read_manifest(store, job_id)
+    data = [
+        {"b64_json": base64.b64encode(store.get(v.blob)).decode("ascii"), "seed": v.seed,
+         "revised_prompt": v.prompt, "content_type": storage.guess_content_type(v.blob)}
+        for v in manifest.variants if v.status == "ok" and v.blob
+    ]
+    if not data:
+        # Like Azure OpenAI's content filter: nothing publishable was made.
+        reasons = manifest.reasons or [f"{v.id}: {v.status}" for v in manifest.variants]
+        return problem(400, "Content blocked", "No image passed the safety checks: " + "; ".join(reasons),
+                       code="content_filter", jobId=job_id)
+    return json_response({"created": int(manifest.finished_at.timestamp()), "data": data, "jobId": job_id})

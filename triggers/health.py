@@ -1,0 +1,13 @@
+"""`GET /api/health` (anonymous): what the worker runs on, for probes and people."""
+
+import azure.functions as func
+
+from imagegen.steps import health
+from triggers.responses import json_response
+
+bp = func.Blueprint()
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def get_health(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(health())

@@ -1,0 +1,76 @@
+"""Schedules: YAML files in the `schedules` container start jobs when they come due.
+
+One timer (every minute; `IMAGEGEN_SCHEDULE_TICK`) reads every schedule and starts each
+that came due since the timer's last run, as instance `schedule-{name}-{UTC slot}`. The
+instance id makes each slot run once; only the latest due slot runs, so a host that was
+down for an hour runs a missed slot once, not once per missed minute. A schedule file
+that is not valid gets `NAME.error.json` beside it, and the others still run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from imagegen import intake, storage
+from imagegen.schedules import due_slot, parse_schedule
+from imagegen.settings import Settings
+from imagegen.spec import Limits
+from imagegen.types import JobValidationError
+from triggers.http_api import ORCHESTRATION
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+
+# Without a recorded last run (the very first tick), look back one minute.
+FIRST_LOOK_BACK = timedelta(minutes=1)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%IMAGEGEN_SCHEDULE_TICK%", run_on_startup=False)
+@bp.durable_client_input(client_name="client")
+async def run_schedules(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    now = datetime.now(timezone.utc)
+    since = last_run(timer) or now - FIRST_LOOK_BACK
+    settings = Settings.from_env()
+    limits = Limits.from_settings(settings)
+    store = storage.get_store()
+    for ref in store.list("schedules"):
+        if not ref.lower().endswith((".yaml", ".yml")):
+            continue
+        name = storage.split_ref(ref)[1]
+        error_ref = f"schedules/{name}.error.json"
+        try:
+            schedule, job = parse_schedule(store.get(ref), name, limits)
+        except JobValidationError as error:
+            report = {"file": ref, "errors": [e.model_dump() for e in error.errors]}
+            store.put(error_ref, json.dumps(report, indent=2).encode(), "application/json")
+            log.warning("schedule %s is invalid: %s", ref, error)
+            continue
+        except storage.BlobNotFound:
+            continue
+        if store.exists(error_ref):
+            store.delete(error_ref)  # fixed since the last report
+        slot = due_slot(schedule.cron, now, since) if schedule.enabled else None
+        if slot is None:
+            continue
+        job_id = intake.schedule_job_id(schedule.name, slot)
+        if await client.get_status(job_id):
+            continue  # this slot already ran
+        try:
+            await client.start_new(ORCHESTRATION, job_id, intake.job_request(
+                job, "schedule", origin=schedule.name, settings=settings).model_dump())
+            log.info("schedule %s: started %s for slot %s", schedule.name, job_id, slot.isoformat())
+        except Exception as error:  # a concurrent tick started the same slot first
+            log.info("schedule %s: slot %s not started again (%s)", schedule.name, slot.isoformat(), error)
+
+
+def last_run(timer: func.TimerRequest) -> datetime | None:
+    last = (timer.schedule_status or {}).get("Last")
+    if not last:
+        return None
+    when = datetime.fromisoformat(str(last).replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
