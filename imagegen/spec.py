@@ -156,14 +156,14 @@ def _check_seed_count(value: int, info: ValidationInfo) -> int:
     return value
 
 
-def _check_list(values: list, most: int, limit_name: str) -> list:
+def _check_list(values: list, most: int, limit_name: str, key=lambda value: value) -> list:
     if len(values) > most:
         raise fail(limit_name, f"`{{path}}` may have at most {most} entries, got {len(values):,}")
     seen = set()
     for value in values:
-        if value in seen:  # a repeat would make the same images twice
+        if key(value) in seen:  # a repeat would make the same images twice
             raise fail("duplicate", f"`{{path}}` lists {_show(value)} more than once")
-        seen.add(value)
+        seen.add(key(value))
     return values
 
 
@@ -245,9 +245,9 @@ class VariantAxes(BaseModel):
         limits = _limits(info)
         most = limits.max_styles if info.field_name == "styles" else limits.max_variants
         limit_name = "max_styles" if info.field_name == "styles" else "max_variants"
-        if info.field_name == "sizes":  # '512x512' twice in other spellings is still one size
-            _check_list([parse_size(size) for size in values], most, limit_name)
-        return _check_list(values, most, limit_name)
+        # '0512x512' is '512x512' spelled another way: compare sizes as numbers.
+        key = parse_size if info.field_name == "sizes" else (lambda value: value)
+        return _check_list(values, most, limit_name, key)
 
     @field_validator("steps")
     @classmethod
