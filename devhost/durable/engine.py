@@ -1,0 +1,471 @@
+"""The durable engine's I/O loop: episodes, the activity worker pool, timers, the task hub.
+
+All decisions are made by the pure `core.run_episode`; this module moves messages between
+the SQLite task hub (`store`), the SDK orchestrators and the activity functions.
+
+Flow: a message (start, completion, timer, raised event, control request) is written to
+the inbox in the same transaction as the change that caused it, then delivered in memory
+to its instance. An instance with messages gets one episode at a time (at most
+`max_orchestrators` at once); all messages that arrived meanwhile go into that one
+episode, so a 1,000-way fan-out replays once per completion *wave*, not per completion.
+The episode's effects (history, work, timers, children, status) are one transaction.
+Activities run on a thread pool (sync functions) or on the loop (async functions), at
+most `max_activities` at once; their completions are written in batches.
+
+Public API (used by the devhost host): `DurableEngine` below. Beyond the issue's list it
+has `stats` (`EngineStats`: episodes run, activities started, scheduling-to-start delays)
+for benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import inspect
+import itertools
+import json
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from devhost.durable import core
+from devhost.durable import history as h
+from devhost.durable.core import Message, OrchestrationState
+from devhost.durable.errors import InstanceExists, InstanceNotFound, InstanceNotRunning, UnknownOrchestrator
+from devhost.durable.registry import (Registry, decode_activity_input, encode_activity_output,
+                                      failure_reason)
+from devhost.durable.status import instance_status, list_query
+from devhost.durable.store import Store, WorkItem
+
+ACTIVE_STATUSES = (core.PENDING, core.RUNNING, core.SUSPENDED, core.CONTINUED_AS_NEW)
+
+
+@dataclass
+class EngineStats:
+    episodes: int = 0
+    activities_started: int = 0
+    start_delays: deque = field(default_factory=lambda: deque(maxlen=100_000))  # seconds
+
+
+@dataclass
+class _Live:
+    """An unfinished instance as the loop keeps it in memory."""
+    state: OrchestrationState
+    execution: str
+    status: str
+    parent: tuple[str, int, str] | None     # (instance id, task id, execution) of the caller
+    held: list[Message] = field(default_factory=list)   # kept while suspended
+
+
+def _message_json(message: Message) -> dict:
+    return {"kind": message.kind, "event": message.event, "text": message.text}
+
+
+def _message_from(row) -> Message:
+    data = json.loads(row["message"])
+    return Message(data["kind"], data.get("event"), data.get("text"), row["id"], row["execution"])
+
+
+class DurableEngine:
+    def __init__(self, registry: Registry, store_path: str = ":memory:", *,
+                 max_activities: int = 10, max_orchestrators: int = 10, task_hub: str = "TestHubName"):
+        if max_activities < 1 or max_orchestrators < 1:
+            raise ValueError("`max_activities` and `max_orchestrators` must be at least 1, "
+                             f"got {max_activities} and {max_orchestrators}")
+        self.registry = registry
+        self.store_path = store_path
+        self.max_activities = max_activities
+        self.max_orchestrators = max_orchestrators
+        self.task_hub = task_hub
+        self.stats = EngineStats()
+        self._store: Store | None = None
+        self._started = False
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the task hub and resume every unfinished instance, timer and activity."""
+        self._loop = asyncio.get_running_loop()
+        self._store = Store(self.store_path)
+        self._activity_slots = asyncio.Semaphore(self.max_activities)
+        self._orchestrator_slots = asyncio.Semaphore(self.max_orchestrators)
+        self._activity_pool = ThreadPoolExecutor(self.max_activities, thread_name_prefix="devhost-activity")
+        self._orchestrator_pool = ThreadPoolExecutor(self.max_orchestrators,
+                                                     thread_name_prefix="devhost-orchestrator")
+        self._live: dict[str, _Live] = {}
+        self._inbox: dict[str, list[Message]] = {}
+        self._timers: list = []            # heap of (visible_at, seq, instance_id, Message)
+        self._timer_seq = itertools.count()
+        self._timer_wake = asyncio.Event()
+        self._driving: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._completions: list[tuple[WorkItem, dict]] = []
+        self._waiters: dict[str, list[asyncio.Future]] = {}
+        self._started = True
+        for row in self._store.unfinished_instances():
+            state = OrchestrationState.from_json(row["core"], self._store.history(row["instance_id"]))
+            parent = ((row["parent_instance_id"], row["parent_task_id"], row["parent_execution"])
+                      if row["parent_instance_id"] else None)
+            self._live[row["instance_id"]] = _Live(state, row["execution"], row["status"], parent)
+        for row in self._store.inbox():
+            self._deliver(row["instance_id"], _message_from(row), row["visible_at"])
+        for item in self._store.work():
+            self._spawn(self._run_activity(item))
+        self._spawn(self._timer_loop())
+
+    async def stop(self) -> None:
+        """Stop the loop; running sync activities are waited for (their results are not
+        recorded, so they run again on the next start, as after a crash)."""
+        if not self._started:
+            return
+        self._started = False
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._activity_pool.shutdown(wait=True, cancel_futures=True)
+        self._orchestrator_pool.shutdown(wait=True, cancel_futures=True)
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.cancel()
+        self._store.close()
+
+    def _spawn(self, coroutine) -> None:
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- client operations -----------------------------------------------------------
+
+    async def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
+        if name not in self.registry.orchestrators:
+            raise UnknownOrchestrator(name, sorted(self.registry.orchestrators))
+        instance_id = instance_id or uuid.uuid4().hex
+        after = []
+        with self._store.transaction() as db:
+            failure = self._create_instance(db, instance_id, name, input_json, None, after)
+        if failure is not None:
+            raise failure
+        for step in after:
+            step()
+        return instance_id
+
+    def get_status(self, instance_id: str, *, show_history: bool = False,
+                   show_history_output: bool = False, show_input: bool = True) -> dict | None:
+        row = self._store.instance(instance_id)
+        if row is None:
+            return None
+        events = self._store.history(instance_id) if show_history else None
+        return instance_status(row, events, show_input=show_input, show_history_output=show_history_output)
+
+    def list_instances(self, *, created_from=None, created_to=None, statuses: list[str] | None = None,
+                       prefix: str | None = None, top: int | None = None,
+                       continuation: str | None = None) -> tuple[list[dict], str | None]:
+        sql, params, cursor_of = list_query(created_from, created_to, statuses, prefix, top, continuation)
+        rows = self._store.query(sql, params)
+        token = None
+        if top is not None and len(rows) > top:
+            rows = rows[:top]
+            token = cursor_of(rows[-1])
+        return [instance_status(row, None) for row in rows], token
+
+    async def raise_event(self, instance_id: str, event_name: str, data_json: str | None) -> None:
+        self._post(instance_id, Message("event", h.event_raised(event_name, data_json)))
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        self._post(instance_id, Message("terminate", text=reason))
+
+    async def suspend(self, instance_id: str, reason: str) -> None:
+        self._post(instance_id, Message("suspend", text=reason))
+
+    async def resume(self, instance_id: str, reason: str) -> None:
+        self._post(instance_id, Message("resume", text=reason))
+
+    async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
+        row = self._store.instance(instance_id)
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        new_id = uuid.uuid4().hex if restart_with_new_instance_id else instance_id
+        return await self.start_new(row["name"], new_id, row["input"])
+
+    def purge(self, instance_id: str) -> int:
+        with self._store.transaction() as db:
+            count = Store.delete_instance(db, instance_id)
+        self._forget(instance_id)
+        return count
+
+    def purge_by(self, *, created_from=None, created_to=None, statuses=None) -> int:
+        sql, params, _ = list_query(created_from, created_to,
+                                    statuses or list(core.TERMINAL_STATUSES), None, None, None)
+        ids = [row["instance_id"] for row in self._store.query(sql, params)]
+        with self._store.transaction() as db:
+            count = sum(Store.delete_instance(db, i) for i in ids)
+        for instance_id in ids:
+            self._forget(instance_id)
+        return count
+
+    async def wait_for(self, instance_id: str, timeout: float) -> dict | None:
+        """The status once the instance is Completed, Failed or Terminated; None at timeout."""
+        status = self.get_status(instance_id)
+        if status is None:
+            raise InstanceNotFound(instance_id)
+        if status["runtimeStatus"] in core.TERMINAL_STATUSES:
+            return status
+        waiter = self._loop.create_future()
+        self._waiters.setdefault(instance_id, []).append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            waiters = self._waiters.get(instance_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+        return self.get_status(instance_id)
+
+    def _post(self, instance_id: str, message: Message) -> None:
+        """Record a client's message for an unfinished instance and deliver it."""
+        row = self._store.instance(instance_id)
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        if row["status"] not in ACTIVE_STATUSES:
+            raise InstanceNotRunning(instance_id, row["status"])
+        now = time.time()
+        with self._store.transaction() as db:
+            message.row_id = Store.add_message(db, instance_id, row["execution"], _message_json(message), now)
+        message.execution = row["execution"]
+        self._deliver(instance_id, message, now)
+
+    def _forget(self, instance_id: str) -> None:
+        self._live.pop(instance_id, None)
+        self._inbox.pop(instance_id, None)
+
+    # ---- instances -------------------------------------------------------------------
+
+    def _create_instance(self, db, instance_id: str, name: str, input_json: str | None,
+                         parent: tuple[str, int, str] | None, after: list):
+        """Insert a Pending instance and its start message; returns an error instead if the
+        id is taken by an unfinished instance or the orchestrator is unknown."""
+        if name not in self.registry.orchestrators:
+            return UnknownOrchestrator(name, sorted(self.registry.orchestrators))
+        row = db.execute("SELECT status FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+        if row is not None and row["status"] in ACTIVE_STATUSES:
+            return InstanceExists(instance_id, row["status"])
+        Store.delete_instance(db, instance_id)
+        now = time.time()
+        execution = uuid.uuid4().hex
+        state = OrchestrationState(instance_id, name, input_json, parent[0] if parent else None)
+        db.execute("INSERT INTO instances (instance_id, name, status, input, created, updated, "
+                   "parent_instance_id, parent_task_id, parent_execution, execution, core) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (instance_id, name, core.PENDING, input_json, now, now,
+                    *(parent or (None, None, None)), execution, state.to_json()))
+        start = Message("start", text=input_json, execution=execution)
+        start.row_id = Store.add_message(db, instance_id, execution, _message_json(start), now)
+
+        def publish():
+            self._forget(instance_id)
+            self._live[instance_id] = _Live(state, execution, core.PENDING, parent)
+            self._deliver(instance_id, start, now)
+        after.append(publish)
+        return None
+
+    def _deliver(self, instance_id: str, message: Message, visible_at: float) -> None:
+        if visible_at > time.time():
+            heapq.heappush(self._timers, (visible_at, next(self._timer_seq), instance_id, message))
+            self._timer_wake.set()
+            return
+        self._inbox.setdefault(instance_id, []).append(message)
+        if instance_id not in self._driving:
+            self._driving.add(instance_id)
+            self._spawn(self._drive(instance_id))
+
+    async def _timer_loop(self) -> None:
+        while True:
+            now = time.time()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, instance_id, message = heapq.heappop(self._timers)
+                self._deliver(instance_id, message, now)
+            delay = self._timers[0][0] - now if self._timers else None
+            self._timer_wake.clear()
+            try:
+                await asyncio.wait_for(self._timer_wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    # ---- episodes --------------------------------------------------------------------
+
+    async def _drive(self, instance_id: str) -> None:
+        """Run episodes for one instance while it has messages (one at a time)."""
+        try:
+            while self._inbox.get(instance_id):
+                async with self._orchestrator_slots:
+                    await self._episode(instance_id)
+        finally:
+            self._driving.discard(instance_id)
+
+    async def _episode(self, instance_id: str) -> None:
+        messages = self._inbox.pop(instance_id, [])
+        live = self._live.get(instance_id)
+        current = [m for m in messages if live is not None and m.execution == live.execution]
+        stale = [m for m in messages if m not in current]
+        if live is None or live.status in core.TERMINAL_STATUSES or not current:
+            self._delete_messages(messages)
+            return
+        self._delete_messages(stale)
+        batch, live.held = live.held + current, []
+        orchestrator = self.registry.orchestrators.get(live.state.name)
+        if orchestrator is None:
+            orchestrator = functools.partial(_missing_orchestrator, live.state.name,
+                                             sorted(self.registry.orchestrators))
+        self.stats.episodes += 1
+        try:
+            episode = await self._loop.run_in_executor(
+                self._orchestrator_pool, core.run_episode, orchestrator, live.state, batch,
+                datetime.now(timezone.utc))
+        except Exception as exc:   # a devhost bug, not the orchestrator's: fail loudly, don't hang
+            episode = core.Episode(status=core.FAILED, consumed=batch,
+                                   output=json.dumps(f"devhost engine error in '{live.state.name}': "
+                                                     f"{type(exc).__name__}: {exc}"))
+        live.held = episode.kept
+        self._commit(instance_id, live, episode)
+
+    def _delete_messages(self, messages: list[Message]) -> None:
+        if messages:
+            with self._store.transaction() as db:
+                db.executemany("DELETE FROM inbox WHERE id = ?", [(m.row_id,) for m in messages])
+
+    def _commit(self, instance_id: str, live: _Live, episode: core.Episode) -> None:
+        """Everything one episode decided, in one transaction; then act on it."""
+        now = time.time()
+        after: list = []
+        state = live.state
+        with self._store.transaction() as db:
+            db.executemany("DELETE FROM inbox WHERE id = ?", [(m.row_id,) for m in episode.consumed])
+            first = len(state.history) - len(episode.new_events)
+            Store.append_history(db, instance_id, first, episode.new_events)
+            for call in episode.activities:
+                self._schedule_activity(db, instance_id, live.execution, call, now, after)
+            for timer in episode.timers:
+                visible_at = h.parse_time(timer.fire_at).timestamp()
+                self._add_message(db, instance_id, live.execution, timer.message, visible_at, after)
+            for call in episode.sub_orchestrations:
+                failure = self._create_instance(db, call.instance_id, call.name, call.input,
+                                                (instance_id, call.task_id, live.execution), after)
+                if failure is not None:
+                    event = h.sub_orchestration_failed(call.task_id, str(failure))
+                    self._add_message(db, instance_id, live.execution, Message("event", event), now, after)
+            status = episode.status
+            if status in core.TERMINAL_STATUSES:
+                db.execute("DELETE FROM inbox WHERE instance_id = ?", (instance_id,))
+                db.execute("DELETE FROM work WHERE instance_id = ?", (instance_id,))
+                if live.parent is not None:
+                    self._notify_parent(db, live, episode, now, after)
+            elif status == core.CONTINUED_AS_NEW:
+                self._continue_as_new(db, instance_id, live, episode, now, after)
+            db.execute("UPDATE instances SET status = ?, output = ?, custom_status = ?, updated = ?, "
+                       "execution = ?, core = ? WHERE instance_id = ?",
+                       (status, episode.output, episode.custom_status, now, live.execution,
+                        live.state.to_json(), instance_id))
+        live.status = status
+        for step in after:
+            step()
+        if status in core.TERMINAL_STATUSES:
+            self._live.pop(instance_id, None)
+            for waiter in self._waiters.pop(instance_id, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _continue_as_new(self, db, instance_id: str, live: _Live, episode: core.Episode,
+                         now: float, after: list) -> None:
+        """Drop the old generation (history, timers, work) and queue the new start."""
+        for table in ("history", "inbox", "work"):
+            db.execute(f"DELETE FROM {table} WHERE instance_id = ?", (instance_id,))
+        after.clear()
+        live.execution = uuid.uuid4().hex
+        live.state = OrchestrationState(instance_id, live.state.name, episode.continue_input,
+                                        live.state.parent_instance_id)
+        live.held = []
+        self._add_message(db, instance_id, live.execution, Message("start", text=episode.continue_input),
+                          now, after)
+
+    def _notify_parent(self, db, live: _Live, episode: core.Episode, now: float, after: list) -> None:
+        parent_id, task_id, parent_execution = live.parent
+        if episode.status == core.COMPLETED:
+            event = h.sub_orchestration_completed(task_id, episode.output)
+        else:
+            reason = json.loads(episode.output) if episode.output else episode.status
+            if episode.status == core.TERMINATED:
+                reason = f"sub-orchestration '{live.state.instance_id}' was terminated: {reason}"
+            event = h.sub_orchestration_failed(task_id, reason)
+        self._add_message(db, parent_id, parent_execution, Message("event", event), now, after)
+
+    def _add_message(self, db, instance_id: str, execution: str, message: Message,
+                     visible_at: float, after: list) -> None:
+        message.execution = execution
+        message.row_id = Store.add_message(db, instance_id, execution, _message_json(message), visible_at)
+        after.append(functools.partial(self._deliver, instance_id, message, visible_at))
+
+    def _schedule_activity(self, db, instance_id: str, execution: str, call: core.ActivityCall,
+                           now: float, after: list) -> None:
+        if call.name not in self.registry.activities:
+            known = ", ".join(sorted(self.registry.activities)) or "(none)"
+            event = h.task_failed(call.task_id, f"activity '{call.name}' is not registered; known: {known}")
+            self._add_message(db, instance_id, execution, Message("event", event), now, after)
+            return
+        row_id = Store.add_work(db, instance_id, execution, call.task_id, call.name, call.input, now)
+        item = WorkItem(row_id, instance_id, execution, call.task_id, call.name, call.input, now)
+        after.append(functools.partial(self._spawn_activity, item))
+
+    def _spawn_activity(self, item: WorkItem) -> None:
+        self._spawn(self._run_activity(item))
+
+    # ---- activities ------------------------------------------------------------------
+
+    async def _run_activity(self, item: WorkItem) -> None:
+        entry = self.registry.activities.get(item.name)
+        async with self._activity_slots:
+            self.stats.activities_started += 1
+            self.stats.start_delays.append(time.time() - item.scheduled_at)
+            try:
+                if entry is None:
+                    raise LookupError(f"activity '{item.name}' is not registered; known: "
+                                      f"{', '.join(sorted(self.registry.activities))}")
+                function, binding = entry
+                value = decode_activity_input(item.input)
+                if inspect.iscoroutinefunction(function):
+                    result = await function(**{binding: value})
+                else:
+                    result = await self._loop.run_in_executor(
+                        self._activity_pool, functools.partial(function, **{binding: value}))
+                event = h.task_completed(item.task_id, encode_activity_output(result))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                event = h.task_failed(item.task_id, *failure_reason(item.name, exc))
+        self._completions.append((item, event))
+        if len(self._completions) == 1:
+            self._loop.call_soon(self._flush_completions)
+
+    def _flush_completions(self) -> None:
+        """Record a batch of finished activities in one transaction, then deliver them."""
+        batch, self._completions = self._completions, []
+        if not batch or not self._started:
+            return
+        now = time.time()
+        after: list = []
+        with self._store.transaction() as db:
+            for item, event in batch:
+                gone = db.execute("DELETE FROM work WHERE id = ?", (item.row_id,)).rowcount == 0
+                if not gone:   # the instance was not terminated or purged meanwhile
+                    self._add_message(db, item.instance_id, item.execution, Message("event", event), now, after)
+        for step in after:
+            step()
+
+
+def _missing_orchestrator(name: str, known: list[str], context_json: str) -> str:
+    raise RuntimeError(f"orchestrator '{name}' is not registered; known: {', '.join(known) or '(none)'}")
