@@ -9,6 +9,9 @@ import logging
 
 import numpy as np
 import pytest
+from azure.ai.contentsafety import ContentSafetyClient
+from azure.core.exceptions import ClientAuthenticationError
+from azure.core.pipeline.policies import RetryPolicy
 from content_safety_server import ContentSafetyServer
 from PIL import Image
 
@@ -172,6 +175,25 @@ def test_rejected_key_is_unchecked_with_a_reason_naming_the_credential(server, c
     ]
     assert len(server.requests) == 2  # a credential error is not retried
     assert secret not in caplog.text and secret not in str(verdict) + str(image_verdict)
+
+
+class NoManagedIdentity:
+    """A token credential as DefaultAzureCredential fails off Azure (Entra ID cannot run here)."""
+
+    def get_token(self, *scopes, **kwargs):
+        raise ClientAuthenticationError("ManagedIdentityCredential: no managed identity endpoint found")
+
+
+def test_missing_managed_identity_is_unchecked_with_what_to_set():
+    # https, so the SDK asks the credential for a token before it would connect anywhere.
+    client = ContentSafetyClient("https://127.0.0.1:9", NoManagedIdentity(), retry_policy=RetryPolicy.no_retries())
+    provider = AzureProvider(client=client, thresholds=resolve_thresholds(), retry=FAST_RETRY)
+
+    (verdict,) = provider.check_texts(["a fox"])
+
+    assert verdict.status == "unchecked"
+    assert verdict.reasons[0].startswith("could not get an Entra ID token for Content Safety")
+    assert "CONTENT_SAFETY_KEY" in verdict.reasons[0] and "AZURE_CLIENT_ID" in verdict.reasons[0]
 
 
 def test_429_is_retried_after_the_wait_the_service_asks_for(server, waits):
