@@ -1,0 +1,194 @@
+// Durable Diffusion on Azure: one `azd up` provisions everything the app needs.
+//
+// Subscription scope, as azd templates are: the resource group is part of the deployment.
+// Every module lives in ./modules; each owns one resource (or one resource and its roles).
+// The app reaches every service with one user-assigned managed identity: no keys, no
+// connection strings with secrets, and nothing secret in any output.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; names and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region for all resources. Serverless GPUs exist in a few regions only: see docs/deploy.md.')
+param location string
+
+@description('Object id of the person running azd, given data access to the storage account for the imagegen CLI (empty: none).')
+param principalId string = ''
+
+@allowed([
+  'Consumption-GPU-NC8as-T4'
+  'Consumption-GPU-NC24-A100'
+])
+@description('Serverless GPU for the app: T4 (16 GB, default) or A100 (80 GB, for SDXL and big batches).')
+param gpuProfileType string = 'Consumption-GPU-NC8as-T4'
+
+@description('Model the app generates with: a Hugging Face hub id. Must match the weights baked into the image (azure.yaml build args).')
+param imagegenModel string = 'stabilityai/sd-turbo'
+
+@description('Hub revision (commit) of the model; empty for the default branch.')
+param imagegenModelRevision string = ''
+
+@description('true: mount an Azure Files share as the model cache (HF_HOME) and download weights on first use. false (default): weights are baked into the image.')
+param modelCacheShare bool = false
+
+@minValue(1)
+@maxValue(10)
+@description('Most GPU replicas; each one is billed per second while it runs. Your serverless GPU quota caps this too.')
+param maxReplicas int = 1
+
+@description('Image the app runs; azd sets this after its first deploy (SERVICE_APP_IMAGE_NAME). Empty: a public placeholder until then.')
+param appImageName string = ''
+
+@description('Comma-separated Content Safety blocklist names the app checks prompts against (create them in the Content Safety resource).')
+param contentSafetyBlocklists string = ''
+
+@description('Per-category block severity, e.g. `Sexual=2,Violence=4` (default 4 for every category).')
+param safetyThresholds string = ''
+
+// The Durable Functions task hub; host.json names the same hub.
+var taskHubName = 'DurableDiffusion'
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: '${abbrs.resourceGroup}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentity}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.logAnalytics}${resourceToken}'
+    appInsightsName: '${abbrs.appInsights}${resourceToken}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageAccount}${resourceToken}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    userPrincipalId: principalId
+  }
+}
+
+module contentSafety 'modules/content-safety.bicep' = {
+  name: 'content-safety'
+  scope: rg
+  params: {
+    name: '${abbrs.contentSafety}${resourceToken}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
+module registry 'modules/registry.bicep' = {
+  name: 'registry'
+  scope: rg
+  params: {
+    name: '${abbrs.containerRegistry}${resourceToken}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
+module environment 'modules/environment.bicep' = {
+  name: 'environment'
+  scope: rg
+  params: {
+    name: '${abbrs.containerAppsEnvironment}${resourceToken}'
+    location: location
+    tags: tags
+    logAnalyticsName: monitoring.outputs.logAnalyticsName
+    gpuProfileType: gpuProfileType
+  }
+}
+
+module modelCache 'modules/model-cache.bicep' = if (modelCacheShare) {
+  name: 'model-cache'
+  scope: rg
+  params: {
+    name: '${abbrs.storageAccount}cache${resourceToken}'
+    location: location
+    tags: tags
+    environmentName: environment.outputs.name
+  }
+}
+
+module app 'modules/app.bicep' = {
+  name: 'app'
+  scope: rg
+  params: {
+    name: '${abbrs.containerApp}${resourceToken}'
+    location: location
+    tags: union(tags, { 'azd-service-name': 'app' })
+    environmentName: environment.outputs.name
+    gpuProfileName: environment.outputs.gpuProfileName
+    gpuProfileType: gpuProfileType
+    identityName: identity.outputs.name
+    registryEndpoint: registry.outputs.loginServer
+    storageAccountName: storage.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    contentSafetyEndpoint: contentSafety.outputs.endpoint
+    contentSafetyBlocklists: contentSafetyBlocklists
+    safetyThresholds: safetyThresholds
+    imagegenModel: imagegenModel
+    imagegenModelRevision: imagegenModelRevision
+    // The name the model-cache module registers; empty when weights are baked in.
+    modelCacheStorageName: modelCacheShare ? 'model-cache' : ''
+    maxReplicas: maxReplicas
+    image: appImageName
+    taskHubName: taskHubName
+  }
+  // The pull and data roles must exist before the first revision starts.
+  dependsOn: [
+    registry
+    storage
+    contentSafety
+    monitoring
+    modelCache
+  ]
+}
+
+// What azd and the docs need: names, endpoints and the URL. Never a key, a password or a
+// connection string.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
+output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
+output AZURE_CONTAINER_APPS_ENVIRONMENT_NAME string = environment.outputs.name
+output SERVICE_APP_NAME string = app.outputs.name
+output SERVICE_APP_URI string = app.outputs.uri
+output APP_URL string = app.outputs.uri
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
+output CONTENT_SAFETY_NAME string = contentSafety.outputs.name
+output CONTENT_SAFETY_ENDPOINT string = contentSafety.outputs.endpoint
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output AZURE_MANAGED_IDENTITY_NAME string = identity.outputs.name

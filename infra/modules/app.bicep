@@ -1,0 +1,287 @@
+// The app: Azure Functions on Azure Container Apps (kind 'functionapp', the native
+// hosting), on the environment's serverless GPU profile, running as the one managed
+// identity. Every setting the code reads (imagegen/settings.py) is set here or has a
+// default there; tests/infra/test_settings_coverage.py keeps the two in step.
+param name string
+param location string
+param tags object
+param environmentName string
+param gpuProfileName string
+
+@allowed([
+  'Consumption-GPU-NC8as-T4'
+  'Consumption-GPU-NC24-A100'
+])
+param gpuProfileType string
+
+param identityName string
+param registryEndpoint string
+param storageAccountName string
+param appInsightsName string
+param contentSafetyEndpoint string
+param contentSafetyBlocklists string = ''
+param safetyThresholds string = ''
+param imagegenModel string
+param imagegenModelRevision string = ''
+
+@description('Name of the environment storage holding the model cache share; empty: weights are baked into the image.')
+param modelCacheStorageName string = ''
+
+@minValue(1)
+param maxReplicas int = 1
+
+@description('Image to run; empty before azd has pushed one.')
+param image string = ''
+
+@description('Durable Functions task hub, as named in host.json: the scale rule watches its work-item queue.')
+param taskHubName string
+
+// The port the Functions host listens on in our image (Dockerfile: ASPNETCORE_URLS).
+var appPort = 8080
+
+// Until azd pushes our image, run Microsoft's Functions quickstart image (it listens on 80
+// and has no /api/health), so the first provision can finish.
+var placeholderImage = 'mcr.microsoft.com/azure-functions/dotnet8-quickstart-demo:1.0'
+var usePlaceholder = empty(image)
+var targetPort = usePlaceholder ? 80 : appPort
+
+// A serverless GPU replica gets the profile's whole machine: the T4 profile has 8 vCPU and
+// 56 GiB, the A100 profile 24 vCPU and 220 GiB.
+var sizes = {
+  'Consumption-GPU-NC8as-T4': {
+    cpu: '8'
+    memory: '56Gi'
+  }
+  'Consumption-GPU-NC24-A100': {
+    cpu: '24'
+    memory: '220Gi'
+  }
+}
+
+var cacheEnabled = !empty(modelCacheStorageName)
+var cacheMountPath = '/mnt/models'
+
+resource environment 'Microsoft.App/managedEnvironments@2025-02-02-preview' existing = {
+  name: environmentName
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: identityName
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+var settings = [
+  {
+    name: 'FUNCTIONS_WORKER_RUNTIME'
+    value: 'python'
+  }
+  // Identity-based AzureWebJobsStorage: the runtime, Durable Functions and imagegen.storage
+  // all reach the account with the managed identity; there is no connection string.
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: storage.name
+  }
+  {
+    name: 'AzureWebJobsStorage__blobServiceUri'
+    value: storage.properties.primaryEndpoints.blob
+  }
+  {
+    name: 'AzureWebJobsStorage__queueServiceUri'
+    value: storage.properties.primaryEndpoints.queue
+  }
+  {
+    name: 'AzureWebJobsStorage__tableServiceUri'
+    value: storage.properties.primaryEndpoints.table
+  }
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identity.properties.clientId
+  }
+  // azure-identity's DefaultAzureCredential picks the user-assigned identity by this id.
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identity.properties.clientId
+  }
+  // The connection string only addresses the resource: local auth is disabled, so the
+  // host authenticates its telemetry with the identity (the authentication string).
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsights.properties.ConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+  }
+  {
+    name: 'IMAGEGEN_MODEL'
+    value: imagegenModel
+  }
+  {
+    name: 'IMAGEGEN_MODEL_REVISION'
+    value: imagegenModelRevision
+  }
+  // cuda, not auto: a replica without a GPU should fail loudly, not generate on CPU.
+  {
+    name: 'IMAGEGEN_DEVICE'
+    value: 'cuda'
+  }
+  {
+    name: 'SAFETY_PROVIDER'
+    value: 'azure'
+  }
+  {
+    name: 'CONTENT_SAFETY_ENDPOINT'
+    value: contentSafetyEndpoint
+  }
+  {
+    name: 'CONTENT_SAFETY_BLOCKLISTS'
+    value: contentSafetyBlocklists
+  }
+  {
+    name: 'SAFETY_THRESHOLDS'
+    value: safetyThresholds
+  }
+  // Weights: on the cache share (downloaded once, on first use) or baked into the image
+  // (then the hub is off limits, so a missing file fails instead of downloading).
+  {
+    name: 'HF_HOME'
+    value: cacheEnabled ? '${cacheMountPath}/hf' : '/opt/hf'
+  }
+  {
+    name: 'HF_HUB_OFFLINE'
+    value: cacheEnabled ? '0' : '1'
+  }
+]
+
+var probes = usePlaceholder ? [] : [
+  // The host and the Python worker start in well under a minute; the model loads lazily
+  // on the first batch, so /api/health answers before any weights are read.
+  {
+    type: 'Startup'
+    httpGet: {
+      path: '/api/health'
+      port: appPort
+    }
+    initialDelaySeconds: 20
+    periodSeconds: 15
+    timeoutSeconds: 10
+    failureThreshold: 10
+  }
+  {
+    type: 'Readiness'
+    httpGet: {
+      path: '/api/health'
+      port: appPort
+    }
+    periodSeconds: 30
+    timeoutSeconds: 10
+    failureThreshold: 3
+  }
+  // Generous: a replica busy with a GPU batch answers slowly, and a restart loses it.
+  {
+    type: 'Liveness'
+    httpGet: {
+      path: '/api/health'
+      port: appPort
+    }
+    periodSeconds: 60
+    timeoutSeconds: 30
+    failureThreshold: 5
+  }
+]
+
+resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  properties: {
+    environmentId: environment.id
+    workloadProfileName: gpuProfileName
+    configuration: {
+      activeRevisionsMode: 'Single'
+      ingress: {
+        external: true
+        targetPort: targetPort
+        transport: 'auto'
+        allowInsecure: false
+      }
+      registries: [
+        {
+          server: registryEndpoint
+          identity: identity.id
+        }
+      ]
+    }
+    template: {
+      containers: [
+        {
+          name: 'app'
+          image: usePlaceholder ? placeholderImage : image
+          env: settings
+          resources: {
+            cpu: json(sizes[gpuProfileType].cpu)
+            memory: sizes[gpuProfileType].memory
+          }
+          probes: probes
+          volumeMounts: cacheEnabled ? [
+            {
+              volumeName: 'model-cache'
+              mountPath: cacheMountPath
+            }
+          ] : []
+        }
+      ]
+      // minReplicas stays at 1: Durable Functions on Container Apps scales to zero only
+      // with the MSSQL storage backend, and this app uses the Azure Storage backend. So one
+      // GPU replica is always running (and billed); see docs/deploy.md for the cost.
+      scale: {
+        minReplicas: 1
+        maxReplicas: maxReplicas
+        rules: [
+          // Activity work items waiting in the task hub's queue mean the GPU is behind:
+          // add a replica (up to maxReplicas). The Functions integration adds its own
+          // trigger-based rules too.
+          {
+            name: 'durable-work-items'
+            azureQueue: {
+              accountName: storage.name
+              queueName: '${toLower(taskHubName)}-workitems'
+              queueLength: 4
+              identity: identity.id
+            }
+          }
+        ]
+      }
+      volumes: cacheEnabled ? [
+        {
+          name: 'model-cache'
+          storageType: 'AzureFile'
+          storageName: modelCacheStorageName
+          // The image runs as uid 1000 (Dockerfile), which must own what it downloads.
+          mountOptions: 'uid=1000,gid=1000,dir_mode=0755,file_mode=0644'
+        }
+      ] : []
+    }
+  }
+}
+
+output name string = app.name
+output uri string = 'https://${app.properties.configuration.ingress.fqdn}'
