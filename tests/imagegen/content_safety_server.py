@@ -97,7 +97,8 @@ class ContentSafetyServer:
 
     @property
     def endpoint(self) -> str:
-        assert self._http is not None, "start() the server first"
+        if self._http is None:
+            raise RuntimeError("start() the server (or use it in a `with` block) before reading `endpoint`")
         host, port = self._http.server_address[:2]
         return f"http://{host}:{port}"
 
