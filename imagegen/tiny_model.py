@@ -154,18 +154,35 @@ def build_tokenizer() -> CLIPTokenizer:
     for token in symbols + [s + "</w>" for s in symbols]:
         vocab[token] = len(vocab)
     merges: list[tuple[str, str]] = []
-    # Longest words first: BPE applies merges by rank, and a short word's merge (say
-    # "t"+"o") ranked ahead of a long word's would split "photo" into "pho" "to".
-    for word in sorted(COMMON_WORDS, key=len, reverse=True):
+    for word in COMMON_WORDS:
         # Merge the word left to right: "cat" -> ("c", "a"), ("ca", "t</w>").
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        merged = pieces[0]
-        for piece in pieces[1:]:
-            pair = (merged, piece)
-            merged += piece
-            if merged not in vocab:
-                vocab[merged] = len(vocab)
-                merges.append(pair)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TOKENS)
+        _add_merges(list(word[:-1]) + [word[-1] + "</w>"], vocab, merges)
+    # BPE applies merges by rank across words, so another word's merge ("d"+"i" from
+    # "digital") can split one ("stu" "di" "o" for "studio"): join such pieces too.
+    for _ in range(3):
+        tokenizer = _tokenizer(vocab, merges)
+        split = [tokenizer.tokenize(word) for word in COMMON_WORDS]
+        split = [pieces for pieces in split if len(pieces) > 1]
+        if not split:
+            break
+        for pieces in split:
+            _add_merges(pieces, vocab, merges)
+    return _tokenizer(vocab, merges)
+
+
+def _add_merges(pieces: list[str], vocab: dict[str, int], merges: list[tuple[str, str]]) -> None:
+    merged = pieces[0]
+    for piece in pieces[1:]:
+        pair = (merged, piece)
+        merged += piece
+        if pair not in merges:
+            merges.append(pair)
+        vocab.setdefault(merged, len(vocab))
+
+
+def _tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]]) -> CLIPTokenizer:
+    # The special tokens come last, after every merged token, as in CLIP's vocabulary.
+    ids = dict(vocab)
+    ids["<|startoftext|>"] = len(ids)
+    ids["<|endoftext|>"] = len(ids)
+    return CLIPTokenizer(vocab=ids, merges=list(merges), model_max_length=MAX_TOKENS)
