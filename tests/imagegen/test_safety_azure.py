@@ -16,7 +16,7 @@ from content_safety_server import ContentSafetyServer
 from PIL import Image
 
 from imagegen.safety import get_provider, resolve_thresholds
-from imagegen.safety.azure_provider import AzureProvider, Retry
+from imagegen.safety.azure_provider import AzureProvider, Retry, retry_after_seconds, split_text
 from imagegen.settings import Settings
 
 FAST_RETRY = Retry(attempts=3, backoff_seconds=0.01, max_wait_seconds=0.05, total_seconds=5, request_timeout_seconds=5)
@@ -278,3 +278,26 @@ def test_programming_errors_raise():
         provider.check_image("fox.png")
     with pytest.raises(ValueError, match="`CONTENT_SAFETY_ENDPOINT` is required"):
         get_provider(Settings(safety_provider="azure"))
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "3"}, 3.0),
+        ({"retry-after-ms": "250", "Retry-After": "1"}, 0.25),  # the finer header wins
+        ({"Retry-After": "Thu, 01 Jan 1970 00:00:00 GMT"}, 0.0),  # a date in the past: now
+        ({"Retry-After": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_headers_are_read(headers, seconds):
+    assert retry_after_seconds(headers) == seconds
+
+
+def test_text_without_whitespace_is_cut_at_the_limit():
+    text = "x" * 25_000
+
+    pieces = split_text(text)
+
+    assert [len(piece) for piece in pieces] == [10_000, 10_000, 5_000]
+    assert split_text("") == [""]
