@@ -40,7 +40,7 @@ __all__ = [
 
 MAX_SEED = 2**32 - 1
 DEFAULT_STRENGTH = 0.8  # diffusers' img2img default: keep 20% of the source's structure
-INPUTS_CONTAINER = "inputs"  # must match imagegen.storage.input_ref
+INPUTS_CONTAINER = "inputs"  # where a bare image name lives; matches imagegen.storage.input_ref
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 SIZE_PATTERN = re.compile(r"([0-9]{1,6})x([0-9]{1,6})")
 URL_PATTERN = re.compile(r"^(//|[a-zA-Z][a-zA-Z0-9+.-]*:)")  # http://, s3:, data:, //host
@@ -543,8 +543,9 @@ def expand(job: JobSpec) -> list[Variant]:
     for prompt_index, prompt in enumerate(job.prompts):
         image = strength = None
         if prompt.image is not None:
-            name = prompt.image.removeprefix(f"{INPUTS_CONTAINER}/")
-            image = f"{INPUTS_CONTAINER}/{name}"
+            # A bare name is in `inputs`; with a '/', it already names its container (the
+            # intake resolves names to full blob names this way, e.g. `prompts/shoe.png`).
+            image = prompt.image if "/" in prompt.image else f"{INPUTS_CONTAINER}/{prompt.image}"
             strength = prompt.strength if prompt.strength is not None else DEFAULT_STRENGTH
         for style_index, style in enumerate(axes.styles):
             text = f"{prompt.text}, {style}" if style else prompt.text

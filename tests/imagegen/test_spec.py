@@ -265,9 +265,11 @@ def test_derived_seeds_depend_on_the_job():
     assert [v.seed for v in expand(parse_job(job(seeds=6)))][:4] == one
 
 
-def test_default_strength_for_img2img():
-    variant = expand(parse_job({"name": "t", "prompts": [{"text": "a", "image": "inputs/cat.png"}]}))[0]
-    assert (variant.image, variant.strength) == ("inputs/cat.png", 0.8)
+def test_image_names_become_blob_names_with_a_default_strength():
+    prompts = [{"text": "a", "image": "cat.png"}, {"text": "b", "image": "prompts/campaign/shoe.png", "strength": 0.3}]
+    variants = expand(parse_job({"name": "t", "prompts": prompts}))
+    # A bare name is in `inputs`; a name with a '/' already says its container.
+    assert [(v.image, v.strength) for v in variants] == [("inputs/cat.png", 0.8), ("prompts/campaign/shoe.png", 0.3)]
 
 
 EXPAND_SCRIPT = """
@@ -396,8 +398,8 @@ def test_foundry_image_to_image_with_base64():
     })
     assert source == data
     assert job_.prompts[0].image is None and job_.prompts[0].strength == 0.4
-    variant = expand(with_source_image(job_, "foundry/abc.png"))[0]
-    assert (variant.image, variant.strength) == ("inputs/foundry/abc.png", 0.4)
+    variant = expand(with_source_image(job_, "inputs/foundry-abc.png"))[0]
+    assert (variant.image, variant.strength) == ("inputs/foundry-abc.png", 0.4)
 
 
 def test_foundry_bad_base64_names_the_field():
