@@ -361,5 +361,9 @@ def get_store(settings: Settings | None = None) -> BlobStore:
     with _stores_lock:
         store = _stores.get(key)
         if store is None:
-            store = _stores[key] = BlobStore.from_settings(settings)
+            store = BlobStore.from_settings(settings)
+            # Once per process: locally nothing else creates the containers (in Azure the
+            # Bicep does, and creating an existing container is a cheap no-op).
+            store.ensure_containers()
+            _stores[key] = store
         return store
