@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from imagegen.limits import DEFAULT_LIMITS, Limits, check_source_image
-from imagegen.spec import MAX_SEED, JobSpec, _field_errors, _show
+from imagegen.limits import DEFAULT_LIMITS, MAX_SEED, Limits, check_source_image, show_value
+from imagegen.spec import JobSpec, field_errors
 from imagegen.types import FieldError, JobValidationError
 
 BODY_FIELDS = (
@@ -45,16 +45,16 @@ def _unknown(path: str, key: Any, known: tuple[str, ...]) -> FieldError:
 def _whole_number(body: dict, key: str, low: int, high: int) -> tuple[int | None, FieldError | None]:
     value = body[key]
     if not isinstance(value, int) or isinstance(value, bool):
-        return None, _error(key, "type", f"`{key}` must be a whole number, got {_show(value)}")
+        return None, _error(key, "type", f"`{key}` must be a whole number, got {show_value(value)}")
     if not low <= value <= high:
-        return None, _error(key, f"{key}_range", f"`{key}` must be between {low} and {high:,}, got {_show(value)}")
+        return None, _error(key, f"{key}_range", f"`{key}` must be between {low} and {high:,}, got {show_value(value)}")
     return value, None
 
 
 def decode_image(text: Any, limits: Limits, path: str = "image_prompt.image") -> bytes:
     """Base64 (optionally a `data:image/...;base64,` URL) -> checked image bytes."""
     if not isinstance(text, str) or not text:
-        raise JobValidationError([_error(path, "type", f"`{path}` must be a base64-encoded image, got {_show(text)}")])
+        raise JobValidationError([_error(path, "type", f"`{path}` must be a base64-encoded image, got {show_value(text)}")])
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]
     text = "".join(text.split())  # clients wrap base64 at 76 columns
@@ -93,7 +93,7 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     """
     limits = limits or DEFAULT_LIMITS
     if not isinstance(body, dict):
-        raise JobValidationError([_error("", "type", f"the request body must be a JSON object with `prompt`, got {_show(body)}")])
+        raise JobValidationError([_error("", "type", f"the request body must be a JSON object with `prompt`, got {show_value(body)}")])
     errors = [_unknown(str(key), key, BODY_FIELDS) for key in body if key not in BODY_FIELDS]
 
     count = seed = None
@@ -107,8 +107,8 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     if "steps" in body and "num_inference_steps" in body and body["steps"] != body["num_inference_steps"]:
         errors.append(_error(
             "steps", "conflict",
-            f"`steps` ({_show(body['steps'])}) and `num_inference_steps` "
-            f"({_show(body['num_inference_steps'])}) disagree; send one of them",
+            f"`steps` ({show_value(body['steps'])}) and `num_inference_steps` "
+            f"({show_value(body['num_inference_steps'])}) disagree; send one of them",
         ))
 
     prompt: dict[str, Any] = {"text": body["prompt"]} if "prompt" in body else {}
@@ -118,7 +118,7 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     if "image_prompt" in body:
         image_prompt = body["image_prompt"]
         if not isinstance(image_prompt, dict):
-            errors.append(_error("image_prompt", "type", f"`image_prompt` must be an object with `image` and `strength`, got {_show(image_prompt)}"))
+            errors.append(_error("image_prompt", "type", f"`image_prompt` must be an object with `image` and `strength`, got {show_value(image_prompt)}"))
         else:
             errors += [_unknown(f"image_prompt.{key}", key, IMAGE_PROMPT_FIELDS) for key in image_prompt if key not in IMAGE_PROMPT_FIELDS]
             prompt["image"] = _STAND_IN_IMAGE
@@ -155,7 +155,7 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     try:
         job = JobSpec.model_validate(job_data, context={"limits": limits})
     except ValidationError as error:
-        errors += [_rename(item, names) for item in _field_errors(error)]
+        errors += [_rename(item, names) for item in field_errors(error)]
     if errors or job is None:
         raise JobValidationError(errors)
     if source is not None:

@@ -1,4 +1,6 @@
-"""What a job and its inputs may be: the configurable `Limits`, and `check_source_image`.
+"""What a job and its inputs may be: the configurable `Limits`, the check of each job
+field against them (as pydantic types the job models in `imagegen.spec` are built from),
+and `check_source_image`.
 
 Every limit is checked before anything runs (`imagegen.spec.parse_job` for the job file,
 `check_source_image` for an img2img source), so a job that would take the GPU for an hour
@@ -8,9 +10,12 @@ or a 50,000-pixel image is turned away with a message instead of an out-of-memor
 from __future__ import annotations
 
 import io
+import re
 import warnings
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo
+from pydantic_core import PydanticCustomError
 
 from imagegen.settings import Settings
 from imagegen.types import FieldError, JobValidationError
@@ -52,6 +57,154 @@ class Limits(BaseModel):
 
 
 DEFAULT_LIMITS = Limits()
+
+# --- each job field checked against the limits in force ----------------------------------
+
+MAX_SEED = 2**32 - 1
+INPUTS_CONTAINER = "inputs"  # where a bare image name lives; matches imagegen.storage.input_ref
+SIZE_PATTERN = re.compile(r"([0-9]{1,6})x([0-9]{1,6})")
+URL_PATTERN = re.compile(r"^(//|[a-zA-Z][a-zA-Z0-9+.-]*:)")  # http://, s3:, data:, //host
+
+
+def fail(rule: str, message: str, *, at: str | None = None) -> PydanticCustomError:
+    """An error from a field check. `message` says `{path}` where the field's dotted path
+    goes: a check on one size does not know it is `variants.sizes[2]`; `spec.field_errors` does.
+    `at` extends the path when a model-level check blames one of the model's fields."""
+    context = {"message": message} if at is None else {"message": message, "at": at}
+    return PydanticCustomError(rule, "{message}", context)
+
+
+def limits_of(info: ValidationInfo) -> Limits:
+    """The limits a validation runs under: parse_job passes them in the context."""
+    return (info.context or {}).get("limits") or DEFAULT_LIMITS
+
+
+def show_value(value: Any) -> str:
+    """A value as it goes in a message: repr, cut short so a 2 MB prompt stays readable."""
+    if isinstance(value, str) and len(value) > 60:
+        return f"{value[:40]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:70] + "..."
+
+
+# --- field checks: each names the field as `{path}`, filled in once the full path is known
+
+
+def _check_text(value: str, info: ValidationInfo) -> str:
+    if not value.strip():
+        raise fail("empty", "`{path}` must not be empty")
+    return _check_length(value, info)
+
+
+def _check_length(value: str, info: ValidationInfo) -> str:
+    limit = limits_of(info).max_prompt_chars
+    if len(value) > limit:
+        raise fail("max_prompt_chars", f"`{{path}}` must be at most {limit:,} characters, got {len(value):,}")
+    return value
+
+
+def _check_image_name(value: str) -> str:
+    if URL_PATTERN.match(value):
+        raise fail(
+            "blob_name",
+            f"`{{path}}` must be the name of a blob in the `{INPUTS_CONTAINER}` container "
+            f"(e.g. sneaker.png), not a URL, got {show_value(value)}; upload the image first",
+        )
+    segments = value.split("/")
+    if not value or len(value) > 1024 or "\\" in value or any(ord(c) < 32 for c in value):
+        raise fail(
+            "blob_name",
+            f"`{{path}}` must be a blob name of 1 to 1,024 characters without backslashes "
+            f"or control characters, got {show_value(value)}",
+        )
+    if ".." in segments or "." in segments or "" in segments:
+        raise fail(
+            "blob_name",
+            f"`{{path}}` must be a plain blob name inside `{INPUTS_CONTAINER}` "
+            f"(no '..', '.' or empty path segments), got {show_value(value)}",
+        )
+    return value
+
+
+def _check_strength(value: float) -> float:
+    if not 0.0 < value <= 1.0:  # written this way round so NaN fails too
+        raise fail("strength_range", f"`{{path}}` must be greater than 0 and at most 1, got {show_value(value)}")
+    return value
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """'768x512' -> (768, 512); the size has already been checked by the model."""
+    width, _, height = size.partition("x")
+    return int(width), int(height)
+
+
+def _check_size(value: str, info: ValidationInfo) -> str:
+    limits = limits_of(info)
+    match = SIZE_PATTERN.fullmatch(value)
+    if not match:
+        raise fail("size_format", f"`{{path}}` must be WIDTHxHEIGHT in pixels, e.g. '768x512', got {show_value(value)}")
+    width, height = int(match[1]), int(match[2])
+    if not all(limits.min_side <= side <= limits.max_side for side in (width, height)):
+        raise fail(
+            "size_range",
+            f"`{{path}}` must be between {limits.min_side} and {limits.max_side} px per side, got {show_value(value)}",
+        )
+    if width % 8 or height % 8:  # the VAE downsamples by 8: other sizes cannot be decoded
+        raise fail("multiple_of_8", f"`{{path}}` must be a multiple of 8 per side, got {show_value(value)}")
+    return value
+
+
+def _check_guidance(value: float, info: ValidationInfo) -> float:
+    limits = limits_of(info)
+    if not limits.min_guidance <= value <= limits.max_guidance:
+        raise fail(
+            "guidance_range",
+            f"`{{path}}` must be between {limits.min_guidance:g} and {limits.max_guidance:g}, got {show_value(value)}",
+        )
+    return value
+
+
+def _check_seed(value: int) -> int:
+    if not 0 <= value <= MAX_SEED:
+        raise fail("seed_range", f"`{{path}}` must be between 0 and {MAX_SEED:,} (2**32-1), got {show_value(value)}")
+    return value
+
+
+def _check_seed_count(value: int, info: ValidationInfo) -> int:
+    limit = limits_of(info).max_variants
+    if not 1 <= value <= limit:
+        raise fail("seed_count", f"`{{path}}` as a count must be between 1 and {limit}, got {show_value(value)}")
+    return value
+
+
+def check_list(values: list, most: int, limit_name: str, key=lambda value: value) -> list:
+    if len(values) > most:
+        raise fail(limit_name, f"`{{path}}` may have at most {most} entries, got {len(values):,}")
+    seen = set()
+    for value in values:
+        if key(value) in seen:  # a repeat would make the same images twice
+            raise fail("duplicate", f"`{{path}}` lists {show_value(value)} more than once")
+        seen.add(key(value))
+    return values
+
+
+PromptText = Annotated[str, AfterValidator(_check_text)]
+ShortText = Annotated[str, AfterValidator(_check_length)]
+ImageName = Annotated[str, AfterValidator(_check_image_name)]
+Strength = Annotated[float, AfterValidator(_check_strength)]
+Size = Annotated[str, AfterValidator(_check_size)]
+Guidance = Annotated[float, AfterValidator(_check_guidance)]
+Seed = Annotated[int, AfterValidator(_check_seed)]
+# `seeds` is a count or a list. The discriminator picks the branch by type so an error is
+# reported once, for the branch the user meant, instead of once per union member.
+Seeds = Annotated[
+    Union[
+        Annotated[int, AfterValidator(_check_seed_count), Tag("seeds-count")],
+        Annotated[list[Seed], Tag("seeds-list")],
+    ],
+    Discriminator(lambda value: "seeds-list" if isinstance(value, list) else "seeds-count"),
+]
+
 
 
 def _reject(path: str, rule: str, message: str) -> JobValidationError:

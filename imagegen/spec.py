@@ -13,23 +13,28 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Union
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from imagegen.limits import (
+    DEFAULT_LIMITS,
+    INPUTS_CONTAINER,
+    ImageName,
+    Limits,
+    PromptText,
+    Seeds,
+    ShortText,
+    Size,
+    Strength,
+    Guidance,
+    check_list,
+    check_source_image,
+    fail,
+    limits_of,
+    parse_size,
+    show_value,
 )
-from pydantic_core import PydanticCustomError
-
-from imagegen.limits import DEFAULT_LIMITS, Limits, check_source_image
 from imagegen.types import Batch, FieldError, ImageFormat, JobValidationError, Scheduler, Variant
 
 __all__ = [
@@ -38,151 +43,8 @@ __all__ = [
     "parse_job", "with_source_image",
 ]
 
-MAX_SEED = 2**32 - 1
 DEFAULT_STRENGTH = 0.8  # diffusers' img2img default: keep 20% of the source's structure
-INPUTS_CONTAINER = "inputs"  # where a bare image name lives; matches imagegen.storage.input_ref
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-SIZE_PATTERN = re.compile(r"([0-9]{1,6})x([0-9]{1,6})")
-URL_PATTERN = re.compile(r"^(//|[a-zA-Z][a-zA-Z0-9+.-]*:)")  # http://, s3:, data:, //host
-
-
-def fail(rule: str, message: str, *, at: str | None = None) -> PydanticCustomError:
-    """An error from a field check. `message` says `{path}` where the field's dotted path
-    goes: a check on one size does not know it is `variants.sizes[2]`; `_field_errors` does.
-    `at` extends the path when a model-level check blames one of the model's fields."""
-    context = {"message": message} if at is None else {"message": message, "at": at}
-    return PydanticCustomError(rule, "{message}", context)
-
-
-def _limits(info: ValidationInfo) -> Limits:
-    return (info.context or {}).get("limits") or DEFAULT_LIMITS
-
-
-def _show(value: Any) -> str:
-    """A value as it goes in a message: repr, cut short so a 2 MB prompt stays readable."""
-    if isinstance(value, str) and len(value) > 60:
-        return f"{value[:40]!r}... ({len(value):,} characters)"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:70] + "..."
-
-
-# --- field checks: each names the field as `{path}`, filled in once the full path is known
-
-
-def _check_text(value: str, info: ValidationInfo) -> str:
-    if not value.strip():
-        raise fail("empty", "`{path}` must not be empty")
-    return _check_length(value, info)
-
-
-def _check_length(value: str, info: ValidationInfo) -> str:
-    limit = _limits(info).max_prompt_chars
-    if len(value) > limit:
-        raise fail("max_prompt_chars", f"`{{path}}` must be at most {limit:,} characters, got {len(value):,}")
-    return value
-
-
-def _check_image_name(value: str) -> str:
-    if URL_PATTERN.match(value):
-        raise fail(
-            "blob_name",
-            f"`{{path}}` must be the name of a blob in the `{INPUTS_CONTAINER}` container "
-            f"(e.g. sneaker.png), not a URL, got {_show(value)}; upload the image first",
-        )
-    segments = value.split("/")
-    if not value or len(value) > 1024 or "\\" in value or any(ord(c) < 32 for c in value):
-        raise fail(
-            "blob_name",
-            f"`{{path}}` must be a blob name of 1 to 1,024 characters without backslashes "
-            f"or control characters, got {_show(value)}",
-        )
-    if ".." in segments or "." in segments or "" in segments:
-        raise fail(
-            "blob_name",
-            f"`{{path}}` must be a plain blob name inside `{INPUTS_CONTAINER}` "
-            f"(no '..', '.' or empty path segments), got {_show(value)}",
-        )
-    return value
-
-
-def _check_strength(value: float) -> float:
-    if not 0.0 < value <= 1.0:  # written this way round so NaN fails too
-        raise fail("strength_range", f"`{{path}}` must be greater than 0 and at most 1, got {_show(value)}")
-    return value
-
-
-def parse_size(size: str) -> tuple[int, int]:
-    """'768x512' -> (768, 512); the size has already been checked by the model."""
-    width, _, height = size.partition("x")
-    return int(width), int(height)
-
-
-def _check_size(value: str, info: ValidationInfo) -> str:
-    limits = _limits(info)
-    match = SIZE_PATTERN.fullmatch(value)
-    if not match:
-        raise fail("size_format", f"`{{path}}` must be WIDTHxHEIGHT in pixels, e.g. '768x512', got {_show(value)}")
-    width, height = int(match[1]), int(match[2])
-    if not all(limits.min_side <= side <= limits.max_side for side in (width, height)):
-        raise fail(
-            "size_range",
-            f"`{{path}}` must be between {limits.min_side} and {limits.max_side} px per side, got {_show(value)}",
-        )
-    if width % 8 or height % 8:  # the VAE downsamples by 8: other sizes cannot be decoded
-        raise fail("multiple_of_8", f"`{{path}}` must be a multiple of 8 per side, got {_show(value)}")
-    return value
-
-
-def _check_guidance(value: float, info: ValidationInfo) -> float:
-    limits = _limits(info)
-    if not limits.min_guidance <= value <= limits.max_guidance:
-        raise fail(
-            "guidance_range",
-            f"`{{path}}` must be between {limits.min_guidance:g} and {limits.max_guidance:g}, got {_show(value)}",
-        )
-    return value
-
-
-def _check_seed(value: int) -> int:
-    if not 0 <= value <= MAX_SEED:
-        raise fail("seed_range", f"`{{path}}` must be between 0 and {MAX_SEED:,} (2**32-1), got {_show(value)}")
-    return value
-
-
-def _check_seed_count(value: int, info: ValidationInfo) -> int:
-    limit = _limits(info).max_variants
-    if not 1 <= value <= limit:
-        raise fail("seed_count", f"`{{path}}` as a count must be between 1 and {limit}, got {_show(value)}")
-    return value
-
-
-def _check_list(values: list, most: int, limit_name: str, key=lambda value: value) -> list:
-    if len(values) > most:
-        raise fail(limit_name, f"`{{path}}` may have at most {most} entries, got {len(values):,}")
-    seen = set()
-    for value in values:
-        if key(value) in seen:  # a repeat would make the same images twice
-            raise fail("duplicate", f"`{{path}}` lists {_show(value)} more than once")
-        seen.add(key(value))
-    return values
-
-
-PromptText = Annotated[str, AfterValidator(_check_text)]
-ShortText = Annotated[str, AfterValidator(_check_length)]
-ImageName = Annotated[str, AfterValidator(_check_image_name)]
-Strength = Annotated[float, AfterValidator(_check_strength)]
-Size = Annotated[str, AfterValidator(_check_size)]
-Guidance = Annotated[float, AfterValidator(_check_guidance)]
-Seed = Annotated[int, AfterValidator(_check_seed)]
-# `seeds` is a count or a list. The discriminator picks the branch by type so an error is
-# reported once, for the branch the user meant, instead of once per union member.
-Seeds = Annotated[
-    Union[
-        Annotated[int, AfterValidator(_check_seed_count), Tag("seeds-count")],
-        Annotated[list[Seed], Tag("seeds-list")],
-    ],
-    Discriminator(lambda value: "seeds-list" if isinstance(value, list) else "seeds-count"),
-]
 
 
 # --- the models ---------------------------------------------------------------------------
@@ -209,7 +71,7 @@ class PromptSpec(BaseModel):
         if self.strength is not None and self.image is None:
             raise fail(
                 "strength_without_image",
-                f"`{{path}}` is only used with `image` (img2img), got {_show(self.strength)} "
+                f"`{{path}}` is only used with `image` (img2img), got {show_value(self.strength)} "
                 "without an image; add `image` or remove `strength`",
                 at="strength",
             )
@@ -234,7 +96,7 @@ class VariantAxes(BaseModel):
         if isinstance(value, list):
             if not value:
                 raise fail("empty", "`{path}` must list at least one seed (or be a count)")
-            _check_list(value, _limits(info).max_variants, "max_variants")
+            check_list(value, limits_of(info).max_variants, "max_variants")
         return value
 
     @field_validator("styles", "sizes", "guidance")
@@ -242,21 +104,21 @@ class VariantAxes(BaseModel):
     def _lists(cls, values: list, info: ValidationInfo) -> list:
         if not values:
             raise fail("empty", "`{path}` must have at least one entry")
-        limits = _limits(info)
+        limits = limits_of(info)
         most = limits.max_styles if info.field_name == "styles" else limits.max_variants
         limit_name = "max_styles" if info.field_name == "styles" else "max_variants"
         # '0512x512' is '512x512' spelled another way: compare sizes as numbers.
         key = parse_size if info.field_name == "sizes" else (lambda value: value)
-        return _check_list(values, most, limit_name, key)
+        return check_list(values, most, limit_name, key)
 
     @field_validator("steps")
     @classmethod
     def _steps(cls, value: int, info: ValidationInfo) -> int:
-        limits = _limits(info)
+        limits = limits_of(info)
         if not limits.min_steps <= value <= limits.max_steps:
             raise fail(
                 "steps_range",
-                f"`{{path}}` must be between {limits.min_steps} and {limits.max_steps}, got {_show(value)}",
+                f"`{{path}}` must be between {limits.min_steps} and {limits.max_steps}, got {show_value(value)}",
             )
         return value
 
@@ -292,7 +154,7 @@ class JobSpec(BaseModel):
             raise fail(
                 "name_format",
                 "`{path}` is used in blob paths, so it may use only a-z, 0-9, '-', '_' and '.', "
-                f"start with a letter or digit and be at most 64 characters, got {_show(value)}"
+                f"start with a letter or digit and be at most 64 characters, got {show_value(value)}"
                 + (f"; try {hint!r}" if hint != value else ""),
             )
         return value
@@ -300,14 +162,14 @@ class JobSpec(BaseModel):
     @field_validator("prompts")
     @classmethod
     def _prompt_count(cls, values: list[PromptSpec], info: ValidationInfo) -> list[PromptSpec]:
-        most = _limits(info).max_prompts
+        most = limits_of(info).max_prompts
         if len(values) > most:
             raise fail("max_prompts", f"`{{path}}` may have at most {most} entries, got {len(values):,}")
         return values
 
     @model_validator(mode="after")
     def _variant_count(self, info: ValidationInfo) -> "JobSpec":
-        limit = _limits(info).max_variants
+        limit = limits_of(info).max_variants
         axes = self.variants
         factors = [len(self.prompts), len(axes.styles), len(axes.sizes), len(axes.guidance), axes.seed_count()]
         total = 1
@@ -372,7 +234,7 @@ def _unknown_field(path: str, loc: tuple) -> str:
     return f"`{path}` is not a known field; {hint}"
 
 
-def _field_errors(error: ValidationError) -> list[FieldError]:
+def field_errors(error: ValidationError) -> list[FieldError]:
     """Every pydantic error as a FieldError: dotted path, rule id, and a sentence."""
     found = []
     for item in error.errors(include_url=False):
@@ -388,13 +250,13 @@ def _field_errors(error: ValidationError) -> list[FieldError]:
         elif kind == "extra_forbidden":
             rule, message = "unknown_field", _unknown_field(path, loc)
         elif kind in _TYPE_WORDS:
-            rule, message = "type", f"`{path}` must be {_TYPE_WORDS[kind]}, got {_show(value)}"
+            rule, message = "type", f"`{path}` must be {_TYPE_WORDS[kind]}, got {show_value(value)}"
         elif kind == "literal_error":
-            rule, message = "choice", f"`{path}` must be one of {ctx.get('expected')}, got {_show(value)}"
+            rule, message = "choice", f"`{path}` must be one of {ctx.get('expected')}, got {show_value(value)}"
         elif kind == "too_short":
             rule, message = "empty", f"`{path}` must have at least one entry"
         else:  # a pydantic rule we do not word ourselves; still name field and value
-            rule, message = kind, f"`{path}` is invalid ({item['msg']}), got {_show(value)}"
+            rule, message = kind, f"`{path}` is invalid ({item['msg']}), got {show_value(value)}"
         found.append(FieldError(path=path, rule=rule, message=message))
     return found
 
@@ -476,7 +338,7 @@ def parse_job(data: str | bytes | dict, *, filename: str | None = None, limits: 
     if not isinstance(data, dict):
         raise JobValidationError([FieldError(
             path="", rule="type",
-            message=f"the job must be a mapping with `name`, `prompts`, `variants` and `output`, got {_show(data)}",
+            message=f"the job must be a mapping with `name`, `prompts`, `variants` and `output`, got {show_value(data)}",
         )])
     if "name" not in data and filename:
         stem = re.split(r"[/\\]", filename)[-1].rsplit(".", 1)[0]
@@ -484,7 +346,7 @@ def parse_job(data: str | bytes | dict, *, filename: str | None = None, limits: 
     try:
         return JobSpec.model_validate(data, context={"limits": limits})
     except ValidationError as error:
-        raise JobValidationError(_field_errors(error)) from None
+        raise JobValidationError(field_errors(error)) from None
 
 
 def with_source_image(job: JobSpec, image: str, *, prompt_index: int = 0) -> JobSpec:
@@ -494,7 +356,7 @@ def with_source_image(job: JobSpec, image: str, *, prompt_index: int = 0) -> Job
     try:
         return JobSpec.model_validate(data)
     except ValidationError as error:
-        raise JobValidationError(_field_errors(error)) from None
+        raise JobValidationError(field_errors(error)) from None
 
 
 # --- digest, expansion, batching --------------------------------------------------------------
