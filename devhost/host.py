@@ -147,6 +147,7 @@ class Host:
         steps = [self._stop_trigger_tasks, self._stop_server, self._stop_engine, self._close_client_session]
         for step in steps:
             try:
+                log.debug("stopping: %s", step.__name__)
                 await step()
             except Exception:  # noqa: BLE001 - keep stopping the rest
                 log.exception("while stopping: %s failed", step.__name__)

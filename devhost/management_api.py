@@ -17,7 +17,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from devhost.client_binding import management_urls
-from devhost.durable import InstanceExists, InstanceNotFound, InstanceNotRunning, UnknownOrchestrator
+from devhost.durable.errors import InstanceExists, InstanceNotFound, InstanceNotRunning, UnknownOrchestrator
 
 PREFIXES = ("/runtime/webhooks/durabletask", "/durabletask")
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
@@ -145,10 +145,9 @@ class ManagementApi:
         except BadRequest as problem:
             return error(400, str(problem))
         except UnknownOrchestrator as problem:
-            return error(400, f"no orchestrator function named `{name}`: {problem}")
+            return error(400, str(problem))
         except InstanceExists as problem:
-            return error(409, f"an instance with id `{request.match_info.get('instance_id')}` is already "
-                              f"running or pending: {problem}")
+            return error(409, str(problem))
         timeout = request.query.get("timeout")
         if timeout:  # createAndWaitOnNewInstancePostUri: answer with the output if it ends in time
             if not timeout.isdigit():
@@ -218,10 +217,10 @@ class ManagementApi:
             await _call(self.engine.raise_event(instance_id, event, data))
         except BadRequest as problem:
             return error(400, str(problem))
-        except InstanceNotFound:
-            return error(404, f"no instance with id `{instance_id}`")
-        except InstanceNotRunning:
-            return error(410, f"instance `{instance_id}` is not running: it cannot take event `{event}`")
+        except InstanceNotFound as problem:
+            return error(404, str(problem))
+        except InstanceNotRunning as problem:
+            return error(410, f"{problem}: it cannot take event '{event}'")
         return web.Response(status=202)
 
     async def operate(self, request: web.Request) -> web.Response:
@@ -239,10 +238,10 @@ class ManagementApi:
                     "Location": self.payload(request, new_id)["statusQueryGetUri"]})
             if operation == "rewind":
                 return error(501, "rewind is not supported by devhost (it is deprecated in Durable Functions)")
-        except InstanceNotFound:
-            return error(404, f"no instance with id `{instance_id}`")
+        except InstanceNotFound as problem:
+            return error(404, str(problem))
         except InstanceNotRunning as problem:
-            return error(410, f"cannot {operation} instance `{instance_id}`: {problem}")
+            return error(410, f"cannot {operation}: {problem}")
         return error(404, f"unknown instance operation `{operation}` (known: terminate, suspend, resume, "
                           f"restart, rewind, raiseEvent)")
 

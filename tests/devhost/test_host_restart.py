@@ -1,0 +1,38 @@
+"""A host killed mid fan-out and started again over the same store finishes the work:
+every activity's effect is present exactly once (activities are at-least-once, so the
+sample activity records its key idempotently), and a SIGTERM stops the host cleanly."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+KEYS = [f"k{index:03d}" for index in range(12)]
+
+
+def test_sigkill_mid_fan_out_then_restart_completes_every_activity_once(tmp_path, launch):
+    store, effects = tmp_path / "taskhub.sqlite", tmp_path / "effects"
+    first = launch(tmp_path / "first", store=store, effects_dir=effects)
+    try:
+        started = first.start("fan_out_fan_in", {"run": "crash", "count": len(KEYS), "delay": 0.3},
+                              instance_id="fan-out-killed")
+        # Kill once some activities have recorded their effect and before all have.
+        deadline = time.monotonic() + 60
+        while len(first.effects("crash")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 2 <= len(first.effects("crash")) < len(KEYS), first.log()
+    finally:
+        first.stop(signal.SIGKILL)
+    assert first.process.returncode == -signal.SIGKILL
+
+    second = launch(tmp_path / "second", store=store, effects_dir=effects)
+    try:
+        done = second.wait_until(started["id"])
+        assert done["runtimeStatus"] == "Completed", done
+        assert sorted(done["output"]["keys"]) == KEYS
+        recorded = first.effects("crash")
+        assert sorted(recorded) == KEYS  # each key once: none lost, none doubled
+    finally:
+        code = second.stop(signal.SIGTERM)
+    assert code == 0, second.log()
+    assert "devhost stopping" in second.log()
