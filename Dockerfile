@@ -1,10 +1,12 @@
 # Durable Diffusion: the Functions app (Python v2 model) with a CUDA build of torch,
 # for Azure Functions on Azure Container Apps with a serverless GPU (T4 or A100).
 #
-#   docker build -t durable-diffusion .                          # weights baked in (default)
-#   docker build --build-arg BAKE_MODEL=false -t durable-diffusion .   # weights from the cache share
+#   docker build -t durable-diffusion .                                    # weights baked in
+#   docker build --build-arg MODEL_CACHE_SHARE=true -t durable-diffusion .   # weights from the share
 #
-# See docs/deploy.md. `azd up` builds this file and passes the build arguments from azure.yaml.
+# See docs/deploy.md. `azd up` builds this file with the build arguments in azure.yaml. azd
+# passes an unset variable as an empty value, which overrides an ARG default; so every RUN
+# below falls back to the same default with ${NAME:-default}.
 
 # The official Functions host image for Python 3.11 (Debian, host v4). The -slim variant
 # drops Core Tools and build extras we do not need at run time.
@@ -18,11 +20,12 @@ FROM mcr.microsoft.com/azure-functions/python:4-python3.11-slim
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_CUDA=cu126
 
-# Bake the model's weights into the image (true) or let them download on first use into
-# HF_HOME on the Azure Files cache share (false; set modelCacheShare=true in the Bicep).
+# Where the model's weights come from. false (default): baked into this image. true: they
+# download on first use into HF_HOME on the Azure Files cache share; the same azd variable,
+# MODEL_CACHE_SHARE, makes the Bicep mount that share, so the two cannot disagree.
 # Baking is the default: no storage key is needed for a share, replicas start without a
 # download, and the deployed revision pins exactly the weights it was built with.
-ARG BAKE_MODEL=true
+ARG MODEL_CACHE_SHARE=false
 ARG IMAGEGEN_MODEL=stabilityai/sd-turbo
 ARG IMAGEGEN_MODEL_REVISION=
 
@@ -39,13 +42,13 @@ ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     PYTHONDONTWRITEBYTECODE=1
 
 # 1. torch first, from the PyTorch CUDA index.
-RUN python -m pip install --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}" "torch==${TORCH_VERSION}"
+RUN python -m pip install --index-url "https://download.pytorch.org/whl/${TORCH_CUDA:-cu126}" "torch==${TORCH_VERSION:-2.13.0}"
 
 # 2. The rest of requirements.txt from PyPI. The constraint keeps pip from replacing the
 #    CUDA torch with the CPU wheel: `torch==2.13.0` in requirements.txt is already
 #    satisfied by 2.13.0+cu126, and the constraint forbids anything else.
 COPY requirements.txt /tmp/requirements.txt
-RUN echo "torch==${TORCH_VERSION}+${TORCH_CUDA}" > /tmp/constraints.txt \
+RUN echo "torch==${TORCH_VERSION:-2.13.0}+${TORCH_CUDA:-cu126}" > /tmp/constraints.txt \
     && python -m pip install -r /tmp/requirements.txt -c /tmp/constraints.txt \
     && python -c "import torch, sys; sys.exit(0 if torch.version.cuda else 'torch lost its CUDA build: ' + torch.__version__)" \
     && rm /tmp/requirements.txt /tmp/constraints.txt
@@ -57,9 +60,10 @@ RUN echo "torch==${TORCH_VERSION}+${TORCH_CUDA}" > /tmp/constraints.txt \
 #    asks from_pretrained for (empty: the full-precision files; "fp16": half the bytes).
 ARG MODEL_VARIANT=
 RUN mkdir -p /opt/hf \
-    && if [ "${BAKE_MODEL:-true}" = "true" ] && [ "${IMAGEGEN_MODEL:-tiny}" != "tiny" ]; then \
+    && model="${IMAGEGEN_MODEL:-stabilityai/sd-turbo}" \
+    && if [ "${MODEL_CACHE_SHARE:-false}" != "true" ] && [ "${model}" != "tiny" ]; then \
         python -c "import sys; from diffusers import DiffusionPipeline; DiffusionPipeline.download(sys.argv[1], revision=sys.argv[2] or None, variant=sys.argv[3] or None, use_safetensors=True)" \
-            "${IMAGEGEN_MODEL}" "${IMAGEGEN_MODEL_REVISION}" "${MODEL_VARIANT}"; \
+            "${model}" "${IMAGEGEN_MODEL_REVISION}" "${MODEL_VARIANT}"; \
     fi
 
 # Only the app: .dockerignore keeps tests, .venv, node_modules and local state out.

@@ -8,15 +8,6 @@ param tags object
 @description('Principal id of the app identity.')
 param principalId string
 
-@description('Replication: geo-redundant by default, so the task hub and results survive a regional outage.')
-@allowed([
-  'Standard_GRS'
-  'Standard_RAGRS'
-  'Standard_GZRS'
-  'Standard_RAGZRS'
-])
-param sku string = 'Standard_GRS'
-
 @description('Object id of the person running azd (empty: none): may read and write blobs with the imagegen CLI.')
 param userPrincipalId string = ''
 
@@ -46,8 +37,9 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   location: location
   tags: tags
   kind: 'StorageV2'
+  // Geo-redundant: the task hub and the results survive a regional outage.
   sku: {
-    name: sku
+    name: 'Standard_GRS'
   }
   properties: {
     accessTier: 'Hot'
