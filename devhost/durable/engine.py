@@ -367,10 +367,12 @@ class DurableEngine:
                     self._notify_parent(db, live, episode, now, after)
             elif status == core.CONTINUED_AS_NEW:
                 self._continue_as_new(db, instance_id, live, episode, now, after)
-            db.execute("UPDATE instances SET status = ?, output = ?, custom_status = ?, updated = ?, "
-                       "execution = ?, core = ? WHERE instance_id = ?",
-                       (status, episode.output, episode.custom_status, now, live.execution,
-                        live.state.to_json(), instance_id))
+            # episodes that replay nothing (suspend, terminate) keep the last custom status
+            db.execute("UPDATE instances SET status = ?, input = ?, output = ?, "
+                       "custom_status = CASE WHEN ? THEN ? ELSE custom_status END, "
+                       "updated = ?, execution = ?, core = ? WHERE instance_id = ?",
+                       (status, live.state.input, episode.output, episode.replayed, episode.custom_status, now,
+                        live.execution, live.state.to_json(), instance_id))
         live.status = status
         for step in after:
             step()
