@@ -25,21 +25,28 @@ from imagegen.types import FieldError, JobValidationError
 SOURCE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
 
 
+# The most any deployment may configure. A job re-read without limits (the orchestrator's
+# `JobSpec.model_validate(job)` of a job parse_job already checked) is held to these, so
+# it never fails where it passed, whatever IMAGEGEN_MAX_* said, and still cannot ask for
+# a billion images.
+CEILING_VARIANTS, CEILING_TEXT, CEILING_STEPS, CEILING_SIDE = 10_000, 100_000, 1_000, 16_384
+
+
 class Limits(BaseModel):
     """The most a job may ask for. Defaults match `imagegen.settings.SETTINGS`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_variants: int = Field(64, ge=1, description="Most variants one job may expand to")
-    max_prompts: int = Field(32, ge=1, description="Most entries in `prompts`")
-    max_styles: int = Field(16, ge=1, description="Most entries in `variants.styles`")
-    max_prompt_chars: int = Field(2000, ge=1, description="Longest prompt, negative prompt or style")
+    max_variants: int = Field(64, ge=1, le=CEILING_VARIANTS, description="Most variants one job may expand to")
+    max_prompts: int = Field(32, ge=1, le=CEILING_VARIANTS, description="Most entries in `prompts`")
+    max_styles: int = Field(16, ge=1, le=CEILING_VARIANTS, description="Most entries in `variants.styles`")
+    max_prompt_chars: int = Field(2000, ge=1, le=CEILING_TEXT, description="Longest prompt, negative prompt or style")
     min_steps: int = Field(1, ge=1, description="Fewest denoising steps")
-    max_steps: int = Field(150, ge=1, description="Most denoising steps")
+    max_steps: int = Field(150, ge=1, le=CEILING_STEPS, description="Most denoising steps")
     min_side: int = Field(64, ge=8, description="Smallest width or height in pixels")
-    max_side: int = Field(2048, ge=8, description="Largest width or height in pixels")
+    max_side: int = Field(2048, ge=8, le=CEILING_SIDE, description="Largest width or height in pixels")
     min_guidance: float = Field(0.0, ge=0.0, description="Lowest guidance scale")
-    max_guidance: float = Field(30.0, ge=0.0, description="Highest guidance scale")
+    max_guidance: float = Field(30.0, ge=0.0, le=100.0, description="Highest guidance scale")
     max_job_bytes: int = Field(1_000_000, ge=1, description="Largest job file in bytes")
     max_source_bytes: int = Field(10_000_000, ge=1, description="Largest img2img source in bytes")
     max_source_side: int = Field(4096, ge=1, description="Largest img2img source side in pixels")
@@ -57,6 +64,10 @@ class Limits(BaseModel):
 
 
 DEFAULT_LIMITS = Limits()
+CEILING = Limits(
+    max_variants=CEILING_VARIANTS, max_prompts=CEILING_VARIANTS, max_styles=CEILING_VARIANTS,
+    max_prompt_chars=CEILING_TEXT, max_steps=CEILING_STEPS, max_side=CEILING_SIDE, max_guidance=100.0,
+)
 
 # --- each job field checked against the limits in force ----------------------------------
 
@@ -75,8 +86,9 @@ def fail(rule: str, message: str, *, at: str | None = None) -> PydanticCustomErr
 
 
 def limits_of(info: ValidationInfo) -> Limits:
-    """The limits a validation runs under: parse_job passes them in the context."""
-    return (info.context or {}).get("limits") or DEFAULT_LIMITS
+    """The limits a validation runs under: parse_job passes them in the context; without
+    them (a job that was checked before, read back) only the CEILING applies."""
+    return (info.context or {}).get("limits") or CEILING
 
 
 def show_value(value: Any) -> str:

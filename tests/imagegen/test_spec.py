@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from imagegen.settings import Settings
 from imagegen.spec import (
+    JobSpec,
     Limits,
     batches,
     check_source_image,
@@ -199,6 +201,20 @@ def test_limits_come_from_settings():
     assert "between 1 and 10, got 11" in errors_of(job(steps=11), limits=limits)["variants.steps"][1]
     assert "between 64 and 512" in errors_of(job(sizes=["768x512"]), limits=limits)["variants.sizes[0]"][1]
     assert parse_job(job(seeds=8), limits=limits).variants.seeds == 8
+
+
+def test_a_job_checked_under_raised_limits_reads_back_without_them():
+    # The orchestrator re-reads the job it was given with JobSpec.model_validate, not
+    # knowing the deployment's limits: a job that passed must not fail there.
+    raised = Limits(max_variants=500, max_steps=400)
+    checked = parse_job(job(seeds=300, steps=400), limits=raised)
+    again = JobSpec.model_validate(checked.model_dump(mode="json"))
+    assert len(expand(again)) == 300
+    # Rules that are not settings still hold, and so does the ceiling.
+    with pytest.raises(ValidationError):
+        JobSpec.model_validate(job(seeds=10**9))
+    with pytest.raises(ValidationError):
+        JobSpec.model_validate({"name": "t", "prompts": [{"text": "a", "image": "https://x/a.png"}]})
 
 
 def test_oversized_job_file_is_refused_before_parsing():
