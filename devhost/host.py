@@ -186,7 +186,7 @@ class Host:
         for info in self.loaded.functions:
             if info.trigger_type != "httpTrigger":
                 lines.append(f"{info.name}: {info.trigger_type}")
-        return lines
+        return sorted(lines, key=str.lower)  # `func start` lists functions by name
 
 
 def _report_trigger_end(task: asyncio.Task) -> None:

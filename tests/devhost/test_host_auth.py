@@ -3,6 +3,7 @@ need the key; `anonymous` routes and the SDK client (on the loopback RPC port) d
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -65,5 +66,30 @@ def test_generated_key_when_none_is_set(tmp_path, launch):
         assert oct(key_file.stat().st_mode & 0o777) == "0o600"
         assert requests.get(f"{host.url}/api/secret", timeout=30).status_code == 401
         assert requests.get(f"{host.url}/api/secret", params={"code": key}, timeout=30).status_code == 200
+    finally:
+        assert host.stop() == 0, host.log()
+
+
+def test_local_settings_and_host_json_are_applied(tmp_path, launch):
+    """Values from local.settings.json reach the app without overriding the environment; a
+    FUNCTIONS_KEY there turns keys on; host.json's empty routePrefix puts routes at the root."""
+    app_dir = tmp_path / "app"
+    shutil.copytree(Path(__file__).parent / "sample_app", app_dir,
+                    ignore=shutil.ignore_patterns(".devhost", "__pycache__"))
+    (app_dir / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": {
+        "SAMPLE_FROM_FILE": "file", "SAMPLE_IN_BOTH": "file", "FUNCTIONS_KEY": "key-from-file"}}))
+    host_json = json.loads((app_dir / "host.json").read_text())
+    host_json["extensions"]["http"]["routePrefix"] = ""
+    (app_dir / "host.json").write_text(json.dumps(host_json))
+    host = launch(tmp_path / "run", app_dir=app_dir, env={"SAMPLE_IN_BOTH": "environment"})
+    try:
+        def setting(name):
+            return requests.get(f"{host.url}/settings/{name}", timeout=30).json()[name]
+
+        assert setting("SAMPLE_FROM_FILE") == "file"
+        assert setting("SAMPLE_IN_BOTH") == "environment"
+        assert requests.get(f"{host.url}/secret", timeout=30).status_code == 401
+        assert requests.get(f"{host.url}/secret", params={"code": "key-from-file"}, timeout=30).status_code == 200
+        assert requests.get(f"{host.url}/api/items/3", timeout=30).status_code == 404
     finally:
         assert host.stop() == 0, host.log()

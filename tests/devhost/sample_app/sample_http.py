@@ -1,6 +1,7 @@
 """HTTP functions of the devhost test app: starters over the durable client, and route checks."""
 
 import json
+import os
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -102,3 +103,12 @@ def admin_only(req: func.HttpRequest) -> func.HttpResponse:
 @bp.generic_output_binding(arg_name="res", type="http")
 def named_output(req: func.HttpRequest, res: func.Out[func.HttpResponse]) -> None:
     res.set(func.HttpResponse("set on the named output", status_code=201))
+
+
+@bp.route(route="settings/{name}", methods=["GET"])
+def app_setting(req: func.HttpRequest) -> func.HttpResponse:
+    """Shows how devhost applied local.settings.json; only SAMPLE_* names, never real settings."""
+    name = req.route_params["name"]
+    if not name.startswith("SAMPLE_"):
+        return _json({"error": f"only SAMPLE_* settings are shown, got {name!r}"}, 403)
+    return _json({name: os.environ.get(name)})
