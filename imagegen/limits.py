@@ -14,7 +14,7 @@ import re
 import warnings
 from typing import Annotated, Any, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from imagegen.settings import Settings
@@ -54,13 +54,19 @@ class Limits(BaseModel):
     @classmethod
     def from_settings(cls, settings: Settings) -> "Limits":
         """The limits the app runs with: the `IMAGEGEN_MAX_*` settings over the defaults."""
-        return cls(
-            max_variants=settings.max_variants,
-            max_steps=settings.max_steps,
-            max_side=settings.max_side,
-            max_source_bytes=settings.max_source_bytes,
-            max_source_side=settings.max_source_side,
-        )
+        values = {
+            "max_variants": settings.max_variants, "max_steps": settings.max_steps,
+            "max_side": settings.max_side, "max_source_bytes": settings.max_source_bytes,
+            "max_source_side": settings.max_source_side,
+        }
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            problem = error.errors(include_url=False)[0]
+            field = str(problem["loc"][0])
+            raise ValueError(
+                f"setting `IMAGEGEN_{field.upper()}` {problem['msg'].lower()}, got {problem['input']!r}"
+            ) from None
 
 
 DEFAULT_LIMITS = Limits()

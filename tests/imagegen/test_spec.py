@@ -203,6 +203,11 @@ def test_limits_come_from_settings():
     assert parse_job(job(seeds=8), limits=limits).variants.seeds == 8
 
 
+def test_a_limit_setting_past_the_ceiling_names_the_setting():
+    with pytest.raises(ValueError, match=r"setting `IMAGEGEN_MAX_VARIANTS` input should be less than or equal to 10000, got 20000"):
+        Limits.from_settings(Settings(max_variants=20_000))
+
+
 def test_a_job_checked_under_raised_limits_reads_back_without_them():
     # The orchestrator re-reads the job it was given with JobSpec.model_validate, not
     # knowing the deployment's limits: a job that passed must not fail there.
