@@ -262,8 +262,11 @@ def check_source_image(data: bytes, limits: Limits | None = None, *, path: str =
             # verify() leaves the image unusable, so open again to decode the pixels.
             with Image.open(io.BytesIO(data), formats=SOURCE_FORMATS) as image:
                 image.load()
-                upright = ImageOps.exif_transpose(image)  # phone photos carry their rotation in EXIF
-                return upright.convert("RGB")
+                try:
+                    image = ImageOps.exif_transpose(image)  # phone photos carry their rotation in EXIF
+                except Exception:  # a broken EXIF block is no reason to refuse the pixels
+                    pass
+                return image.convert("RGB")
     except JobValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

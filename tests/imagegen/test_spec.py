@@ -461,6 +461,19 @@ def test_foundry_prompt_is_required_and_body_must_be_an_object():
 # --- the schema -------------------------------------------------------------------------------------------
 
 
+def test_command_line_checks_a_job_file(tmp_path, capsys):
+    from imagegen.spec import main
+
+    good, bad = tmp_path / "Good Job.yaml", tmp_path / "bad.json"
+    good.write_text("prompts: [{text: a cat}]\nvariants: {seeds: [5, 6]}\n")
+    bad.write_text('{"name": "b", "prompts": [{"text": "a", "image": "http://x/y.png"}]}')
+    assert main([str(good)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["v000-p0-s0-512x512-g7.5-seed5", "v001-p0-s0-512x512-g7.5-seed6"]
+    assert main([str(bad)]) == 1
+    assert "prompts[0].image: `prompts[0].image` must be the name of a blob" in capsys.readouterr().err
+
+
 def test_committed_schema_is_up_to_date():
     committed = (ROOT / "docs" / "job.schema.json").read_text(encoding="utf-8")
     assert committed == render_schema(), "regenerate: python -m imagegen.spec --schema > docs/job.schema.json"
