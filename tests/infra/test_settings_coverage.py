@@ -1,0 +1,145 @@
+"""Every setting the app reads is set in Azure by the Bicep, or has a default.
+
+The names come from `imagegen.settings.SETTINGS` (the one place that reads the
+environment) plus any stray `os.environ` / `os.getenv` read elsewhere in the app code,
+found by walking its syntax trees.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from deployfiles import ROOT
+
+from imagegen.settings import SETTINGS, Settings
+
+# Settings deliberately left unset in Azure, each with the reason. A new setting with no
+# default must be set in infra/modules/app.bicep or be listed here with its reason.
+UNSET_IN_AZURE = {
+    "AzureWebJobsStorage": "replaced by the identity-based AzureWebJobsStorage__* settings; a connection string would carry a key",
+    "CONTENT_SAFETY_KEY": "Content Safety has local auth disabled; the app calls it with its managed identity",
+    "SAFETY_BLOCKLIST_FILE": "an optional local word list; in Azure, blocklists live in Content Safety (CONTENT_SAFETY_BLOCKLISTS)",
+}
+
+APP_CODE = ["function_app.py", "imagegen", "triggers", "orchestrations", "activities"]
+NOT_APP_CODE = {
+    ROOT / "imagegen" / "settings.py": "the one module allowed to read the environment; its names are SETTINGS",
+    ROOT / "imagegen" / "cli.py": "the imagegen CLI runs on the user's machine (IMAGEGEN_URL, IMAGEGEN_KEY), not in the app",
+}
+
+
+def environment_reads(source: str, filename: str = "<source>") -> list[tuple[int, str | None]]:
+    """(line, name) of every environment read in `source`; name None when not a literal."""
+    reads = []
+    for node in ast.walk(ast.parse(source, filename)):
+        target = None
+        if isinstance(node, ast.Call):
+            func = node.func
+            # os.getenv(NAME) / getenv(NAME) / os.environ.get(NAME) / environ.get(NAME)
+            if _is_getenv(func) or (isinstance(func, ast.Attribute) and func.attr in ("get", "pop", "setdefault") and _is_environ(func.value)):
+                target = node.args[0] if node.args else None
+            else:
+                continue
+        elif isinstance(node, ast.Subscript) and _is_environ(node.value):  # os.environ[NAME]
+            target = node.slice
+        elif isinstance(node, ast.Compare) and any(_is_environ(c) for c in node.comparators):  # NAME in os.environ
+            target = node.left
+        else:
+            continue
+        name = target.value if isinstance(target, ast.Constant) and isinstance(target.value, str) else None
+        reads.append((node.lineno, name))
+    return reads
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "environ") or (isinstance(node, ast.Name) and node.id == "environ")
+
+
+def _is_getenv(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "getenv") or (isinstance(node, ast.Name) and node.id == "getenv")
+
+
+def app_sources() -> list[Path]:
+    files = []
+    for entry in APP_CODE:
+        path = ROOT / entry
+        files += [path] if path.is_file() else sorted(path.rglob("*.py")) if path.is_dir() else []
+    return [path for path in files if path not in NOT_APP_CODE]
+
+
+def test_every_setting_is_set_in_azure_or_has_a_default(app_settings):
+    missing = [
+        f"`{name}` ({description}) has no default, is not set in infra/modules/app.bicep, "
+        f"and is not in UNSET_IN_AZURE"
+        for name, (default, description) in SETTINGS.items()
+        if default is None and name not in app_settings and name not in UNSET_IN_AZURE
+    ]
+    assert not missing, "\n".join(missing)
+
+
+def test_exemptions_are_still_real(app_settings):
+    for name in UNSET_IN_AZURE:
+        assert name in SETTINGS, f"UNSET_IN_AZURE lists `{name}`, which imagegen/settings.py no longer has"
+        assert name not in app_settings, f"UNSET_IN_AZURE lists `{name}`, but app.bicep sets it"
+
+
+def test_no_stray_environment_reads(app_settings):
+    known = set(SETTINGS) | set(app_settings)
+    problems = []
+    for path in app_sources():
+        for line, name in environment_reads(path.read_text(), str(path)):
+            where = f"{path.relative_to(ROOT)}:{line}"
+            if name is None:
+                problems.append(f"{where} reads an environment variable whose name is not a literal")
+            elif name not in known:
+                problems.append(f"{where} reads `{name}`, which is neither in imagegen.settings.SETTINGS nor set by app.bicep")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("import os\nos.environ['A']", [(2, "A")]),
+        ("import os\nos.getenv('B', 'x')", [(2, "B")]),
+        ("from os import environ\nenviron.get('C')", [(2, "C")]),
+        ("import os\n'D' in os.environ", [(2, "D")]),
+        ("import os\nname = 'E'\nos.environ.get(name)", [(3, None)]),
+        ("import os\nos.path.join('a', 'b')", []),
+    ],
+)
+def test_environment_reads_finds_every_form(source, expected):
+    assert environment_reads(source) == expected
+
+
+def resolve(value: object, app_bicep: dict, main_bicep: dict) -> str | None:
+    """A setting's value as deployed with default parameters; None when only Azure knows it.
+
+    The parser gives a parameter reference as a bare string (its name): it resolves to the
+    module's default, or else to the main template's parameter of the same name.
+    """
+    if not isinstance(value, str) or "${" in value:
+        return None
+    references = [template["parameters"][value] for template in (app_bicep, main_bicep) if value in template["parameters"]]
+    if not references:
+        return value  # a literal
+    defaults = [parameter["default"] for parameter in references if parameter.get("default") is not None]
+    return defaults[0] if defaults else None
+
+
+def test_the_azure_settings_are_accepted_by_the_app(app_settings, app_bicep, bicep, monkeypatch):
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in app_settings.items():
+        resolved = resolve(value, app_bicep, bicep["main.bicep"])
+        if resolved is None:  # a resource property: a plausible stand-in of the same kind
+            resolved = "https://example.invalid/" if name.endswith(("Uri", "ENDPOINT")) else "stand-in"
+        monkeypatch.setenv(name, resolved)
+    settings = Settings.from_env()
+    assert settings.safety_provider == "azure"
+    assert settings.device == "cuda"
+    assert settings.content_safety_key is None, "the app must not get a Content Safety key in Azure"
+    assert settings.storage_connection_string is None, "the app must not get a storage connection string in Azure"
+    assert settings.storage_blob_service_uri == "https://example.invalid/"
+    assert settings.model == bicep["main.bicep"]["parameters"]["imagegenModel"]["default"]
