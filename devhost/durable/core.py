@@ -43,6 +43,14 @@ RUNNING, PENDING, SUSPENDED = "Running", "Pending", "Suspended"
 COMPLETED, FAILED, TERMINATED, CONTINUED_AS_NEW = "Completed", "Failed", "Terminated", "ContinuedAsNew"
 TERMINAL_STATUSES = (COMPLETED, FAILED, TERMINATED)
 
+# The event types the SDK's replay reads. The others (TaskScheduled, TimerCreated,
+# OrchestratorCompleted, ...) stay in the stored history but are not sent: the SDK skips
+# them, yet parses each one's timestamp with dateutil, which is most of a replay's cost.
+SDK_READS = frozenset([EventType.ORCHESTRATOR_STARTED, EventType.EXECUTION_STARTED,
+                       EventType.TASK_COMPLETED, EventType.TASK_FAILED,
+                       EventType.SUB_ORCHESTRATION_COMPLETED, EventType.SUB_ORCHESTRATION_FAILED,
+                       EventType.TIMER_FIRED, EventType.EVENT_RAISED, EventType.CONTINUE_AS_NEW])
+
 
 @dataclass
 class Message:
@@ -87,10 +95,13 @@ class OrchestrationState:
     retry_timers: dict[int, Retry] = field(default_factory=dict)  # retry timer id -> its retry
 
     def to_json(self) -> str:
-        """Bookkeeping only; the history is stored row by row."""
-        data = asdict(self)
-        data.pop("history")
-        return json.dumps(data)
+        """Bookkeeping only; the history is stored row by row (and asdict would copy it)."""
+        return json.dumps({
+            "instance_id": self.instance_id, "name": self.name, "input": self.input,
+            "parent_instance_id": self.parent_instance_id, "next_id": self.next_id,
+            "action_count": self.action_count, "suspended": self.suspended,
+            "attempts": {k: asdict(v) for k, v in self.attempts.items()},
+            "retry_timers": {k: asdict(v) for k, v in self.retry_timers.items()}})
 
     @classmethod
     def from_json(cls, text: str, history: list[dict]) -> "OrchestrationState":
@@ -204,7 +215,8 @@ def run_episode(orchestrator: Callable[[str], str], state: OrchestrationState,
         raise ValueError(f"instance '{state.instance_id}' has no history and no start message")
 
     # 3. Replay through the SDK and read its state.
-    context = {"history": state.history + new_events, "input": state.input,
+    replay = [e for e in state.history if e["EventType"] in SDK_READS] + new_events
+    context = {"history": replay, "input": state.input,
                "instanceId": state.instance_id, "isReplaying": False,
                "parentInstanceId": state.parent_instance_id,
                "upperSchemaVersion": 1, "upperSchemaVersionNew": 2}

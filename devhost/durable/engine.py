@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import heapq
-import inspect
 import itertools
 import json
 import time
@@ -36,10 +35,10 @@ from devhost.durable import core
 from devhost.durable import history as h
 from devhost.durable.core import Message, OrchestrationState
 from devhost.durable.errors import InstanceExists, InstanceNotFound, InstanceNotRunning, UnknownOrchestrator
-from devhost.durable.registry import (Registry, decode_activity_input, encode_activity_output,
-                                      failure_reason)
+from devhost.durable.registry import Registry
 from devhost.durable.status import instance_status, list_query
 from devhost.durable.store import Store, WorkItem
+from devhost.durable.workers import ActivityWorkers
 
 ACTIVE_STATUSES = (core.PENDING, core.RUNNING, core.SUSPENDED, core.CONTINUED_AS_NEW)
 
@@ -47,6 +46,7 @@ ACTIVE_STATUSES = (core.PENDING, core.RUNNING, core.SUSPENDED, core.CONTINUED_AS
 @dataclass
 class EngineStats:
     episodes: int = 0
+    episode_seconds: float = 0.0     # time spent replaying (in the orchestrator threads)
     activities_started: int = 0
     start_delays: deque = field(default_factory=lambda: deque(maxlen=100_000))  # seconds
 
@@ -91,9 +91,9 @@ class DurableEngine:
         """Open the task hub and resume every unfinished instance, timer and activity."""
         self._loop = asyncio.get_running_loop()
         self._store = Store(self.store_path)
-        self._activity_slots = asyncio.Semaphore(self.max_activities)
         self._orchestrator_slots = asyncio.Semaphore(self.max_orchestrators)
-        self._activity_pool = ThreadPoolExecutor(self.max_activities, thread_name_prefix="devhost-activity")
+        self._workers = ActivityWorkers(self.registry, self.max_activities, self._loop,
+                                        self._record_completions, self.stats.start_delays)
         self._orchestrator_pool = ThreadPoolExecutor(self.max_orchestrators,
                                                      thread_name_prefix="devhost-orchestrator")
         self._live: dict[str, _Live] = {}
@@ -103,7 +103,6 @@ class DurableEngine:
         self._timer_wake = asyncio.Event()
         self._driving: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
-        self._completions: list[tuple[WorkItem, dict]] = []
         self._waiters: dict[str, list[asyncio.Future]] = {}
         self._started = True
         for row in self._store.unfinished_instances():
@@ -114,7 +113,7 @@ class DurableEngine:
         for row in self._store.inbox():
             self._deliver(row["instance_id"], _message_from(row), row["visible_at"])
         for item in self._store.work():
-            self._spawn(self._run_activity(item))
+            self._workers.submit(item)
         self._spawn(self._timer_loop())
 
     async def stop(self) -> None:
@@ -127,7 +126,7 @@ class DurableEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._activity_pool.shutdown(wait=True, cancel_futures=True)
+        await self._workers.stop()
         self._orchestrator_pool.shutdown(wait=True, cancel_futures=True)
         for waiters in self._waiters.values():
             for waiter in waiters:
@@ -325,14 +324,20 @@ class DurableEngine:
         self.stats.episodes += 1
         try:
             episode = await self._loop.run_in_executor(
-                self._orchestrator_pool, core.run_episode, orchestrator, live.state, batch,
-                datetime.now(timezone.utc))
+                self._orchestrator_pool, self._timed_episode, orchestrator, live.state, batch)
         except Exception as exc:   # a devhost bug, not the orchestrator's: fail loudly, don't hang
             episode = core.Episode(status=core.FAILED, consumed=batch,
                                    output=json.dumps(f"devhost engine error in '{live.state.name}': "
                                                      f"{type(exc).__name__}: {exc}"))
         live.held = episode.kept
         self._commit(instance_id, live, episode)
+
+    def _timed_episode(self, orchestrator, state: OrchestrationState, batch: list[Message]) -> core.Episode:
+        began = time.perf_counter()
+        try:
+            return core.run_episode(orchestrator, state, batch, datetime.now(timezone.utc))
+        finally:
+            self.stats.episode_seconds += time.perf_counter() - began
 
     def _delete_messages(self, messages: list[Message]) -> None:
         if messages:
@@ -421,43 +426,15 @@ class DurableEngine:
             return
         row_id = Store.add_work(db, instance_id, execution, call.task_id, call.name, call.input, now)
         item = WorkItem(row_id, instance_id, execution, call.task_id, call.name, call.input, now)
-        after.append(functools.partial(self._spawn_activity, item))
-
-    def _spawn_activity(self, item: WorkItem) -> None:
-        self._spawn(self._run_activity(item))
+        after.append(functools.partial(self._workers.submit, item))
 
     # ---- activities ------------------------------------------------------------------
 
-    async def _run_activity(self, item: WorkItem) -> None:
-        entry = self.registry.activities.get(item.name)
-        async with self._activity_slots:
-            self.stats.activities_started += 1
-            self.stats.start_delays.append(time.time() - item.scheduled_at)
-            try:
-                if entry is None:
-                    raise LookupError(f"activity '{item.name}' is not registered; known: "
-                                      f"{', '.join(sorted(self.registry.activities))}")
-                function, binding = entry
-                value = decode_activity_input(item.input)
-                if inspect.iscoroutinefunction(function):
-                    result = await function(**{binding: value})
-                else:
-                    result = await self._loop.run_in_executor(
-                        self._activity_pool, functools.partial(function, **{binding: value}))
-                event = h.task_completed(item.task_id, encode_activity_output(result))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                event = h.task_failed(item.task_id, *failure_reason(item.name, exc))
-        self._completions.append((item, event))
-        if len(self._completions) == 1:
-            self._loop.call_soon(self._flush_completions)
-
-    def _flush_completions(self) -> None:
+    def _record_completions(self, batch: list[tuple[WorkItem, dict]]) -> None:
         """Record a batch of finished activities in one transaction, then deliver them."""
-        batch, self._completions = self._completions, []
-        if not batch or not self._started:
+        if not self._started:
             return
+        self.stats.activities_started = self._workers.started
         now = time.time()
         after: list = []
         with self._store.transaction() as db:
