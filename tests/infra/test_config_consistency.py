@@ -1,0 +1,245 @@
+"""azure.yaml, host.json, the Bicep and its parameters file, and the Dockerfile: each valid,
+and all of them agreeing where they name the same thing (service, port, health route,
+task hub, containers, model, torch version). And no secret in any of them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from deployfiles import INFRA, ROOT, dockerfile_instructions
+
+from imagegen.storage import CONTAINERS
+
+SECRET_WORDS = re.compile(r"key|password|secret|connectionstring|token|sas", re.IGNORECASE)
+
+
+def leaves(tree: object):
+    """Every string, number and dict key in a parsed Bicep expression tree."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield key
+            yield from leaves(value)
+    elif isinstance(tree, list):
+        for item in tree:
+            yield from leaves(item)
+    else:
+        yield tree
+
+
+def instruction(dockerfile: str, keyword: str) -> list[str]:
+    return [rest for key, rest in dockerfile_instructions(dockerfile) if key == keyword]
+
+
+def docker_env(dockerfile: str) -> dict[str, str]:
+    env = {}
+    for rest in instruction(dockerfile, "ENV"):
+        env.update(re.findall(r"(\w+)=(\S+)", rest))
+    return env
+
+
+def docker_args(dockerfile: str) -> dict[str, str]:
+    return dict(rest.partition("=")[::2] for rest in instruction(dockerfile, "ARG"))
+
+
+# --- azure.yaml ---------------------------------------------------------------------
+
+
+def test_azure_yaml_describes_one_container_app_service(azure_yaml):
+    assert azure_yaml.get("name"), "azure.yaml needs `name`"
+    assert (ROOT / azure_yaml["infra"]["path"] / f"{azure_yaml['infra']['module']}.bicep").is_file()
+    service = azure_yaml["services"]["app"]
+    assert service["project"] == "."
+    assert service["language"] == "python"
+    assert service["host"] == "containerapp"
+    assert (ROOT / service["docker"]["path"]).is_file(), f"no Dockerfile at {service['docker']['path']}"
+
+
+def test_service_names_match_the_azd_service_name_tags(azure_yaml, bicep):
+    tagged = set()
+    for template in bicep.values():
+        for tree in (template.get("modules", {}), template.get("resources", {})):
+            found = list(leaves(tree))
+            tagged |= {found[i + 1] for i, leaf in enumerate(found[:-1]) if str(leaf).strip("'") == "azd-service-name"}
+    assert tagged == set(azure_yaml["services"]), (
+        f"azure.yaml services {sorted(azure_yaml['services'])} must match the Bicep's azd-service-name tags {sorted(tagged)}"
+    )
+
+
+def test_build_args_are_dockerfile_args_and_share_the_parameters_variables(azure_yaml, dockerfile, parameters_json):
+    args = docker_args(dockerfile)
+    build_args = dict(item.split("=", 1) for item in azure_yaml["services"]["app"]["docker"]["buildArgs"])
+    for name, value in build_args.items():
+        assert name in args, f"azure.yaml passes build argument `{name}`, which the Dockerfile has no ARG for"
+        assert value == "${" + name + "}", f"build argument `{name}` must come from the azd variable of the same name"
+    # The image and the Bicep must read the same switches, or they drift apart.
+    parameter_text = str(parameters_json)
+    for name in ("IMAGEGEN_MODEL", "IMAGEGEN_MODEL_REVISION", "MODEL_CACHE_SHARE"):
+        assert name in build_args, f"azure.yaml must pass `{name}` to the image build"
+        assert "${" + name in parameter_text, f"main.parameters.json must read `{name}` too"
+
+
+# --- host.json ----------------------------------------------------------------------
+
+
+def parse_timespan(text: str) -> timedelta:
+    hours, minutes, seconds = (int(part) for part in text.split(":"))
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def test_host_json_is_a_v2_host_with_the_v4_bundle(host_json):
+    assert host_json["version"] == "2.0"
+    assert host_json["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle", "version": "[4.*, 5.0.0)"}
+    assert host_json["extensions"]["http"]["routePrefix"] == "api"
+    timeout = parse_timespan(host_json["functionTimeout"])
+    assert timedelta(minutes=30) <= timeout <= timedelta(hours=4), f"functionTimeout {timeout} should fit a GPU batch"
+
+
+def test_host_json_sizes_durable_for_one_gpu_and_keeps_failures_in_telemetry(host_json):
+    durable = host_json["extensions"]["durableTask"]
+    assert durable["hubName"].isalnum(), "task hub names are letters and digits only"
+    assert 1 <= durable["maxConcurrentActivityFunctions"] <= 4, "one GPU runs a batch or two at a time"
+    assert durable["maxConcurrentOrchestratorFunctions"] >= 1
+    excluded = host_json["logging"]["applicationInsights"]["samplingSettings"]["excludedTypes"].split(";")
+    assert {"Request", "Exception"} <= set(excluded), "sampling must never drop requests or exceptions"
+
+
+def test_task_hub_is_the_same_in_host_json_and_bicep(host_json, bicep):
+    bicep_hub = bicep["main.bicep"]["variables"]["taskHubName"]["value"]
+    assert host_json["extensions"]["durableTask"]["hubName"] == bicep_hub
+
+
+# --- ports and health ---------------------------------------------------------------
+
+
+def test_one_port_everywhere(dockerfile, app_bicep, host_json):
+    port = app_bicep["variables"]["appPort"]["value"]
+    exposed = [int(value) for rest in instruction(dockerfile, "EXPOSE") for value in rest.split()]
+    assert exposed == [port], f"Dockerfile EXPOSE {exposed} must be the ingress port {port}"
+    urls = docker_env(dockerfile)["ASPNETCORE_URLS"]
+    assert urls.endswith(f":{port}"), f"the host listens on {urls}, the ingress targets {port}"
+    healthcheck = " ".join(instruction(dockerfile, "HEALTHCHECK"))
+    route = f"/{host_json['extensions']['http']['routePrefix']}/health"
+    assert f"localhost:{port}{route}" in healthcheck, f"HEALTHCHECK must probe {route} on port {port}"
+    probes = app_bicep["variables"]["probes"]["value"]
+    probe_list = next(option for option in leaves_lists(probes) if option)
+    assert {(probe["httpGet"]["path"], probe["httpGet"]["port"]) for probe in probe_list} == {(route, "appPort")}
+    assert {probe["type"] for probe in probe_list} == {"Startup", "Readiness", "Liveness"}
+
+
+def leaves_lists(tree: object):
+    """Every list inside a parsed expression (e.g. both branches of `a ? [] : [...]`)."""
+    if isinstance(tree, list):
+        yield tree
+    elif isinstance(tree, dict):
+        for value in tree.values():
+            yield from leaves_lists(value)
+
+
+# --- storage ------------------------------------------------------------------------
+
+
+def test_bicep_creates_exactly_the_containers_the_code_uses(bicep):
+    names = bicep["modules/storage.bicep"]["variables"]["containerNames"]["value"]
+    assert sorted(names) == sorted(CONTAINERS), f"Bicep creates {sorted(names)}, imagegen.storage uses {sorted(CONTAINERS)}"
+
+
+def test_storage_is_private_and_keyless(bicep):
+    account = bicep["modules/storage.bicep"]["resources"]["account"]["config"]["properties"]
+    assert account["allowSharedKeyAccess"] is False
+    assert account["allowBlobPublicAccess"] is False
+    assert account["minimumTlsVersion"] == "TLS1_2"
+    containers = bicep["modules/storage.bicep"]["resources"]["containers"]["config"]
+    assert "None" in list(leaves(containers)), "blob containers must have publicAccess None"
+
+
+def test_the_app_is_a_function_app_on_the_gpu_that_never_scales_to_zero(app_bicep):
+    app = app_bicep["resources"]["app"]["config"]
+    assert app["kind"] == "functionapp"
+    assert app["properties"]["workloadProfileName"] == "gpuProfileName"
+    scale = app["properties"]["template"]["scale"]
+    assert scale["minReplicas"] >= 1, "Durable Functions with the Azure Storage backend cannot scale to zero"
+
+
+# --- parameters, model and torch ----------------------------------------------------
+
+
+def test_parameters_file_matches_main_bicep(parameters_json, bicep):
+    declared = bicep["main.bicep"]["parameters"]
+    given = parameters_json["parameters"]
+    assert parameters_json["$schema"].endswith("deploymentParameters.json#")
+    assert set(given) <= set(declared), f"main.parameters.json sets unknown parameters {sorted(set(given) - set(declared))}"
+    required = {name for name, parameter in declared.items() if parameter.get("default") is None}
+    assert required <= set(given), f"main.parameters.json must set {sorted(required - set(given))}"
+    # `${VAR=default}` must default to what main.bicep defaults to.
+    for name, entry in given.items():
+        match = re.fullmatch(r"\$\{(\w+)=(.*)\}", str(entry["value"]))
+        default = declared[name].get("default")
+        if match and default is not None:
+            assert match.group(2) == str(default).lower() if isinstance(default, bool) else match.group(2) == str(default), (
+                f"`{name}` defaults to {match.group(2)!r} in main.parameters.json but {default!r} in main.bicep"
+            )
+
+
+def test_the_image_bakes_the_model_the_app_is_configured_with(dockerfile, bicep, app_settings):
+    args = docker_args(dockerfile)
+    assert args["IMAGEGEN_MODEL"] == bicep["main.bicep"]["parameters"]["imagegenModel"]["default"]
+    assert args["MODEL_CACHE_SHARE"] == "false" and bicep["main.bicep"]["parameters"]["modelCacheShare"]["default"] is False
+    # A baked image keeps its weights in HF_HOME; the Bicep points there when there is no share.
+    assert docker_env(dockerfile)["HF_HOME"] in list(leaves(app_settings["HF_HOME"]))
+
+
+def test_the_image_installs_the_torch_version_requirements_txt_pins(dockerfile):
+    pinned = re.search(r"^torch==(\S+)$", (ROOT / "requirements.txt").read_text(), re.MULTILINE).group(1)
+    assert docker_args(dockerfile)["TORCH_VERSION"] == pinned
+    assert f"${{TORCH_VERSION:-{pinned}}}" in dockerfile, "the empty-build-arg fallback must be the same version"
+
+
+# --- Dockerfile ---------------------------------------------------------------------
+
+
+def test_dockerfile_uses_the_functions_python_311_image_as_a_non_root_user(dockerfile):
+    (base,) = instruction(dockerfile, "FROM")
+    assert re.fullmatch(r"mcr\.microsoft\.com/azure-functions/python:4-python3\.11(-slim)?", base), base
+    users = instruction(dockerfile, "USER")
+    assert users and users[-1] not in ("root", "0"), f"the last USER must not be root, got {users}"
+    assert instruction(dockerfile, "HEALTHCHECK"), "the Dockerfile needs a HEALTHCHECK"
+    env = docker_env(dockerfile)
+    assert env["AzureWebJobsScriptRoot"] == "/home/site/wwwroot"
+    assert env["AzureFunctionsJobHost__Logging__Console__IsEnabled"] == "true"
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image():
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    for path in (".venv", "node_modules", "out", ".devhost", "tests", ".git"):
+        assert path in ignored, f".dockerignore must exclude {path}"
+
+
+# --- secrets ------------------------------------------------------------------------
+
+
+def test_no_output_carries_a_secret(bicep):
+    for path, template in bicep.items():
+        for name, output in template["outputs"].items():
+            assert not SECRET_WORDS.search(name), f"{path} outputs `{name}`: outputs are names, endpoints and URLs only"
+            assert not any("listKeys" in str(leaf) for leaf in leaves(output["value"])), (
+                f"{path} output `{name}` reads keys"
+            )
+            assert not any(d.get("type") == "secure" for d in output.get("decorators", [])), f"{path} output `{name}` is secure"
+
+
+def test_keys_are_read_only_to_mount_the_model_cache():
+    readers = sorted(str(path.relative_to(INFRA)) for path in INFRA.rglob("*.bicep") if "listKeys" in path.read_text())
+    assert readers == ["modules/model-cache.bicep"], f"only the model-cache share may read a key; found in {readers}"
+
+
+@pytest.mark.parametrize("path", ["Dockerfile", "host.json", "azure.yaml", "infra/main.parameters.json"])
+def test_no_secret_literal_in_deployment_files(path):
+    text = (ROOT / path).read_text()
+    for pattern in (r"AccountKey=", r"SharedAccessSignature=", r"InstrumentationKey=", r"[?&]sig=", r"[A-Za-z0-9+/]{60,}={0,2}"):
+        assert not re.search(pattern, text), f"{path} contains what looks like a secret ({pattern})"
+    if path == "Dockerfile":
+        for name in list(docker_env(text)) + list(docker_args(text)):
+            assert not SECRET_WORDS.search(name), f"the Dockerfile sets `{name}`: secrets never go into an image"
