@@ -191,8 +191,9 @@ def run_episode(orchestrator: Callable[[str], str], state: OrchestrationState,
         elif message.kind not in ("suspend", "resume"):
             work.append(message)
     if state.suspended:
+        kept_ids = {id(m) for m in work}
         episode = Episode(status=SUSPENDED, kept=work,
-                          consumed=[m for m in messages if m not in work])
+                          consumed=[m for m in messages if id(m) not in kept_ids])
         _append(state, episode, [{**e, "IsPlayed": True} for e in control_events])
         return episode
 

@@ -59,6 +59,16 @@ class _Live:
     status: str
     parent: tuple[str, int, str] | None     # (instance id, task id, execution) of the caller
     held: list[Message] = field(default_factory=list)   # kept while suspended
+    in_flight: int = 0             # activities scheduled and not yet completed
+    completions_seen: int = 0      # activity completions already in the history
+    last_replay: float = 0.0       # seconds the last episode took
+
+
+_ACTIVITY_RESULTS = (h.EventType.TASK_COMPLETED, h.EventType.TASK_FAILED)
+
+
+def _is_activity_result(message: Message) -> bool:
+    return message.kind == "event" and message.event["EventType"] in _ACTIVITY_RESULTS
 
 
 def _message_json(message: Message) -> dict:
@@ -104,15 +114,21 @@ class DurableEngine:
         self._driving: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._waiters: dict[str, list[asyncio.Future]] = {}
+        self._arrivals: dict[str, asyncio.Future] = {}   # instances gathering completions
         self._started = True
         for row in self._store.unfinished_instances():
             state = OrchestrationState.from_json(row["core"], self._store.history(row["instance_id"]))
             parent = ((row["parent_instance_id"], row["parent_task_id"], row["parent_execution"])
                       if row["parent_instance_id"] else None)
-            self._live[row["instance_id"]] = _Live(state, row["execution"], row["status"], parent)
+            seen = sum(1 for e in state.history if e["EventType"] in _ACTIVITY_RESULTS)
+            self._live[row["instance_id"]] = _Live(state, row["execution"], row["status"], parent,
+                                                   completions_seen=seen)
         for row in self._store.inbox():
             self._deliver(row["instance_id"], _message_from(row), row["visible_at"])
         for item in self._store.work():
+            live = self._live.get(item.instance_id)
+            if live is not None:
+                live.in_flight += 1
             self._workers.submit(item)
         self._spawn(self._timer_loop())
 
@@ -279,6 +295,9 @@ class DurableEngine:
             self._timer_wake.set()
             return
         self._inbox.setdefault(instance_id, []).append(message)
+        arrival = self._arrivals.get(instance_id)
+        if arrival is not None and not arrival.done():
+            arrival.set_result(None)
         if instance_id not in self._driving:
             self._driving.add(instance_id)
             self._spawn(self._drive(instance_id))
@@ -302,10 +321,41 @@ class DurableEngine:
         """Run episodes for one instance while it has messages (one at a time)."""
         try:
             while self._inbox.get(instance_id):
+                await self._gather_completions(instance_id)
                 async with self._orchestrator_slots:
                     await self._episode(instance_id)
         finally:
             self._driving.discard(instance_id)
+
+    async def _gather_completions(self, instance_id: str) -> None:
+        """Hold an episode back briefly while more activity completions are on their way.
+
+        A replay costs time in proportion to the history, so replaying a big fan-out for
+        every few completions makes it quadratic (and starves the activity threads of the
+        GIL). While the instance has activities in flight and the waiting messages are
+        only activity completions, fewer than it has already seen, wait for more: at most
+        twice the last replay's duration (10 ms to 200 ms). Anything else (a raised
+        event, a timer, a control request, the last completion) goes through at once.
+        """
+        live = self._live.get(instance_id)
+        if live is None:
+            return
+        deadline = self._loop.time() + min(0.2, max(0.01, 2 * live.last_replay))
+        while True:
+            pending = self._inbox.get(instance_id, [])
+            if (not pending or live.in_flight == 0 or len(pending) >= max(1, live.completions_seen)
+                    or not all(_is_activity_result(m) for m in pending)):
+                return
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                return
+            arrival = self._arrivals[instance_id] = self._loop.create_future()
+            try:
+                await asyncio.wait_for(arrival, remaining)
+            except asyncio.TimeoutError:
+                return
+            finally:
+                self._arrivals.pop(instance_id, None)
 
     async def _episode(self, instance_id: str) -> None:
         messages = self._inbox.pop(instance_id, [])
@@ -322,6 +372,7 @@ class DurableEngine:
             orchestrator = functools.partial(_missing_orchestrator, live.state.name,
                                              sorted(self.registry.orchestrators))
         self.stats.episodes += 1
+        began = time.perf_counter()
         try:
             episode = await self._loop.run_in_executor(
                 self._orchestrator_pool, self._timed_episode, orchestrator, live.state, batch)
@@ -330,6 +381,8 @@ class DurableEngine:
                                    output=json.dumps(f"devhost engine error in '{live.state.name}': "
                                                      f"{type(exc).__name__}: {exc}"))
         live.held = episode.kept
+        live.last_replay = time.perf_counter() - began
+        live.completions_seen += sum(1 for m in batch if _is_activity_result(m))
         self._commit(instance_id, live, episode)
 
     def _timed_episode(self, orchestrator, state: OrchestrationState, batch: list[Message]) -> core.Episode:
@@ -396,7 +449,7 @@ class DurableEngine:
         live.execution = uuid.uuid4().hex
         live.state = OrchestrationState(instance_id, live.state.name, episode.continue_input,
                                         live.state.parent_instance_id)
-        live.held = []
+        live.held, live.in_flight, live.completions_seen = [], 0, 0
         self._add_message(db, instance_id, live.execution, Message("start", text=episode.continue_input),
                           now, after)
 
@@ -425,6 +478,9 @@ class DurableEngine:
             self._add_message(db, instance_id, execution, Message("event", event), now, after)
             return
         row_id = Store.add_work(db, instance_id, execution, call.task_id, call.name, call.input, now)
+        live = self._live.get(instance_id)
+        if live is not None:
+            live.in_flight += 1
         item = WorkItem(row_id, instance_id, execution, call.task_id, call.name, call.input, now)
         after.append(functools.partial(self._workers.submit, item))
 
@@ -442,6 +498,9 @@ class DurableEngine:
                 gone = db.execute("DELETE FROM work WHERE id = ?", (item.row_id,)).rowcount == 0
                 if not gone:   # the instance was not terminated or purged meanwhile
                     self._add_message(db, item.instance_id, item.execution, Message("event", event), now, after)
+                live = self._live.get(item.instance_id)
+                if live is not None and live.execution == item.execution:
+                    live.in_flight -= 1
         for step in after:
             step()
 

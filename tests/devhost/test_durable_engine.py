@@ -119,6 +119,19 @@ def parent(context):
 
 
 @app.orchestration_trigger(context_name="context")
+def flaky_child(context):
+    result = yield context.call_activity("flaky", context.get_input())
+    return result
+
+
+@app.orchestration_trigger(context_name="context")
+def retrying_parent(context):
+    result = yield context.call_sub_orchestrator_with_retry(
+        "flaky_child", df.RetryOptions(10, 3), {"key": "child", "fail_times": 2})
+    return result
+
+
+@app.orchestration_trigger(context_name="context")
 def failing(context):
     yield context.call_activity("double", 1)
     raise ValueError("no prompts given")
@@ -265,6 +278,18 @@ def test_sub_orchestrations_return_results_and_failures():
     assert status["output"]["sums"] == [6, 12]
     assert "no prompts given" in status["output"]["child_error"]
     assert child["runtimeStatus"] == "Completed" and child["output"] == 12
+
+
+def test_sub_orchestration_with_retry_starts_a_new_child_per_attempt():
+    async def scenario(engine):
+        status = await finish(engine, "retrying_parent", instance_id="rp")
+        children, _ = engine.list_instances(prefix="rp:")
+        return status, children
+
+    status, children = run(scenario)
+    assert status["output"] == "child ok after 3"
+    assert [c["runtimeStatus"] for c in children] == ["Failed", "Failed", "Completed"]
+    assert "attempt 1 of child failed" in children[0]["output"]
 
 
 def test_external_events_raised_before_and_after_the_wait():
