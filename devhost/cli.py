@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not args.verbose:
+        # The Azure SDKs log every request and response header at INFO: too loud for a dev console.
+        logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         loaded = load_app(args.app_dir)
         host = Host(loaded, HostOptions(port=args.port, store=args.store, require_keys=args.require_keys,
