@@ -1,0 +1,248 @@
+"""BlobTriggerPoller against a real Azurite, run in process with a recording `invoke`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueClient
+
+from devhost.azurite import connection_string, free_port
+from devhost.blob_triggers import (
+    POISON_QUEUE, RECEIPTS_CONTAINER, BlobTriggerError, BlobTriggerPoller, decode_poison_message,
+    parse_blob_path,
+)
+
+FAST = 0.1   # poll interval for tests; the host's default is 1 s
+
+
+class Recorder:
+    """An `invoke` that records what each call received; optionally fails or holds calls."""
+
+    def __init__(self, fail: bool = False):
+        self.calls: list[dict] = []
+        self.fail = fail
+        self.hold: asyncio.Event | None = None
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, function: str, inputs: dict) -> None:
+        stream = inputs["blob"]
+        async with self._changed:
+            self.calls.append({"function": function, "name": stream.name, "uri": stream.uri,
+                               "length": stream.length, "data": stream.read(),
+                               "etag": stream.blob_properties["ETag"]})
+            self._changed.notify_all()
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.fail:
+            raise RuntimeError("this function always fails")
+
+    async def wait_for(self, count: int, timeout: float = 5) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.calls) >= count), timeout)
+
+
+class Poller:
+    """Run a BlobTriggerPoller as a background task inside `async with`."""
+
+    def __init__(self, poller: BlobTriggerPoller):
+        self.poller = poller
+        self.stop = asyncio.Event()
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self.poller.run(self.stop))
+        return self
+
+    async def __aexit__(self, *_):
+        self.stop.set()
+        await asyncio.wait_for(self.task, 10)
+
+
+@pytest.fixture
+def storage(storage_connection_string):
+    with BlobServiceClient.from_connection_string(storage_connection_string) as client:
+        yield client
+
+
+@pytest.fixture
+def container(storage):
+    name = f"drop-{uuid.uuid4().hex[:12]}"
+    storage.create_container(name)
+    return name
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def make_poller(storage_connection_string, functions, invoke, **options) -> BlobTriggerPoller:
+    bindings = [(name, {"type": "blobTrigger", "name": "blob", "path": path, "connection": "Storage"})
+                for name, path in functions]
+    settings = {"Storage": storage_connection_string, "AzureWebJobsStorage": storage_connection_string}
+    return BlobTriggerPoller(bindings, settings.__getitem__, invoke, poll_interval=FAST, **options)
+
+
+def put(storage, container: str, name: str, data: bytes) -> str:
+    return storage.get_blob_client(container, name).upload_blob(data, overwrite=True)["etag"]
+
+
+def test_new_changed_and_restarted(storage, storage_connection_string, container):
+    function = unique("on_drop")
+    first_etag = put(storage, container, "jobs/a.json", b'{"v": 1}')   # there before the host starts
+
+    async def scenario():
+        calls = Recorder()
+        async with Poller(make_poller(storage_connection_string, [(function, f"{container}/{{name}}")], calls)):
+            await calls.wait_for(1)
+            await asyncio.sleep(5 * FAST)            # more polls: the same version is not redelivered
+            second_etag = await asyncio.to_thread(put, storage, container, "jobs/a.json", b'{"v": 2, "x": 1}')
+            await calls.wait_for(2)
+            await asyncio.sleep(5 * FAST)
+        restarted = Recorder()
+        async with Poller(make_poller(storage_connection_string, [(function, f"{container}/{{name}}")], restarted)):
+            await asyncio.sleep(8 * FAST)
+        return calls.calls, second_etag, restarted.calls
+
+    calls, second_etag, after_restart = asyncio.run(scenario())
+    assert [(c["name"], c["length"], c["data"], c["etag"]) for c in calls] == [
+        (f"{container}/jobs/a.json", 8, b'{"v": 1}', first_etag),
+        (f"{container}/jobs/a.json", 16, b'{"v": 2, "x": 1}', second_etag),
+    ]
+    assert calls[0]["uri"] == storage.get_blob_client(container, "jobs/a.json").url
+    assert after_restart == []
+    receipt = storage.get_blob_client(
+        RECEIPTS_CONTAINER, f"blobreceipts/devhost/{function}/{container}/jobs/a.json").get_blob_properties()
+    assert receipt.metadata["etag"] == second_etag
+
+
+def test_failing_function_is_tried_five_times_then_poisoned(storage, storage_connection_string, container):
+    function = unique("always_fails")
+    etag = put(storage, container, "bad.txt", b"boom")
+
+    async def scenario():
+        calls = Recorder(fail=True)
+        async with Poller(make_poller(storage_connection_string, [(function, f"{container}/{{name}}")], calls,
+                                      retry_delay=0.01)):
+            await calls.wait_for(5)
+            await asyncio.sleep(6 * FAST)
+        restarted = Recorder(fail=True)
+        async with Poller(make_poller(storage_connection_string, [(function, f"{container}/{{name}}")], restarted)):
+            await asyncio.sleep(5 * FAST)
+        return calls.calls, restarted.calls
+
+    calls, after_restart = asyncio.run(scenario())
+    assert len(calls) == 5
+    assert after_restart == []
+    with QueueClient.from_connection_string(storage_connection_string, POISON_QUEUE) as queue:
+        messages = [decode_poison_message(m.content) for m in queue.peek_messages(max_messages=32)]
+    ours = [m for m in messages if m["FunctionId"] == f"Host.Functions.{function}"]
+    assert ours == [{"Type": "BlobTrigger", "FunctionId": f"Host.Functions.{function}", "BlobType": "BlockBlob",
+                     "ContainerName": container, "BlobName": "bad.txt", "ETag": etag}]
+
+
+def test_patterns_pick_their_blobs_and_functions_share_containers(storage, storage_connection_string, container):
+    other = f"other-{uuid.uuid4().hex[:12]}"
+    storage.create_container(other)
+    for name in ("a.json", "b.txt", "sub/c.json"):
+        put(storage, container, name, b"{}")
+    put(storage, other, "z.json", b"{}")
+    json_only, everything, elsewhere = unique("json_only"), unique("everything"), unique("elsewhere")
+    functions = [(json_only, f"{container}/{{name}}.json"), (everything, container),
+                 (elsewhere, f"{other}/{{name}}")]
+
+    async def scenario():
+        calls = Recorder()
+        async with Poller(make_poller(storage_connection_string, functions, calls)):
+            await calls.wait_for(6)
+            await asyncio.sleep(4 * FAST)
+        return calls.calls
+
+    delivered = sorted((c["function"], c["name"]) for c in asyncio.run(scenario()))
+    assert delivered == sorted([
+        (json_only, f"{container}/a.json"), (json_only, f"{container}/sub/c.json"),
+        (everything, f"{container}/a.json"), (everything, f"{container}/b.txt"),
+        (everything, f"{container}/sub/c.json"), (elsewhere, f"{other}/z.json"),
+    ])
+
+
+def test_blob_deleted_before_processing_is_skipped(storage, storage_connection_string, container, caplog):
+    put(storage, container, "one.txt", b"1")
+    put(storage, container, "two.txt", b"2")
+    function = unique("slow")
+
+    async def scenario():
+        calls = Recorder()
+        calls.hold = asyncio.Event()
+        # One invocation at a time: the second blob waits while the first is held.
+        async with Poller(make_poller(storage_connection_string, [(function, f"{container}/{{name}}")], calls,
+                                      max_concurrency=1)):
+            await calls.wait_for(1)
+            waiting = "two.txt" if calls.calls[0]["name"].endswith("one.txt") else "one.txt"
+            await asyncio.to_thread(storage.get_blob_client(container, waiting).delete_blob)
+            calls.hold.set()
+            await asyncio.sleep(5 * FAST)
+        return calls.calls
+
+    with caplog.at_level(logging.WARNING, logger="devhost.blob"):
+        calls = asyncio.run(scenario())
+    assert len(calls) == 1
+    assert caplog.records == []
+
+
+def test_storage_outage_is_logged_and_survived(storage, storage_connection_string, caplog):
+    down = connection_string(blob_port=free_port(), queue_port=free_port(), table_port=free_port())
+    late = f"late-{uuid.uuid4().hex[:12]}"
+
+    async def scenario():
+        calls = Recorder()
+        async with Poller(BlobTriggerPoller(
+                [("on_down", {"type": "blobTrigger", "name": "blob", "path": "drop/{name}", "connection": "Down"}),
+                 ("on_late", {"type": "blobTrigger", "name": "blob", "path": f"{late}/{{name}}", "connection": "Up"})],
+                {"Down": down, "Up": storage_connection_string,
+                 "AzureWebJobsStorage": storage_connection_string}.__getitem__, calls, poll_interval=FAST)):
+            await asyncio.sleep(3 * FAST)   # `late` does not exist yet: nothing to do, no error
+            await asyncio.to_thread(storage.create_container, late)
+            await asyncio.to_thread(put, storage, late, "x.json", b"{}")
+            await calls.wait_for(1)
+        return calls.calls
+
+    with caplog.at_level(logging.WARNING, logger="devhost.blob"):
+        calls = asyncio.run(scenario())
+    assert [c["name"] for c in calls] == [f"{late}/x.json"]
+    assert any("cannot read container drop" in r.getMessage() for r in caplog.records)
+
+
+def test_path_patterns():
+    path = parse_blob_path("prompts/{name}.{ext}")
+    assert path.match("a.b.json") == {"name": "a.b", "ext": "json"}
+    assert path.match("noext") is None
+    assert parse_blob_path("prompts/in/{name}").match("in/sub/x") == {"name": "sub/x"}
+    assert parse_blob_path("prompts/in/{name}").match("out/x") is None
+
+
+@pytest.mark.parametrize("path, message", [
+    ("Prompts/{name}", "container `Prompts` must be 3-63 lowercase letters"),
+    ("{dir}/{name}", "container `{dir}` must be 3-63 lowercase letters"),
+    ("prompts/{na me}", "placeholder `{na me}` must be a name"),
+    ("prompts/{name}/{name}", "placeholder `{name}` appears twice"),
+    ("prompts/{name", "has an unmatched brace"),
+    ("", "`path` must be `container/pattern`"),
+])
+def test_bad_paths_name_the_function_and_the_path(path, message):
+    with pytest.raises(BlobTriggerError) as caught:
+        BlobTriggerPoller([("on_drop", {"type": "blobTrigger", "name": "blob", "path": path})],
+                          lambda _: connection_string(), Recorder())
+    assert str(caught.value).startswith("blob trigger `on_drop`: ")
+    assert message in str(caught.value)
+
+
+def test_missing_connection_setting_is_named():
+    def settings(name):
+        raise KeyError(f"app setting `{name}` is not set")
+
+    with pytest.raises(BlobTriggerError, match="blob trigger `on_drop`: `connection` 'Missing': app setting `Missing` is not set"):
+        BlobTriggerPoller([("on_drop", {"type": "blobTrigger", "name": "blob", "path": "prompts/{name}",
+                                        "connection": "Missing"})], settings, Recorder())
