@@ -9,12 +9,14 @@ to its instance. An instance with messages gets one episode at a time (at most
 `max_orchestrators` at once); all messages that arrived meanwhile go into that one
 episode, so a 1,000-way fan-out replays once per completion *wave*, not per completion.
 The episode's effects (history, work, timers, children, status) are one transaction.
-Activities run on a thread pool (sync functions) or on the loop (async functions), at
-most `max_activities` at once; their completions are written in batches.
+While a fan-out still has activities in flight, an episode waits briefly for more of
+them (`_gather_completions`). Activities run on `max_activities` worker threads
+(`workers.py`; async functions on this loop); their completions are written in batches.
 
 Public API (used by the devhost host): `DurableEngine` below. Beyond the issue's list it
-has `stats` (`EngineStats`: episodes run, activities started, scheduling-to-start delays)
-for benchmarks.
+has `stats` (`EngineStats`: episodes run, time spent replaying, activities started,
+scheduling-to-start delays) for benchmarks. `restart(id, False)` on an unfinished
+instance raises `InstanceExists`, like `start_new`.
 """
 
 from __future__ import annotations
@@ -361,7 +363,7 @@ class DurableEngine:
         messages = self._inbox.pop(instance_id, [])
         live = self._live.get(instance_id)
         current = [m for m in messages if live is not None and m.execution == live.execution]
-        stale = [m for m in messages if m not in current]
+        stale = [m for m in messages if live is None or m.execution != live.execution]
         if live is None or live.status in core.TERMINAL_STATUSES or not current:
             self._delete_messages(messages)
             return
@@ -380,6 +382,8 @@ class DurableEngine:
             episode = core.Episode(status=core.FAILED, consumed=batch,
                                    output=json.dumps(f"devhost engine error in '{live.state.name}': "
                                                      f"{type(exc).__name__}: {exc}"))
+        if self._live.get(instance_id) is not live:   # purged while it replayed
+            return
         live.held = episode.kept
         live.last_replay = time.perf_counter() - began
         live.completions_seen += sum(1 for m in batch if _is_activity_result(m))
