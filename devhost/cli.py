@@ -42,7 +42,7 @@ async def serve(host: Host) -> int:
     try:
         await host.start()
     except Exception as problem:  # noqa: BLE001 - report why, stop what started, exit 1
-        log.error("devhost could not start: %s", problem, exc_info=log.isEnabledFor(logging.DEBUG))
+        log.debug("start failed", exc_info=True)
         print(f"devhost could not start: {problem}", file=sys.stderr, flush=True)
         await host.stop()
         return 1
