@@ -1,0 +1,89 @@
+"""The sample app's blob and timer triggers through a real `python -m devhost start` process.
+
+Observed from outside only: storage (receipts, the poison queue) and the effects files the
+sample functions write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+
+import pytest
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueClient
+
+from devhost.blob_triggers import POISON_QUEUE, decode_poison_message
+
+
+@pytest.fixture(scope="module")
+def storage(storage_connection_string):
+    with BlobServiceClient.from_connection_string(storage_connection_string) as client:
+        for container in ("devhost-drop", "devhost-poison"):
+            try:
+                client.create_container(container)
+            except ResourceExistsError:
+                pass
+        yield client
+
+
+def eventually(check, timeout: float, what: str, host):
+    """Poll `check()` until it returns something truthy; fail with the host log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout}s\n{host.log()[-4000:]}")
+
+
+def read_json(storage, container: str, name: str):
+    try:
+        return json.loads(storage.get_blob_client(container, name).download_blob().readall())
+    except ResourceNotFoundError:
+        return None
+
+
+def test_dropped_blob_is_delivered_once(devhost, storage):
+    name = f"job-{uuid.uuid4().hex[:8]}.json"
+    data = json.dumps({"prompt": "a lighthouse"}).encode()
+    storage.get_blob_client("devhost-drop", name).upload_blob(data)
+
+    receipt = eventually(lambda: read_json(storage, "devhost-receipts", f"{name}.json"), 10,
+                         f"a receipt for {name}", devhost)
+    assert receipt["name"] == f"devhost-drop/{name}"
+    assert (receipt["length"], receipt["bytes_read"]) == (len(data), len(data))
+    assert receipt["sha256"] == hashlib.sha256(data).hexdigest()
+    assert receipt["uri"].endswith(f"/devhost-drop/{name}")
+    time.sleep(2.5)   # a few more polls at the host's 1 s interval
+    assert [line for line in devhost.effects("drops") if line.startswith(name)] == [
+        f"{name} {receipt['sha256']}"]
+
+
+def test_failing_blob_goes_to_the_poison_queue_after_five_tries(devhost, storage, storage_connection_string):
+    name = f"bad-{uuid.uuid4().hex[:8]}.txt"
+    storage.get_blob_client("devhost-poison", name).upload_blob(b"nope")
+
+    def poisoned():
+        try:
+            with QueueClient.from_connection_string(storage_connection_string, POISON_QUEUE) as queue:
+                messages = [decode_poison_message(m.content) for m in queue.peek_messages(max_messages=32)]
+        except ResourceNotFoundError:
+            return None
+        return [m for m in messages if m["BlobName"] == name]
+
+    messages = eventually(poisoned, 15, f"a poison message for {name}", devhost)
+    assert messages[0]["ContainerName"] == "devhost-poison"
+    assert messages[0]["FunctionId"] == "Host.Functions.always_fails"
+    attempts = devhost.effects_dir / f"poison-{name}.attempts"
+    assert attempts.read_text() == "x" * 5
+
+
+def test_timer_ticks_every_two_seconds(devhost):
+    ticks = eventually(lambda: len(devhost.effects("ticks")) >= 2 and devhost.effects("ticks"), 8,
+                       "two timer ticks", devhost)
+    assert all(line.endswith("past_due=False") for line in ticks)
