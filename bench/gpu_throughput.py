@@ -1,0 +1,376 @@
+"""GPU throughput of Stable Diffusion: the seed's settings against our engine's best path.
+
+Builds each architecture from its published configuration with random weights (no
+download: speed does not depend on the weights' values), then measures, side by side in
+one process, for each variant and batch size: images/s, seconds/image, peak GPU memory,
+and the achieved fraction of the FLOP ceiling (UNet FLOPs counted with
+torch.utils.flop_counter for the exact shape; the ceiling is the GPU's dense 16-bit
+peak divided by the guided UNet FLOPs of one image).
+
+Variants:
+  seed      the seed project's settings: fp16, batch 1, attention slicing over SDPA,
+            DPM-Solver++, no compile
+  eager     our engine without torch.compile: bf16, SDPA, channels_last, fused QKV
+  compiled  our engine's path: `imagegen.diffusion.optimize_for_cuda` (the engine's one
+            function), torch.compile of UNet and VAE decoder per --compile-modes;
+            the first call (compile) is reported as warm-up, apart from the timings
+
+Warm-up calls are never timed; each figure is the median of --runs calls. Writes
+`gpu_throughput-<arch>-<size>.json` and `.md` (a markdown table) under --out.
+
+  python bench/gpu_throughput.py --arch sd15 --batch-sizes 1,4,8,16 --steps 25 --size 512
+  python bench/gpu_throughput.py --arch tiny --device cpu --batch-sizes 1,2 --steps 2 --size 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DPMSolverMultistepScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+from imagegen.diffusion import COMPILE_MODE, optimize_for_cuda, pick_device, pick_dtype
+from imagegen.tiny_model import build_tiny_pipeline, build_tokenizer
+
+PROMPT = "a red sneaker on a white table, studio lighting, high quality photo"
+NEGATIVE = "blurry, low quality"
+GUIDANCE = 7.0
+# Dense (no sparsity) 16-bit tensor-core peaks from the vendor data sheets, TFLOP/s.
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0}
+
+# --- published configurations (from each model's config.json) --------------------------
+
+SD15_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32, norm_eps=1e-5,
+    act_fn="silu", downsample_padding=1, flip_sin_to_cos=True, freq_shift=0,
+)
+SDXL_UNET = dict(
+    sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
+    block_out_channels=(320, 640, 1280),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20),
+    cross_attention_dim=2048, use_linear_projection=True, norm_num_groups=32,
+    addition_embed_type="text_time", addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=2816, flip_sin_to_cos=True, freq_shift=0,
+)
+SD_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    norm_num_groups=32, act_fn="silu",
+)
+CLIP_VIT_L = dict(  # SD 1.5's text encoder, and SDXL's first
+    hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+    max_position_embeddings=77, vocab_size=49408, hidden_act="quick_gelu",
+)
+CLIP_BIG_G = dict(  # SDXL's second text encoder (OpenCLIP ViT-bigG)
+    hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
+    max_position_embeddings=77, vocab_size=49408, hidden_act="gelu", projection_dim=1280,
+)
+SD_SCHEDULER = dict(
+    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+    num_train_timesteps=1000, steps_offset=1, algorithm_type="dpmsolver++", solver_order=2,
+)
+DEFAULT_SIZE = {"sd15": 512, "sdxl": 1024, "tiny": 64}
+
+
+def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype):
+    """`arch` with random weights (seeded: every call gives the same), on `device` in `dtype`."""
+    if arch == "tiny":
+        pipe = build_tiny_pipeline()
+    else:
+        torch.manual_seed(0)
+        tokenizer = build_tokenizer()  # byte-level CLIP BPE, 77 tokens: ids fit any CLIP vocab
+        ids = dict(bos_token_id=len(tokenizer) - 2, eos_token_id=len(tokenizer) - 1, pad_token_id=len(tokenizer) - 1)
+        scheduler = DPMSolverMultistepScheduler(**SD_SCHEDULER)
+        with torch.device(device):  # initialise on the GPU: random init of 2.6 B parameters on a CPU is slow
+            if arch == "sd15":
+                components = dict(
+                    vae=AutoencoderKL(**SD_VAE, scaling_factor=0.18215),
+                    text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L, **ids)),
+                    unet=UNet2DConditionModel(**SD15_UNET),
+                )
+            elif arch == "sdxl":
+                components = dict(
+                    vae=AutoencoderKL(**SD_VAE, scaling_factor=0.13025, force_upcast=False),
+                    text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_VIT_L, **ids)),
+                    text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIG_G, **ids)),
+                    unet=UNet2DConditionModel(**SDXL_UNET),
+                )
+            else:
+                raise ValueError(f"`--arch` must be sd15, sdxl or tiny, got {arch!r}")
+        if arch == "sd15":
+            pipe = StableDiffusionPipeline(
+                **components, tokenizer=tokenizer, scheduler=scheduler,
+                safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+            )
+        else:
+            pipe = StableDiffusionXLPipeline(**components, tokenizer=tokenizer, tokenizer_2=tokenizer, scheduler=scheduler)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
+    pipe.to(device)
+    if dtype != torch.float32:  # every component is built in fp32
+        pipe.to(dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+def unet_config(arch: str) -> dict:
+    if arch == "tiny":
+        return dict(build_tiny_pipeline().unet.config)
+    return {"sd15": SD15_UNET, "sdxl": SDXL_UNET}[arch]
+
+
+def unet_step_flops(arch: str, size: int) -> int:
+    """FLOPs of one guided denoising step of one image (two UNet passes: text and
+    unconditional), counted by torch.utils.flop_counter on a UNet on the meta device
+    (shapes only: no memory, no time, the same count on any machine). Attention runs
+    through the math kernel, whose matmuls the counter sees."""
+    config = unet_config(arch)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(config)
+        latent = size // 8  # every architecture here has an 8x VAE
+        sample = torch.randn(2, unet.config.in_channels, latent, latent)
+        context = torch.randn(2, 77, unet.config.cross_attention_dim)
+        extra: dict[str, Any] = {}
+        if unet.config.addition_embed_type == "text_time":
+            extra["added_cond_kwargs"] = {"text_embeds": torch.randn(2, 1280), "time_ids": torch.randn(2, 6)}
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
+            unet(sample, torch.tensor(500), encoder_hidden_states=context, **extra)
+    return counter.get_total_flops()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_variant(pipe, device: torch.device, batch: int, size: int, steps: int, runs: int) -> dict:
+    """Warm-up once (compiles), then `runs` timed calls; median seconds and peak memory."""
+    arguments = dict(
+        prompt=[PROMPT] * batch, negative_prompt=[NEGATIVE] * batch, width=size, height=size,
+        num_inference_steps=steps, guidance_scale=GUIDANCE, output_type="np",
+    )
+
+    def call():
+        generators = [torch.Generator(device=device).manual_seed(1000 + i) for i in range(batch)]
+        with torch.inference_mode():
+            return pipe(**arguments, generator=generators).images
+
+    _sync(device)
+    started = time.perf_counter()
+    first = call()
+    _sync(device)
+    warmup = time.perf_counter() - started
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = []
+    for _ in range(runs):
+        _sync(device)
+        started = time.perf_counter()
+        call()
+        _sync(device)
+        seconds.append(time.perf_counter() - started)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    median = statistics.median(seconds)
+    return {
+        "batch_size": batch,
+        "warmup_s": round(warmup, 6),
+        "runs_s": [round(s, 6) for s in seconds],
+        "median_s": round(median, 6),
+        "seconds_per_image": round(median / batch, 6),
+        "images_per_s": round(batch / median, 4),
+        "peak_memory_gb": None if peak is None else round(peak, 2),
+        "first_image": first[0],  # for the image check; dropped before writing JSON
+    }
+
+
+def peak_tflops(device: torch.device, given: float | None) -> float | None:
+    if given:
+        return given
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((tflops for key, tflops in PEAK_TFLOPS.items() if key in name), None)
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = pick_device(args.device)
+    size = args.size or DEFAULT_SIZE[args.arch]
+    engine_dtype = pick_dtype(device)
+    seed_dtype = torch.float16 if device.type == "cuda" else torch.float32  # no fast fp16 on CPU
+    peak = peak_tflops(device, args.peak_tflops)
+    step_flops = unet_step_flops(args.arch, size)
+    ceiling = peak * 1e12 / (step_flops * args.steps) if peak else None
+
+    variants: list[tuple[str, str | None, Any]] = []  # (name, compile mode, pipeline)
+    if "seed" in args.variants:
+        seed_pipe = build_pipeline(args.arch, device, seed_dtype)
+        seed_pipe.enable_attention_slicing()  # the seed did this, over PyTorch SDPA
+        variants.append(("seed", None, seed_pipe))
+    if "eager" in args.variants:
+        eager_pipe = build_pipeline(args.arch, device, engine_dtype)
+        optimize_for_cuda(eager_pipe, compile_mode=None)
+        variants.append(("eager", None, eager_pipe))
+    if "compiled" in args.variants:
+        for mode in args.compile_modes:
+            pipe = build_pipeline(args.arch, device, engine_dtype)
+            optimize_for_cuda(pipe, compile_mode=mode)
+            variants.append(("compiled", mode if device.type == "cuda" else None, pipe))
+
+    results = []
+    reference = None  # the eager (or first) variant's first image at batch 1
+    for name, mode, pipe in variants:
+        batch_sizes = [1] if name == "seed" else args.batch_sizes  # the seed ran one image per call
+        for batch in batch_sizes:
+            print(f"{name} {mode or ''} batch {batch} ...", file=sys.stderr, flush=True)
+            result = time_variant(pipe, device, batch, size, args.steps, args.runs)
+            image = result.pop("first_image")
+            if reference is None and name == "eager":
+                reference = image
+            result.update(
+                variant=name,
+                compile_mode=mode,
+                dtype=str(seed_dtype if name == "seed" else engine_dtype).removeprefix("torch."),
+                fraction_of_ceiling=None if ceiling is None else _significant(result["images_per_s"] / ceiling),
+                # Same weights and seed: our speed-ups may change the image only by 16-bit noise.
+                max_pixel_diff_vs_eager=None if reference is None or name == "seed"
+                else int(np.abs(np.nan_to_num(image) - np.nan_to_num(reference)).max() * 255 + 0.5),
+            )
+            results.append(result)
+    return {
+        "arch": args.arch,
+        "size": size,
+        "steps": args.steps,
+        "runs": args.runs,
+        "guidance": GUIDANCE,
+        "scheduler": "dpmpp",
+        "machine": describe_machine(device),
+        "unet_step_tflop": _significant(step_flops / 1e12),
+        "peak_tflops": peak,
+        "ceiling_images_per_s": None if ceiling is None else round(ceiling, 3),
+        "results": results,
+    }
+
+
+def describe_machine(device: torch.device) -> dict:
+    import diffusers
+
+    return {
+        "device": device.type,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "cuda": torch.version.cuda,
+    }
+
+
+def markdown(result: dict) -> str:
+    machine = result["machine"]
+    lines = [
+        f"### {result['arch']} {result['size']}x{result['size']}, {result['steps']} steps, "
+        f"guidance {result['guidance']}, on {machine['gpu'] or machine['device']}",
+        "",
+        f"One guided UNet step: {result['unet_step_tflop']} TFLOP per image; ceiling "
+        f"{result['ceiling_images_per_s'] if result['ceiling_images_per_s'] is not None else 'n/a'} images/s "
+        f"at {result['peak_tflops'] or 'n/a'} TFLOP/s. Median of {result['runs']} runs, warm-up excluded.",
+        "",
+        "| variant | compile | dtype | batch | images/s | s/image | peak GiB | of ceiling | warm-up s | max diff vs eager (/255) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["results"]:
+        def show(value, fmt="{}"):
+            return "n/a" if value is None else fmt.format(value)
+        lines.append(
+            f"| {row['variant']} | {row['compile_mode'] or '-'} | {row['dtype']} | {row['batch_size']} "
+            f"| {row['images_per_s']:.3f} | {row['seconds_per_image']:.4f} | {show(row['peak_memory_gb'])} "
+            f"| {show(row['fraction_of_ceiling'], '{:.1%}')} | {row['warmup_s']:.2f} "
+            f"| {show(row['max_pixel_diff_vs_eager'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", choices=("sd15", "sdxl", "tiny"), default="sd15")
+    parser.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
+    parser.add_argument("--batch-sizes", default="1,4,8,16", type=_int_list)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--size", type=int, default=None, help="square side in pixels (default per arch)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per figure; the median is reported")
+    parser.add_argument("--variants", default="seed,eager,compiled", type=lambda text: text.split(","))
+    parser.add_argument("--compile-modes", default=COMPILE_MODE, type=lambda text: text.split(","),
+                        help="torch.compile modes to compare, e.g. max-autotune-no-cudagraphs,max-autotune")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="override the GPU's 16-bit peak")
+    parser.add_argument("--flops-only", action="store_true",
+                        help="print the UNet FLOPs and the ceiling (at --peak-tflops, else H100) and stop")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args(argv)
+    if args.size is not None and args.size % 8:
+        parser.error(f"`--size` must be a multiple of 8, got {args.size}")
+    unknown = set(args.variants) - {"seed", "eager", "compiled"}
+    if unknown:
+        parser.error(f"`--variants` must name seed, eager or compiled, got {sorted(unknown)}")
+    return args
+
+
+def _significant(value: float) -> float:
+    return float(f"{value:.4g}")  # four significant digits, however small the figure
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", message="invalid value encountered in cast")  # random weights
+    if args.flops_only:
+        size = args.size or DEFAULT_SIZE[args.arch]
+        flops = unet_step_flops(args.arch, size)
+        peak = args.peak_tflops or PEAK_TFLOPS["H100"]
+        print(f"{args.arch} {size}x{size}: one guided UNet step {flops / 1e12:.4g} TFLOP per image; "
+              f"ceiling at {peak:g} TFLOP/s and {args.steps} steps: {peak * 1e12 / (flops * args.steps):.4g} images/s")
+        return {"unet_step_flops": flops}
+    result = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"gpu_throughput-{result['arch']}-{result['size']}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
