@@ -39,11 +39,12 @@ param taskHubName string
 // The port the Functions host listens on in our image (Dockerfile: ASPNETCORE_URLS).
 var appPort = 8080
 
-// Until azd pushes our image, run Microsoft's Functions quickstart image (it listens on 80
-// and has no /api/health), so the first provision can finish.
+// The first `azd provision` runs before azd has built our image, so the app starts with
+// Microsoft's Functions quickstart image. It does not answer on appPort, so that first
+// revision stays unhealthy for the minutes until `azd deploy` swaps in our image. The port
+// and the probes are not switched for it on purpose: `azd deploy` replaces only the image,
+// so whatever the first provision sets is what our image runs with.
 var placeholderImage = 'mcr.microsoft.com/azure-functions/dotnet8-quickstart-demo:1.0'
-var usePlaceholder = empty(image)
-var targetPort = usePlaceholder ? 80 : appPort
 
 // A serverless GPU replica gets the profile's whole machine: the T4 profile has 8 vCPU and
 // 56 GiB, the A100 profile 24 vCPU and 220 GiB.
@@ -164,7 +165,7 @@ var settings = [
   }
 ]
 
-var probes = usePlaceholder ? [] : [
+var probes = [
   // The host and the Python worker start in well under a minute; the model loads lazily
   // on the first batch, so /api/health answers before any weights are read.
   {
@@ -219,7 +220,7 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
       activeRevisionsMode: 'Single'
       ingress: {
         external: true
-        targetPort: targetPort
+        targetPort: appPort
         transport: 'auto'
         allowInsecure: false
       }
@@ -234,7 +235,7 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
       containers: [
         {
           name: 'app'
-          image: usePlaceholder ? placeholderImage : image
+          image: empty(image) ? placeholderImage : image
           env: settings
           resources: {
             cpu: json(sizes[gpuProfileType].cpu)

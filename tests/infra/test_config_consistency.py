@@ -123,6 +123,8 @@ def test_one_port_everywhere(dockerfile, app_bicep, host_json):
     healthcheck = " ".join(instruction(dockerfile, "HEALTHCHECK"))
     route = f"/{host_json['extensions']['http']['routePrefix']}/health"
     assert f"localhost:{port}{route}" in healthcheck, f"HEALTHCHECK must probe {route} on port {port}"
+    ingress = app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["ingress"]
+    assert ingress["targetPort"] == "appPort", f"the ingress must target appPort, got {ingress['targetPort']!r}"
     probes = app_bicep["variables"]["probes"]["value"]
     probe_list = next(option for option in leaves_lists(probes) if option)
     assert {(probe["httpGet"]["path"], probe["httpGet"]["port"]) for probe in probe_list} == {(route, "appPort")}
