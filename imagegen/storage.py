@@ -223,7 +223,12 @@ class BlobStore:
     def from_connection_string(cls, connection_string: str) -> "BlobStore":
         if not connection_string or not connection_string.strip():
             raise ValueError("storage connection string is empty: set `AzureWebJobsStorage`")
-        return cls(BlobServiceClient.from_connection_string(normalize_connection_string(connection_string)))
+        try:
+            service = BlobServiceClient.from_connection_string(normalize_connection_string(connection_string))
+        except ValueError as error:
+            # The SDK's message never echoes the string (it holds the account key); neither do we.
+            raise ValueError(f"storage connection string (`AzureWebJobsStorage`) is not valid: {error}") from None
+        return cls(service)
 
     @classmethod
     def from_account_url(cls, url: str, credential: Any = None) -> "BlobStore":

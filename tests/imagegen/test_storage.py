@@ -85,6 +85,13 @@ def test_use_development_storage_is_understood_in_any_case():
         assert url == "http://127.0.0.1:10000/devstoreaccount1/outputs/job-1/v0.png"
 
 
+def test_malformed_connection_string_is_named_but_not_echoed():
+    with pytest.raises(ValueError) as error:
+        BlobStore.from_connection_string("AccountKey=c2VjcmV0;nonsense")
+    assert "(`AzureWebJobsStorage`) is not valid" in str(error.value)
+    assert "c2VjcmV0" not in str(error.value)
+
+
 def test_missing_storage_settings_name_both_settings():
     with pytest.raises(ValueError, match="AzureWebJobsStorage__blobServiceUri"):
         BlobStore.from_settings(Settings())
@@ -218,4 +225,12 @@ def test_get_store_shares_one_store_across_threads(storage_connection_string, jo
     assert len({id(store) for store in seen}) == 1
     refs = get_store(settings).list("outputs", prefix=f"{job_id}/")
     assert refs == [output_ref(job_id, f"v{index:03d}", "png") for index in range(8)]
-    assert get_store(Settings(storage_connection_string="UseDevelopmentStorage=true")) is not seen[0]
+    # Other storage settings get their own store (same Azurite here, spelled differently),
+    # and a new store creates any missing container.
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(storage_connection_string)
+    service.delete_container("prompts-rejected")
+    other = get_store(Settings(storage_connection_string=storage_connection_string.rstrip(";")))
+    assert other is not seen[0]
+    assert service.get_container_client("prompts-rejected").exists()
