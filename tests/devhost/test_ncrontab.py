@@ -103,3 +103,41 @@ def test_invalid_schedules_say_what_and_why(schedule, message):
 def test_error_from_an_app_setting_shows_both_names():
     with pytest.raises(ScheduleError, match=r"`%BAD%` \(= `0 99 \* \* \* \*`\) is invalid: minute value 99"):
         parse_schedule("%BAD%", settings={"BAD": "0 99 * * * *"})
+
+
+# Cross-check against croniter (a different implementation of the same maths), told to read
+# seconds first and to AND the day fields as NCrontab does.
+
+from croniter import croniter  # noqa: E402
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+def field_text(low: int, high: int):
+    number = st.integers(low, high)
+    single = number.map(str)
+    # croniter mishandles one-value ranges (`3-3`) in day-of-week: write those as the value.
+    span = st.tuples(number, number).map(
+        lambda pair: f"{min(pair)}-{max(pair)}" if pair[0] != pair[1] else str(pair[0]))
+    # `v/1` is just v in NCrontab but v-max in croniter: steps go on `*` or a real range only.
+    proper_span = span.filter(lambda text: "-" in text)
+    stepped = st.tuples(st.sampled_from(["*"]) | proper_span, st.integers(1, high - low + 1)).map(
+        lambda pair: f"{pair[0]}/{pair[1]}")
+    element = st.sampled_from(["*"]) | single | span | stepped
+    return st.lists(element, min_size=1, max_size=3).map(",".join)
+
+
+expressions = st.tuples(field_text(0, 59), field_text(0, 59), field_text(0, 23), field_text(1, 28),
+                        field_text(1, 12), field_text(0, 6)).map(" ".join)
+moments = st.datetimes(datetime(2020, 1, 1), datetime(2035, 1, 1)).map(
+    lambda moment: moment.replace(tzinfo=timezone.utc))
+
+
+@settings(max_examples=150, deadline=None)
+@given(expression=expressions, start=moments)
+def test_next_occurrences_agree_with_croniter(expression, start):
+    ours = parse_schedule(expression)
+    theirs = croniter(expression, start.replace(microsecond=0), day_or=False, second_at_beginning=True)
+    moment = start
+    for _ in range(3):
+        moment = ours.next_after(moment)
+        assert moment == theirs.get_next(datetime), expression
