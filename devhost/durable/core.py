@@ -176,10 +176,42 @@ def run_episode(orchestrator: Callable[[str], str], state: OrchestrationState,
     stamp = h.format_time(now)
 
     # 1. Control requests first: terminate ends everything; suspend holds the rest.
-    if any(m.kind == "terminate" for m in messages):
-        reason = next(m.text for m in messages if m.kind == "terminate") or ""
-        return _finish_control(state, messages, h.execution_terminated(reason, stamp),
-                               TERMINATED, json.dumps(reason))
+    terminate = next((m for m in messages if m.kind == "terminate"), None)
+    if terminate is not None:
+        episode = Episode(status=TERMINATED, consumed=list(messages), output=json.dumps(terminate.text or ""))
+        _append(state, episode, [h.execution_terminated(terminate.text or "", stamp)])
+        return episode
+    control_events, work = _apply_suspend_resume(state, messages, stamp)
+    if state.suspended:
+        kept_ids = {id(m) for m in work}
+        episode = Episode(status=SUSPENDED, kept=work, consumed=[m for m in messages if id(m) not in kept_ids])
+        _append(state, episode, control_events)
+        return episode
+
+    # 2. The new events, id-consuming retry events first (see the module docstring).
+    episode = Episode(status=RUNNING, consumed=list(messages), replayed=True)
+    new_events = _new_events(state, work, control_events, episode, now)
+
+    # 3. Replay through the SDK.
+    result, error = _replay(orchestrator, state, new_events)
+    if "customStatus" in result:
+        episode.custom_status = json.dumps(result["customStatus"])
+
+    # 4. New actions -> scheduling events and work.
+    leaves = list(_leaves(result.get("actions") or [[]]))
+    scheduled, unsupported = [], None
+    if error is None:
+        scheduled, unsupported = _schedule_new_actions(state, leaves, episode, stamp)
+
+    # 5. The outcome.
+    finished = _outcome(state, episode, result, leaves, error or unsupported, stamp)
+    _append(state, episode, new_events + scheduled + finished)
+    return episode
+
+
+def _apply_suspend_resume(state: OrchestrationState, messages: list[Message],
+                          stamp: str) -> tuple[list[dict], list[Message]]:
+    """(suspend/resume history events, the other messages), updating `state.suspended`."""
     control_events, work = [], []
     for message in messages:
         if message.kind == "suspend" and not state.suspended:
@@ -190,16 +222,15 @@ def run_episode(orchestrator: Callable[[str], str], state: OrchestrationState,
             control_events.append(h.execution_resumed(message.text or "", stamp))
         elif message.kind not in ("suspend", "resume"):
             work.append(message)
-    if state.suspended:
-        kept_ids = {id(m) for m in work}
-        episode = Episode(status=SUSPENDED, kept=work,
-                          consumed=[m for m in messages if id(m) not in kept_ids])
-        _append(state, episode, [{**e, "IsPlayed": True} for e in control_events])
-        return episode
+    return control_events, work
 
-    # 2. The new events, id-consuming retry events first (see the module docstring).
-    episode = Episode(status=RUNNING, consumed=list(messages))
+
+def _new_events(state: OrchestrationState, work: list[Message], control_events: list[dict],
+                episode: Episode, now: datetime) -> list[dict]:
+    stamp = h.format_time(now)
     starts = [m for m in work if m.kind == "start"]
+    if not state.history and not starts:
+        raise ValueError(f"instance '{state.instance_id}' has no history and no start message")
     new_events = [h.orchestrator_started(stamp)]
     if starts:
         state.input = starts[-1].text
@@ -212,86 +243,78 @@ def run_episode(orchestrator: Callable[[str], str], state: OrchestrationState,
     new_events += [e for e, t in zip(events, takes_ids) if not t]
     for event in new_events:
         _settle_retry(state, event)
-    if len(state.history) == 0 and not starts:
-        raise ValueError(f"instance '{state.instance_id}' has no history and no start message")
+    return new_events
 
-    # 3. Replay through the SDK and read its state.
+
+def _replay(orchestrator: Callable[[str], str], state: OrchestrationState,
+            new_events: list[dict]) -> tuple[dict, str | None]:
+    """(the SDK's state dict, the orchestrator's error or None)."""
     replay = [e for e in state.history if e["EventType"] in SDK_READS] + new_events
-    context = {"history": replay, "input": state.input,
-               "instanceId": state.instance_id, "isReplaying": False,
-               "parentInstanceId": state.parent_instance_id,
+    context = {"history": replay, "input": state.input, "instanceId": state.instance_id,
+               "isReplaying": False, "parentInstanceId": state.parent_instance_id,
                "upperSchemaVersion": 1, "upperSchemaVersionNew": 2}
-    episode.replayed = True
     try:
-        result = json.loads(orchestrator(json.dumps(context)))
-        error = None
+        return json.loads(orchestrator(json.dumps(context))), None
     except Exception as exc:   # the SDK re-raises orchestrator errors with its state attached
         text = str(exc)
         if OUT_OF_PROC_MARKER not in text:
-            result, error = {"actions": [[]]}, f"{type(exc).__name__}: {text}"
-        else:
-            head, _, data = text.partition(OUT_OF_PROC_MARKER)
-            result = json.loads(data)
-            error = result.get("error") or head.strip()
-    if "customStatus" in result:
-        episode.custom_status = json.dumps(result["customStatus"])
+            return {"actions": [[]]}, f"{type(exc).__name__}: {text}"
+        head, _, data = text.partition(OUT_OF_PROC_MARKER)
+        result = json.loads(data)
+        return result, result.get("error") or head.strip()
 
-    # 4. New actions -> scheduling events and work.
-    leaves = list(_leaves(result.get("actions") or [[]]))
-    unsupported = None
+
+def _schedule_new_actions(state: OrchestrationState, leaves: list[dict], episode: Episode,
+                          stamp: str) -> tuple[list[dict], str | None]:
+    """(scheduling history events, why the instance must fail or None) for the new leaves."""
     scheduled = []
-    if error is None:
-        for action in leaves[state.action_count:]:
-            kind = action.get("actionType")
-            if kind in (CALL_ENTITY, SIGNAL_ENTITY):
-                unsupported = (f"entities are not supported by devhost: orchestrator '{state.name}' "
-                               f"used {'call_entity' if kind == CALL_ENTITY else 'signal_entity'} "
-                               f"on entity {action.get('instanceId')!r}")
-                break
-            if kind == CALL_HTTP:
-                unsupported = (f"durable HTTP (call_http) is not supported by devhost: orchestrator "
+    for action in leaves[state.action_count:]:
+        kind = action.get("actionType")
+        if kind in (CALL_ENTITY, SIGNAL_ENTITY):
+            api = "call_entity" if kind == CALL_ENTITY else "signal_entity"
+            return scheduled, (f"entities are not supported by devhost: orchestrator '{state.name}' "
+                               f"used {api} on entity {action.get('instanceId')!r}")
+        if kind == CALL_HTTP:
+            return scheduled, (f"durable HTTP (call_http) is not supported by devhost: orchestrator "
                                f"'{state.name}' called {action.get('httpRequest', {}).get('uri')!r}")
-                break
-            if kind == WAIT_FOR_EXTERNAL_EVENT or kind == CONTINUE_AS_NEW:
-                continue
-            task_id = state.next_id
-            state.next_id += 1
-            scheduled.append(_schedule(state, action, task_id, episode, stamp))
-        state.action_count = len(leaves)
+        if kind in (WAIT_FOR_EXTERNAL_EVENT, CONTINUE_AS_NEW):
+            continue   # keyed by name / handled as the outcome: no task id
+        task_id = state.next_id
+        state.next_id += 1
+        scheduled.append(_schedule(state, action, task_id, episode, stamp))
+    state.action_count = len(leaves)
+    return scheduled, None
 
-    # 5. The outcome.
+
+def _outcome(state: OrchestrationState, episode: Episode, result: dict, leaves: list[dict],
+             failure: str | None, stamp: str) -> list[dict]:
+    """Set the episode's status and output; returns the closing history events."""
     finished = [h.orchestrator_completed(stamp)]
-    if error is not None or unsupported is not None:
-        reason = error if error is not None else unsupported
+    if failure is None and not result.get("isDone"):
+        return finished
+    # a finished instance starts nothing more, whatever this episode asked for
+    episode.activities, episode.sub_orchestrations, episode.timers = [], [], []
+    continuation = [a for a in leaves if a.get("actionType") == CONTINUE_AS_NEW]
+    if failure is not None:
         episode.status = FAILED
-        episode.output = json.dumps(f"Orchestrator function '{state.name}' failed: {reason}")
-        finished.append(h.execution_failed(reason, stamp))
-        episode.activities, episode.sub_orchestrations, episode.timers = [], [], []
-    elif result.get("isDone"):
-        continuation = [a for a in leaves if a.get("actionType") == CONTINUE_AS_NEW]
-        if continuation:
-            episode.status = CONTINUED_AS_NEW
-            episode.continue_input = continuation[-1].get("input")
-            finished.append(h.continue_as_new(episode.continue_input, stamp))
-        else:
-            episode.status = COMPLETED
-            episode.output = json.dumps(result.get("output"))
-            finished.append(h.execution_completed(episode.output, stamp))
-        episode.activities, episode.sub_orchestrations, episode.timers = [], [], []
-    played = [{**e, "IsPlayed": True} for e in new_events + scheduled + finished]
-    _append(state, episode, played)
-    return episode
-
-
-def _finish_control(state, messages, event, status, output) -> Episode:
-    episode = Episode(status=status, consumed=list(messages), output=output, replayed=False)
-    _append(state, episode, [{**event, "IsPlayed": True}])
-    return episode
+        episode.output = json.dumps(f"Orchestrator function '{state.name}' failed: {failure}")
+        finished.append(h.execution_failed(failure, stamp))
+    elif continuation:
+        episode.status = CONTINUED_AS_NEW
+        episode.continue_input = continuation[-1].get("input")
+        finished.append(h.continue_as_new(episode.continue_input, stamp))
+    else:
+        episode.status = COMPLETED
+        episode.output = json.dumps(result.get("output"))
+        finished.append(h.execution_completed(episode.output, stamp))
+    return finished
 
 
 def _append(state: OrchestrationState, episode: Episode, events: list[dict]) -> None:
-    state.history.extend(events)
-    episode.new_events.extend(events)
+    """Record `events` as played: stored history always has IsPlayed true."""
+    played = [{**e, "IsPlayed": True} for e in events]
+    state.history.extend(played)
+    episode.new_events.extend(played)
 
 
 def _leaves(actions):

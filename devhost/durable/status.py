@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from devhost.durable.history import EventType, parse_time
+from devhost.durable.history import EventType
 
 # history fields that carry payloads: shown only with showHistoryOutput
 _PAYLOAD_FIELDS = ("Input", "Result", "Details")

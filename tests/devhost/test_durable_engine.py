@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import azure.durable_functions as df
 import pytest
