@@ -53,27 +53,29 @@ RUN echo "torch==${TORCH_VERSION:-2.13.0}+${TORCH_CUDA:-cu126}" > /tmp/constrain
     && python -c "import torch, sys; sys.exit(0 if torch.version.cuda else 'torch lost its CUDA build: ' + torch.__version__)" \
     && rm /tmp/requirements.txt /tmp/constraints.txt
 
-# 3. Optionally bake the weights into HF_HOME: exactly the files the diffusers pipeline
-#    loads (DiffusionPipeline.download reads model_index.json and skips the rest). The
-#    Bicep sets HF_HUB_OFFLINE=1 for a baked image, so a missing file fails loudly at
-#    run time instead of downloading. MODEL_VARIANT must match what imagegen.diffusion
-#    asks from_pretrained for (empty: the full-precision files; "fp16": half the bytes).
+# 3. The non-root user the app runs as. It owns HF_HOME before the weights land there, so
+#    no `chown -R` has to copy gigabytes of weights into another layer. The Functions host
+#    writes its own state under HOME (/home in the base image), so /home is handed over too.
+RUN useradd --uid 1000 --user-group --no-create-home --home-dir /home --shell /usr/sbin/nologin app \
+    && mkdir -p /opt/hf /home/site/wwwroot \
+    && chown -R app:app /home /opt/hf
+
+# 4. Optionally bake the weights into HF_HOME, as the app user: exactly the files the
+#    diffusers pipeline loads (DiffusionPipeline.download reads model_index.json and skips
+#    the rest). The Bicep sets HF_HUB_OFFLINE=1 for a baked image, so a missing file fails
+#    loudly at run time instead of downloading. MODEL_VARIANT must match what
+#    imagegen.diffusion asks from_pretrained for (empty: the full-precision files, which
+#    is what it loads today; "fp16": half the bytes).
 ARG MODEL_VARIANT=
-RUN mkdir -p /opt/hf \
-    && model="${IMAGEGEN_MODEL:-stabilityai/sd-turbo}" \
+USER app
+RUN model="${IMAGEGEN_MODEL:-stabilityai/sd-turbo}" \
     && if [ "${MODEL_CACHE_SHARE:-false}" != "true" ] && [ "${model}" != "tiny" ]; then \
         python -c "import sys; from diffusers import DiffusionPipeline; DiffusionPipeline.download(sys.argv[1], revision=sys.argv[2] or None, variant=sys.argv[3] or None, use_safetensors=True)" \
             "${model}" "${IMAGEGEN_MODEL_REVISION}" "${MODEL_VARIANT}"; \
     fi
 
-# Only the app: .dockerignore keeps tests, .venv, node_modules and local state out.
-COPY . /home/site/wwwroot
-
-# A non-root user owns the app and the cache. The Functions host writes its own state
-# under HOME (/home in the base image), so /home is handed over too.
-RUN useradd --uid 1000 --user-group --no-create-home --home-dir /home --shell /usr/sbin/nologin app \
-    && chown -R app:app /home /opt/hf
-USER app
+# 5. Only the app: .dockerignore keeps tests, .venv, node_modules and local state out.
+COPY --chown=app:app . /home/site/wwwroot
 
 EXPOSE 8080
 
