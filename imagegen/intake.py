@@ -150,9 +150,14 @@ def new_job_id(name: str) -> str:
     return f"{slug(name) or 'job'}-{uuid.uuid4().hex[:10]}"
 
 
-def drop_job_id(blob_name: str, etag: str) -> str:
-    """The same blob version always maps to the same id, so a re-delivery never runs twice."""
-    digest = hashlib.sha256(f"{blob_name}\n{etag.strip(chr(34))}".encode()).hexdigest()[:12]
+def drop_job_id(blob_name: str, content: bytes) -> str:
+    """The same file always maps to the same id, so it never runs twice.
+
+    Derived from the blob's name and content rather than its ETag: a re-delivered blob
+    keeps its ETag, but re-uploading an unchanged file gets a new one and must not run
+    again; a changed file has new content and runs.
+    """
+    digest = hashlib.sha256(blob_name.encode() + b"\n" + hashlib.sha256(content).digest()).hexdigest()[:12]
     return f"drop-{slug(PurePosixPath(blob_name).stem, 30) or 'job'}-{digest}"
 
 

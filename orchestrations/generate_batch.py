@@ -43,11 +43,13 @@ def generate_batch(context: df.DurableOrchestrationContext):
     texts = prompt_texts(variants)
     text_verdicts = yield context.call_activity("moderate_text", {"texts": texts})
     images = sorted({variant.image for variant in variants if variant.image})
-    image_verdicts = yield context.task_all(
-        [context.call_activity("moderate_image", {"ref": ref}) for ref in images]
-    )
+    image_verdicts = []
+    if images:  # the SDK's task_all of nothing yields None, not []
+        image_verdicts = yield context.task_all(
+            [context.call_activity("moderate_image", {"ref": ref}) for ref in images]
+        )
     text_verdicts = [Verdict.model_validate(v) for v in text_verdicts]
-    image_verdicts = [Verdict.model_validate(v) for v in image_verdicts]
+    image_verdicts = [Verdict.model_validate(v["verdict"]) for v in image_verdicts]
     rejections = input_rejections(texts, text_verdicts, images, image_verdicts)
     input_verdicts = dict(zip([*texts, *images], [*text_verdicts, *image_verdicts]))
 

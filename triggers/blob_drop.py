@@ -2,8 +2,8 @@
 
 `*.json`, `*.yaml` and `*.yml` are job specs; `*.txt` is one prompt per line with
 default settings; images (`*.png`, `*.jpg`, ...) are sources that job files name and
-start nothing themselves. The job id comes from the blob's name and ETag, so a blob
-delivered twice never runs twice, and a changed blob runs again. A file that cannot be
+start nothing themselves. The job id comes from the blob's name and content, so a blob
+delivered twice, or uploaded again unchanged, never runs twice; a changed file runs again. A file that cannot be
 processed is moved to `prompts-rejected/` with `NAME.error.json` beside it: nothing is lost.
 """
 
@@ -36,13 +36,13 @@ async def drop_job(blob: func.InputStream, client: df.DurableOrchestrationClient
         return
     store = storage.get_store()
     try:
-        data, etag = store.get_with_etag(ref)  # read with its ETag: the version we act on
+        data = store.get(ref)  # the current version: the one we act on
     except storage.BlobNotFound:
         log.info("%s was deleted before it could be read", ref)
         return
-    job_id = intake.drop_job_id(name, etag)
+    job_id = intake.drop_job_id(name, data)
     if await client.get_status(job_id):
-        log.info("%s (ETag %s) already started job %s", ref, etag, job_id)
+        log.info("%s (unchanged) already started job %s", ref, job_id)
         return
 
     settings = Settings.from_env()

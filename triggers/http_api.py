@@ -171,6 +171,7 @@ def job_view(status, base: str) -> dict:
         "id": status.instance_id,
         "name": job.get("name", ""),
         "source": (request or {}).get("source", ""),
+        "origin": (request or {}).get("origin", ""),
         "status": job_state(runtime, output),
         "runtimeStatus": runtime,
         "createdTime": status.created_time.isoformat() if status.created_time else None,

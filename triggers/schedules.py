@@ -42,7 +42,7 @@ async def run_schedules(timer: func.TimerRequest, client: df.DurableOrchestratio
         if not ref.lower().endswith((".yaml", ".yml")):
             continue
         name = storage.split_ref(ref)[1]
-        error_ref = f"schedules/{name}.error.json"
+        error_ref = storage.schedule_error_ref(name)
         try:
             schedule, job = parse_schedule(store.get(ref), name, limits)
         except JobValidationError as error:

@@ -1,0 +1,103 @@
+"""`make demo`: run the example jobs end to end on this machine, no cloud.
+
+Starts devhost (which starts Azurite) with the tiny offline model and the local safety
+checks, submits the txt2img fan-out and the img2img job from `examples/`, shows their
+progress, downloads the results into `out/`, prints where to look, and stops everything.
+
+The tiny model has random weights: its images are noise. The pipeline around it —
+moderation, fan-out, storage, manifest — is the real one. Set IMAGEGEN_MODEL to a model
+folder or hub id (on a machine that can reach it) for real pictures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from imagegen.cli import Api, ApiError, download, job_body, summary_line, wait
+
+ROOT = Path(__file__).resolve().parent.parent
+JOBS = [ROOT / "examples" / "spring-campaign.yaml", ROOT / "examples" / "sneaker-restyle.yaml"]
+OUT = ROOT / "out"
+
+
+def start_devhost() -> tuple[subprocess.Popen, str]:
+    env = {
+        **os.environ,
+        "AzureWebJobsStorage": os.environ.get("AzureWebJobsStorage", "UseDevelopmentStorage=true"),
+        "IMAGEGEN_MODEL": os.environ.get("IMAGEGEN_MODEL", "tiny"),
+        "SAFETY_PROVIDER": os.environ.get("SAFETY_PROVIDER", "local"),
+        "IMAGEGEN_SCHEDULE_TICK": os.environ.get("IMAGEGEN_SCHEDULE_TICK", "0 * * * * *"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devhost", "start", "--app-dir", str(ROOT), "--port", "0"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    log = open(ROOT / ".devhost" / "demo-host.log", "w") if (ROOT / ".devhost").is_dir() else None
+    deadline = time.monotonic() + 180
+    for line in process.stdout:  # type: ignore[union-attr]
+        if log:
+            log.write(line)
+        ready = re.search(r"devhost ready on (\S+)", line)
+        if ready:
+            threading.Thread(target=drain, args=(process, log), daemon=True).start()
+            return process, ready.group(1)
+        if time.monotonic() > deadline:
+            break
+    process.kill()
+    raise SystemExit(f"devhost did not start; see {ROOT / '.devhost' / 'demo-host.log'}")
+
+
+def drain(process: subprocess.Popen, log) -> None:
+    """Keep reading the host's output so it never blocks on a full pipe."""
+    for line in process.stdout:  # type: ignore[union-attr]
+        if log:
+            log.write(line)
+            log.flush()
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def main() -> int:
+    (ROOT / ".devhost").mkdir(exist_ok=True)
+    print("Starting devhost (the local Functions host) and Azurite ...", flush=True)
+    process, url = start_devhost()
+    api = Api(url)
+    results = []
+    try:
+        print(f"devhost is up at {url}\n", flush=True)
+        print(requests.get(f"{url}/api/health", timeout=30).json().get("note", ""), flush=True)
+        for path in JOBS:
+            job_id = api.submit(*job_body(path))["jobId"]
+            print(f"submitted {path.relative_to(ROOT)} as job {job_id}", flush=True)
+            job = wait(api, job_id)
+            sheet = download(api, job_id, OUT)
+            results.append((summary_line(job), sheet))
+    except ApiError as error:
+        print(f"demo failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stop(process)
+    print("\nDone. Results:")
+    for line, sheet in results:
+        print(f"  {line}\n    open {sheet.relative_to(ROOT)}  (images + manifest.json beside it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

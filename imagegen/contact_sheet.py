@@ -1,0 +1,56 @@
+"""`index.html`: one page showing every image of a job with its prompt, seed and verdict."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+STATUS_COLOURS = {"ok": "#1a7f37", "blocked": "#cf222e", "unchecked": "#9a6700", "failed": "#6e7781"}
+
+
+def contact_sheet(manifest: dict, images: dict[str, str]) -> str:
+    """HTML for `manifest`; `images` maps variant id to the downloaded file's name."""
+    cards = []
+    for variant in manifest["variants"]:
+        status = variant["status"]
+        verdict = variant.get("output_verdict") or variant.get("input_verdict") or {}
+        reasons = "; ".join(verdict.get("reasons", [])) or variant.get("error") or ""
+        picture = (f'<img src="{html.escape(images[variant["id"]])}" alt="{html.escape(variant["prompt"])}">'
+                   if variant["id"] in images else f'<div class="none">{html.escape(status)}</div>')
+        cards.append(f"""
+  <figure>
+    {picture}
+    <figcaption>
+      <p class="prompt">{html.escape(variant["prompt"])}</p>
+      <p>seed {variant["seed"]} · {variant["width"]}×{variant["height"]} · {variant["steps"]} steps · {html.escape(variant["scheduler"])}</p>
+      <p><span class="status" style="background:{STATUS_COLOURS.get(status, '#6e7781')}">{html.escape(status)}</span>
+         {html.escape(verdict.get("provider", ""))} {html.escape(reasons)}</p>
+    </figcaption>
+  </figure>""")
+    totals = manifest.get("totals", {})
+    title = f'{manifest.get("name", "")} — {manifest.get("job_id", "")}'
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+ body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
+ main {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 1rem; }}
+ figure {{ margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: .5rem; }}
+ img, .none {{ width: 100%; aspect-ratio: 1; object-fit: contain; background: #f6f8fa; }}
+ .none {{ display: flex; align-items: center; justify-content: center; color: #6e7781; }}
+ .prompt {{ font-weight: 600; }} p {{ margin: .25rem 0; font-size: .85rem; }}
+ .status {{ color: white; border-radius: 1em; padding: 0 .5em; }}
+</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>status {html.escape(str(manifest.get("status", "")))} · {totals.get("ok", 0)} ok · {totals.get("blocked", 0)} blocked ·
+ {totals.get("unchecked", 0)} unchecked · {totals.get("failed", 0)} failed</p>
+<main>{"".join(cards)}
+</main>
+</body></html>
+"""
+
+
+def write_contact_sheet(directory: Path, manifest: dict, images: dict[str, str]) -> Path:
+    path = directory / "index.html"
+    path.write_text(contact_sheet(manifest, images), encoding="utf-8")
+    return path

@@ -1,0 +1,111 @@
+"""The whole app through devhost + Azurite + the tiny model, driven as a user drives it.
+
+Tests talk to the app only over HTTP and by uploading blobs. One devhost serves the
+module's tests; a test-only fault setting makes jobs named `flaky-*` fail once per batch
+and `broken-*` always, and a user blocklist makes one word a blocked prompt.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from imagegen.storage import BlobStore
+from tests.devhost.conftest import REPO_ROOT, launch_devhost
+
+ENDED = {"completed", "partial", "rejected", "failed", "cancelled"}
+BLOCKED_WORD = "forbiddenword"
+
+
+class AppClient:
+    """A user of the HTTP API."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def post_job(self, job: dict) -> requests.Response:
+        return requests.post(f"{self.url}/api/jobs", json=job, timeout=60)
+
+    def submit(self, job: dict) -> str:
+        response = self.post_job(job)
+        assert response.status_code == 202, response.text
+        return response.json()["jobId"]
+
+    def job(self, job_id: str) -> dict:
+        response = requests.get(f"{self.url}/api/jobs/{job_id}", timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait(self, job_id: str, timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if job["status"] in ENDED:
+                return job
+            time.sleep(0.25)
+        raise AssertionError(f"job {job_id} did not end in {timeout}s: {job}")
+
+    def manifest(self, job_id: str) -> dict:
+        response = requests.get(f"{self.url}/api/jobs/{job_id}/manifest", timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def jobs(self, **params) -> list[dict]:
+        response = requests.get(f"{self.url}/api/jobs", params={"top": 200, **params}, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()["jobs"]
+
+    def wait_for_job(self, match, timeout: float = 60) -> dict:
+        """The first listed job for which `match(job)` holds (jobs started by blobs or timers)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [job for job in self.jobs() if match(job)]
+            if found:
+                return found[0]
+            time.sleep(0.5)
+        raise AssertionError(f"no job matched in {timeout}s; jobs: {self.jobs()}")
+
+
+def tiny_job(name: str, **variants) -> dict:
+    """A job the tiny model makes in well under a second per image."""
+    return {
+        "name": name,
+        "prompts": [{"text": "a red bicycle leaning on a wall", "negative": "blurry"}],
+        "variants": {"seeds": 2, "sizes": ["64x64"], "steps": 2, **variants},
+    }
+
+
+def launch_app(tmp_path_factory, connection_string: str, **env: str):
+    workdir = tmp_path_factory.mktemp("app")
+    blocklist = workdir / "blocklist.txt"
+    blocklist.write_text(f"{BLOCKED_WORD}\n", encoding="utf-8")
+    return launch_devhost(workdir, connection_string, app_dir=REPO_ROOT, env={
+        "IMAGEGEN_MODEL": "tiny",
+        "SAFETY_PROVIDER": "local",
+        "SAFETY_BLOCKLIST_FILE": str(blocklist),
+        "IMAGEGEN_FAULTS": "flaky-*=fail-once,broken-*=fail-always",
+        "IMAGEGEN_SCHEDULE_TICK": "*/1 * * * * *",
+        "IMAGEGEN_MAX_BATCH": "4",
+        **env,
+    })
+
+
+@pytest.fixture(scope="session")
+def app_host(tmp_path_factory, storage_connection_string):
+    host = launch_app(tmp_path_factory, storage_connection_string)
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="session")
+def app(app_host) -> AppClient:
+    return AppClient(app_host.url)
+
+
+@pytest.fixture(scope="session")
+def store(storage_connection_string) -> BlobStore:
+    store = BlobStore.from_connection_string(storage_connection_string)
+    store.ensure_containers()
+    return store

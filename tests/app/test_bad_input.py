@@ -1,0 +1,86 @@
+"""Every HTTP route answers bad input with 4xx problem details naming the field, never 5xx."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+import requests
+
+from tests.app.conftest import tiny_job
+
+
+def problem(response: requests.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    return body
+
+
+@pytest.mark.parametrize("body, content_type, path", [
+    (b"", "application/json", None),
+    (b"{not json", "application/json", "body"),
+    (b"name: [unclosed", "application/yaml", "body"),
+    (b"[1, 2]", "application/json", None),
+])
+def test_unreadable_job_bodies_are_400(app, body, content_type, path):
+    response = requests.post(f"{app.url}/api/jobs", data=body, headers={"content-type": content_type}, timeout=30)
+    problem(response, 400)
+
+
+def test_a_job_with_many_problems_lists_every_field(app):
+    job = tiny_job("bad")
+    job["variants"].update(steps=0, sizes=["65x64"], scheduler="fastest")
+    job["prompts"].append({"text": "x", "image": "https://example.com/a.png"})
+    body = problem(app.post_job(job), 400)
+    paths = {error["path"] for error in body["errors"]}
+    assert {"variants.steps", "variants.sizes[0]", "variants.scheduler", "prompts[1].image"} <= paths
+
+
+def test_a_missing_source_image_is_named(app):
+    job = tiny_job("missing-source")
+    job["prompts"][0].update(image="nowhere.png", strength=0.5)
+    body = problem(app.post_job(job), 400)
+    assert body["errors"][0]["path"] == "prompts[0].image" and "nowhere.png" in body["errors"][0]["message"]
+
+
+def test_a_corrupt_inline_image_is_rejected_before_the_model(app):
+    job = tiny_job("corrupt-source")
+    job["prompts"][0].update(image="data:image/png;base64," + base64.b64encode(b"not a png").decode(), strength=0.5)
+    body = problem(app.post_job(job), 400)
+    assert body["errors"][0]["path"] == "prompts[0].image"
+
+
+def test_too_many_variants_is_rejected_with_the_count(app):
+    body = problem(app.post_job(tiny_job("huge", seeds=65)), 400)
+    assert any("64" in error["message"] for error in body["errors"])
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "jobs/no-such-job"), ("GET", "jobs/no-such-job/manifest"),
+    ("GET", "jobs/no-such-job/images/v000"), ("POST", "jobs/no-such-job/cancel"),
+])
+def test_unknown_jobs_are_404(app, method, path):
+    problem(requests.request(method, f"{app.url}/api/{path}", timeout=30), 404)
+
+
+@pytest.mark.parametrize("params", [{"top": "0"}, {"top": "lots"}, {"continuationToken": "-4"}])
+def test_bad_paging_is_400(app, params):
+    problem(requests.get(f"{app.url}/api/jobs", params=params, timeout=30), 400)
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "prompt"),
+    ({"prompt": "x", "size": "huge"}, "size"),
+    ({"prompt": "x", "image_prompt": {"image": "%%%", "strength": 0.5}}, "image_prompt.image"),
+])
+def test_bad_foundry_bodies_are_400_naming_the_field(app, body, field):
+    result = problem(requests.post(f"{app.url}/api/images/generations", json=body, timeout=30), 400)
+    assert any(error["path"].startswith(field) for error in result["errors"]), result
+
+
+def test_a_non_json_foundry_body_is_400(app):
+    problem(requests.post(f"{app.url}/api/images/generations", data=b"prompt=x", timeout=30), 400)
+    problem(requests.post(f"{app.url}/api/images/generations", params={"timeout": "soon"}, json={"prompt": "x"},
+                          timeout=30), 400)

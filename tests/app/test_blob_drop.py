@@ -1,0 +1,89 @@
+"""Files dropped into the `prompts` container start jobs; bad files are moved aside with reasons."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import yaml
+
+from tests.app.conftest import tiny_job
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+def dropped_job(app, filename: str) -> dict:
+    job = app.wait_for_job(lambda j: j["source"] == "blob" and j["origin"] == f"prompts/{filename}")
+    return app.wait(job["id"])
+
+
+def test_a_dropped_json_job_runs(app, store):
+    name = unique("drop-json") + ".json"
+    store.put(f"prompts/{name}", json.dumps(tiny_job("dropped-json")).encode())
+    done = dropped_job(app, name)
+    assert done["status"] == "completed" and done["name"] == "dropped-json"
+    assert done["summary"]["ok"] == 2
+
+
+def test_a_dropped_yaml_job_with_an_image_beside_it_runs(app, store):
+    from PIL import Image
+    import io
+
+    image_name = unique("source") + ".png"
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 96), (200, 120, 40)).save(buffer, "PNG")
+    store.put(f"prompts/{image_name}", buffer.getvalue())  # an image alone starts nothing
+    job = tiny_job("dropped-yaml")
+    job["prompts"][0].update(image=image_name, strength=0.5)
+    name = unique("drop-yaml") + ".yaml"
+    store.put(f"prompts/{name}", yaml.safe_dump(job).encode())
+
+    done = dropped_job(app, name)
+    assert done["status"] == "completed", done.get("error") or done
+    manifest = app.manifest(done["id"])
+    assert {v["source_image"] for v in manifest["variants"]} == {f"prompts/{image_name}"}
+    assert not [j for j in app.jobs() if j["origin"] == f"prompts/{image_name}"]
+
+
+def test_a_dropped_txt_file_makes_one_variant_per_line(app, store):
+    name = unique("drop-txt") + ".txt"
+    store.put(f"prompts/{name}", b"# spring banners\na spring sale banner\na summer sale banner\n")
+    done = dropped_job(app, name)
+    assert done["status"] == "completed", done
+    prompts = [v["prompt"] for v in app.manifest(done["id"])["variants"]]
+    assert prompts == ["a spring sale banner", "a summer sale banner"]
+
+
+def test_a_malformed_dropped_file_is_moved_aside_with_its_errors(app, store):
+    name = unique("bad") + ".yaml"
+    content = yaml.safe_dump({"name": "bad", "prompts": [{"text": "x"}],
+                              "variants": {"steps": 500, "sizes": ["500x512"]}}).encode()
+    store.put(f"prompts/{name}", content)
+
+    deadline = time.monotonic() + 30
+    while not store.exists(f"prompts-rejected/{name}.error.json") and time.monotonic() < deadline:
+        time.sleep(0.25)
+    report = json.loads(store.get(f"prompts-rejected/{name}.error.json"))
+    paths = {error["path"] for error in report["errors"]}
+    assert {"variants.steps", "variants.sizes[0]"} <= paths
+    assert all(error["message"] for error in report["errors"])
+    assert store.get(f"prompts-rejected/{name}") == content  # nothing lost
+    assert not store.exists(f"prompts/{name}")
+
+
+def test_the_same_file_uploaded_again_unchanged_does_not_run_twice(app, store):
+    name = unique("again") + ".json"
+    content = json.dumps(tiny_job("uploaded-twice")).encode()
+    store.put(f"prompts/{name}", content)
+    first = dropped_job(app, name)
+    store.put(f"prompts/{name}", content)  # a new ETag, the same file
+    time.sleep(4)  # the blob trigger polls within 2 s
+    runs = [j for j in app.jobs() if j["origin"] == f"prompts/{name}"]
+    assert [j["id"] for j in runs] == [first["id"]]
+
+    store.put(f"prompts/{name}", json.dumps(tiny_job("uploaded-changed")).encode())
+    changed = app.wait_for_job(lambda j: j["origin"] == f"prompts/{name}" and j["id"] != first["id"])
+    assert app.wait(changed["id"])["name"] == "uploaded-changed"

@@ -1,0 +1,143 @@
+"""Jobs submitted over HTTP, followed to their manifests and images."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+from imagegen.cli import job_body
+from imagegen.metadata import read_parameters
+from tests.app.conftest import BLOCKED_WORD, tiny_job
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_txt2img_fan_out_of_8_variants_makes_8_images_and_a_manifest(app, store):
+    job = {
+        "name": "fan-out",
+        "prompts": [{"text": "a running shoe on wet sand", "negative": "blurry"},
+                    {"text": "a running shoe on a mossy rock"}],
+        "variants": {"seeds": 2, "styles": ["", "watercolor illustration"], "sizes": ["64x64"], "steps": 2},
+    }
+    job_id = app.submit(job)
+    done = app.wait(job_id)
+
+    assert done["status"] == "completed", done
+    assert done["summary"]["ok"] == 8 and done["progress"]["done"] == 8
+    manifest = app.manifest(job_id)
+    assert manifest["status"] == "completed" and manifest["totals"]["ok"] == 8
+    assert len({v["id"] for v in manifest["variants"]}) == 8
+    published = store.list("outputs", f"{job_id}/")
+    assert sorted(published) == sorted(v["blob"] for v in manifest["variants"])
+    assert store.list("quarantine", f"{job_id}/") == []  # nothing left held back
+    for variant in manifest["variants"]:
+        data = requests.get(f"{app.url}/api/jobs/{job_id}/images/{variant['id']}", timeout=30).content
+        assert hashlib.sha256(data).hexdigest() == variant["sha256"]
+        assert variant["output_verdict"]["status"] == "safe" and variant["input_verdict"]["status"] == "safe"
+        assert read_parameters(data)["seed"] == variant["seed"]
+        assert Image.open(io.BytesIO(data)).size == (64, 64)
+
+
+def test_img2img_job_with_an_inline_source_image(app, store):
+    body, content_type = job_body(EXAMPLES / "sneaker-restyle.yaml")
+    response = requests.post(f"{app.url}/api/jobs", data=body, headers={"content-type": content_type}, timeout=60)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["jobId"]
+    assert response.headers["Location"].endswith(f"/api/jobs/{job_id}")
+
+    done = app.wait(job_id)
+    assert done["status"] == "completed", done
+    manifest = app.manifest(job_id)
+    sources = {v["source_image"] for v in manifest["variants"]}
+    assert len(sources) == 1 and sources.pop().startswith("inputs/")
+    assert all(v["strength"] == 0.6 and v["blob"].endswith(".webp") for v in manifest["variants"])
+    assert len(store.list("outputs", f"{job_id}/")) == 2
+
+
+def test_a_blocked_prompt_rejects_the_job_and_generates_nothing(app, store):
+    job = tiny_job("blocked-prompt")
+    job["prompts"][0]["text"] = f"a poster with {BLOCKED_WORD} on it"
+    job_id = app.submit(job)
+    done = app.wait(job_id)
+
+    assert done["status"] == "rejected", done
+    assert any(BLOCKED_WORD in reason for reason in done["summary"]["reasons"])
+    manifest = app.manifest(job_id)
+    assert manifest["status"] == "rejected"
+    assert all(v["status"] == "blocked" and v["blob"] is None for v in manifest["variants"])
+    assert store.list("outputs", f"{job_id}/") == [] and store.list("quarantine", f"{job_id}/") == []
+
+
+def test_a_batch_that_fails_once_is_retried_and_the_job_completes(app):
+    job_id = app.submit(tiny_job("flaky"))
+    done = app.wait(job_id)
+    assert done["status"] == "completed", done
+    assert done["summary"]["ok"] == 2 and done["summary"]["failed"] == 0
+
+
+def test_a_batch_that_always_fails_ends_the_job_partial_not_failed(app):
+    job = tiny_job("broken", sizes=["64x64", "128x64"])  # two batches, both broken
+    job_id = app.submit(job)
+    done = app.wait(job_id)
+
+    assert done["status"] == "partial", done
+    assert done["runtimeStatus"] == "Completed"
+    manifest = app.manifest(job_id)
+    assert manifest["totals"]["failed"] == 4
+    assert all("injected fault" in v["error"] for v in manifest["variants"])
+
+
+def test_cancel_stops_a_running_job(app):
+    job = tiny_job("long-running", seeds=32, sizes=["128x128"], steps=40)
+    job_id = app.submit(job)
+    response = requests.post(f"{app.url}/api/jobs/{job_id}/cancel", timeout=30)
+    assert response.status_code == 202, response.text
+
+    done = app.wait(job_id)
+    assert done["status"] == "cancelled"
+    again = requests.post(f"{app.url}/api/jobs/{job_id}/cancel", timeout=30)
+    assert again.status_code == 409 and "cancelled" in again.json()["detail"]
+
+
+def test_foundry_images_generations_answers_with_the_image(app):
+    response = requests.post(f"{app.url}/api/images/generations", params={"timeout": 120}, timeout=150,
+                             json={"prompt": "a lighthouse at dusk", "size": "64x64", "seed": 1234,
+                                   "output_format": "jpeg", "steps": 2})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["data"]) == 1 and body["data"][0]["seed"] == 1234
+    image = Image.open(io.BytesIO(base64.b64decode(body["data"][0]["b64_json"])))
+    assert image.format == "JPEG" and image.size == (64, 64)
+
+
+def test_foundry_route_answers_202_with_status_urls_when_not_done_in_time(app):
+    response = requests.post(f"{app.url}/api/images/generations", params={"timeout": 0}, timeout=60,
+                             json={"prompt": "a lighthouse at dawn", "size": "64x64", "steps": 2})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["jobId"]
+    assert response.headers["Location"].endswith(f"/api/jobs/{job_id}")
+    assert app.wait(job_id)["status"] == "completed"
+
+
+def test_list_jobs_shows_recent_jobs_with_name_source_status_and_time(app):
+    job_id = app.submit(tiny_job("listed"))
+    app.wait(job_id)
+    listed = {job["id"]: job for job in app.jobs()}
+    assert listed[job_id]["name"] == "listed" and listed[job_id]["source"] == "http"
+    assert listed[job_id]["status"] == "completed" and listed[job_id]["createdTime"]
+    first = requests.get(f"{app.url}/api/jobs", params={"top": 1}, timeout=30).json()
+    assert len(first["jobs"]) == 1 and first["continuationToken"]
+    second = requests.get(f"{app.url}/api/jobs", params={"top": 1, "continuationToken": first["continuationToken"]},
+                          timeout=30).json()
+    assert second["jobs"][0]["id"] != first["jobs"][0]["id"]
+
+
+def test_health_says_what_runs_without_a_key(app):
+    health = requests.get(f"{app.url}/api/health", timeout=30).json()
+    assert health["device"] == "cpu" and health["model"] == "tiny" and health["safety_provider"] == "local"
+    assert "loaded" in health

@@ -1,0 +1,44 @@
+"""Schedules in the `schedules` container start one job per due slot."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import yaml
+
+from tests.app.conftest import tiny_job
+
+
+def test_a_schedule_due_every_few_seconds_runs_once_per_slot(app, store):
+    schedule = {"name": "every-three", "cron": "*/3 * * * * *", "job": tiny_job("scheduled", seeds=1)}
+    store.put("schedules/every-three.yaml", yaml.safe_dump(schedule).encode())
+    try:
+        deadline = time.monotonic() + 60
+        runs: list[dict] = []
+        while time.monotonic() < deadline and len(runs) < 3:
+            runs = [j for j in app.jobs() if j["source"] == "schedule" and j["origin"] == "every-three"]
+            time.sleep(0.5)
+    finally:
+        store.delete("schedules/every-three.yaml")
+    assert len(runs) >= 3, runs
+    ids = [run["id"] for run in runs]
+    assert len(ids) == len(set(ids))  # one job per slot, never two
+    slots = sorted(datetime.strptime(i.rsplit("-", 1)[1], "%Y%m%dT%H%M%SZ") for i in ids)
+    assert all(slot.second % 3 == 0 for slot in slots)
+    for run in runs:
+        assert app.wait(run["id"])["status"] == "completed"
+
+
+def test_an_invalid_schedule_gets_an_error_report_beside_it(app, store):
+    store.put("schedules/broken.yaml", yaml.safe_dump({"cron": "every monday", "job": tiny_job("x")}).encode())
+    try:
+        deadline = time.monotonic() + 20
+        while not store.exists("schedules/broken.yaml.error.json") and time.monotonic() < deadline:
+            time.sleep(0.25)
+        report = json.loads(store.get("schedules/broken.yaml.error.json"))
+    finally:
+        store.delete("schedules/broken.yaml")
+    assert report["errors"][0]["path"] == "cron"
+    assert "six-field NCRONTAB" in report["errors"][0]["message"]
