@@ -75,13 +75,18 @@ class Azurite:
     def connection_string(self) -> str:
         return connection_string(self.host, self.blob_port, self.queue_port, self.table_port)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """End Azurite; `timeout` is how long its own shutdown may take before it is killed.
+
+        An idle Azurite takes about 10 s to exit on SIGTERM: devhost waits, so persisted data
+        is flushed; throwaway test instances pass a short timeout.
+        """
         if self.process is None or self.process.poll() is not None:
             return
         # Azurite runs in its own process group (node plus any children): end them all.
         try:
             os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=timeout)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)

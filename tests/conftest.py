@@ -15,7 +15,7 @@ def azurite(tmp_path_factory):
         blob_port=free_port(), queue_port=free_port(), table_port=free_port(),
     )
     yield instance
-    instance.stop()
+    instance.stop(timeout=1)  # its data is thrown away: no need to wait for a flush
 
 
 @pytest.fixture(scope="session")
