@@ -131,6 +131,14 @@ def retrying_parent(context):
 
 
 @app.orchestration_trigger(context_name="context")
+def waits_for_child(context):
+    try:
+        yield context.call_sub_orchestrator("approval", None, "stuck-child")
+    except Exception as error:
+        return str(error)
+
+
+@app.orchestration_trigger(context_name="context")
 def failing(context):
     yield context.call_activity("double", 1)
     raise ValueError("no prompts given")
@@ -218,7 +226,7 @@ async def finish(engine, name, input_value=None, instance_id=None, timeout=20):
 async def running(engine, instance_id, timeout=10):
     """Wait until the first episode ran (the instance is Running)."""
     deadline = time.monotonic() + timeout
-    while engine.get_status(instance_id)["runtimeStatus"] != "Running":
+    while (engine.get_status(instance_id) or {}).get("runtimeStatus") != "Running":
         assert time.monotonic() < deadline, engine.get_status(instance_id)
         await asyncio.sleep(0.01)
 
@@ -289,6 +297,25 @@ def test_sub_orchestration_with_retry_starts_a_new_child_per_attempt():
     assert status["output"] == "child ok after 3"
     assert [c["runtimeStatus"] for c in children] == ["Failed", "Failed", "Completed"]
     assert "attempt 1 of child failed" in children[0]["output"]
+
+
+def test_terminated_child_fails_its_parent_task():
+    async def scenario(engine):
+        parent_id = await engine.start_new("waits_for_child", None, None)
+        await running(engine, "stuck-child")
+        await engine.terminate("stuck-child", "operator stopped it")
+        return await engine.wait_for(parent_id, 10)
+
+    status = run(scenario)
+    assert status["runtimeStatus"] == "Completed"
+    assert "'stuck-child' was terminated: operator stopped it" in status["output"]
+
+
+def test_stop_leaves_no_engine_threads(tmp_path):
+    before = set(threading.enumerate())
+    run(lambda engine: finish(engine, "shouting", ["x"]), tmp_path / "hub.sqlite")
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert left == []
 
 
 def test_external_events_raised_before_and_after_the_wait():
