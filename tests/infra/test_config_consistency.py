@@ -245,3 +245,9 @@ def test_no_secret_literal_in_deployment_files(path):
     if path == "Dockerfile":
         for name in list(docker_env(text)) + list(docker_args(text)):
             assert not SECRET_WORDS.search(name), f"the Dockerfile sets `{name}`: secrets never go into an image"
+
+
+def test_the_app_mounts_the_storage_the_model_cache_module_registers(bicep):
+    registered = bicep["modules/model-cache.bicep"]["variables"]["storageName"]["value"]
+    passed = bicep["main.bicep"]["modules"]["app"]["config"]["params"]["modelCacheStorageName"]
+    assert registered in list(leaves(passed)), f"main.bicep passes {passed!r}, the module registers {registered!r}"
