@@ -12,8 +12,8 @@ from azure.storage.queue import QueueClient
 
 from devhost.azurite import connection_string, free_port
 from devhost.blob_triggers import (
-    POISON_QUEUE, RECEIPTS_CONTAINER, BlobTriggerError, BlobTriggerPoller, decode_poison_message,
-    parse_blob_path,
+    POISON_QUEUE, RECEIPTS_CONTAINER, BlobTriggerError, BlobTriggerPoller, Receipt, ReceiptStore,
+    decode_poison_message, parse_blob_path,
 )
 
 FAST = 0.1   # poll interval for tests; the host's default is 1 s
@@ -246,3 +246,23 @@ def test_missing_connection_setting_is_named():
     with pytest.raises(BlobTriggerError, match="blob trigger `on_drop`: `connection` 'Missing': app setting `Missing` is not set"):
         BlobTriggerPoller([("on_drop", {"type": "blobTrigger", "name": "blob", "path": "prompts/{name}",
                                         "connection": "Missing"})], settings, Recorder())
+
+
+def test_restart_mid_retry_continues_the_count(storage, storage_connection_string, container):
+    function = unique("fails_again")
+    etag = put(storage, container, "flaky.txt", b"x")
+    # A host stopped after the third failed attempt left this receipt behind.
+    ReceiptStore(storage, "devhost").save(function, container, "flaky.txt", Receipt(etag, 3, "retrying"))
+
+    async def scenario():
+        calls = Recorder(fail=True)
+        async with Poller(make_poller(storage_connection_string, [(function, f"{container}/{{name}}")], calls,
+                                      retry_delay=0.01)):
+            await calls.wait_for(2)
+            await asyncio.sleep(5 * FAST)
+        return calls.calls
+
+    assert len(asyncio.run(scenario())) == 2
+    receipt = storage.get_blob_client(
+        RECEIPTS_CONTAINER, f"blobreceipts/devhost/{function}/{container}/flaky.txt").get_blob_properties()
+    assert (receipt.metadata["attempts"], receipt.metadata["outcome"]) == ("5", "poisoned")
