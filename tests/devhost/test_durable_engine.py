@@ -475,7 +475,7 @@ def test_completions_are_batched_into_few_episodes():
     registry = Registry({**REGISTRY.orchestrators, "fan_out": counting}, REGISTRY.activities)
     status = run(lambda engine: finish(engine, "fan_out", 200), registry=registry)
     assert status["output"] == sum(2 * i for i in range(200))
-    assert len(calls) < 40, f"{len(calls)} episodes for a 200-way fan-out"
+    assert len(calls) < 20, f"{len(calls)} episodes for a 200-way fan-out"
 
 
 # ---- durability: SIGKILL in the middle of a fan-out ---------------------------------
