@@ -11,6 +11,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import azure.durable_functions as df
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devhost.durable import core
 from devhost.durable import history as h
@@ -265,3 +267,78 @@ def test_custom_status_is_reported():
 
     _, episode = start(orchestrator(orch))
     assert json.loads(episode.custom_status) == {"stage": "moderating"}
+
+
+# ---- task ids under any interleaving ------------------------------------------------
+
+def plan_orchestrator(context):
+    """Runs the plan step by step: each step a task_all of activities, retried activities
+    and timers; a step that fails records "error" and the plan goes on."""
+    results = []
+    for step in context.get_input():
+        tasks = []
+        for item in step:
+            if item["kind"] == "act":
+                tasks.append(context.call_activity("work", item))
+            elif item["kind"] == "retry":
+                tasks.append(context.call_activity_with_retry("work", df.RetryOptions(1, item["attempts"]), item))
+            else:
+                tasks.append(context.create_timer(context.current_utc_datetime + timedelta(seconds=1)))
+        try:
+            results.append((yield context.task_all(tasks)))
+        except Exception:
+            results.append("error")
+    return results
+
+
+PLAN_HANDLE = orchestrator(plan_orchestrator)
+
+items = st.one_of(
+    st.fixed_dictionaries({"kind": st.just("act"), "fail": st.integers(0, 1)}),
+    st.fixed_dictionaries({"kind": st.just("retry"), "fail": st.integers(0, 3), "attempts": st.integers(1, 3)}),
+    st.fixed_dictionaries({"kind": st.just("timer")}),
+)
+plans = st.lists(st.lists(items, min_size=1, max_size=4), min_size=1, max_size=3)
+
+
+def expected_result(plan: list[list[dict]]) -> list:
+    out = []
+    for step in plan:
+        failed = any(i["kind"] == "act" and i["fail"] or i["kind"] == "retry" and i["fail"] >= i["attempts"]
+                     for i in step)
+        out.append("error" if failed else [i.get("id") for i in step])
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=plans, rnd=st.randoms(use_true_random=False))
+def test_any_plan_completes_under_any_delivery_order(plan, rnd):
+    """Completions, failures and timers delivered in random order and random batches: an
+    id off by one would leave the orchestration waiting with nothing left to deliver."""
+    for n, item in enumerate(i for step in plan for i in step):
+        if item["kind"] != "timer":
+            item["id"] = n
+    attempts: dict[int, int] = {}
+    waiting: list[dict] = []
+
+    def absorb(episode):
+        for call in episode.activities:
+            item = json.loads(call.input)
+            attempts[item["id"]] = attempts.get(item["id"], 0) + 1
+            if attempts[item["id"]] <= item["fail"]:
+                waiting.append(h.task_failed(call.task_id, f"item {item['id']} failed"))
+            else:
+                waiting.append(h.task_completed(call.task_id, json.dumps(item["id"])))
+        waiting.extend(timer.message.event for timer in episode.timers)
+
+    state, episode = start(PLAN_HANDLE, json.dumps(plan))
+    absorb(episode)
+    while episode.status == core.RUNNING:
+        assert waiting, f"the orchestration waits but nothing is left to deliver: {state.history[-3:]}"
+        batch = rnd.sample(waiting, rnd.randint(1, len(waiting)))
+        for event in batch:
+            waiting.remove(event)
+        episode = step(PLAN_HANDLE, state, *batch)
+        absorb(episode)
+    assert episode.status == core.COMPLETED, episode.output
+    assert json.loads(episode.output) == expected_result(plan)
