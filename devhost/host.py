@@ -9,6 +9,7 @@ binding). Stop is the same list backwards; each step runs even if an earlier one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -129,13 +130,15 @@ class Host:
         if blobs:
             from devhost.blob_triggers import BlobTriggerPoller
 
-            poller = BlobTriggerPoller(functions=blobs, get_connection=storage_connection, invoke=self.invoker)
+            with _naming(blobs, "blob"):
+                poller = BlobTriggerPoller(functions=blobs, get_connection=storage_connection, invoke=self.invoker)
             self._trigger_tasks.append(asyncio.create_task(poller.run(self._stop_triggers), name="blob-triggers"))
         if timers:
             from devhost.timer_triggers import TimerScheduler
 
-            scheduler = TimerScheduler(functions=timers, state_dir=self.store.parent / "timers",
-                                       invoke=self.invoker)
+            with _naming(timers, "timer"):
+                scheduler = TimerScheduler(functions=timers, state_dir=self.store.parent / "timers",
+                                           invoke=self.invoker)
             self._trigger_tasks.append(asyncio.create_task(scheduler.run(self._stop_triggers),
                                                            name="timer-triggers"))
         for task in self._trigger_tasks:
@@ -187,6 +190,16 @@ class Host:
             if info.trigger_type != "httpTrigger":
                 lines.append(f"{info.name}: {info.trigger_type}")
         return sorted(lines, key=str.lower)  # `func start` lists functions by name
+
+
+@contextlib.contextmanager
+def _naming(functions: list[tuple[str, dict]], kind: str):
+    """Say which functions a trigger set-up failure is about (the SDK's messages do not)."""
+    try:
+        yield
+    except Exception as problem:
+        names = ", ".join(name for name, _ in functions)
+        raise RuntimeError(f"{kind} triggers of {names} could not start: {problem}") from problem
 
 
 def _report_trigger_end(task: asyncio.Task) -> None:
