@@ -272,8 +272,9 @@ def test_custom_status_is_reported():
 # ---- task ids under any interleaving ------------------------------------------------
 
 def plan_orchestrator(context):
-    """Runs the plan step by step: each step a task_all of activities, retried activities
-    and timers; a step that fails records "error" and the plan goes on."""
+    """Runs the plan step by step: each step a task_all of activities, retried activities,
+    retried sub-orchestrations, timers and external events; a step that fails records
+    "error" and the plan goes on."""
     results = []
     for step in context.get_input():
         tasks = []
@@ -282,6 +283,11 @@ def plan_orchestrator(context):
                 tasks.append(context.call_activity("work", item))
             elif item["kind"] == "retry":
                 tasks.append(context.call_activity_with_retry("work", df.RetryOptions(1, item["attempts"]), item))
+            elif item["kind"] == "sub":
+                tasks.append(context.call_sub_orchestrator_with_retry(
+                    "child", df.RetryOptions(1, item["attempts"]), item))
+            elif item["kind"] == "event":
+                tasks.append(context.wait_for_external_event(f"event-{item['id']}"))
             else:
                 tasks.append(context.create_timer(context.current_utc_datetime + timedelta(seconds=1)))
         try:
@@ -296,6 +302,8 @@ PLAN_HANDLE = orchestrator(plan_orchestrator)
 items = st.one_of(
     st.fixed_dictionaries({"kind": st.just("act"), "fail": st.integers(0, 1)}),
     st.fixed_dictionaries({"kind": st.just("retry"), "fail": st.integers(0, 3), "attempts": st.integers(1, 3)}),
+    st.fixed_dictionaries({"kind": st.just("sub"), "fail": st.integers(0, 2), "attempts": st.integers(1, 2)}),
+    st.fixed_dictionaries({"kind": st.just("event")}),
     st.fixed_dictionaries({"kind": st.just("timer")}),
 )
 plans = st.lists(st.lists(items, min_size=1, max_size=4), min_size=1, max_size=3)
@@ -304,7 +312,7 @@ plans = st.lists(st.lists(items, min_size=1, max_size=4), min_size=1, max_size=3
 def expected_result(plan: list[list[dict]]) -> list:
     out = []
     for step in plan:
-        failed = any(i["kind"] == "act" and i["fail"] or i["kind"] == "retry" and i["fail"] >= i["attempts"]
+        failed = any(i["kind"] == "act" and i["fail"] or i["kind"] in ("retry", "sub") and i["fail"] >= i["attempts"]
                      for i in step)
         out.append("error" if failed else [i.get("id") for i in step])
     return out
@@ -313,8 +321,9 @@ def expected_result(plan: list[list[dict]]) -> list:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=plans, rnd=st.randoms(use_true_random=False))
 def test_any_plan_completes_under_any_delivery_order(plan, rnd):
-    """Completions, failures and timers delivered in random order and random batches: an
-    id off by one would leave the orchestration waiting with nothing left to deliver."""
+    """Completions, failures, timers and events (some raised before their wait) delivered
+    in random order and random batches: an id off by one would leave the orchestration
+    waiting with nothing left to deliver, or hand a result to the wrong task."""
     for n, item in enumerate(i for step in plan for i in step):
         if item["kind"] != "timer":
             item["id"] = n
@@ -329,8 +338,17 @@ def test_any_plan_completes_under_any_delivery_order(plan, rnd):
                 waiting.append(h.task_failed(call.task_id, f"item {item['id']} failed"))
             else:
                 waiting.append(h.task_completed(call.task_id, json.dumps(item["id"])))
+        for call in episode.sub_orchestrations:
+            item = json.loads(call.input)
+            attempts[item["id"]] = attempts.get(item["id"], 0) + 1
+            if attempts[item["id"]] <= item["fail"]:
+                waiting.append(h.sub_orchestration_failed(call.task_id, f"child {item['id']} failed"))
+            else:
+                waiting.append(h.sub_orchestration_completed(call.task_id, json.dumps(item["id"])))
         waiting.extend(timer.message.event for timer in episode.timers)
 
+    waiting.extend(h.event_raised(f"event-{i['id']}", json.dumps(i["id"]))
+                   for step in plan for i in step if i["kind"] == "event")
     state, episode = start(PLAN_HANDLE, json.dumps(plan))
     absorb(episode)
     while episode.status == core.RUNNING:
