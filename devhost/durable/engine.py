@@ -26,6 +26,7 @@ import functools
 import heapq
 import itertools
 import json
+import logging
 import time
 import uuid
 from collections import deque
@@ -41,6 +42,8 @@ from devhost.durable.registry import Registry
 from devhost.durable.status import instance_status, list_query
 from devhost.durable.store import Store, WorkItem
 from devhost.durable.workers import ActivityWorkers
+
+log = logging.getLogger("devhost.durable")
 
 ACTIVE_STATUSES = (core.PENDING, core.RUNNING, core.SUSPENDED, core.CONTINUED_AS_NEW)
 
@@ -154,7 +157,13 @@ class DurableEngine:
     def _spawn(self, coroutine) -> None:
         task = self._loop.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        # A loop task that dies is an engine bug: say so, or the instance just hangs.
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("devhost durable engine task failed", exc_info=task.exception())
 
     # ---- client operations -----------------------------------------------------------
 
@@ -379,6 +388,7 @@ class DurableEngine:
             episode = await self._loop.run_in_executor(
                 self._orchestrator_pool, self._timed_episode, orchestrator, live.state, batch)
         except Exception as exc:   # a devhost bug, not the orchestrator's: fail loudly, don't hang
+            log.exception("episode of instance '%s' failed inside devhost", instance_id)
             episode = core.Episode(status=core.FAILED, consumed=batch,
                                    output=json.dumps(f"devhost engine error in '{live.state.name}': "
                                                      f"{type(exc).__name__}: {exc}"))
@@ -436,6 +446,9 @@ class DurableEngine:
                        (status, live.state.input, episode.output, episode.replayed, episode.custom_status, now,
                         live.execution, live.state.to_json(), instance_id))
         live.status = status
+        if status == core.FAILED:
+            log.warning("instance '%s' (%s) failed: %s", instance_id, live.state.name,
+                        json.loads(episode.output) if episode.output else "")
         for step in after:
             step()
         if status in core.TERMINAL_STATUSES:
