@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
 from aiohttp import web
 
 from devhost import http_triggers
@@ -123,14 +121,12 @@ class HttpServer:
         # The RPC socket is loopback-only whatever --bind says: it carries unauthenticated calls.
         rpc = web.TCPSite(self._runner, "127.0.0.1", rpc_port, reuse_address=True)
         await rpc.start()
-        self.config.public_port = _bound_port(public)
-        self.config.rpc_port = _bound_port(rpc)
+        # `addresses` lists the bound sockets in the order the sites started: public, then RPC.
+        public_address, rpc_address = self._runner.addresses[:2]
+        self.config.public_port, self.config.rpc_port = public_address[1], rpc_address[1]
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-
-def _bound_port(site: Any) -> int:
-    return site._server.sockets[0].getsockname()[1]  # aiohttp exposes no public accessor for port 0

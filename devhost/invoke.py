@@ -26,6 +26,7 @@ log = logging.getLogger("devhost.invoke")
 
 # Input bindings devhost fills in besides the trigger; any other input binding is refused by name.
 SUPPORTED_INPUTS = {"durableClient"}
+OUT = 1  # `BindingDirection.OUT` once binding dicts are made plain (see app_loader.plain)
 
 
 class FunctionFailed(Exception):
@@ -115,9 +116,9 @@ class Invoker:
         parameters = inspect.signature(info.user_function).parameters
         for binding in info.bindings:
             name = binding.get("name")
-            if binding is info.trigger or binding == info.trigger or name == "$return":
+            if binding == info.trigger or name == "$return":
                 continue
-            if binding.get("direction") == 1 or binding.get("direction") == "out":
+            if binding.get("direction") == OUT:
                 outputs[name] = OutValue()
                 kwargs[name] = outputs[name]
             elif binding.get("type") in SUPPORTED_INPUTS:
