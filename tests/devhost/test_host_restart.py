@@ -14,9 +14,10 @@ def test_sigkill_mid_fan_out_then_restart_completes_every_activity_once(tmp_path
     store, effects = tmp_path / "taskhub.sqlite", tmp_path / "effects"
     first = launch(tmp_path / "first", store=store, effects_dir=effects)
     try:
-        started = first.start("fan_out_fan_in", {"run": "crash", "count": len(KEYS), "delay": 0.3},
+        started = first.start("fan_out_fan_in", {"run": "crash", "count": len(KEYS), "delay": 0.5},
                               instance_id="fan-out-killed")
-        # Kill once some activities have recorded their effect and before all have.
+        # Kill once some activities have recorded their effect and before all have: 4 run at
+        # a time (host.json), 0.5 s each, so the first wave lands 1 s before the last.
         deadline = time.monotonic() + 60
         while len(first.effects("crash")) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
