@@ -108,3 +108,7 @@ def test_app_without_app_object_is_refused(tmp_path):
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "must define a module-level `app`" in result.stderr
+
+
+def test_function_asking_for_context_gets_one(devhost):
+    assert get(devhost, "/api/whoami").json() == {"function": "whoami", "has_invocation_id": True}

@@ -112,3 +112,8 @@ def app_setting(req: func.HttpRequest) -> func.HttpResponse:
     if not name.startswith("SAMPLE_"):
         return _json({"error": f"only SAMPLE_* settings are shown, got {name!r}"}, 403)
     return _json({name: os.environ.get(name)})
+
+
+@bp.route(route="whoami", methods=["GET"])
+def whoami(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return _json({"function": context.function_name, "has_invocation_id": bool(context.invocation_id)})
