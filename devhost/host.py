@@ -110,6 +110,9 @@ class Host:
         app = build_app(self.config, self.routes, self.invoker, management)
         self.server = HttpServer(app, self.config, self.options.bind)
         await self.server.start(self.options.port, self.options.rpc_port)
+        if self.key is None and self.options.bind not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("listening on %s with keys off: anyone who can reach this port can call every "
+                        "function and the management API (use --require-keys)", self.options.bind)
         # 4. blob and timer triggers
         self.start_triggers()
 

@@ -244,3 +244,15 @@ def test_bad_list_filter_is_400_naming_the_field(devhost):
     response = requests.get(f"{devhost.url}{WEBHOOK}/instances/", params={"runtimeStatus": "Sleeping"}, timeout=30)
     assert response.status_code == 400
     assert "`runtimeStatus`" in response.json()["error"] and "Sleeping" in response.json()["error"]
+
+
+def test_start_and_wait_answers_with_the_output_when_done_in_time(devhost):
+    response = requests.post(f"{devhost.url}{WEBHOOK}/orchestrators/child", params={"timeout": 30}, json=3,
+                             timeout=60)
+    assert (response.status_code, response.json()) == (200, 6)
+
+
+def test_purge_by_filter_without_created_time_from_is_refused(devhost):
+    response = requests.delete(f"{devhost.url}{WEBHOOK}/instances/", timeout=30)
+    assert response.status_code == 400
+    assert "`createdTimeFrom` is required" in response.json()["error"]
