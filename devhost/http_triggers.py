@@ -19,6 +19,7 @@ from typing import Any
 
 import azure.functions as func
 from aiohttp import web
+from multidict import CIMultiDict
 
 from devhost.app_loader import FunctionInfo
 
@@ -240,13 +241,12 @@ async def to_http_request(request: web.Request, route_params: dict[str, str]) ->
 def to_web_response(value: Any) -> web.Response:
     """Turn what the function returned (or set on its `http` output) into an aiohttp response."""
     if isinstance(value, func.HttpResponse):
-        headers = {key: val for key, val in value.headers.items()}
-        content_type = value.mimetype
-        if value.charset and content_type and content_type.startswith("text/"):
-            content_type = f"{content_type}; charset={value.charset}"
-        headers.setdefault("Content-Type", content_type or "text/plain")
-        for name in [name for name in headers if name.lower() == "content-type" and name != "Content-Type"]:
-            headers["Content-Type"] = headers.pop(name)
+        headers = CIMultiDict(value.headers.items())
+        if "Content-Type" not in headers:  # an explicit header wins over `mimetype`
+            content_type = value.mimetype or "text/plain"
+            if value.charset and content_type.startswith("text/"):
+                content_type = f"{content_type}; charset={value.charset}"
+            headers["Content-Type"] = content_type
         return web.Response(status=value.status_code, body=value.get_body(), headers=headers)
     if value is None:
         return web.Response(status=204)
