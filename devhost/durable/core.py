@@ -93,6 +93,7 @@ class OrchestrationState:
     suspended: bool = False
     attempts: dict[int, Retry] = field(default_factory=dict)      # attempt task id -> its retry
     retry_timers: dict[int, Retry] = field(default_factory=dict)  # retry timer id -> its retry
+    open_timers: dict[int, int] = field(default_factory=dict)     # action-list leaf -> timer id
 
     def to_json(self) -> str:
         """Bookkeeping only; the history is stored row by row (and asdict would copy it)."""
@@ -101,13 +102,15 @@ class OrchestrationState:
             "parent_instance_id": self.parent_instance_id, "next_id": self.next_id,
             "action_count": self.action_count, "suspended": self.suspended,
             "attempts": {k: asdict(v) for k, v in self.attempts.items()},
-            "retry_timers": {k: asdict(v) for k, v in self.retry_timers.items()}})
+            "retry_timers": {k: asdict(v) for k, v in self.retry_timers.items()},
+            "open_timers": self.open_timers})
 
     @classmethod
     def from_json(cls, text: str, history: list[dict]) -> "OrchestrationState":
         data = json.loads(text)
         data["attempts"] = {int(k): Retry(**v) for k, v in data["attempts"].items()}
         data["retry_timers"] = {int(k): Retry(**v) for k, v in data["retry_timers"].items()}
+        data["open_timers"] = {int(k): v for k, v in data.get("open_timers", {}).items()}
         return cls(history=history, **data)
 
 
@@ -140,6 +143,7 @@ class Episode:
     activities: list[ActivityCall] = field(default_factory=list)
     sub_orchestrations: list[SubOrchestrationCall] = field(default_factory=list)
     timers: list[TimerCall] = field(default_factory=list)
+    cancelled_timers: list[int] = field(default_factory=list)   # ids of timers the code cancelled
     consumed: list[Message] = field(default_factory=list)    # applied; the engine deletes them
     kept: list[Message] = field(default_factory=list)        # held back while suspended
     output: str | None = None          # JSON text; for Failed/Terminated the JSON of the reason
@@ -242,7 +246,7 @@ def _new_events(state: OrchestrationState, work: list[Message], control_events: 
     new_events += [_apply_retry_event(state, e, episode, now) for e, t in zip(events, takes_ids) if t]
     new_events += [e for e, t in zip(events, takes_ids) if not t]
     for event in new_events:
-        _settle_retry(state, event)
+        _settle(state, event)
     return new_events
 
 
@@ -268,7 +272,8 @@ def _schedule_new_actions(state: OrchestrationState, leaves: list[dict], episode
                           stamp: str) -> tuple[list[dict], str | None]:
     """(scheduling history events, why the instance must fail or None) for the new leaves."""
     scheduled = []
-    for action in leaves[state.action_count:]:
+    episode.cancelled_timers = _cancelled_timers(state, leaves)
+    for index, action in enumerate(leaves[state.action_count:], start=state.action_count):
         kind = action.get("actionType")
         if kind in (CALL_ENTITY, SIGNAL_ENTITY):
             api = "call_entity" if kind == CALL_ENTITY else "signal_entity"
@@ -281,9 +286,21 @@ def _schedule_new_actions(state: OrchestrationState, leaves: list[dict], episode
             continue   # keyed by name / handled as the outcome: no task id
         task_id = state.next_id
         state.next_id += 1
+        if kind == CREATE_TIMER and not action.get("isCanceled"):
+            state.open_timers[index] = task_id
         scheduled.append(_schedule(state, action, task_id, episode, stamp))
     state.action_count = len(leaves)
     return scheduled, None
+
+
+def _cancelled_timers(state: OrchestrationState, leaves: list[dict]) -> list[int]:
+    """Ids of timers the code cancelled (`timer.cancel()` after a task_any), so the engine
+    can drop them instead of waking the instance for nothing when they are due."""
+    cancelled = [timer_id for index, timer_id in state.open_timers.items()
+                 if index < len(leaves) and leaves[index].get("isCanceled")]
+    for index in [i for i, t in state.open_timers.items() if t in cancelled]:
+        del state.open_timers[index]
+    return cancelled
 
 
 def _outcome(state: OrchestrationState, episode: Episode, result: dict, leaves: list[dict],
@@ -413,12 +430,15 @@ def _apply_retry_event(state: OrchestrationState, event: dict, episode: Episode,
     return event
 
 
-def _settle_retry(state: OrchestrationState, event: dict) -> None:
-    """Forget retries that ended: an attempt succeeded, or the last timer fired."""
+def _settle(state: OrchestrationState, event: dict) -> None:
+    """Forget retries that ended (an attempt succeeded, or the last timer fired) and fired timers."""
     kind = event["EventType"]
     if kind in SUCCESSES:
         state.attempts.pop(event["TaskScheduledId"], None)
     elif kind == EventType.TIMER_FIRED:
+        fired = [index for index, timer_id in state.open_timers.items() if timer_id == event["TimerId"]]
+        for index in fired:
+            del state.open_timers[index]
         retry = state.retry_timers.get(event["TimerId"])
         if retry is not None and retry.attempt >= _max_attempts(retry):
             del state.retry_timers[event["TimerId"]]

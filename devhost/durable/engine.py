@@ -67,6 +67,7 @@ class _Live:
     in_flight: int = 0             # activities scheduled and not yet completed
     completions_seen: int = 0      # activity completions already in the history
     last_replay: float = 0.0       # seconds the last episode took
+    timers: dict[int, Message] = field(default_factory=dict)   # timer id -> its pending TimerFired
 
 
 _ACTIVITY_RESULTS = (h.EventType.TASK_COMPLETED, h.EventType.TASK_FAILED)
@@ -120,6 +121,7 @@ class DurableEngine:
         self._tasks: set[asyncio.Task] = set()
         self._waiters: dict[str, list[asyncio.Future]] = {}
         self._arrivals: dict[str, asyncio.Future] = {}   # instances gathering completions
+        self._cancelled: set[int] = set()                 # inbox rows of cancelled timers
         self._started = True
         for row in self._store.unfinished_instances():
             state = OrchestrationState.from_json(row["core"], self._store.history(row["instance_id"]))
@@ -129,7 +131,9 @@ class DurableEngine:
             self._live[row["instance_id"]] = _Live(state, row["execution"], row["status"], parent,
                                                    completions_seen=seen)
         for row in self._store.inbox():
-            self._deliver(row["instance_id"], _message_from(row), row["visible_at"])
+            message = _message_from(row)
+            self._remember_timer(row["instance_id"], message)
+            self._deliver(row["instance_id"], message, row["visible_at"])
         for item in self._store.work():
             live = self._live.get(item.instance_id)
             if live is not None:
@@ -318,6 +322,9 @@ class DurableEngine:
             now = time.time()
             while self._timers and self._timers[0][0] <= now:
                 _, _, instance_id, message = heapq.heappop(self._timers)
+                if message.row_id in self._cancelled:
+                    self._cancelled.discard(message.row_id)
+                    continue
                 self._deliver(instance_id, message, now)
             delay = self._timers[0][0] - now if self._timers else None
             self._timer_wake.clear()
@@ -378,6 +385,9 @@ class DurableEngine:
             return
         self._delete_messages(stale)
         batch, live.held = live.held + current, []
+        for message in batch:
+            if message.kind == "event" and message.event["EventType"] == h.EventType.TIMER_FIRED:
+                live.timers.pop(message.event["TimerId"], None)
         orchestrator = self.registry.orchestrators.get(live.state.name)
         if orchestrator is None:
             orchestrator = functools.partial(_missing_orchestrator, live.state.name,
@@ -425,6 +435,12 @@ class DurableEngine:
             for timer in episode.timers:
                 visible_at = h.parse_time(timer.fire_at).timestamp()
                 self._add_message(db, instance_id, live.execution, timer.message, visible_at, after)
+                self._remember_timer(instance_id, timer.message, live)
+            for timer_id in episode.cancelled_timers:
+                message = live.timers.pop(timer_id, None)
+                if message is not None:
+                    db.execute("DELETE FROM inbox WHERE id = ?", (message.row_id,))
+                    self._cancelled.add(message.row_id)
             for call in episode.sub_orchestrations:
                 failure = self._create_instance(db, call.instance_id, call.name, call.input,
                                                 (instance_id, call.task_id, live.execution), after)
@@ -457,6 +473,12 @@ class DurableEngine:
                 if not waiter.done():
                     waiter.set_result(None)
 
+    def _remember_timer(self, instance_id: str, message: Message, live: _Live | None = None) -> None:
+        """Index pending TimerFired messages by timer id, so a cancelled timer can be dropped."""
+        live = live or self._live.get(instance_id)
+        if live is not None and message.kind == "event" and message.event["EventType"] == h.EventType.TIMER_FIRED:
+            live.timers[message.event["TimerId"]] = message
+
     def _continue_as_new(self, db, instance_id: str, live: _Live, episode: core.Episode,
                          now: float, after: list) -> None:
         """Drop the old generation (history, timers, work) and queue the new start."""
@@ -466,7 +488,7 @@ class DurableEngine:
         live.execution = uuid.uuid4().hex
         live.state = OrchestrationState(instance_id, live.state.name, episode.continue_input,
                                         live.state.parent_instance_id)
-        live.held, live.in_flight, live.completions_seen = [], 0, 0
+        live.held, live.in_flight, live.completions_seen, live.timers = [], 0, 0, {}
         self._add_message(db, instance_id, live.execution, Message("start", text=episode.continue_input),
                           now, after)
 

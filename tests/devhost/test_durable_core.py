@@ -198,6 +198,24 @@ def test_event_raised_before_the_wait_is_kept():
     assert json.loads(done.output) == {"ok": True}
 
 
+def test_cancelled_timer_is_reported_so_it_never_wakes_the_instance():
+    def orch(context):
+        timer = context.create_timer(context.current_utc_datetime + timedelta(hours=1))
+        approval = context.wait_for_external_event("Approval")
+        winner = yield context.task_any([approval, timer])
+        if winner == approval:
+            timer.cancel()
+        yield context.call_activity("publish")
+
+    handle = orchestrator(orch)
+    state, first = start(handle)
+    assert [t.message.event["TimerId"] for t in first.timers] == [0]
+    approved = step(handle, state, h.event_raised("Approval", "true"))
+    assert approved.cancelled_timers == [0]
+    assert [a.task_id for a in approved.activities] == [1]
+    assert step(handle, state, h.event_raised("Other", "1")).cancelled_timers == []   # reported once
+
+
 def test_sub_orchestration_gets_derived_instance_id():
     def orch(context):
         child = yield context.call_sub_orchestrator("child", {"n": 1})

@@ -163,6 +163,17 @@ def approval_or_timeout(context):
 
 
 @app.orchestration_trigger(context_name="context")
+def approve_then_finish(context):
+    timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=0.2))
+    approval = context.wait_for_external_event("Approval")
+    winner = yield context.task_any([approval, timer])
+    if winner == approval:
+        timer.cancel()
+    yield context.wait_for_external_event("Finish")
+    return "approved" if winner == approval else "timed out"
+
+
+@app.orchestration_trigger(context_name="context")
 def counter(context):
     n = yield context.call_activity("double", context.get_input())
     if n < 8:
@@ -343,6 +354,22 @@ def test_when_any_with_timeout_both_outcomes():
     approved, timed_out = run(scenario)
     assert approved["output"] == ["approved", True]
     assert timed_out["output"] == ["timed out"]
+
+
+def test_cancelled_timer_does_not_fire_later():
+    async def scenario(engine):
+        instance_id = await engine.start_new("approve_then_finish", None, None)
+        await running(engine, instance_id)
+        await engine.raise_event(instance_id, "Approval", "true")
+        await asyncio.sleep(0.4)     # past the timer's due time
+        await engine.raise_event(instance_id, "Finish", None)
+        await engine.wait_for(instance_id, 10)
+        return engine.get_status(instance_id, show_history=True)
+
+    status = run(scenario)
+    assert status["output"] == "approved"
+    kinds = [e["EventType"] for e in status["historyEvents"]]
+    assert "TimerCreated" in kinds and "TimerFired" not in kinds
 
 
 def test_continue_as_new_restarts_with_new_input():
