@@ -6,10 +6,7 @@ inputs is rejected with every reason at once and nothing is generated.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import re
 import uuid
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -17,15 +14,24 @@ from pathlib import PurePosixPath
 from imagegen import storage
 from imagegen.jobs import JobRequest, JobSource
 from imagegen.settings import Settings
-from imagegen.spec import JobSpec, Limits, check_source_image, load_document, parse_job
+from imagegen.foundry import decode_image
+from imagegen.spec import JobSpec, Limits, check_source_image, load_document, parse_job, slugify
 from imagegen.types import FieldError, JobValidationError
 
 JOB_FILE_SUFFIXES = (".json", ".yaml", ".yml", ".txt")
+# Where img2img sources may come from: uploads, dropped files, and published (checked) outputs.
+# Never quarantine/: a held or blocked image must not come back as an input.
+SOURCE_CONTAINERS = ("inputs", "prompts", "outputs")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-def read_job_file(data: bytes, filename: str, limits: Limits | None = None) -> JobSpec:
-    """A job from a file: JSON or YAML job specs, or `.txt` with one prompt per line."""
+def read_job_file(data: bytes, filename: str, limits: Limits | None = None,
+                  settings: Settings | None = None) -> JobSpec:
+    """A job from a file: JSON or YAML job specs, or `.txt` with one prompt per line.
+
+    A `.txt` job takes the deployment's defaults for prompt-only jobs
+    (`IMAGEGEN_DEFAULT_SIZE`, `IMAGEGEN_DEFAULT_STEPS`) and is named after the file.
+    """
     suffix = PurePosixPath(filename).suffix.lower()
     if suffix == ".txt":
         try:
@@ -37,7 +43,9 @@ def read_job_file(data: bytes, filename: str, limits: Limits | None = None) -> J
         if not prompts:
             raise JobValidationError([FieldError(
                 path="prompts", rule="min_items", message=f"`{filename}` has no prompts: write one prompt per line")])
-        return parse_job({"name": job_name_from(filename), "prompts": prompts}, limits=limits)
+        settings = settings or Settings.from_env()
+        variants = {"sizes": [settings.default_size], "steps": settings.default_steps}
+        return parse_job({"prompts": prompts, "variants": variants}, filename=filename, limits=limits)
     if suffix not in JOB_FILE_SUFFIXES:
         raise JobValidationError([FieldError(
             path="file", rule="file_type",
@@ -47,7 +55,7 @@ def read_job_file(data: bytes, filename: str, limits: Limits | None = None) -> J
 
 
 def job_name_from(filename: str) -> str:
-    return slug(PurePosixPath(filename).stem) or "job"
+    return slugify(PurePosixPath(filename).stem)
 
 
 def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: Limits | None = None) -> JobSpec:
@@ -74,7 +82,10 @@ def store_inline_images(document, store: storage.BlobStore, limits: Limits | Non
             continue
         path = f"prompts[{index}].image"
         try:
-            data = decode_data_url(image, path)
+            if not image.partition(",")[0].endswith(";base64"):
+                raise JobValidationError([FieldError(path=path, rule="data_url", message=(
+                    f"`{path}` must be a blob name or a `data:image/png;base64,...` URL, got {image[:40]!r}"))])
+            data = decode_image(image, limits or Limits(), path)
             check_source_image(data, limits, path=path)
         except JobValidationError as error:
             errors.extend(error.errors)
@@ -101,6 +112,10 @@ def attach_images(job: JobSpec, store: storage.BlobStore, *, default_container: 
             prompts.append(prompt)
             continue
         ref = prompt.image if "/" in prompt.image else f"{default_container}/{prompt.image}"
+        if storage.split_ref(ref)[0] not in SOURCE_CONTAINERS:
+            errors.append(FieldError(path=path, rule="source_container", message=(
+                f"`{path}` must name an image in {', '.join(SOURCE_CONTAINERS)}, got {prompt.image!r}")))
+            continue
         try:
             check_source_image(store.get(ref), limits, path=path)
         except storage.BlobNotFound:
@@ -116,19 +131,6 @@ def attach_images(job: JobSpec, store: storage.BlobStore, *, default_container: 
     return job.model_copy(update={"prompts": prompts})
 
 
-def decode_data_url(url: str, path: str) -> bytes:
-    header, _, payload = url.partition(",")
-    if not header.endswith(";base64") or not payload:
-        raise JobValidationError([FieldError(
-            path=path, rule="data_url",
-            message=f"`{path}` must be a blob name or a `data:image/png;base64,...` URL, got {url[:40]!r}")])
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise JobValidationError([FieldError(
-            path=path, rule="base64", message=f"`{path}` is not valid base64")]) from None
-
-
 def image_suffix(data_url: str) -> str:
     kind = data_url[5:].split(";", 1)[0].split("/")[-1].lower()
     return {"jpeg": ".jpg"}.get(kind, f".{kind}" if kind.isalnum() else ".png")
@@ -140,9 +142,9 @@ def job_request(job: JobSpec, source: JobSource, origin: str = "", settings: Set
     return JobRequest(job=job.model_dump(mode="json"), source=source, origin=origin, max_batch=max_batch)
 
 
-# Instance ids name blobs (outputs/{job_id}/...), so they keep to letters, digits, '-' and '_'.
+# Instance ids name blobs (outputs/{job_id}/...): job-name characters, kept short.
 def slug(text: str, limit: int = 40) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:limit].strip("-").lower()
+    return slugify(text)[:limit].rstrip("-.")
 
 
 def new_job_id(name: str) -> str:

@@ -16,7 +16,6 @@ minute, and a slot before the schedule file was last changed never runs.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
 
 import yaml
 from croniter import croniter
@@ -81,7 +80,3 @@ def due_slot(cron: str, now: datetime, since: datetime) -> datetime | None:
     if following <= now:
         latest = following
     return latest if latest > since else None
-
-
-def schedule_name_from(blob_name: str) -> str:
-    return job_name_from(PurePosixPath(blob_name).name)

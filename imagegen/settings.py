@@ -31,6 +31,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "CONTENT_SAFETY_BLOCKLISTS": ("", "Comma-separated Content Safety blocklist names"),
     "SAFETY_THRESHOLDS": ("", "Per-category block severity, e.g. `Sexual=2,Violence=4` (default 4)"),
     "SAFETY_BLOCKLIST_FILE": (None, "Extra local blocklist file, one term per line"),
+    "IMAGEGEN_DEFAULT_SIZE": ("512x512", "Image size for prompt-only jobs (`.txt` drops: one prompt per line)"),
+    "IMAGEGEN_DEFAULT_STEPS": ("25", "Denoising steps for prompt-only jobs (`.txt` drops)"),
     "IMAGEGEN_SCHEDULE_TICK": ("0 * * * * *", "How often the schedules timer looks for due schedules (NCRONTAB)"),
     "IMAGEGEN_FAULTS": ("", "Test-only fault injection, e.g. `flaky-*=fail-once`; unset in production"),
 }
@@ -95,6 +97,8 @@ class Settings:
     content_safety_blocklists: list[str] = field(default_factory=list)
     safety_thresholds: dict[str, int] = field(default_factory=dict)
     safety_blocklist_file: str | None = None
+    default_size: str = "512x512"
+    default_steps: int = 25
     faults: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -123,5 +127,7 @@ class Settings:
             ],
             safety_thresholds=_thresholds(_get("SAFETY_THRESHOLDS") or ""),
             safety_blocklist_file=_get("SAFETY_BLOCKLIST_FILE"),
+            default_size=_get("IMAGEGEN_DEFAULT_SIZE") or "512x512",
+            default_steps=_int("IMAGEGEN_DEFAULT_STEPS"),
             faults=_faults(_get("IMAGEGEN_FAULTS") or ""),
         )

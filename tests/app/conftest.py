@@ -88,6 +88,8 @@ def launch_app(tmp_path_factory, connection_string: str, **env: str):
         "IMAGEGEN_FAULTS": "flaky-*=fail-once,broken-*=fail-always",
         "IMAGEGEN_SCHEDULE_TICK": "*/1 * * * * *",
         "IMAGEGEN_MAX_BATCH": "4",
+        "IMAGEGEN_DEFAULT_SIZE": "64x64",  # .txt drops: small enough for the tiny model on a CPU
+        "IMAGEGEN_DEFAULT_STEPS": "2",
         **env,
     })
 

@@ -1,0 +1,80 @@
+"""Turning files and bodies into checked jobs, before anything runs."""
+
+from __future__ import annotations
+
+import base64
+import io
+from datetime import datetime
+
+import pytest
+from PIL import Image
+
+from imagegen import intake
+from imagegen.settings import Settings
+from imagegen.storage import BlobStore
+from imagegen.types import JobValidationError
+
+
+def png(size=(80, 80)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 120, 200)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def store(storage_connection_string) -> BlobStore:
+    store = BlobStore.from_connection_string(storage_connection_string)
+    store.ensure_containers()
+    return store
+
+
+def test_a_txt_file_is_one_prompt_per_line_with_the_deployment_defaults():
+    settings = Settings(default_size="128x64", default_steps=3)
+    job = intake.read_job_file(b"# comment\n\na castle\n  a moat  \n", "My Castles.txt", settings=settings)
+    assert job.name == "my-castles"
+    assert [p.text for p in job.prompts] == ["a castle", "a moat"]
+    assert job.variants.sizes == ["128x64"] and job.variants.steps == 3
+
+
+def test_an_empty_txt_file_and_an_unknown_file_type_are_rejected_with_the_file_named():
+    with pytest.raises(JobValidationError, match="no prompts"):
+        intake.read_job_file(b"# only a comment\n", "empty.txt")
+    with pytest.raises(JobValidationError, match="`notes.docx` is not a job file"):
+        intake.read_job_file(b"x", "notes.docx")
+
+
+def test_inline_images_are_stored_under_inputs_and_bare_names_resolved(store):
+    data = png()
+    body = ('{"name": "inline", "prompts": [{"text": "a", "image": "data:image/png;base64,'
+            + base64.b64encode(data).decode() + '", "strength": 0.5}]}').encode()
+    job = intake.read_job_body(body, "job.json", store)
+    ref = job.prompts[0].image
+    assert ref.startswith("inputs/") and store.get(ref) == data
+    assert intake.attach_images(job, store).prompts[0].image == ref  # full names stay as they are
+
+    store.put("prompts/beside.png", data)
+    dropped = intake.read_job_file(b"name: d\nprompts: [{text: a, image: beside.png, strength: 0.5}]\n", "d.yaml")
+    assert intake.attach_images(dropped, store, default_container="prompts").prompts[0].image == "prompts/beside.png"
+
+
+def test_source_images_are_checked_and_never_taken_from_quarantine(store):
+    store.put("quarantine/held/v000.png", png())
+    store.put("inputs/huge.png", png((4100, 64)))
+    job = intake.read_job_file(
+        b"name: q\nprompts:\n - {text: a, image: quarantine/held/v000.png, strength: 0.5}\n"
+        b" - {text: b, image: missing.png, strength: 0.5}\n - {text: c, image: huge.png, strength: 0.5}\n", "q.yaml")
+    with pytest.raises(JobValidationError) as raised:
+        intake.attach_images(job, store)
+    errors = {error.path: error for error in raised.value.errors}
+    assert errors["prompts[0].image"].rule == "source_container"
+    assert errors["prompts[1].image"].rule == "exists" and "inputs/missing.png" in errors["prompts[1].image"].message
+    assert "4096" in errors["prompts[2].image"].message
+
+
+def test_ids_are_stable_for_the_same_file_and_slot_and_new_for_a_changed_one():
+    assert intake.drop_job_id("a/Spring Jobs.yaml", b"1") == intake.drop_job_id("a/Spring Jobs.yaml", b"1")
+    assert intake.drop_job_id("a/Spring Jobs.yaml", b"1") != intake.drop_job_id("a/Spring Jobs.yaml", b"2")
+    assert intake.drop_job_id("a/Spring Jobs.yaml", b"1").startswith("drop-spring-jobs-")
+    slot = datetime(2026, 3, 1, 9, 0, 0)
+    assert intake.schedule_job_id("Weekly Banners", slot) == "schedule-weekly-banners-20260301T090000Z"
+    assert intake.new_job_id("Spring!") != intake.new_job_id("Spring!")
