@@ -242,6 +242,8 @@ class ManagementApi:
             return error(404, str(problem))
         except InstanceNotRunning as problem:
             return error(410, f"cannot {operation}: {problem}")
+        except InstanceExists as problem:  # restart in place of an instance still running
+            return error(409, f"cannot {operation}: {problem}")
         return error(404, f"unknown instance operation `{operation}` (known: terminate, suspend, resume, "
                           f"restart, rewind, raiseEvent)")
 

@@ -139,6 +139,16 @@ def test_restart_with_a_new_instance_id(devhost):
     assert devhost.wait_until(new_id)["output"] == 8
 
 
+def test_restart_in_place_of_a_running_instance_is_409(devhost):
+    started = devhost.start("approval")
+    devhost.wait_until(started["id"], lambda body: body["runtimeStatus"] == "Running")
+    in_place = started["restartPostUri"].replace("restartWithNewInstanceId=true", "") + "&restartWithNewInstanceId=false"
+    response = requests.post(in_place, timeout=30)
+    assert response.status_code == 409, response.text
+    requests.post(started["sendEventPostUri"].replace("{eventName}", "Approval"), json="yes", timeout=30)
+    devhost.wait_until(started["id"])
+
+
 def test_purge_one_instance(devhost):
     started = devhost.start("child", 1)
     devhost.wait_until(started["id"])
