@@ -8,6 +8,7 @@ from typing import get_args
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 
 from imagegen import diffusion
 from imagegen.diffusion import DiffusionEngine, GeneratedImage, get_engine
@@ -37,6 +38,16 @@ def pixels(image: PIL.Image.Image) -> np.ndarray:
 
 def max_difference(a: PIL.Image.Image, b: PIL.Image.Image) -> int:
     return int(np.abs(pixels(a) - pixels(b)).max())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # On a loaded 2-core machine a second intra-op thread makes each tiny call 10-20x
+    # slower (threads wait for each other at every op; see docs/performance.md).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from azure.ai.contentsafety import ContentSafetyClient
 from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline.policies import RetryPolicy
-from content_safety_server import ContentSafetyServer
+from tests.imagegen.content_safety_server import ContentSafetyServer
 from PIL import Image
 
 from imagegen.safety import get_provider, resolve_thresholds

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from deployfiles import INFRA, ROOT, parse_bicep
+from tests.infra.deployfiles import INFRA, ROOT, parse_bicep
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deployfiles import INFRA, ROOT
+from tests.infra.deployfiles import INFRA, ROOT
 
 CHECKOV = Path(sys.executable).with_name("checkov")
 SKIP_COMMENT = re.compile(r"(?://|#)\s*checkov:skip=(CKV\w+)(?::(.*))?")

@@ -9,7 +9,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from deployfiles import INFRA, ROOT, dockerfile_instructions
+from tests.infra.deployfiles import INFRA, ROOT, dockerfile_instructions
 
 from imagegen.storage import CONTAINERS
 

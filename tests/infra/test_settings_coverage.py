@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from deployfiles import ROOT
+from tests.infra.deployfiles import ROOT
 
 from imagegen.settings import SETTINGS, Settings
 
