@@ -153,6 +153,12 @@ var settings = [
     name: 'SAFETY_THRESHOLDS'
     value: safetyThresholds
   }
+  // Read by the Functions runtime itself (the schedules timer is `%IMAGEGEN_SCHEDULE_TICK%`),
+  // so it must exist as a setting: a default in the code does not reach the runtime.
+  {
+    name: 'IMAGEGEN_SCHEDULE_TICK'
+    value: '0 * * * * *'
+  }
   // Weights: on the cache share (downloaded once, on first use) or baked into the image
   // (then the hub is off limits, so a missing file fails instead of downloading).
   {

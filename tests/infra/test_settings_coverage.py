@@ -143,3 +143,16 @@ def test_the_azure_settings_are_accepted_by_the_app(app_settings, app_bicep, bic
     assert settings.storage_connection_string is None, "the app must not get a storage connection string in Azure"
     assert settings.storage_blob_service_uri == "https://example.invalid/"
     assert settings.model == bicep["main.bicep"]["parameters"]["imagegenModel"]["default"]
+
+
+def test_every_binding_expression_setting_is_set_in_azure(app_settings):
+    """`%NAME%` in a trigger (a timer schedule, say) is resolved by the Functions runtime,
+    not by our code: a default in SETTINGS never reaches it, so the Bicep must set it."""
+    import re
+
+    expressions = set()
+    for path in app_sources():
+        expressions |= set(re.findall(r"[\"']%([A-Za-z_][A-Za-z0-9_]*)%[\"']", path.read_text(encoding="utf-8")))
+    assert expressions, "expected the schedules timer's %IMAGEGEN_SCHEDULE_TICK%"
+    missing = sorted(expressions - set(app_settings))
+    assert not missing, f"app.bicep must set {missing}: the runtime resolves them in trigger bindings"
