@@ -15,6 +15,9 @@ def contact_sheet(manifest: dict, images: dict[str, str]) -> str:
         status = variant["status"]
         verdict = variant.get("output_verdict") or variant.get("input_verdict") or {}
         reasons = "; ".join(verdict.get("reasons", [])) or variant.get("error") or ""
+        severities = ", ".join(f"{name} {level}" for name, level in verdict.get("severities", {}).items())
+        checked = (f'verdict {verdict["status"]} ({verdict.get("provider", "")}{": " + severities if severities else ""})'
+                   if verdict else "not checked")
         picture = (f'<img src="{html.escape(images[variant["id"]])}" alt="{html.escape(variant["prompt"])}">'
                    if variant["id"] in images else f'<div class="none">{html.escape(status)}</div>')
         cards.append(f"""
@@ -24,7 +27,7 @@ def contact_sheet(manifest: dict, images: dict[str, str]) -> str:
       <p class="prompt">{html.escape(variant["prompt"])}</p>
       <p>seed {variant["seed"]} · {variant["width"]}×{variant["height"]} · {variant["steps"]} steps · {html.escape(variant["scheduler"])}</p>
       <p><span class="status" style="background:{STATUS_COLOURS.get(status, '#6e7781')}">{html.escape(status)}</span>
-         {html.escape(verdict.get("provider", ""))} {html.escape(reasons)}</p>
+         {html.escape(checked)} {html.escape(reasons)}</p>
     </figcaption>
   </figure>""")
     totals = manifest.get("totals", {})

@@ -1,0 +1,48 @@
+"""The `imagegen` CLI against the running app: submit, follow, download, drop."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from PIL import Image
+
+from imagegen.cli import main
+from tests.app.conftest import tiny_job
+
+
+def test_submit_wait_and_download_give_images_manifest_and_a_contact_sheet(app, tmp_path, capsys):
+    job = tiny_job("cli-job")
+    job["prompts"][0].update(image="local.png", strength=0.5)
+    Image.new("RGB", (64, 64), (30, 160, 90)).save(tmp_path / "local.png")  # sent inline by the CLI
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job), encoding="utf-8")
+
+    assert main(["--url", app.url, "submit", str(tmp_path / "job.yaml"), "--wait"]) == 0
+    job_id = capsys.readouterr().out.strip().splitlines()[0]
+    assert main(["--url", app.url, "download", job_id, "--to", str(tmp_path / "out")]) == 0
+
+    folder = tmp_path / "out" / job_id
+    manifest = json.loads((folder / "manifest.json").read_text())
+    sheet = (folder / "index.html").read_text()
+    for variant in manifest["variants"]:
+        assert (folder / f"{variant['id']}.png").is_file()
+        assert f"seed {variant['seed']}" in sheet and variant["prompt"] in sheet
+    assert sheet.count("verdict safe (local") == len(manifest["variants"])
+
+    assert main(["--url", app.url, "status", job_id]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "completed"
+
+
+def test_a_bad_job_file_prints_every_error_and_exits_1(app, tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("name: bad\nprompts: [{text: x}]\nvariants: {steps: 0}\n")
+    assert main(["--url", app.url, "submit", str(tmp_path / "bad.yaml")]) == 1
+    assert "variants.steps" in capsys.readouterr().err
+
+
+def test_drop_uploads_into_the_prompts_container_and_starts_a_job(app, tmp_path, monkeypatch,
+                                                                  storage_connection_string):
+    monkeypatch.setenv("AzureWebJobsStorage", storage_connection_string)
+    (tmp_path / "cli-drop.txt").write_text("a kite over the sea\n")
+    assert main(["drop", str(tmp_path / "cli-drop.txt")]) == 0
+    job = app.wait_for_job(lambda j: j["origin"] == "prompts/cli-drop.txt")
+    assert app.wait(job["id"])["status"] == "completed"
