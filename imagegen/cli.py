@@ -26,6 +26,7 @@ from pathlib import Path
 import requests
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from imagegen.contact_sheet import write_contact_sheet
@@ -103,7 +104,7 @@ def wait(api: Api, job_id: str, poll: float = 1.0) -> dict:
             job = api.job(job_id)
             progress = job.get("progress") or {}
             bar.update(task, total=progress.get("total") or None, completed=progress.get("done", 0),
-                       description=f"{job_id} [{job['status']}] {progress.get('phase', '')}")
+                       description=escape(f"{job_id} [{job['status']}] {progress.get('phase', '')}"))
             if job["status"] in ENDED:
                 return job
             time.sleep(poll)
