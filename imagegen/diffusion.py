@@ -113,15 +113,12 @@ def load_text2image(model: str, revision: str | None, device: torch.device, dtyp
         if dtype != torch.float32:
             pipe.to(dtype=dtype)
     else:
-        pipe = AutoPipelineForText2Image.from_pretrained(
-            model,
-            revision=revision,
-            torch_dtype=dtype,
+        options: dict[str, Any] = {}
+        if "safety_checker" in AutoPipelineForText2Image.load_config(model, revision=revision):
             # Moderation is ours (imagegen.safety) and runs on every output; SD's own
             # checker would black out images before we could quarantine them.
-            safety_checker=None,
-            requires_safety_checker=False,
-        )
+            options = {"safety_checker": None, "requires_safety_checker": False}
+        pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, dtype=dtype, **options)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     optimize_for_cuda(pipe)

@@ -165,3 +165,63 @@ def test_max_batch_size_from_setting_or_cpu_default():
     assert DiffusionEngine("tiny", settings=Settings(device="cpu")).max_batch_size(512, 512) == 4
     with pytest.raises(ValueError, match=r"`IMAGEGEN_MAX_BATCH` must be `auto` or a whole number >= 1, got 'lots'"):
         DiffusionEngine("tiny", settings=Settings(device="cpu", max_batch="lots")).max_batch_size(512, 512)
+
+
+# --- models from a local folder: the from_pretrained path, offline ----------------------
+
+
+def tiny_sdxl_pipeline():
+    """An SDXL-family pipeline as small as the tiny model (two text encoders, text_time)."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from imagegen.tiny_model import build_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer()
+    text = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                vocab_size=len(tokenizer), max_position_embeddings=77, bos_token_id=len(tokenizer) - 2,
+                eos_token_id=len(tokenizer) - 1, pad_token_id=len(tokenizer) - 1)
+    return StableDiffusionXLPipeline(
+        unet=UNet2DConditionModel(
+            block_out_channels=(32, 64), layers_per_block=1, sample_size=8,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+            use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+            transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
+            cross_attention_dim=64, norm_num_groups=8,
+        ),
+        vae=AutoencoderKL(
+            block_out_channels=(8, 8, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4, layers_per_block=1,
+        ),
+        text_encoder=CLIPTextModel(CLIPTextConfig(**text)),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text, projection_dim=32)),
+        tokenizer=tokenizer, tokenizer_2=tokenizer,
+        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                         steps_offset=1),
+    )
+
+
+def test_a_model_folder_loads_and_matches_the_same_weights_built_in_memory(engine, tmp_path):
+    from imagegen.tiny_model import build_tiny_pipeline
+
+    build_tiny_pipeline().save_pretrained(tmp_path)
+    from_folder = DiffusionEngine(str(tmp_path), settings=Settings(device="cpu"))
+    v = variant(seed=11)
+    assert max_difference(from_folder.generate(batch(v))[0].image, engine.generate(batch(v))[0].image) <= TOLERANCE
+    assert from_folder.describe()["model"] == str(tmp_path) and "note" not in from_folder.describe()
+
+
+def test_an_sdxl_family_folder_runs_txt2img_and_img2img(tmp_path):
+    tiny_sdxl_pipeline().save_pretrained(tmp_path)
+    xl = DiffusionEngine(str(tmp_path), settings=Settings(device="cpu"))
+    # One variant with a negative prompt, one without, in one call.
+    made = xl.generate(batch(variant(0, seed=1), variant(1, seed=2, negative="")))
+    assert type(xl.load()).__name__ == "StableDiffusionXLPipeline"
+    assert [image.image.size for image in made] == [(64, 64), (64, 64)]
+    alone = xl.generate(batch(variant(1, seed=2, negative="")))[0]
+    assert max_difference(made[1].image, alone.image) <= TOLERANCE
+    v = variant(seed=3, width=64, height=48, image="inputs/source.png", strength=0.5)
+    assert xl.generate(batch(v), source_image=made[0].image)[0].image.size == (64, 48)
+    assert xl.prompt_warnings(["cat " * 90])[0].startswith("prompt 1 is 92 tokens")
