@@ -108,7 +108,7 @@ def optimize_for_cuda(pipe: DiffusionPipeline, *, compile_mode: str | None = COM
 def load_text2image(model: str, revision: str | None, device: torch.device, dtype: torch.dtype) -> DiffusionPipeline:
     """The text-to-image pipeline for `model`, on `device` in `dtype`, speed-ups applied."""
     if model == tiny_model.TINY_MODEL_ID:
-        _warn_tiny_once()
+        _warn_tiny()
         pipe = tiny_model.build_tiny_pipeline()  # built in fp32
         if dtype != torch.float32:
             pipe.to(dtype=dtype)
@@ -125,17 +125,12 @@ def load_text2image(model: str, revision: str | None, device: torch.device, dtyp
     return pipe
 
 
-_tiny_warned = False
-
-
-def _warn_tiny_once() -> None:
-    global _tiny_warned
-    if not _tiny_warned:
-        _tiny_warned = True
-        log.warning(
-            "Loading the TINY test model (IMAGEGEN_MODEL=tiny): its weights are random and every "
-            "image it makes is NOISE. Set IMAGEGEN_MODEL to a model id or folder for real images."
-        )
+def _warn_tiny() -> None:
+    # Once per engine, and engines are cached per process: once per process in the app.
+    log.warning(
+        "Loading the TINY test model (IMAGEGEN_MODEL=tiny): its weights are random and every "
+        "image it makes is NOISE. Set IMAGEGEN_MODEL to a model id or folder for real images."
+    )
 
 
 # --- the engine ------------------------------------------------------------------------

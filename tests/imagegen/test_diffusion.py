@@ -225,3 +225,52 @@ def test_an_sdxl_family_folder_runs_txt2img_and_img2img(tmp_path):
     v = variant(seed=3, width=64, height=48, image="inputs/source.png", strength=0.5)
     assert xl.generate(batch(v), source_image=made[0].image)[0].image.size == (64, 48)
     assert xl.prompt_warnings(["cat " * 90])[0].startswith("prompt 1 is 92 tokens")
+
+
+# --- settings and inputs that cannot work say why ---------------------------------------
+
+
+def test_loading_the_tiny_model_warns_loudly_once(caplog):
+    fresh = DiffusionEngine("tiny", settings=Settings(device="cpu"))
+    with caplog.at_level("WARNING", logger="imagegen.diffusion"):
+        fresh.load()
+        fresh.load()
+    noise_warnings = [r for r in caplog.records if "NOISE" in r.getMessage()]
+    assert len(noise_warnings) == 1 and noise_warnings[0].levelname == "WARNING"
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(width=60), r"`width` and `height` must be multiples of 8, got 60x64"),
+    (dict(image="inputs/a.png", strength=1.5), r"`strength` must be in \(0, 1\] for img2img, got 1.5"),
+    (dict(image="inputs/a.png", strength=None), r"`strength` must be in \(0, 1\] for img2img, got None"),
+])
+def test_a_variant_that_cannot_be_generated_is_refused_before_any_work(engine, changes, message):
+    source = PIL.Image.new("RGB", (64, 64))
+    with pytest.raises(ValueError, match=r"batch `b000` variant `v000`: " + message):
+        engine.generate(batch(variant(**changes)), source_image=source)
+
+
+def test_device_setting_is_checked():
+    with pytest.raises(ValueError, match=r"`IMAGEGEN_DEVICE` must be auto, cuda, mps or cpu, got 'gpu'"):
+        diffusion.pick_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match=r"`IMAGEGEN_DEVICE` is `cuda` but torch sees no CUDA GPU"):
+            diffusion.pick_device("cuda")
+    assert diffusion.pick_device("cpu").type == "cpu"
+
+
+def test_schedulers_keep_the_models_noise_schedule_and_prediction_type():
+    from diffusers import DDIMScheduler
+
+    from imagegen.schedulers import SCHEDULERS, make_scheduler
+
+    # An SD 2.x 768 model predicts v, not noise: every scheduler must keep that.
+    config = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                           prediction_type="v_prediction").config
+    for name, cls in SCHEDULERS.items():
+        scheduler = make_scheduler(name, config)
+        assert type(scheduler) is cls
+        assert scheduler.config.prediction_type == "v_prediction"
+        assert scheduler.config.beta_schedule == "scaled_linear"
+    with pytest.raises(ValueError, match=r"`scheduler` must be one of dpmpp, euler, euler_a, ddim, lcm, got 'plms'"):
+        make_scheduler("plms", config)
