@@ -22,6 +22,7 @@ from typing import Any
 import PIL.Image
 import torch
 from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image, DiffusionPipeline
+from transformers import AutoTokenizer
 
 from imagegen import tiny_model
 from imagegen.schedulers import make_scheduler
@@ -157,6 +158,7 @@ class DiffusionEngine:
         self._text2image: DiffusionPipeline | None = None
         self._image2image: DiffusionPipeline | None = None
         self._scheduler_config: Any = None
+        self._tokenizer: Any = None  # read without loading the model, see tokenizer()
 
     @property
     def loaded(self) -> bool:
@@ -231,10 +233,22 @@ class DiffusionEngine:
         # MPS generators are unreliable; diffusers draws on the CPU and moves the noise.
         return "cuda" if self.device.type == "cuda" else "cpu"
 
+    def tokenizer(self) -> Any:
+        """The model's (first) tokenizer, without loading the model when it is not loaded:
+        an HTTP process checks prompts without a GPU or gigabytes of weights."""
+        if self._text2image is not None:
+            return self._text2image.tokenizer
+        with self._load_lock:
+            if self._tokenizer is None:
+                if self.model == tiny_model.TINY_MODEL_ID:
+                    self._tokenizer = tiny_model.build_tokenizer()
+                else:
+                    self._tokenizer = AutoTokenizer.from_pretrained(self.model, subfolder="tokenizer", revision=self.revision)
+            return self._tokenizer
+
     def prompt_warnings(self, texts: list[str]) -> list[str]:
         """A warning for each text the model's tokenizer truncates (texts counted from 1)."""
-        pipe = self.load()
-        tokenizer = pipe.tokenizer or pipe.tokenizer_2
+        tokenizer = self.tokenizer()
         limit = tokenizer.model_max_length
         warnings = []
         for number, text in enumerate(texts, start=1):

@@ -1,8 +1,8 @@
 """The tiny offline Stable Diffusion: real diffusers classes, random weights, no download.
 
 Tests and the local demo run exactly the code path a real model runs (tokenizer, text
-encoder, UNet, VAE, scheduler, the diffusers pipelines) in well under a second per
-image on a CPU. Its weights are random, so its images are noise: that is expected.
+encoder, UNet, VAE, scheduler, the diffusers pipelines) in a few hundredths of a second
+per 64 px image on a CPU (docs/performance.md). Its weights are random, so its images are noise: that is expected.
 
 The recipe mirrors real SD 1.5 where it matters to our code: latents have 4 channels,
 the VAE has four levels so its scale factor is 8 (a 512 px image is 64 latent pixels),
@@ -47,18 +47,15 @@ COMMON_WORDS = (
 def build_tiny_pipeline() -> StableDiffusionPipeline:
     """A freshly built tiny SD pipeline; the same weights every time (fixed torch seed).
 
-    The global torch RNG is saved and restored, so building the model does not change
+    The global torch RNG (CPU and CUDA) is forked, so building the model does not change
     any random numbers the caller draws afterwards.
     """
     tokenizer = build_tokenizer()
-    rng_state = torch.random.get_rng_state()
-    try:
+    with torch.random.fork_rng():
         torch.manual_seed(TINY_SEED)
         unet = _build_unet()
         vae = _build_vae()
         text_encoder = _build_text_encoder(len(tokenizer))
-    finally:
-        torch.random.set_rng_state(rng_state)
     # SD 1.5's noise schedule, so every scheduler built `from_config` of it behaves as
     # it would with the real model.
     scheduler = DPMSolverMultistepScheduler(

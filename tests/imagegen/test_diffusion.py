@@ -227,6 +227,15 @@ def test_an_sdxl_family_folder_runs_txt2img_and_img2img(tmp_path):
     assert xl.prompt_warnings(["cat " * 90])[0].startswith("prompt 1 is 92 tokens")
 
 
+def test_prompt_warnings_read_the_folders_tokenizer_without_loading_the_model(tmp_path):
+    from imagegen.tiny_model import build_tiny_pipeline
+
+    build_tiny_pipeline().save_pretrained(tmp_path)
+    from_folder = DiffusionEngine(str(tmp_path), settings=Settings(device="cpu"))
+    assert from_folder.prompt_warnings(["a cat", "cat " * 90])[0].startswith("prompt 2 is 92 tokens")
+    assert from_folder.describe()["loaded"] is False
+
+
 # --- settings and inputs that cannot work say why ---------------------------------------
 
 
