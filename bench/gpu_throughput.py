@@ -179,7 +179,8 @@ def time_variant(pipe, device: torch.device, batch: int, size: int, steps: int, 
     )
 
     def call():
-        generators = [torch.Generator(device=device).manual_seed(1000 + i) for i in range(batch)]
+        generators = [torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(1000 + i)
+                      for i in range(batch)]
         with torch.inference_mode():
             return pipe(**arguments, generator=generators).images
 
