@@ -106,7 +106,8 @@ def optimize_for_cuda(pipe: DiffusionPipeline, *, compile_mode: str | None = COM
 # --- loading ---------------------------------------------------------------------------
 
 
-def load_text2image(model: str, revision: str | None, device: torch.device, dtype: torch.dtype) -> DiffusionPipeline:
+def load_text2image(model: str, revision: str | None, device: torch.device, dtype: torch.dtype,
+                    compile_mode: str | None = None) -> DiffusionPipeline:
     """The text-to-image pipeline for `model`, on `device` in `dtype`, speed-ups applied."""
     if model == tiny_model.TINY_MODEL_ID:
         _warn_tiny()
@@ -122,7 +123,7 @@ def load_text2image(model: str, revision: str | None, device: torch.device, dtyp
         pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, dtype=dtype, **options)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    optimize_for_cuda(pipe)
+    optimize_for_cuda(pipe, compile_mode=compile_mode)
     return pipe
 
 
@@ -169,7 +170,8 @@ class DiffusionEngine:
         with self._load_lock:
             if self._text2image is None:
                 started = time.perf_counter()
-                pipe = load_text2image(self.model, self.revision, self.device, self.dtype)
+                pipe = load_text2image(self.model, self.revision, self.device, self.dtype,
+                                       compile_mode=self.settings.compile_mode)
                 self._scheduler_config = pipe.scheduler.config
                 self._image2image = AutoPipelineForImage2Image.from_pipe(pipe)
                 self._image2image.set_progress_bar_config(disable=True)

@@ -20,6 +20,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_MODEL_REVISION": (None, "Model revision (commit or branch) for hub models"),
     "IMAGEGEN_DEVICE": ("auto", "auto | cuda | mps | cpu"),
     "IMAGEGEN_MAX_BATCH": ("auto", "Images per GPU call: auto (from free GPU memory) or a number"),
+    "IMAGEGEN_COMPILE": ("off", "torch.compile mode for the UNet and VAE on CUDA (e.g. `max-autotune-no-cudagraphs`), or `off`"),
     "IMAGEGEN_MAX_VARIANTS": ("64", "Most variants one job may expand to"),
     "IMAGEGEN_MAX_STEPS": ("150", "Most denoising steps per image"),
     "IMAGEGEN_MAX_SIDE": ("2048", "Largest width or height in pixels"),
@@ -66,6 +67,19 @@ def _thresholds(text: str) -> dict[str, int]:
     return thresholds
 
 
+# Compiling costs minutes per (batch size, image size) on a cold replica: it stays off
+# until bench/gpu_throughput.py shows the win on the GPU we deploy to.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _compile_mode(text: str) -> str | None:
+    if text == "off":
+        return None
+    if text not in COMPILE_MODES:
+        raise ValueError(f"setting `IMAGEGEN_COMPILE` must be `off` or one of {', '.join(COMPILE_MODES)}, got {text!r}")
+    return text
+
+
 def _faults(text: str) -> dict[str, str]:
     faults: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -86,6 +100,7 @@ class Settings:
     model_revision: str | None = None
     device: str = "auto"
     max_batch: str = "auto"
+    compile_mode: str | None = None
     max_variants: int = 64
     max_steps: int = 150
     max_side: int = 2048
@@ -114,6 +129,7 @@ class Settings:
             model_revision=_get("IMAGEGEN_MODEL_REVISION"),
             device=_get("IMAGEGEN_DEVICE") or "auto",
             max_batch=_get("IMAGEGEN_MAX_BATCH") or "auto",
+            compile_mode=_compile_mode(_get("IMAGEGEN_COMPILE") or "off"),
             max_variants=_int("IMAGEGEN_MAX_VARIANTS"),
             max_steps=_int("IMAGEGEN_MAX_STEPS"),
             max_side=_int("IMAGEGEN_MAX_SIDE"),

@@ -112,9 +112,9 @@ def test_model_loads_once_when_two_threads_ask_at_once(monkeypatch):
     real_load = diffusion.load_text2image
     barrier = threading.Barrier(2)
 
-    def counting_load(*args):
+    def counting_load(*args, **kwargs):
         calls.append(args)
-        return real_load(*args)
+        return real_load(*args, **kwargs)
 
     monkeypatch.setattr(diffusion, "load_text2image", counting_load)
     engine = DiffusionEngine("tiny", settings=Settings(device="cpu"))
