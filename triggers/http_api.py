@@ -16,6 +16,7 @@ import json
 import logging
 
 import azure.durable_functions as df
+from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 import azure.functions as func
 
 from imagegen import intake, storage
@@ -127,6 +128,11 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
         return problem(409, "Job already ended", f"Job {job_id!r} is {job_state(runtime, status.output)}: "
                        "only queued or running jobs can be cancelled.")
     await client.terminate(job_id, "cancelled by user")
+    # Its batches are sub-orchestrations ({job_id}:{batch}): stop those still running too,
+    # so a cancelled job stops using the GPU after the batch in hand.
+    running = [OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running]
+    for batch in await client.get_status_by(runtime_status=running, instance_id_prefix=f"{job_id}:"):
+        await client.terminate(batch.instance_id, "job cancelled by user")
     return json_response({"id": job_id, "status": "cancelling"}, status=202)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import time
 from pathlib import Path
 
 import requests
@@ -95,11 +96,18 @@ def test_a_batch_that_always_fails_ends_the_job_partial_not_failed(app):
 def test_cancel_stops_a_running_job(app):
     job = tiny_job("long-running", seeds=32, sizes=["128x128"], steps=40)
     job_id = app.submit(job)
+    while (app.job(job_id).get("progress") or {}).get("phase") != "generating":
+        time.sleep(0.1)
     response = requests.post(f"{app.url}/api/jobs/{job_id}/cancel", timeout=30)
     assert response.status_code == 202, response.text
 
     done = app.wait(job_id)
     assert done["status"] == "cancelled"
+    # Its GPU batches stop too: none is left running.
+    batches = requests.get(f"{app.url}/runtime/webhooks/durabletask/instances",
+                           params={"instanceIdPrefix": f"{job_id}:"}, timeout=30).json()
+    assert batches and all(b["runtimeStatus"] in ("Terminated", "Completed") for b in batches), batches
+    assert any(b["runtimeStatus"] == "Terminated" for b in batches)
     again = requests.post(f"{app.url}/api/jobs/{job_id}/cancel", timeout=30)
     assert again.status_code == 409 and "cancelled" in again.json()["detail"]
 
