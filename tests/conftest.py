@@ -21,3 +21,18 @@ def azurite(tmp_path_factory):
 @pytest.fixture(scope="session")
 def storage_connection_string(azurite) -> str:
     return azurite.connection_string
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run torch on one thread for a module's tests.
+
+    On a loaded 2-core machine a second intra-op thread makes each tiny call 10-20x slower
+    (the threads wait for each other at every op; see docs/performance.md).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

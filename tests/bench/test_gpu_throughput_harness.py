@@ -7,18 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 HARNESS = Path(__file__).resolve().parents[2] / "bench" / "gpu_throughput.py"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # A second intra-op thread on a loaded 2-core machine slows tiny calls 10-20x.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

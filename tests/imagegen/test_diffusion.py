@@ -40,14 +40,7 @@ def max_difference(a: PIL.Image.Image, b: PIL.Image.Image) -> int:
     return int(np.abs(pixels(a) - pixels(b)).max())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On a loaded 2-core machine a second intra-op thread makes each tiny call 10-20x
-    # slower (threads wait for each other at every op; see docs/performance.md).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
