@@ -12,7 +12,8 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from imagegen import storage
-from imagegen.jobs import JobRequest, JobSource
+from imagegen.jobs import JobRequest
+from imagegen.types import JobSource
 from imagegen.settings import Settings
 from imagegen.foundry import decode_image
 from imagegen.spec import JobSpec, Limits, check_source_image, load_document, parse_job, slugify

@@ -9,10 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from imagegen.types import Batch, Variant, VariantStatus, Verdict
+from imagegen.types import Batch, JobSource, JobStatus, Variant, VariantStatus, Verdict
 
-JobSource = Literal["http", "blob", "schedule"]
-JobStatus = Literal["completed", "partial", "rejected"]
 Phase = Literal["moderating inputs", "generating", "writing manifest", "done"]
 
 

@@ -21,11 +21,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from imagegen.storage import BlobStore, check_id, manifest_ref, split_ref
-from imagegen.types import ImageFormat, Scheduler, Variant, VariantStatus, Verdict
+from imagegen.types import ImageFormat, JobSource, JobStatus, Scheduler, Variant, VariantStatus, Verdict
 
 SCHEMA_VERSION = 1
-JobSource = Literal["http", "blob", "schedule"]
-JobStatus = Literal["completed", "partial", "rejected"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Keys a manifest file holds that are computed on load, not read.

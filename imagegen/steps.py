@@ -19,7 +19,7 @@ import threading
 from imagegen import storage
 from imagegen.jobs import GeneratedImage, RenderRequest, VariantRecord
 from imagegen.manifest import ManifestVariant, build_manifest, write_manifest as upload_manifest
-from imagegen.safety import get_provider
+from imagegen.safety import get_provider, unchecked_verdict
 from imagegen.settings import Settings
 from imagegen.spec import Limits, check_source_image
 from imagegen.types import Variant, Verdict
@@ -47,7 +47,7 @@ def moderate_image(ref: str, publish_to: str | None = None) -> dict:
     try:
         data = store.get(ref)
     except storage.BlobNotFound:
-        verdict = Verdict(status="unchecked", provider="none", reasons=[f"image {ref} was not found"])
+        verdict = unchecked_verdict("none", f"image {ref} was not found")
         return {"verdict": verdict.model_dump(), "ref": ref}
     verdict = get_provider().check_image(data)
     if verdict.status == "safe" and publish_to:
@@ -68,13 +68,13 @@ def generate_images(request: dict) -> list[dict]:
     settings = Settings.from_env()
     inject_fault(render)
     engine = get_engine(settings.model, settings.model_revision)
+    store = storage.get_store()
     first = render.batch.variants[0]
     source = None
     if first.image:
-        source = check_source_image(storage.get_store().get(first.image), Limits.from_settings(settings),
+        source = check_source_image(store.get(first.image), Limits.from_settings(settings),
                                     path=f"variants[{first.index}].image")
 
-    store = storage.get_store()
     images = []
     for chunk in chunks(render.batch, engine.max_batch_size(first.width, first.height)):
         for variant, generated in zip(chunk.variants, engine.generate(chunk, source)):

@@ -15,6 +15,8 @@ Scheduler = Literal["dpmpp", "euler", "euler_a", "ddim", "lcm"]
 ImageFormat = Literal["png", "jpeg", "webp"]
 SafetyStatus = Literal["safe", "blocked", "unchecked"]
 VariantStatus = Literal["ok", "blocked", "failed", "unchecked"]
+JobSource = Literal["http", "blob", "schedule"]
+JobStatus = Literal["completed", "partial", "rejected"]
 
 # The four Azure AI Content Safety harm categories, in the service's spelling.
 CATEGORIES: tuple[str, ...] = ("Hate", "SelfHarm", "Sexual", "Violence")
