@@ -71,19 +71,21 @@ class Api:
             raise ApiError(response.status_code, body)
         return response
 
-    def submit(self, body: bytes, content_type: str) -> dict:
-        return self.call("POST", "jobs", data=body, headers={"content-type": content_type}).json()
+    def submit(self, body: bytes, content_type: str, params: dict[str, str] | None = None) -> dict:
+        return self.call("POST", "jobs", data=body, headers={"content-type": content_type}, params=params).json()
 
     def job(self, job_id: str) -> dict:
         return self.call("GET", f"jobs/{job_id}").json()
 
 
-def job_body(path: Path) -> tuple[bytes, str]:
-    """The request body for a job file; local source images are sent inline."""
-    text = path.read_text(encoding="utf-8")
+def job_body(path: Path) -> tuple[bytes, str, dict[str, str]]:
+    """Body, content type and query for a job file; local source images are sent inline.
+
+    A `.txt` file goes as it is: the app reads it as it reads a dropped one.
+    """
     if path.suffix.lower() == ".txt":
-        prompts = [{"text": line.strip()} for line in text.splitlines() if line.strip() and not line.startswith("#")]
-        return json.dumps({"name": path.stem, "prompts": prompts}).encode(), "application/json"
+        return path.read_bytes(), "text/plain; charset=utf-8", {"name": path.stem}
+    text = path.read_text(encoding="utf-8")
     document = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     if isinstance(document, dict):
         for prompt in document.get("prompts") or []:
@@ -92,7 +94,7 @@ def job_body(path: Path) -> tuple[bytes, str]:
             if local is not None and local.is_file():
                 kind = mimetypes.guess_type(local.name)[0] or "image/png"
                 prompt["image"] = f"data:{kind};base64,{base64.b64encode(local.read_bytes()).decode()}"
-    return json.dumps(document).encode(), "application/json"
+    return json.dumps(document).encode(), "application/json", {}
 
 
 def wait(api: Api, job_id: str, poll: float = 1.0) -> dict:

@@ -63,8 +63,11 @@ def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: 
     """A job from an HTTP body: like a job file, but prompts may carry inline images.
 
     A prompt's `image` may be a `data:image/png;base64,...` URL: it is checked, stored
-    under `inputs/` and replaced by its blob name before the job is validated.
+    under `inputs/` and replaced by its blob name before the job is validated. A `.txt`
+    body is read as a dropped `.txt` file is: one prompt per line, deployment defaults.
     """
+    if filename.lower().endswith(".txt"):
+        return read_job_file(data, filename, limits)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -1,6 +1,7 @@
 """The jobs HTTP API: submit a job, follow it, read its manifest and images, cancel it.
 
     POST /api/jobs                        job as JSON or YAML → 202 + Location: /api/jobs/{id}
+                                          (text/plain: one prompt per line, named by ?name=)
     GET  /api/jobs                        recent jobs, newest first, paged (?top=&continuationToken=&status=)
     GET  /api/jobs/{id}                   status, progress; when done the summary and manifest URL
     GET  /api/jobs/{id}/manifest          the manifest JSON
@@ -139,6 +140,8 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
 def body_filename(req: func.HttpRequest) -> str:
     """A name whose extension tells the parser what the body is."""
     content_type = req.headers.get("content-type", "").lower()
+    if content_type.startswith("text/plain"):
+        return f"{req.params.get('name') or 'job'}.txt"
     if "yaml" in content_type:
         return "job.yaml"
     if "json" in content_type:

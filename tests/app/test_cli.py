@@ -46,3 +46,14 @@ def test_drop_uploads_into_the_prompts_container_and_starts_a_job(app, tmp_path,
     assert main(["drop", str(tmp_path / "cli-drop.txt")]) == 0
     job = app.wait_for_job(lambda j: j["origin"] == "prompts/cli-drop.txt")
     assert app.wait(job["id"])["status"] == "completed"
+
+
+def test_a_submitted_txt_file_runs_like_a_dropped_one(app, tmp_path, capsys):
+    (tmp_path / "Kites.txt").write_text("# kites\na red kite\na blue kite\n")
+    assert main(["--url", app.url, "submit", str(tmp_path / "Kites.txt"), "--wait"]) == 0
+    job_id = capsys.readouterr().out.strip().splitlines()[0]
+    manifest = app.manifest(job_id)
+    assert manifest["name"] == "kites"
+    assert [v["prompt"] for v in manifest["variants"]] == ["a red kite", "a blue kite"]
+    # The deployment's defaults for prompt-only jobs (64x64 and 2 steps in these tests).
+    assert {(v["width"], v["height"], v["steps"]) for v in manifest["variants"]} == {(64, 64, 2)}

@@ -45,7 +45,7 @@ def test_txt2img_fan_out_of_8_variants_makes_8_images_and_a_manifest(app, store)
 
 
 def test_img2img_job_with_an_inline_source_image(app, store):
-    body, content_type = job_body(EXAMPLES / "sneaker-restyle.yaml")
+    body, content_type, _ = job_body(EXAMPLES / "sneaker-restyle.yaml")
     response = requests.post(f"{app.url}/api/jobs", data=body, headers={"content-type": content_type}, timeout=60)
     assert response.status_code == 202, response.text
     job_id = response.json()["jobId"]
