@@ -16,15 +16,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import PIL.Image
 import torch
-from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image, DiffusionPipeline
+from diffusers import AutoencoderTiny, AutoPipelineForImage2Image, AutoPipelineForText2Image, DiffusionPipeline
 from transformers import AutoTokenizer
 
 from imagegen import tiny_model
+from imagegen.deepcache import deepcache
 from imagegen.schedulers import make_scheduler
 from imagegen.settings import Settings
 from imagegen.types import Batch, Variant
@@ -101,6 +104,29 @@ def optimize_for_cuda(pipe: DiffusionPipeline, *, compile_mode: str | None = COM
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         pipe.unet = torch.compile(pipe.unet, mode=compile_mode, fullgraph=True, dynamic=False)
         pipe.vae.decode = torch.compile(pipe.vae.decode, mode=compile_mode, fullgraph=True, dynamic=False)
+
+
+@contextmanager
+def speedups(pipe: DiffusionPipeline, *, deepcache_interval: int = 1,
+             tiny_vae: AutoencoderTiny | None = None) -> Iterator[DiffusionPipeline]:
+    """The speed-ups that DO change the image, on `pipe` for one call, undone afterwards.
+
+    The one place for them (a job's `speedups`; bench/gpu_throughput.py calls this too):
+    DeepCache every `deepcache_interval` steps (1: off), and decoding with a tiny VAE
+    (TAESD) instead of the model's own. Neither is ever on unless a job asks.
+    """
+    unet, vae = pipe.unet, pipe.vae
+    try:
+        if tiny_vae is not None:
+            pipe.vae = tiny_vae
+        if deepcache_interval > 1:
+            # DeepCache swaps the deep blocks' forward between steps; a compiled graph
+            # would not see the swap, so the call runs the module under the compiler.
+            pipe.unet = getattr(unet, "_orig_mod", unet)
+        with deepcache(pipe.unet, deepcache_interval):
+            yield pipe
+    finally:
+        pipe.unet, pipe.vae = unet, vae
 
 
 # --- loading ---------------------------------------------------------------------------
