@@ -28,6 +28,10 @@ ARG TORCH_CUDA=cu126
 ARG MODEL_CACHE_SHARE=false
 ARG IMAGEGEN_MODEL=stabilityai/sd-turbo
 ARG IMAGEGEN_MODEL_REVISION=
+# The tiny VAE (TAESD) for jobs with `speedups.tiny_vae`, baked with the model. It must
+# fit the model's family: madebyollin/taesd for SD 1.x/2.x (SD-Turbo), madebyollin/taesdxl
+# for SDXL.
+ARG IMAGEGEN_TINY_VAE=madebyollin/taesd
 
 # The host listens on 8080 rather than the base image's 80, because the app runs as a
 # non-root user and only root may bind ports below 1024. The Bicep ingress targets 8080.
@@ -65,13 +69,20 @@ RUN useradd --uid 1000 --user-group --no-create-home --home-dir /home --shell /u
 #    the rest). The Bicep sets HF_HUB_OFFLINE=1 for a baked image, so a missing file fails
 #    loudly at run time instead of downloading. MODEL_VARIANT must match what
 #    imagegen.diffusion asks from_pretrained for (empty: the full-precision files, which
-#    is what it loads today; "fp16": half the bytes).
+#    is what it loads today; "fp16": half the bytes). The tiny VAE is baked with it: only
+#    config.json and the safetensors weights, all AutoencoderTiny.from_pretrained reads
+#    (a few MB). A value starting with / or . is a local folder, not a hub id: no download.
 ARG MODEL_VARIANT=
 USER app
 RUN model="${IMAGEGEN_MODEL:-stabilityai/sd-turbo}" \
+    && tiny_vae="${IMAGEGEN_TINY_VAE:-madebyollin/taesd}" \
     && if [ "${MODEL_CACHE_SHARE:-false}" != "true" ] && [ "${model}" != "tiny" ]; then \
         python -c "import sys; from diffusers import DiffusionPipeline; DiffusionPipeline.download(sys.argv[1], revision=sys.argv[2] or None, variant=sys.argv[3] or None, use_safetensors=True)" \
-            "${model}" "${IMAGEGEN_MODEL_REVISION}" "${MODEL_VARIANT}"; \
+            "${model}" "${IMAGEGEN_MODEL_REVISION}" "${MODEL_VARIANT}" \
+        && case "${tiny_vae}" in \
+            /*|.*) ;; \
+            *) python -c "import sys; from huggingface_hub import snapshot_download; snapshot_download(sys.argv[1], allow_patterns=['config.json', '*.safetensors'])" "${tiny_vae}" ;; \
+        esac; \
     fi
 
 # 5. Only the app: .dockerignore keeps tests, .venv, node_modules and local state out.

@@ -21,6 +21,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_DEVICE": ("auto", "auto | cuda | mps | cpu"),
     "IMAGEGEN_MAX_BATCH": ("auto", "Images per GPU call: auto (from free GPU memory) or a number"),
     "IMAGEGEN_COMPILE": ("off", "torch.compile mode for the UNet and VAE on CUDA (e.g. `max-autotune-no-cudagraphs`), or `off`"),
+    "IMAGEGEN_TINY_VAE": (None, "Hub id or folder of a tiny VAE (TAESD) for jobs with `speedups.tiny_vae`; unset: such jobs are refused"),
     "IMAGEGEN_MAX_VARIANTS": ("64", "Most variants one job may expand to"),
     "IMAGEGEN_MAX_STEPS": ("150", "Most denoising steps per image"),
     "IMAGEGEN_MAX_SIDE": ("2048", "Largest width or height in pixels"),
@@ -101,6 +102,7 @@ class Settings:
     device: str = "auto"
     max_batch: str = "auto"
     compile_mode: str | None = None
+    tiny_vae: str | None = None
     max_variants: int = 64
     max_steps: int = 150
     max_side: int = 2048
@@ -130,6 +132,7 @@ class Settings:
             device=_get("IMAGEGEN_DEVICE") or "auto",
             max_batch=_get("IMAGEGEN_MAX_BATCH") or "auto",
             compile_mode=_compile_mode(_get("IMAGEGEN_COMPILE") or "off"),
+            tiny_vae=_get("IMAGEGEN_TINY_VAE"),
             max_variants=_int("IMAGEGEN_MAX_VARIANTS"),
             max_steps=_int("IMAGEGEN_MAX_STEPS"),
             max_side=_int("IMAGEGEN_MAX_SIDE"),

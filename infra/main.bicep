@@ -31,6 +31,9 @@ param imagegenModel string = 'stabilityai/sd-turbo'
 @description('Hub revision (commit) of the model; empty for the default branch.')
 param imagegenModelRevision string = ''
 
+@description('Tiny VAE (TAESD) for jobs with `speedups.tiny_vae`: a hub id that fits the model family (madebyollin/taesd for SD 1.x/2.x, madebyollin/taesdxl for SDXL). Baked into the image like the model (azure.yaml build args); empty: such jobs are refused.')
+param imagegenTinyVae string = 'madebyollin/taesd'
+
 @description('true: mount an Azure Files share as the model cache (HF_HOME) and download weights on first use. false (default): weights are baked into the image.')
 param modelCacheShare bool = false
 
@@ -159,6 +162,7 @@ module app 'modules/app.bicep' = {
     safetyThresholds: safetyThresholds
     imagegenModel: imagegenModel
     imagegenModelRevision: imagegenModelRevision
+    imagegenTinyVae: imagegenTinyVae
     // The name the model-cache module registers; empty when weights are baked in.
     modelCacheStorageName: modelCacheShare ? 'model-cache' : ''
     maxReplicas: maxReplicas

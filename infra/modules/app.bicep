@@ -23,6 +23,7 @@ param contentSafetyBlocklists string = ''
 param safetyThresholds string = ''
 param imagegenModel string
 param imagegenModelRevision string = ''
+param imagegenTinyVae string = ''
 
 @description('Name of the environment storage holding the model cache share; empty: weights are baked into the image.')
 param modelCacheStorageName string = ''
@@ -131,6 +132,12 @@ var settings = [
   {
     name: 'IMAGEGEN_MODEL_REVISION'
     value: imagegenModelRevision
+  }
+  // The tiny VAE for jobs with `speedups.tiny_vae`; it must fit the model's family, and the
+  // image bakes the same one (HF_HUB_OFFLINE below). Empty: the app refuses such jobs.
+  {
+    name: 'IMAGEGEN_TINY_VAE'
+    value: imagegenTinyVae
   }
   // cuda, not auto: a replica without a GPU should fail loudly, not generate on CPU.
   {

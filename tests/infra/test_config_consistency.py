@@ -76,7 +76,7 @@ def test_build_args_are_dockerfile_args_and_share_the_parameters_variables(azure
         assert value == "${" + name + "}", f"build argument `{name}` must come from the azd variable of the same name"
     # The image and the Bicep must read the same switches, or they drift apart.
     parameter_text = str(parameters_json)
-    for name in ("IMAGEGEN_MODEL", "IMAGEGEN_MODEL_REVISION", "MODEL_CACHE_SHARE"):
+    for name in ("IMAGEGEN_MODEL", "IMAGEGEN_MODEL_REVISION", "IMAGEGEN_TINY_VAE", "MODEL_CACHE_SHARE"):
         assert name in build_args, f"azure.yaml must pass `{name}` to the image build"
         assert "${" + name in parameter_text, f"main.parameters.json must read `{name}` too"
 
@@ -188,6 +188,8 @@ def test_parameters_file_matches_main_bicep(parameters_json, bicep):
 def test_the_image_bakes_the_model_the_app_is_configured_with(dockerfile, bicep, app_settings):
     args = docker_args(dockerfile)
     assert args["IMAGEGEN_MODEL"] == bicep["main.bicep"]["parameters"]["imagegenModel"]["default"]
+    assert args["IMAGEGEN_TINY_VAE"] == bicep["main.bicep"]["parameters"]["imagegenTinyVae"]["default"]
+    assert "${IMAGEGEN_TINY_VAE:-" + args["IMAGEGEN_TINY_VAE"] + "}" in dockerfile, "the empty-build-arg fallback must be the same tiny VAE"
     assert args["MODEL_CACHE_SHARE"] == "false" and bicep["main.bicep"]["parameters"]["modelCacheShare"]["default"] is False
     # A baked image keeps its weights in HF_HOME; the Bicep points there when there is no share.
     assert docker_env(dockerfile)["HF_HOME"] in list(leaves(app_settings["HF_HOME"]))
