@@ -15,11 +15,26 @@ Variants:
             function), torch.compile of UNet and VAE decoder per --compile-modes;
             the first call (compile) is reported as warm-up, apart from the timings
 
+The options that change the image, each on the eager path (the same pipeline as
+`eager`), applied only through `imagegen.diffusion.speedups`, as a job asks for them:
+  deepcache    DeepCache, the whole UNet every --deepcache-interval steps
+  tiny-vae     decoding with a tiny VAE: AutoencoderTiny from TAESD's published config
+               (taesd and taesdxl share it) with random weights
+  fewer-steps  --fewer-steps denoising steps instead of --steps
+All six run by default: the three options reuse the eager pipeline (no more weights but
+the tiny VAE's, no compile), so together they cost less than three more eager row sets.
+
+Every row's "max diff vs eager" compares its first image with eager's (same weights,
+same seed; n/a for seed, in another dtype): for compiled it must stay 16-bit noise; for
+the three options above it is how far the image moved. Each row's fraction of the ceiling is against the
+ceiling at the steps it ran (its "steps" column); DeepCache's cached steps skip most of
+the UNet, so its fraction counts the FLOPs the whole UNet would have needed.
+
 Warm-up calls are never timed; each figure is the median of --runs calls. Writes
 `gpu_throughput-<arch>-<size>.json` and `.md` (a markdown table) under --out.
 
   python bench/gpu_throughput.py --arch sd15 --batch-sizes 1,4,8,16 --steps 25 --size 512
-  python bench/gpu_throughput.py --arch tiny --device cpu --batch-sizes 1,2 --steps 2 --size 64
+  python bench/gpu_throughput.py --arch tiny --device cpu --batch-sizes 1,2 --steps 2 --fewer-steps 1 --size 64
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ import statistics
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +54,7 @@ import numpy as np
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoencoderTiny,
     DPMSolverMultistepScheduler,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
@@ -47,7 +64,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from imagegen.diffusion import COMPILE_MODE, optimize_for_cuda, pick_device, pick_dtype
+from imagegen.deepcache import MAX_INTERVAL
+from imagegen.diffusion import COMPILE_MODE, optimize_for_cuda, pick_device, pick_dtype, speedups
 from imagegen.tiny_model import build_tiny_pipeline, build_tokenizer
 
 PROMPT = "a red sneaker on a white table, studio lighting, high quality photo"
@@ -55,6 +73,7 @@ NEGATIVE = "blurry, low quality"
 GUIDANCE = 7.0
 # Dense (no sparsity) 16-bit tensor-core peaks from the vendor data sheets, TFLOP/s.
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0}
+VARIANTS = ("seed", "eager", "compiled", "deepcache", "tiny-vae", "fewer-steps")
 
 # --- published configurations (from each model's config.json) --------------------------
 
@@ -93,6 +112,12 @@ CLIP_BIG_G = dict(  # SDXL's second text encoder (OpenCLIP ViT-bigG)
 SD_SCHEDULER = dict(
     beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
     num_train_timesteps=1000, steps_offset=1, algorithm_type="dpmsolver++", solver_order=2,
+)
+# TAESD (madebyollin/taesd, and taesdxl) is AutoencoderTiny's default configuration.
+TAESD: dict = {}
+TINY_TAESD = dict(  # for the tiny arch: still 4 latent channels and 3 upsamplings (scale 8)
+    encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+    num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1),
 )
 DEFAULT_SIZE = {"sd15": 512, "sdxl": 1024, "tiny": 64}
 
@@ -137,6 +162,13 @@ def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype):
     return pipe
 
 
+def build_tiny_vae(arch: str, device: torch.device, dtype: torch.dtype) -> AutoencoderTiny:
+    """A TAESD-shaped tiny VAE with random weights (seeded: every call gives the same)."""
+    torch.manual_seed(0)
+    vae = AutoencoderTiny(**(TINY_TAESD if arch == "tiny" else TAESD))  # built on the CPU: 2.4 M parameters
+    return vae.to(device=device, dtype=dtype).eval()
+
+
 # --- measuring ---------------------------------------------------------------------------
 
 
@@ -171,8 +203,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_variant(pipe, device: torch.device, batch: int, size: int, steps: int, runs: int) -> dict:
-    """Warm-up once (compiles), then `runs` timed calls; median seconds and peak memory."""
+def time_variant(pipe, device: torch.device, batch: int, size: int, steps: int, runs: int,
+                 options: dict[str, Any]) -> dict:
+    """Warm-up once (compiles), then `runs` timed calls; median seconds and peak memory.
+    Every call runs under `speedups(pipe, **options)` (no options: nothing changes)."""
     arguments = dict(
         prompt=[PROMPT] * batch, negative_prompt=[NEGATIVE] * batch, width=size, height=size,
         num_inference_steps=steps, guidance_scale=GUIDANCE, output_type="np",
@@ -181,8 +215,8 @@ def time_variant(pipe, device: torch.device, batch: int, size: int, steps: int, 
     def call():
         generators = [torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(1000 + i)
                       for i in range(batch)]
-        with torch.inference_mode():
-            return pipe(**arguments, generator=generators).images
+        with torch.inference_mode(), speedups(pipe, **options) as sped_up:
+            return sped_up(**arguments, generator=generators).images
 
     _sync(device)
     started = time.perf_counter()
@@ -224,6 +258,18 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
 # --- the run -------------------------------------------------------------------------------
 
 
+@dataclass
+class Variant:
+    name: str
+    pipe: Any
+    dtype: torch.dtype
+    steps: int
+    batch_sizes: list[int]
+    compile_mode: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the arguments of `speedups(pipe, ...)`
+    setting: str | None = None  # the options in words, for the table
+
+
 def run(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
     size = args.size or DEFAULT_SIZE[args.arch]
@@ -231,40 +277,58 @@ def run(args: argparse.Namespace) -> dict:
     seed_dtype = torch.float16 if device.type == "cuda" else torch.float32  # no fast fp16 on CPU
     peak = peak_tflops(device, args.peak_tflops)
     step_flops = unet_step_flops(args.arch, size)
-    ceiling = peak * 1e12 / (step_flops * args.steps) if peak else None
 
-    variants: list[tuple[str, str | None, Any]] = []  # (name, compile mode, pipeline)
+    def ceiling(steps: int) -> float | None:  # images/s at the GPU's peak, UNet only
+        return peak * 1e12 / (step_flops * steps) if peak else None
+
+    variants: list[Variant] = []
     if "seed" in args.variants:
         seed_pipe = build_pipeline(args.arch, device, seed_dtype)
         seed_pipe.enable_attention_slicing()  # the seed did this, over PyTorch SDPA
-        variants.append(("seed", None, seed_pipe))
-    if "eager" in args.variants:
+        variants.append(Variant("seed", seed_pipe, seed_dtype, args.steps, [1]))  # one image per call
+    if set(args.variants) & {"eager", "deepcache", "tiny-vae", "fewer-steps"}:
         eager_pipe = build_pipeline(args.arch, device, engine_dtype)
         optimize_for_cuda(eager_pipe, compile_mode=None)
-        variants.append(("eager", None, eager_pipe))
+    if "eager" in args.variants:
+        variants.append(Variant("eager", eager_pipe, engine_dtype, args.steps, args.batch_sizes))
     if "compiled" in args.variants:
         for mode in args.compile_modes:
             pipe = build_pipeline(args.arch, device, engine_dtype)
             optimize_for_cuda(pipe, compile_mode=mode)
-            variants.append(("compiled", mode if device.type == "cuda" else None, pipe))
+            variants.append(Variant("compiled", pipe, engine_dtype, args.steps, args.batch_sizes,
+                                    compile_mode=mode if device.type == "cuda" else None))
+    # The options that change the image: on the eager pipeline, through `speedups` alone.
+    if "deepcache" in args.variants:
+        variants.append(Variant("deepcache", eager_pipe, engine_dtype, args.steps, args.batch_sizes,
+                                options=dict(deepcache_interval=args.deepcache_interval),
+                                setting=f"interval {args.deepcache_interval}"))
+    if "tiny-vae" in args.variants:
+        variants.append(Variant("tiny-vae", eager_pipe, engine_dtype, args.steps, args.batch_sizes,
+                                options=dict(tiny_vae=build_tiny_vae(args.arch, device, engine_dtype)),
+                                setting="TAESD, random weights" if args.arch != "tiny" else "tiny TAESD"))
+    if "fewer-steps" in args.variants:
+        variants.append(Variant("fewer-steps", eager_pipe, engine_dtype, args.fewer_steps, args.batch_sizes))
 
     results = []
-    reference = None  # the eager (or first) variant's first image at batch 1
-    for name, mode, pipe in variants:
-        batch_sizes = [1] if name == "seed" else args.batch_sizes  # the seed ran one image per call
-        for batch in batch_sizes:
-            print(f"{name} {mode or ''} batch {batch} ...", file=sys.stderr, flush=True)
-            result = time_variant(pipe, device, batch, size, args.steps, args.runs)
+    reference = None  # the eager variant's first image (every batch's first image has the same seed)
+    for variant in variants:
+        for batch in variant.batch_sizes:
+            print(f"{variant.name} {variant.compile_mode or ''} batch {batch} ...", file=sys.stderr, flush=True)
+            result = time_variant(variant.pipe, device, batch, size, variant.steps, args.runs, variant.options)
             image = result.pop("first_image")
-            if reference is None and name == "eager":
+            if reference is None and variant.name == "eager":
                 reference = image
             result.update(
-                variant=name,
-                compile_mode=mode,
-                dtype=str(seed_dtype if name == "seed" else engine_dtype).removeprefix("torch."),
-                fraction_of_ceiling=None if ceiling is None else _significant(result["images_per_s"] / ceiling),
-                # Same weights and seed: our speed-ups may change the image only by 16-bit noise.
-                max_pixel_diff_vs_eager=None if reference is None or name == "seed"
+                variant=variant.name,
+                setting=variant.setting,
+                compile_mode=variant.compile_mode,
+                dtype=str(variant.dtype).removeprefix("torch."),
+                steps=variant.steps,
+                fraction_of_ceiling=None if peak is None
+                else _significant(result["images_per_s"] / ceiling(variant.steps)),
+                # Same weights and seed: our speed-ups may change the image only by 16-bit
+                # noise; the options that change the image show here how far it moved.
+                max_pixel_diff_vs_eager=None if reference is None or variant.name == "seed"
                 else int(np.abs(np.nan_to_num(image) - np.nan_to_num(reference)).max() * 255 + 0.5),
             )
             results.append(result)
@@ -278,7 +342,7 @@ def run(args: argparse.Namespace) -> dict:
         "machine": describe_machine(device),
         "unet_step_tflop": _significant(step_flops / 1e12),
         "peak_tflops": peak,
-        "ceiling_images_per_s": None if ceiling is None else round(ceiling, 3),
+        "ceiling_images_per_s": None if peak is None else round(ceiling(args.steps), 3),
         "results": results,
     }
 
@@ -305,16 +369,21 @@ def markdown(result: dict) -> str:
         "",
         f"One guided UNet step: {result['unet_step_tflop']} TFLOP per image; ceiling "
         f"{result['ceiling_images_per_s'] if result['ceiling_images_per_s'] is not None else 'n/a'} images/s "
-        f"at {result['peak_tflops'] or 'n/a'} TFLOP/s. Median of {result['runs']} runs, warm-up excluded.",
+        f"at {result['peak_tflops'] or 'n/a'} TFLOP/s and {result['steps']} steps; each row's \"of ceiling\" is "
+        f"at its own steps. Median of {result['runs']} runs, warm-up excluded. \"Max diff vs eager\": "
+        f"16-bit noise at most for compiled; deepcache, tiny-vae and fewer-steps change "
+        f"the image, and it shows how far.",
         "",
-        "| variant | compile | dtype | batch | images/s | s/image | peak GiB | of ceiling | warm-up s | max diff vs eager (/255) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | compile | dtype | steps | batch | images/s | s/image | peak GiB | of ceiling | warm-up s "
+        "| max diff vs eager (/255) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["results"]:
         def show(value, fmt="{}"):
             return "n/a" if value is None else fmt.format(value)
+        variant = f"{row['variant']} ({row['setting']})" if row["setting"] else row["variant"]
         lines.append(
-            f"| {row['variant']} | {row['compile_mode'] or '-'} | {row['dtype']} | {row['batch_size']} "
+            f"| {variant} | {row['compile_mode'] or '-'} | {row['dtype']} | {row['steps']} | {row['batch_size']} "
             f"| {row['images_per_s']:.3f} | {row['seconds_per_image']:.4f} | {show(row['peak_memory_gb'])} "
             f"| {show(row['fraction_of_ceiling'], '{:.1%}')} | {row['warmup_s']:.2f} "
             f"| {show(row['max_pixel_diff_vs_eager'])} |"
@@ -328,9 +397,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto")
     parser.add_argument("--batch-sizes", default="1,4,8,16", type=_int_list)
     parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--fewer-steps", type=int, default=15, help="the steps of variant fewer-steps")
+    parser.add_argument("--deepcache-interval", type=int, default=3,
+                        help=f"variant deepcache runs the whole UNet every this many steps (2 to {MAX_INTERVAL})")
     parser.add_argument("--size", type=int, default=None, help="square side in pixels (default per arch)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per figure; the median is reported")
-    parser.add_argument("--variants", default="seed,eager,compiled", type=lambda text: text.split(","))
+    parser.add_argument("--variants", default=",".join(VARIANTS), type=lambda text: text.split(","),
+                        help=f"any of {','.join(VARIANTS)}; \"max diff vs eager\" needs eager among them")
     parser.add_argument("--compile-modes", default=COMPILE_MODE, type=lambda text: text.split(","),
                         help="torch.compile modes to compare, e.g. max-autotune-no-cudagraphs,max-autotune")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the GPU's 16-bit peak")
@@ -340,9 +413,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.size is not None and args.size % 8:
         parser.error(f"`--size` must be a multiple of 8, got {args.size}")
-    unknown = set(args.variants) - {"seed", "eager", "compiled"}
+    unknown = set(args.variants) - set(VARIANTS)
     if unknown:
-        parser.error(f"`--variants` must name seed, eager or compiled, got {sorted(unknown)}")
+        parser.error(f"`--variants` must name {', '.join(VARIANTS)}, got {sorted(unknown)}")
+    if "fewer-steps" in args.variants and not 1 <= args.fewer_steps < args.steps and not args.flops_only:
+        parser.error(f"`--fewer-steps` must be from 1 to `--steps` - 1 ({args.steps - 1}), got {args.fewer_steps}"
+                     " (or leave fewer-steps out of `--variants`)")
+    if "deepcache" in args.variants and not 2 <= args.deepcache_interval <= MAX_INTERVAL:
+        parser.error(f"`--deepcache-interval` must be from 2 to {MAX_INTERVAL}, got {args.deepcache_interval}")
     return args
 
 

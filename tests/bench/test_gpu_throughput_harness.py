@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,22 +19,27 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def harness():
     spec = importlib.util.spec_from_file_location("gpu_throughput", HARNESS)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
 def test_writes_json_and_markdown_for_every_variant_and_batch_size(harness, tmp_path):
     harness.main([
-        "--arch", "tiny", "--device", "cpu", "--batch-sizes", "1,2", "--steps", "2", "--size", "32",
-        "--runs", "2", "--peak-tflops", "1", "--out", str(tmp_path),
+        "--arch", "tiny", "--device", "cpu", "--batch-sizes", "1,2", "--steps", "4", "--fewer-steps", "2",
+        "--size", "32", "--runs", "2", "--peak-tflops", "1", "--out", str(tmp_path),
     ])
     result = json.loads((tmp_path / "gpu_throughput-tiny-32.json").read_text())
-    assert (result["arch"], result["size"], result["steps"], result["runs"]) == ("tiny", 32, 2, 2)
+    assert (result["arch"], result["size"], result["steps"], result["runs"]) == ("tiny", 32, 4, 2)
     assert result["machine"]["device"] == "cpu"
     assert result["unet_step_tflop"] > 0 and result["ceiling_images_per_s"] > 0
     rows = [(row["variant"], row["batch_size"]) for row in result["results"]]
     # The seed made one image per call; our engine's variants run at every batch size.
-    assert rows == [("seed", 1), ("eager", 1), ("eager", 2), ("compiled", 1), ("compiled", 2)]
+    assert rows == [("seed", 1)] + [
+        (variant, batch)
+        for variant in ("eager", "compiled", "deepcache", "tiny-vae", "fewer-steps")
+        for batch in (1, 2)
+    ]
     for row in result["results"]:
         assert len(row["runs_s"]) == 2 and all(seconds > 0 for seconds in row["runs_s"])
         assert row["median_s"] > 0 and row["warmup_s"] > 0
@@ -41,13 +47,36 @@ def test_writes_json_and_markdown_for_every_variant_and_batch_size(harness, tmp_
         assert row["seconds_per_image"] == pytest.approx(row["median_s"] / row["batch_size"], rel=1e-3)
         assert 0 < row["fraction_of_ceiling"] < 1
         assert row["peak_memory_gb"] is None  # no GPU: no GPU memory figure
-    # On CPU no speed-up applies, so the engine's image is the eager image exactly.
-    assert all(row["max_pixel_diff_vs_eager"] == 0 for row in result["results"] if row["variant"] != "seed")
+        # Each row records the steps it ran, and its fraction is of the ceiling at those steps.
+        assert row["steps"] == (2 if row["variant"] == "fewer-steps" else 4)
+        ceiling = 1e12 / (result["unet_step_tflop"] * 1e12 * row["steps"])
+        assert row["fraction_of_ceiling"] == pytest.approx(row["images_per_s"] / ceiling, rel=2e-3)
+    diffs = {row["variant"]: row["max_pixel_diff_vs_eager"] for row in result["results"]}
+    # On CPU no speed-up applies, so the engine's image is the eager image exactly...
+    assert diffs["eager"] == diffs["compiled"] == 0
+    # ...while the options a job must ask for do change it, and the table says by how much.
+    assert diffs["deepcache"] > 0 and diffs["tiny-vae"] > 0 and diffs["fewer-steps"] > 0
+    assert diffs["seed"] is None
 
     table = (tmp_path / "gpu_throughput-tiny-32.md").read_text()
-    assert table.startswith("### tiny 32x32, 2 steps")
-    assert "| variant | compile | dtype | batch | images/s |" in table
+    assert table.startswith("### tiny 32x32, 4 steps")
+    assert "| variant | compile | dtype | steps | batch | images/s |" in table
     assert table.count("\n| seed |") == 1 and table.count("\n| compiled |") == 2
+    assert table.count("\n| deepcache (interval 3) | - | float32 | 4 |") == 2
+    assert table.count("\n| tiny-vae (tiny TAESD) | - | float32 | 4 |") == 2
+    assert table.count("\n| fewer-steps | - | float32 | 2 |") == 2
+    deepcache_rows = [line for line in table.splitlines() if line.startswith("| deepcache")]
+    assert all(line.endswith(f"| {diffs['deepcache']} |") for line in deepcache_rows)
+
+
+def test_refuses_options_that_would_not_change_the_image(harness, capsys):
+    with pytest.raises(SystemExit):
+        harness.parse_args(["--arch", "tiny", "--steps", "10"])  # fewer-steps 15 is not fewer
+    assert "`--fewer-steps` must be from 1 to `--steps` - 1 (9), got 15" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        harness.parse_args(["--arch", "tiny", "--variants", "eager,deepcache", "--deepcache-interval", "1"])
+    assert "`--deepcache-interval` must be from 2 to 10, got 1" in capsys.readouterr().err
+    assert harness.parse_args(["--arch", "tiny", "--steps", "10", "--variants", "eager,compiled"]).steps == 10
 
 
 def test_refuses_a_size_that_is_not_a_multiple_of_8(harness, capsys):
