@@ -27,7 +27,8 @@ from diffusers import AutoencoderTiny, AutoPipelineForImage2Image, AutoPipelineF
 from transformers import AutoTokenizer
 
 from imagegen import tiny_model
-from imagegen.deepcache import deepcache
+from imagegen.jobs import AUTO_MAX_BATCH
+from imagegen.deepcache import MAX_INTERVAL, deepcache
 from imagegen.schedulers import make_scheduler
 from imagegen.settings import Settings
 from imagegen.types import Batch, Variant
@@ -36,8 +37,8 @@ log = logging.getLogger(__name__)
 
 # Images per call when IMAGEGEN_MAX_BATCH=auto and there is no CUDA GPU to measure.
 CPU_MAX_BATCH = 4
-# Largest automatic batch on CUDA: past 16 images/s stops rising on an H100 (issue 6).
-CUDA_MAX_AUTO_BATCH = 16
+# Largest automatic batch on CUDA: what the orchestration hands one activity.
+CUDA_MAX_AUTO_BATCH = AUTO_MAX_BATCH
 # Peak GPU memory one extra image costs, per output pixel, in the 16-bit SD/SDXL
 # pipelines with SDPA: the VAE decoder's activations dominate (about 1.5 GiB for a
 # 1024x1024 image). An estimate, to check against the peak memory that
@@ -184,6 +185,10 @@ class DiffusionEngine:
         self._generate_lock = threading.Lock()
         self._text2image: DiffusionPipeline | None = None
         self._image2image: DiffusionPipeline | None = None
+        self._tiny_vae: AutoencoderTiny | None = None  # loaded when a job first asks
+        # A compiled UNet is static-shape: each new batch size compiles (minutes with
+        # max-autotune). Padding calls to a power of two keeps that to a handful of sizes.
+        self.pad_batches = self.device.type == "cuda" and self.settings.compile_mode is not None
         self._scheduler_config: Any = None
         self._tokenizer: Any = None  # read without loading the model, see tokenizer()
 
@@ -209,11 +214,27 @@ class DiffusionEngine:
                 )
             return self._text2image
 
+    def load_tiny_vae(self) -> AutoencoderTiny:
+        """The tiny VAE for `speedups.tiny_vae`: `IMAGEGEN_TINY_VAE` (TAESD), or the tiny
+        model's own. Loaded once, on the first job that asks."""
+        with self._load_lock:
+            if self._tiny_vae is None:
+                if self.model == tiny_model.TINY_MODEL_ID:
+                    vae = tiny_model.build_tiny_autoencoder()
+                elif self.settings.tiny_vae:
+                    vae = AutoencoderTiny.from_pretrained(self.settings.tiny_vae, dtype=self.dtype)
+                else:
+                    raise ValueError("`speedups.tiny_vae` needs setting `IMAGEGEN_TINY_VAE` (e.g. "
+                                     "madebyollin/taesd for SD 1.x/2.x), and it is unset")
+                self._tiny_vae = vae.to(self.device, self.dtype)
+                log.info("loaded tiny VAE %s", self.settings.tiny_vae or "(tiny model's)")
+            return self._tiny_vae
+
     def generate(self, batch: Batch, source_image: PIL.Image.Image | None = None) -> list[GeneratedImage]:
         """Make every variant of `batch`, in order; img2img when its variants have a source.
 
-        Variants that share size, steps, scheduler, guidance and strength go in one
-        pipeline call (the normal case: `spec.batches` groups them that way).
+        Variants that share size, steps, scheduler, guidance, strength and speed-ups go
+        in one pipeline call (the normal case: `spec.batches` groups them that way).
         """
         # 1. Check inputs before any heavy work.
         check_batch(batch, source_image)
@@ -228,32 +249,38 @@ class DiffusionEngine:
     def _generate_group(self, variants: list[Variant], source_image: PIL.Image.Image | None) -> list[GeneratedImage]:
         first = variants[0]
         img2img = first.image is not None
-        # 3. One generator per image, seeded with that image's seed (reproducible alone).
-        generators = [torch.Generator(device=self._generator_device()).manual_seed(v.seed) for v in variants]
+        tiny_vae = self.load_tiny_vae() if first.tiny_vae else None
+        # 3. Pad a compiled engine's call to a size it has compiled, with copies of the last
+        #    variant whose images are thrown away (each image depends on its own seed only).
+        calls = list(variants)
+        if self.pad_batches:
+            calls += [variants[-1]] * (self.padded_size(first, len(variants)) - len(variants))
+        # 4. One generator per image, seeded with that image's seed (reproducible alone).
+        generators = [torch.Generator(device=self._generator_device()).manual_seed(v.seed) for v in calls]
         arguments: dict[str, Any] = dict(
-            prompt=[v.prompt for v in variants],
+            prompt=[v.prompt for v in calls],
             # Always a list, even of empty strings: SDXL zeroes a missing negative but
             # encodes "" otherwise, and an image must not depend on its batch-mates.
-            negative_prompt=[v.negative for v in variants],
+            negative_prompt=[v.negative for v in calls],
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,
             generator=generators,
             output_type="pil",
         )
         if img2img:
-            # 4a. img2img: the source at the variant's size, the same for each image.
+            # 5a. img2img: the source at the variant's size, the same for each image.
             source = source_image.convert("RGB").resize((first.width, first.height), PIL.Image.LANCZOS)
-            arguments.update(image=[source] * len(variants), strength=first.strength)
+            arguments.update(image=[source] * len(calls), strength=first.strength)
         else:
-            # 4b. txt2img: the size comes from the arguments.
+            # 5b. txt2img: the size comes from the arguments.
             arguments.update(width=first.width, height=first.height)
-        # 5. Run the pipeline with a fresh scheduler, one call at a time.
+        # 6. Run the pipeline with a fresh scheduler and the job's speed-ups, one call at a time.
         with self._generate_lock:
             pipe = self._image2image if img2img else self._text2image
             pipe.scheduler = make_scheduler(first.scheduler, self._scheduler_config)
             started = time.perf_counter()
-            with torch.inference_mode():
-                images = pipe(**arguments).images
+            with speedups(pipe, deepcache_interval=first.deepcache, tiny_vae=tiny_vae), torch.inference_mode():
+                images = pipe(**arguments).images[: len(variants)]
             seconds = (time.perf_counter() - started) / len(variants)
         return [GeneratedImage(variant_id=v.id, image=image, seconds=seconds) for v, image in zip(variants, images)]
 
@@ -310,6 +337,12 @@ class DiffusionEngine:
             description["note"] = "tiny offline test model with random weights: its images are noise"
         return description
 
+    def padded_size(self, variant: Variant, count: int) -> int:
+        """`count` images rounded up to a power of two, but never past the most a call of
+        this size may hold (then to that most, which is what full batches use anyway)."""
+        most = max(count, self.max_batch_size(variant.width, variant.height))
+        return min(1 << (count - 1).bit_length(), most)
+
     def max_batch_size(self, width: int, height: int) -> int:
         """Images per pipeline call: `IMAGEGEN_MAX_BATCH`, or from free GPU memory when auto."""
         setting = self.settings.max_batch
@@ -334,6 +367,8 @@ def check_batch(batch: Batch, source_image: PIL.Image.Image | None) -> None:
             raise ValueError(f"{where}: `image` is {variant.image!r} but no source image was given")
         if variant.image is not None and not (variant.strength is not None and 0 < variant.strength <= 1):
             raise ValueError(f"{where}: `strength` must be in (0, 1] for img2img, got {variant.strength!r}")
+        if not 1 <= variant.deepcache <= MAX_INTERVAL:
+            raise ValueError(f"{where}: `deepcache` must be from 1 (off) to {MAX_INTERVAL}, got {variant.deepcache!r}")
     if source_image is not None and len({v.image for v in batch.variants}) > 1:
         raise ValueError(f"batch `{batch.id}`: all variants must share one source `image`, got several")
 
@@ -343,7 +378,7 @@ def _call_groups(variants: list[Variant]) -> list[list[Variant]]:
     groups: dict[tuple, list[Variant]] = {}
     for variant in variants:
         key = (variant.width, variant.height, variant.steps, variant.scheduler,
-               variant.guidance, variant.image, variant.strength)
+               variant.guidance, variant.image, variant.strength, variant.deepcache, variant.tiny_vae)
         groups.setdefault(key, []).append(variant)
     return list(groups.values())
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from imagegen import storage
-from imagegen.jobs import JobRequest
+from imagegen.jobs import AUTO_MAX_BATCH, JobRequest
 from imagegen.types import JobSource
 from imagegen.settings import Settings
 from imagegen.foundry import decode_image
@@ -142,7 +142,7 @@ def image_suffix(data_url: str) -> str:
 
 def job_request(job: JobSpec, source: JobSource, origin: str = "", settings: Settings | None = None) -> JobRequest:
     settings = settings or Settings.from_env()
-    max_batch = int(settings.max_batch) if settings.max_batch.isdigit() else 4
+    max_batch = int(settings.max_batch) if settings.max_batch.isdigit() else AUTO_MAX_BATCH
     return JobRequest(job=job.model_dump(mode="json"), source=source, origin=origin, max_batch=max_batch)
 
 

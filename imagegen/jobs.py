@@ -13,6 +13,11 @@ from imagegen.types import Batch, JobSource, JobStatus, Variant, VariantStatus, 
 
 Phase = Literal["moderating inputs", "generating", "writing manifest", "done"]
 
+# Variants per GPU activity when `IMAGEGEN_MAX_BATCH=auto`. The orchestration cannot see
+# the GPU, so it hands out the most one call should take (16, the largest batch that
+# bench/gpu_throughput.py measures) and `generate_images` splits that by free GPU memory.
+AUTO_MAX_BATCH = 16
+
 
 class JobRequest(BaseModel):
     """The orchestration's input: the job as JSON plus where it came from."""
@@ -20,7 +25,7 @@ class JobRequest(BaseModel):
     job: dict  # a validated JobSpec, as JSON
     source: JobSource = "http"
     origin: str = ""  # the dropped blob's name or the schedule's name
-    max_batch: int = Field(default=4, ge=1, le=64)  # variants per GPU activity call
+    max_batch: int = Field(default=AUTO_MAX_BATCH, ge=1, le=64)  # variants per GPU activity call
 
 
 class RenderRequest(BaseModel):

@@ -50,6 +50,7 @@ class Limits(BaseModel):
     max_job_bytes: int = Field(1_000_000, ge=1, description="Largest job file in bytes")
     max_source_bytes: int = Field(10_000_000, ge=1, description="Largest img2img source in bytes")
     max_source_side: int = Field(4096, ge=1, description="Largest img2img source side in pixels")
+    tiny_vae: bool = Field(True, description="Whether jobs may ask for `speedups.tiny_vae` (a tiny VAE is configured)")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Limits":
@@ -58,6 +59,8 @@ class Limits(BaseModel):
             "max_variants": settings.max_variants, "max_steps": settings.max_steps,
             "max_side": settings.max_side, "max_source_bytes": settings.max_source_bytes,
             "max_source_side": settings.max_source_side,
+            # The offline `tiny` model brings its own tiny VAE (imagegen.tiny_model).
+            "tiny_vae": bool(settings.tiny_vae) or settings.model == "tiny",
         }
         try:
             return cls(**values)

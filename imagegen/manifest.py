@@ -51,6 +51,8 @@ class ManifestVariant(BaseModel):
     strength: float | None = Field(default=None, description="img2img only")
     source_image: str | None = Field(default=None, description="img2img source blob ref, e.g. inputs/a.png")
     format: ImageFormat = "png"
+    deepcache: int = Field(default=1, ge=1, description="`speedups.deepcache`: deep UNet features reused between full steps (1: off)")
+    tiny_vae: bool = Field(default=False, description="`speedups.tiny_vae`: decoded with the tiny VAE (TAESD)")
     model: str | None = Field(default=None, description="Model id (hub id, folder or `tiny`)")
     model_revision: str | None = None
     device: str | None = Field(default=None, description="Where it ran, e.g. cuda, cpu")

@@ -72,6 +72,11 @@ def parameters_text(params: dict[str, Any]) -> str:
         fields.append(f"Model: {params['model']}")
     if params.get("strength") is not None:
         fields.append(f"Denoising strength: {params['strength']}")
+    # The speed-ups change the image, so they are part of its recipe (only when on).
+    if params.get("deepcache", 1) > 1:
+        fields.append(f"DeepCache interval: {params['deepcache']}")
+    if params.get("tiny_vae"):
+        fields.append("VAE: TAESD")
     if fields:
         lines.append(", ".join(fields))
     return "\n".join(lines)

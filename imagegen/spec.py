@@ -38,11 +38,12 @@ from imagegen.limits import (
 from imagegen.types import Batch, FieldError, ImageFormat, JobValidationError, Scheduler, Variant
 
 __all__ = [
-    "JobSpec", "Limits", "OutputSpec", "PromptSpec", "VariantAxes", "batches",
+    "JobSpec", "Limits", "OutputSpec", "PromptSpec", "SpeedupSpec", "VariantAxes", "batches",
     "check_source_image", "expand", "job_digest", "job_from_foundry", "job_schema",
     "parse_job", "with_source_image",
 ]
 
+MAX_DEEPCACHE = 10  # as imagegen.deepcache.MAX_INTERVAL (not imported: torch stays out of here)
 DEFAULT_STRENGTH = 0.8  # diffusers' img2img default: keep 20% of the source's structure
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -126,6 +127,43 @@ class VariantAxes(BaseModel):
         return self.seeds if isinstance(self.seeds, int) else len(self.seeds)
 
 
+class SpeedupSpec(BaseModel):
+    """Speed-ups that change the image a little. Each is off unless the job turns it on,
+    and none changes the seeds, so the same job with and without them can be compared."""
+
+    model_config = _STRICT
+
+    deepcache: int = Field(
+        1, description=f"DeepCache: run the UNet's deep layers only every N steps and reuse them in between; "
+        f"1 is off, 2 to {MAX_DEEPCACHE} trade detail for speed.",
+    )
+    tiny_vae: bool = Field(
+        False, description="Decode with a tiny VAE (TAESD) instead of the model's own: faster, a little "
+        "less fine detail. Needs a deployment with `IMAGEGEN_TINY_VAE` set.",
+    )
+
+    @field_validator("deepcache")
+    @classmethod
+    def _deepcache(cls, value: int) -> int:
+        if not 1 <= value <= MAX_DEEPCACHE:
+            raise fail(
+                "deepcache_range",
+                f"`{{path}}` must be between 1 (off) and {MAX_DEEPCACHE}, got {show_value(value)}",
+            )
+        return value
+
+    @field_validator("tiny_vae")
+    @classmethod
+    def _tiny_vae(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not limits_of(info).tiny_vae:
+            raise fail(
+                "tiny_vae_unavailable",
+                "`{path}` needs a tiny VAE and this deployment has none (setting `IMAGEGEN_TINY_VAE`); "
+                "remove it or ask the operator to set one",
+            )
+        return value
+
+
 class OutputSpec(BaseModel):
     model_config = _STRICT
 
@@ -133,7 +171,7 @@ class OutputSpec(BaseModel):
 
 
 class JobSpec(BaseModel):
-    """A whole job: `name`, `prompts`, `variants` (the fan-out) and `output`."""
+    """A whole job: `name`, `prompts`, `variants` (the fan-out), `speedups` and `output`."""
 
     model_config = ConfigDict(strict=True, extra="forbid", title="Durable Diffusion job")
 
@@ -144,6 +182,7 @@ class JobSpec(BaseModel):
     )
     prompts: list[PromptSpec] = Field(min_length=1, description="One or more base prompts.")
     variants: VariantAxes = Field(default_factory=VariantAxes)
+    speedups: SpeedupSpec = Field(default_factory=SpeedupSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
 
     @field_validator("name", mode="before")
@@ -196,7 +235,7 @@ def slugify(text: str) -> str:
 
 _UNION_TAGS = {"seeds-count", "seeds-list"}
 _FIELDS_BY_MODEL = {
-    "": JobSpec, "prompts[]": PromptSpec, "variants": VariantAxes, "output": OutputSpec,
+    "": JobSpec, "prompts[]": PromptSpec, "variants": VariantAxes, "speedups": SpeedupSpec, "output": OutputSpec,
 }
 _TYPE_WORDS = {
     "string_type": "text", "int_type": "a whole number", "int_from_float": "a whole number",
@@ -338,7 +377,7 @@ def parse_job(data: str | bytes | dict, *, filename: str | None = None, limits: 
     if not isinstance(data, dict):
         raise JobValidationError([FieldError(
             path="", rule="type",
-            message=f"the job must be a mapping with `name`, `prompts`, `variants` and `output`, got {show_value(data)}",
+            message=f"the job must be a mapping with `name`, `prompts`, `variants`, `speedups` and `output`, got {show_value(data)}",
         )])
     if "name" not in data and filename:
         stem = re.split(r"[/\\]", filename)[-1].rsplit(".", 1)[0]
@@ -374,11 +413,14 @@ def job_digest(job: JobSpec) -> str:
 def derive_seeds(job: JobSpec, count: int) -> list[int]:
     """`count` distinct seeds in 0..2**32-1 from the job's content.
 
-    Everything but the seed count goes in, so growing `seeds: 4` to `seeds: 8` keeps the
-    first four images and adds four; any other change gives new seeds.
+    Everything but the seed count and the speed-ups goes in, so growing `seeds: 4` to
+    `seeds: 8` keeps the first four images and adds four, and turning a speed-up on keeps
+    the seeds (its images can be compared with the full ones); any other change gives
+    new seeds.
     """
     content = job.model_dump(mode="json")
     content["variants"].pop("seeds")
+    content.pop("speedups")
     base = hashlib.sha256(_canonical(content)).hexdigest()
     seeds: list[int] = []
     counter = 0
@@ -422,6 +464,7 @@ def expand(job: JobSpec) -> list[Variant]:
                             style=style, negative=prompt.negative, seed=seed, width=width, height=height,
                             guidance=guidance, steps=axes.steps, scheduler=axes.scheduler,
                             image=image, strength=strength, format=job.output.format,
+                            deepcache=job.speedups.deepcache, tiny_vae=job.speedups.tiny_vae,
                         ))
     return variants
 
@@ -430,8 +473,8 @@ def batches(variants: list[Variant], max_batch: int) -> list[Batch]:
     """Group variants into GPU calls of at most `max_batch` images.
 
     One diffusers call takes a list of prompts, negative prompts and generators (seeds),
-    but a single size, step count, scheduler, guidance scale and source image/strength, so
-    those make the group key. Groups keep the order of their first variant, variants keep
+    but a single size, step count, scheduler, guidance scale, source image/strength and
+    speed-ups, so those make the group key. Groups keep the order of their first variant, variants keep
     their order inside a group, and batch ids run b000, b001, ... in that order.
     """
     if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
@@ -439,7 +482,8 @@ def batches(variants: list[Variant], max_batch: int) -> list[Batch]:
     groups: dict[tuple, list[Variant]] = {}
     for variant in variants:
         key = (variant.width, variant.height, variant.steps, variant.scheduler,
-               variant.guidance, variant.image, variant.strength, variant.format)
+               variant.guidance, variant.image, variant.strength, variant.format,
+               variant.deepcache, variant.tiny_vae)
         groups.setdefault(key, []).append(variant)
     chunks = [group[start:start + max_batch] for group in groups.values() for start in range(0, len(group), max_batch)]
     return [Batch(id=f"b{number:03d}", variants=chunk) for number, chunk in enumerate(chunks)]

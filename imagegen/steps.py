@@ -133,11 +133,11 @@ def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | N
 def image_parameters(variant: Variant, engine) -> dict:
     """The parameters embedded in each image, enough to make it again."""
     return {
-        "prompt": variant.prompt, "negative_prompt": variant.negative, "steps": variant.steps,
+        "prompt": variant.prompt, "negative": variant.negative, "steps": variant.steps,
         "scheduler": variant.scheduler, "guidance": variant.guidance, "seed": variant.seed,
         "width": variant.width, "height": variant.height, "strength": variant.strength,
-        "source_image": variant.image, "model": engine.model, "model_revision": engine.revision,
-        "variant_id": variant.id,
+        "source_image": variant.image, "deepcache": variant.deepcache, "tiny_vae": variant.tiny_vae,
+        "model": engine.model, "model_revision": engine.revision, "variant_id": variant.id,
     }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoencoderTiny,
     DPMSolverMultistepScheduler,
     StableDiffusionPipeline,
     UNet2DConditionModel,
@@ -107,6 +108,21 @@ def _build_vae() -> AutoencoderKL:
         norm_num_groups=4,
         sample_size=64,
     )
+
+
+def build_tiny_autoencoder() -> AutoencoderTiny:
+    """The tiny model's stand-in for TAESD (`speedups.tiny_vae`): diffusers' AutoencoderTiny
+    with 8 channels and one block per level, random fixed weights. Three upsamplings, so
+    its scale factor is 8 like the model's own VAE. Forks the RNG as the pipeline does."""
+    with torch.random.fork_rng():
+        torch.manual_seed(TINY_SEED)
+        return AutoencoderTiny(
+            encoder_block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            num_encoder_blocks=(1, 1, 1, 1),
+            num_decoder_blocks=(1, 1, 1, 1),
+            latent_channels=4,
+        ).eval()
 
 
 def _build_text_encoder(vocab_size: int) -> CLIPTextModel:

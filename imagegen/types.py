@@ -59,10 +59,13 @@ class Variant(BaseModel):
     image: str | None = None  # img2img source as a blob name, e.g. "inputs/sneaker.png"
     strength: float | None = None  # img2img only
     format: ImageFormat = "png"
+    # The job's `speedups`: they change the image, so they are part of what makes it.
+    deepcache: int = 1  # the UNet's deep features are recomputed every this many steps (1: off)
+    tiny_vae: bool = False  # decoded with the tiny VAE (TAESD) instead of the model's own
 
 
 class Batch(BaseModel):
-    """Variants that share one GPU call: same model, size, steps, scheduler and source."""
+    """Variants that share one GPU call: same model, size, steps, scheduler, source and speed-ups."""
 
     id: str  # stable, e.g. "b000"
     variants: list[Variant] = Field(min_length=1)

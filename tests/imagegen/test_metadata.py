@@ -67,6 +67,27 @@ def test_a1111_text_leaves_out_what_is_absent_and_adds_img2img_strength():
     assert text == "a cat\nSteps: 4, Sampler: Euler a, CFG scale: 1.5, Seed: 7, Size: 512x768, Denoising strength: 0.6"
 
 
+def test_a1111_text_names_the_speedups_that_changed_the_image():
+    base = {"prompt": "a cat", "steps": 4, "seed": 7}
+    assert parameters_text({**base, "deepcache": 1, "tiny_vae": False}) == "a cat\nSteps: 4, Seed: 7"
+    assert parameters_text({**base, "deepcache": 3, "tiny_vae": True}) == (
+        "a cat\nSteps: 4, Seed: 7, DeepCache interval: 3, VAE: TAESD")
+
+
+def test_generated_images_carry_their_negative_prompt_and_speedups():
+    from types import SimpleNamespace
+
+    from imagegen.steps import image_parameters
+    from imagegen.types import Variant
+
+    variant = Variant(id="v000", index=0, prompt_index=0, prompt="a cat", base_prompt="a cat", negative="blurry",
+                      seed=3, width=64, height=64, guidance=7.0, steps=4, scheduler="dpmpp", deepcache=2)
+    engine = SimpleNamespace(model="tiny", revision="tiny-v1")
+    text = read_parameters_text(encode_image(PIL.Image.new("RGB", (8, 8)), "png", image_parameters(variant, engine)))
+    assert text.splitlines()[1] == "Negative prompt: blurry"
+    assert "DeepCache interval: 2" in text
+
+
 def test_unknown_format_and_foreign_images_are_refused(image):
     with pytest.raises(ValueError, match=r"`format` must be one of png, jpeg, webp, got 'gif'"):
         encode_image(image, "gif", PARAMETERS)

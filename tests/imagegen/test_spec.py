@@ -345,6 +345,42 @@ def test_batches_reject_a_bad_max_batch():
     assert batches([], 4) == []
 
 
+# --- speed-ups: off unless asked, recorded on every variant, seeds unchanged -------------------
+
+
+def test_speedups_are_off_by_default_and_reach_every_variant_when_asked():
+    plain = expand(parse_job(job(seeds=2)))
+    assert {(v.deepcache, v.tiny_vae) for v in plain} == {(1, False)}
+    fast = expand(parse_job({**job(seeds=2), "speedups": {"deepcache": 3, "tiny_vae": True}}))
+    assert {(v.deepcache, v.tiny_vae) for v in fast} == {(3, True)}
+    # Same seeds and ids, so a sped-up image can be put next to the full one.
+    assert [(v.id, v.seed) for v in fast] == [(v.id, v.seed) for v in plain]
+    assert job_digest(parse_job(job(seeds=2))) != job_digest(parse_job({**job(seeds=2), "speedups": {"deepcache": 3}}))
+
+
+def test_speedup_errors_name_the_field_and_the_rule():
+    found = errors_of({**job(), "speedups": {"deepcache": 0, "tiny_vae": "yes", "deep_cache": 2}})
+    assert found["speedups.deepcache"] == ("deepcache_range", "`speedups.deepcache` must be between 1 (off) and 10, got 0")
+    assert found["speedups.tiny_vae"][0] == "type"
+    assert found["speedups.deep_cache"] == ("unknown_field", "`speedups.deep_cache` is not a known field; did you mean `deepcache`?")
+
+
+def test_tiny_vae_is_refused_where_the_deployment_has_none():
+    real_model = Limits.from_settings(Settings(model="stabilityai/sd-turbo"))
+    found = errors_of({**job(), "speedups": {"tiny_vae": True}}, limits=real_model)
+    assert found["speedups.tiny_vae"][0] == "tiny_vae_unavailable"
+    assert "setting `IMAGEGEN_TINY_VAE`" in found["speedups.tiny_vae"][1]
+    with_one = Limits.from_settings(Settings(model="stabilityai/sd-turbo", tiny_vae="madebyollin/taesd"))
+    assert parse_job({**job(), "speedups": {"tiny_vae": True}}, limits=with_one).speedups.tiny_vae
+    assert Limits.from_settings(Settings(model="tiny")).tiny_vae  # the offline model brings its own
+
+
+def test_batches_keep_different_speedups_apart():
+    variants = expand(parse_job(job(seeds=4)))
+    mixed = [v.model_copy(update={"deepcache": 2}) if v.index % 2 else v for v in variants]
+    assert [[v.index for v in b.variants] for b in batches(mixed, 16)] == [[0, 2], [1, 3]]
+
+
 # --- source images ------------------------------------------------------------------------------------
 
 
