@@ -66,7 +66,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 
 from imagegen.deepcache import MAX_INTERVAL
 from imagegen.diffusion import COMPILE_MODE, optimize_for_cuda, pick_device, pick_dtype, speedups
-from imagegen.tiny_model import build_tiny_pipeline, build_tokenizer
+from imagegen.tiny_model import build_tiny_autoencoder, build_tiny_pipeline, build_tokenizer
 
 PROMPT = "a red sneaker on a white table, studio lighting, high quality photo"
 NEGATIVE = "blurry, low quality"
@@ -113,12 +113,6 @@ SD_SCHEDULER = dict(
     beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
     num_train_timesteps=1000, steps_offset=1, algorithm_type="dpmsolver++", solver_order=2,
 )
-# TAESD (madebyollin/taesd, and taesdxl) is AutoencoderTiny's default configuration.
-TAESD: dict = {}
-TINY_TAESD = dict(  # for the tiny arch: still 4 latent channels and 3 upsamplings (scale 8)
-    encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-    num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1),
-)
 DEFAULT_SIZE = {"sd15": 512, "sdxl": 1024, "tiny": 64}
 
 
@@ -163,9 +157,14 @@ def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype):
 
 
 def build_tiny_vae(arch: str, device: torch.device, dtype: torch.dtype) -> AutoencoderTiny:
-    """A TAESD-shaped tiny VAE with random weights (seeded: every call gives the same)."""
-    torch.manual_seed(0)
-    vae = AutoencoderTiny(**(TINY_TAESD if arch == "tiny" else TAESD))  # built on the CPU: 2.4 M parameters
+    """A TAESD-shaped tiny VAE with random weights (seeded: every call gives the same).
+    TAESD (madebyollin/taesd, and taesdxl) is AutoencoderTiny's default configuration;
+    the tiny arch gets the tiny model's own, as the engine does."""
+    if arch == "tiny":
+        vae = build_tiny_autoencoder()
+    else:
+        torch.manual_seed(0)
+        vae = AutoencoderTiny()  # built on the CPU: 2.4 M parameters
     return vae.to(device=device, dtype=dtype).eval()
 
 
