@@ -44,6 +44,21 @@ def test_txt2img_fan_out_of_8_variants_makes_8_images_and_a_manifest(app, store)
         assert Image.open(io.BytesIO(data)).size == (64, 64)
 
 
+def test_a_job_with_speedups_records_them_and_keeps_the_seeds_of_the_full_job(app):
+    full = {"name": "speedups", "prompts": [{"text": "a red sneaker"}],
+            "variants": {"seeds": 2, "sizes": ["64x64"], "steps": 4}}
+    fast = {**full, "speedups": {"deepcache": 2, "tiny_vae": True}}
+    full_id, fast_id = app.submit(full), app.submit(fast)
+    assert app.wait(full_id)["status"] == app.wait(fast_id)["status"] == "completed"
+    full_variants, fast_variants = app.manifest(full_id)["variants"], app.manifest(fast_id)["variants"]
+    assert [v["seed"] for v in fast_variants] == [v["seed"] for v in full_variants]
+    assert {(v["deepcache"], v["tiny_vae"]) for v in full_variants} == {(1, False)}
+    assert {(v["deepcache"], v["tiny_vae"]) for v in fast_variants} == {(2, True)}
+    assert {v["sha256"] for v in fast_variants}.isdisjoint(v["sha256"] for v in full_variants)
+    image = requests.get(f"{app.url}/api/jobs/{fast_id}/images/{fast_variants[0]['id']}", timeout=30).content
+    assert read_parameters(image)["deepcache"] == 2 and read_parameters(image)["tiny_vae"] is True
+
+
 def test_img2img_job_with_an_inline_source_image(app, store):
     body, content_type, _ = job_body(EXAMPLES / "sneaker-restyle.yaml")
     response = requests.post(f"{app.url}/api/jobs", data=body, headers={"content-type": content_type}, timeout=60)
