@@ -64,7 +64,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from imagegen.deepcache import MAX_INTERVAL
+from imagegen.deepcache import MAX_INTERVAL, deepcache
 from imagegen.diffusion import COMPILE_MODE, optimize_for_cuda, pick_device, pick_dtype, speedups
 from imagegen.tiny_model import build_tiny_autoencoder, build_tiny_pipeline, build_tokenizer
 
@@ -177,23 +177,28 @@ def unet_config(arch: str) -> dict:
     return {"sd15": SD15_UNET, "sdxl": SDXL_UNET}[arch]
 
 
-def unet_step_flops(arch: str, size: int) -> int:
+def unet_step_flops(arch: str, size: int, *, deepcache_cached: bool = False) -> int:
     """FLOPs of one guided denoising step of one image (two UNet passes: text and
     unconditional), counted by torch.utils.flop_counter on a UNet on the meta device
     (shapes only: no memory, no time, the same count on any machine). Attention runs
-    through the math kernel, whose matmuls the counter sees."""
-    config = unet_config(arch)
+    through the math kernel, whose matmuls the counter sees. With `deepcache_cached`,
+    the FLOPs of a step DeepCache serves from its cache (the step after a full one)."""
+    config = unet_config(arch)  # the tiny arch builds its pipeline for it: not on the meta device
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(config)
+    with torch.device("meta"), deepcache(unet, 2 if deepcache_cached else 1):
         latent = size // 8  # every architecture here has an 8x VAE
         sample = torch.randn(2, unet.config.in_channels, latent, latent)
         context = torch.randn(2, 77, unet.config.cross_attention_dim)
         extra: dict[str, Any] = {}
         if unet.config.addition_embed_type == "text_time":
             extra["added_cond_kwargs"] = {"text_embeds": torch.randn(2, 1280), "time_ids": torch.randn(2, 6)}
-        counter = FlopCounterMode(display=False)
-        with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
-            unet(sample, torch.tensor(500), encoder_hidden_states=context, **extra)
+        with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH):
+            if deepcache_cached:
+                unet(sample, torch.tensor(500), encoder_hidden_states=context, **extra)  # fills the cache
+            counter = FlopCounterMode(display=False)
+            with counter:
+                unet(sample, torch.tensor(480), encoder_hidden_states=context, **extra)
     return counter.get_total_flops()
 
 
@@ -438,9 +443,13 @@ def main(argv: list[str] | None = None) -> dict:
         size = args.size or DEFAULT_SIZE[args.arch]
         flops = unet_step_flops(args.arch, size)
         peak = args.peak_tflops or PEAK_TFLOPS["H100"]
+        cached = unet_step_flops(args.arch, size, deepcache_cached=True)
+        interval = args.deepcache_interval
         print(f"{args.arch} {size}x{size}: one guided UNet step {flops / 1e12:.4g} TFLOP per image; "
               f"ceiling at {peak:g} TFLOP/s and {args.steps} steps: {peak * 1e12 / (flops * args.steps):.4g} images/s")
-        return {"unet_step_flops": flops}
+        print(f"DeepCache: a cached step {cached / 1e12:.4g} TFLOP ({cached / flops:.1%} of a full one); at interval "
+              f"{interval} the UNet does {interval * flops / (flops + (interval - 1) * cached):.2f}x fewer FLOPs")
+        return {"unet_step_flops": flops, "deepcache_cached_step_flops": cached}
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"gpu_throughput-{result['arch']}-{result['size']}"

@@ -19,7 +19,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_MODEL": ("tiny", "Hub id, local folder, or `tiny` (offline random test model: images are noise)"),
     "IMAGEGEN_MODEL_REVISION": (None, "Model revision (commit or branch) for hub models"),
     "IMAGEGEN_DEVICE": ("auto", "auto | cuda | mps | cpu"),
-    "IMAGEGEN_MAX_BATCH": ("auto", "Images per GPU call: auto (from free GPU memory) or a number"),
+    "IMAGEGEN_MAX_BATCH": ("auto", "Images per GPU call: auto (up to 16 per GPU activity, split by free GPU memory) or a number"),
     "IMAGEGEN_COMPILE": ("off", "torch.compile mode for the UNet and VAE on CUDA (e.g. `max-autotune-no-cudagraphs`), or `off`"),
     "IMAGEGEN_TINY_VAE": (None, "Hub id or folder of a tiny VAE (TAESD) for jobs with `speedups.tiny_vae`; unset: such jobs are refused"),
     "IMAGEGEN_MAX_VARIANTS": ("64", "Most variants one job may expand to"),
