@@ -202,6 +202,54 @@ def unet_step_flops(arch: str, size: int, *, deepcache_cached: bool = False) -> 
     return counter.get_total_flops()
 
 
+def activation_bytes(model_class, config: dict, call) -> int:
+    """Peak activation bytes of `call(model)` in bf16, on fake tensors (shapes only: no
+    memory, no GPU) under torch's MemTracker. The GPU allocator's rounding and kernel
+    workspaces come on top."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)  # fake parameters cannot be cast after they are made
+    try:
+        with FakeTensorMode():
+            model = model_class.from_config(config)
+            tracker = MemTracker()
+            tracker.track_external(model)
+            with torch.inference_mode(), tracker:
+                call(model)
+            peak = tracker.get_tracker_snapshot("peak")
+    finally:
+        torch.set_default_dtype(default_dtype)
+    return sum(value for kinds in peak.values() for kind, value in kinds.items() if "ACT" in str(kind))
+
+
+def vae_decode_activation_bytes(arch: str, size: int, *, tiny_vae: bool = False) -> int:
+    """Decoding one image: the SD VAE decoder's activations (TAESD's with `tiny_vae`).
+    What one more image in a call costs (imagegen.diffusion's CUDA_BYTES_PER_PIXEL)."""
+    if tiny_vae:  # TAESD is AutoencoderTiny's default configuration
+        config = {} if arch != "tiny" else {  # block_out_channels: recorded, not an argument
+            key: value for key, value in build_tiny_autoencoder().config.items() if key != "block_out_channels"}
+        vae_class = AutoencoderTiny
+    else:
+        vae_class, config = AutoencoderKL, dict(build_tiny_pipeline().vae.config) if arch == "tiny" else SD_VAE
+    return activation_bytes(vae_class, config, lambda vae: vae.decode(
+        torch.randn(1, vae.config.latent_channels, size // 8, size // 8)))
+
+
+def unet_step_activation_bytes(arch: str, size: int) -> int:
+    """One guided UNet step of one image (a batch of two: text and unconditional)."""
+
+    def step(unet):
+        extra = {}
+        if unet.config.addition_embed_type == "text_time":
+            extra["added_cond_kwargs"] = {"text_embeds": torch.randn(2, 1280), "time_ids": torch.randn(2, 6)}
+        unet(torch.randn(2, unet.config.in_channels, size // 8, size // 8), torch.tensor(500),
+             encoder_hidden_states=torch.randn(2, 77, unet.config.cross_attention_dim), **extra)
+
+    return activation_bytes(UNet2DConditionModel, unet_config(arch), step)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -449,7 +497,15 @@ def main(argv: list[str] | None = None) -> dict:
               f"ceiling at {peak:g} TFLOP/s and {args.steps} steps: {peak * 1e12 / (flops * args.steps):.4g} images/s")
         print(f"DeepCache: a cached step {cached / 1e12:.4g} TFLOP ({cached / flops:.1%} of a full one); at interval "
               f"{interval} the UNet does {interval * flops / (flops + (interval - 1) * cached):.2f}x fewer FLOPs")
-        return {"unet_step_flops": flops, "deepcache_cached_step_flops": cached}
+        unet_bytes = unet_step_activation_bytes(args.arch, size)
+        decode = vae_decode_activation_bytes(args.arch, size)
+        tiny_decode = vae_decode_activation_bytes(args.arch, size, tiny_vae=True)
+        print(f"Peak bf16 activations per image: guided UNet step {unet_bytes / 2**20:.0f} MiB; VAE decode "
+              f"{decode / 2**20:.0f} MiB ({decode / (size * size):.0f} bytes per output pixel); tiny VAE (TAESD) "
+              f"decode {tiny_decode / 2**20:.0f} MiB ({tiny_decode / (size * size):.0f} bytes per pixel)")
+        return {"unet_step_flops": flops, "deepcache_cached_step_flops": cached,
+                "unet_step_activation_bytes": unet_bytes, "vae_decode_activation_bytes": decode,
+                "tiny_vae_decode_activation_bytes": tiny_decode}
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"gpu_throughput-{result['arch']}-{result['size']}"

@@ -40,9 +40,12 @@ CPU_MAX_BATCH = 4
 # Largest automatic batch on CUDA: what the orchestration hands one activity.
 CUDA_MAX_AUTO_BATCH = AUTO_MAX_BATCH
 # Peak GPU memory one extra image costs, per output pixel, in the 16-bit SD/SDXL
-# pipelines with SDPA: the VAE decoder's activations dominate (about 1.5 GiB for a
-# 1024x1024 image). An estimate, to check against the peak memory that
-# bench/gpu_throughput.py reports; kept generous so "auto" never runs out of memory.
+# pipelines: the VAE decoder's activations, 1536 bytes per pixel in bf16 (384 MiB at
+# 512x512, 1.5 GiB at 1024x1024), counted on fake tensors by
+# `bench/gpu_throughput.py --flops-only`. They dominate: a guided SD 1.5 UNet step at
+# 512x512 peaks at 130 MiB of activations per image, and the two never overlap. The 20%
+# headroom in max_batch_size is for the allocator and kernel workspaces, which the count
+# leaves out; check it against the harness's peak memory on a GPU.
 CUDA_BYTES_PER_PIXEL = 1536
 # torch.compile mode for the UNet and VAE decoder. CUDA graphs ("reduce-overhead",
 # "max-autotune") are recorded per thread and the Functions host runs activities on

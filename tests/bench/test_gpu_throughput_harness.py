@@ -92,3 +92,14 @@ def test_flop_counts_of_a_full_and_a_deepcache_step_need_no_gpu(harness):
     assert 1.5e12 < full < 1.7e12  # the "about 1.8 TFLOP" counts more than the UNet
     # A cached step still runs the outermost blocks, attention at 4,096 tokens included.
     assert 0.3 < cached / full < 0.5
+
+
+def test_memory_counts_that_size_auto_batches_need_no_gpu(harness):
+    from imagegen.diffusion import CUDA_BYTES_PER_PIXEL
+
+    decode = harness.vae_decode_activation_bytes("sd15", 512)
+    # The engine's per-pixel figure is this count, so "auto" batches follow the model.
+    assert abs(decode / (512 * 512) - CUDA_BYTES_PER_PIXEL) / CUDA_BYTES_PER_PIXEL < 0.05
+    assert harness.vae_decode_activation_bytes("sd15", 512, tiny_vae=True) < decode / 3
+    # Decoding, not the UNet, is what one more image costs at its peak.
+    assert harness.unet_step_activation_bytes("sd15", 512) < decode / 2
