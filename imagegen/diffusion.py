@@ -223,13 +223,15 @@ class DiffusionEngine:
         with self._load_lock:
             if self._tiny_vae is None:
                 if self.model == tiny_model.TINY_MODEL_ID:
-                    vae = tiny_model.build_tiny_autoencoder()
+                    vae = tiny_model.build_tiny_autoencoder()  # built in fp32
+                    if self.dtype != torch.float32:
+                        vae.to(dtype=self.dtype)
                 elif self.settings.tiny_vae:
                     vae = AutoencoderTiny.from_pretrained(self.settings.tiny_vae, dtype=self.dtype)
                 else:
                     raise ValueError("`speedups.tiny_vae` needs setting `IMAGEGEN_TINY_VAE` (e.g. "
                                      "madebyollin/taesd for SD 1.x/2.x), and it is unset")
-                self._tiny_vae = vae.to(self.device, self.dtype)
+                self._tiny_vae = vae.to(self.device)
                 log.info("loaded tiny VAE %s", self.settings.tiny_vae or "(tiny model's)")
             return self._tiny_vae
 
