@@ -382,9 +382,7 @@ def _call_groups(variants: list[Variant]) -> list[list[Variant]]:
     """Variants grouped by the settings a pipeline call takes once for all its images."""
     groups: dict[tuple, list[Variant]] = {}
     for variant in variants:
-        key = (variant.width, variant.height, variant.steps, variant.scheduler,
-               variant.guidance, variant.image, variant.strength, variant.deepcache, variant.tiny_vae)
-        groups.setdefault(key, []).append(variant)
+        groups.setdefault(variant.call_settings(), []).append(variant)
     return list(groups.values())
 
 

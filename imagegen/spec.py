@@ -474,16 +474,15 @@ def batches(variants: list[Variant], max_batch: int) -> list[Batch]:
 
     One diffusers call takes a list of prompts, negative prompts and generators (seeds),
     but a single size, step count, scheduler, guidance scale, source image/strength and
-    speed-ups, so those make the group key. Groups keep the order of their first variant, variants keep
-    their order inside a group, and batch ids run b000, b001, ... in that order.
+    speed-ups (`Variant.call_settings`), so those make the group key, with the format.
+    Groups keep the order of their first variant, variants keep their order inside a
+    group, and batch ids run b000, b001, ... in that order.
     """
     if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
         raise ValueError(f"`max_batch` must be a whole number of at least 1, got {max_batch!r}")
     groups: dict[tuple, list[Variant]] = {}
     for variant in variants:
-        key = (variant.width, variant.height, variant.steps, variant.scheduler,
-               variant.guidance, variant.image, variant.strength, variant.format,
-               variant.deepcache, variant.tiny_vae)
+        key = (variant.call_settings(), variant.format)
         groups.setdefault(key, []).append(variant)
     chunks = [group[start:start + max_batch] for group in groups.values() for start in range(0, len(group), max_batch)]
     return [Batch(id=f"b{number:03d}", variants=chunk) for number, chunk in enumerate(chunks)]
