@@ -8,6 +8,16 @@ from pathlib import Path
 STATUS_COLOURS = {"ok": "#1a7f37", "blocked": "#cf222e", "unchecked": "#9a6700", "failed": "#6e7781"}
 
 
+def speedups_text(variant: dict) -> str:
+    """The speed-ups that made this image, so it is never mistaken for a full-quality one."""
+    used = []
+    if variant.get("deepcache", 1) > 1:
+        used.append(f'DeepCache {variant["deepcache"]}')
+    if variant.get("tiny_vae"):
+        used.append("tiny VAE")
+    return "".join(f" · {name}" for name in used)
+
+
 def contact_sheet(manifest: dict, images: dict[str, str]) -> str:
     """HTML for `manifest`; `images` maps variant id to the downloaded file's name."""
     cards = []
@@ -25,7 +35,7 @@ def contact_sheet(manifest: dict, images: dict[str, str]) -> str:
     {picture}
     <figcaption>
       <p class="prompt">{html.escape(variant["prompt"])}</p>
-      <p>seed {variant["seed"]} · {variant["width"]}×{variant["height"]} · {variant["steps"]} steps · {html.escape(variant["scheduler"])}</p>
+      <p>seed {variant["seed"]} · {variant["width"]}×{variant["height"]} · {variant["steps"]} steps · {html.escape(variant["scheduler"])}{speedups_text(variant)}</p>
       <p><span class="status" style="background:{STATUS_COLOURS.get(status, '#6e7781')}">{html.escape(status)}</span>
          {html.escape(checked)} {html.escape(reasons)}</p>
     </figcaption>

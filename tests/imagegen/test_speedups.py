@@ -3,13 +3,15 @@ and batch padding for a compiled engine (it must not change any image). Tiny mod
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import PIL.Image
 import pytest
 import torch
 
 from imagegen.deepcache import deep_blocks, deepcache
-from imagegen.diffusion import DiffusionEngine
+from imagegen.diffusion import DiffusionEngine, speedups
 from imagegen.settings import Settings
 from imagegen.tiny_model import build_tiny_pipeline
 from tests.imagegen.test_diffusion import TOLERANCE, batch, max_difference, pixels, tiny_sdxl_pipeline, variant
@@ -22,12 +24,16 @@ def engine() -> DiffusionEngine:
     return DiffusionEngine("tiny", settings=Settings(device="cpu"))
 
 
-def count_deep_work(unet: torch.nn.Module) -> list[int]:
-    """A counter that rises each time the mid block really computes (a cached step only
-    hands back its last result, so its children do not run)."""
+@contextmanager
+def deepcache_counts(unet: torch.nn.Module):
+    """Counts, within the block, the UNet calls in which the mid block really computed (a
+    cached step only hands back its last result, so its children do not run)."""
     calls = [0]
-    unet.mid_block.resnets[0].register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-    return calls
+    handle = unet.mid_block.resnets[0].register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    try:
+        yield calls
+    finally:
+        handle.remove()
 
 
 def run(pipe, seeds: list[int], steps: int = 7, **sizes) -> np.ndarray:
@@ -46,14 +52,13 @@ def run(pipe, seeds: list[int], steps: int = 7, **sizes) -> np.ndarray:
 def test_deepcache_runs_the_deep_blocks_only_every_interval_steps(make_pipe, sizes):
     pipe = make_pipe()
     pipe.set_progress_bar_config(disable=True)
-    deep_work = count_deep_work(pipe.unet)
-    full = run(pipe, [1], **sizes)
-    assert deep_work[0] == 7
-    deep_work[0] = 0
-    with deepcache(pipe.unet, 3) as counts:
+    with deepcache_counts(pipe.unet) as deep_work:
+        full = run(pipe, [1], **sizes)
+    assert deep_work == [7]
+    with deepcache_counts(pipe.unet) as deep_work, deepcache(pipe.unet, 3) as counts:
         cached = run(pipe, [1], **sizes)
     assert counts == {"full": 3, "cached": 4}  # steps 0, 3, 6 are whole
-    assert deep_work[0] == 3
+    assert deep_work == [3]
     # It changes the image, but it is still the same picture, not another one.
     other_seed = run(pipe, [2], **sizes)
     moved = np.abs(cached - full).mean()
@@ -151,3 +156,14 @@ def test_padding_a_call_changes_no_image_and_returns_only_the_asked_ones(engine)
     assert set(calls) == {8}  # 4 images, each guided and unguided
     for image, v in zip(made, variants):
         assert max_difference(image.image, engine.generate(batch(v))[0].image) <= TOLERANCE
+
+
+def test_deepcache_on_a_compiled_unet_runs_the_module_under_the_compiler_and_gives_it_back():
+    pipe = build_tiny_pipeline()
+    compiled = torch.compile(pipe.unet)  # lazy: nothing compiles unless it is called
+    pipe.unet = compiled
+    with speedups(pipe, deepcache_interval=2) as sped_up:
+        assert sped_up.unet is compiled._orig_mod  # DeepCache's swapped forwards are seen
+        with deepcache_counts(sped_up.unet) as calls:
+            run(sped_up, [1], steps=4)
+    assert pipe.unet is compiled and calls == [2]  # whole UNet on steps 0 and 2 only
