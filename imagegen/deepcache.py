@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-MAX_INTERVAL = 10  # past this the cached features are too stale to be useful
+from imagegen.types import MAX_DEEPCACHE as MAX_INTERVAL
 
 
 def deep_blocks(unet: torch.nn.Module) -> list[torch.nn.Module]:

@@ -35,7 +35,7 @@ from imagegen.limits import (
     parse_size,
     show_value,
 )
-from imagegen.types import Batch, FieldError, ImageFormat, JobValidationError, Scheduler, Variant
+from imagegen.types import MAX_DEEPCACHE, Batch, FieldError, ImageFormat, JobValidationError, Scheduler, Variant
 
 __all__ = [
     "JobSpec", "Limits", "OutputSpec", "PromptSpec", "SpeedupSpec", "VariantAxes", "batches",
@@ -43,7 +43,6 @@ __all__ = [
     "parse_job", "with_source_image",
 ]
 
-MAX_DEEPCACHE = 10  # as imagegen.deepcache.MAX_INTERVAL (not imported: torch stays out of here)
 DEFAULT_STRENGTH = 0.8  # diffusers' img2img default: keep 20% of the source's structure
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 

@@ -18,6 +18,10 @@ VariantStatus = Literal["ok", "blocked", "failed", "unchecked"]
 JobSource = Literal["http", "blob", "schedule"]
 JobStatus = Literal["completed", "partial", "rejected"]
 
+# The largest `speedups.deepcache` interval: past it the cached features are too stale
+# to be useful. Here, not in imagegen.deepcache, so job checks need no torch.
+MAX_DEEPCACHE = 10
+
 # The four Azure AI Content Safety harm categories, in the service's spelling.
 CATEGORIES: tuple[str, ...] = ("Hate", "SelfHarm", "Sexual", "Violence")
 
