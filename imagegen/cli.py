@@ -1,21 +1,26 @@
 """`imagegen`: submit jobs, follow them, fetch their images — against devhost or Azure alike.
 
     imagegen submit examples/spring-campaign.yaml --wait
-    imagegen status <job-id>
-    imagegen list
+    imagegen status <job-id> [--json]
+    imagegen list [--json]
     imagegen cancel <job-id>
     imagegen download <job-id> --to out/
     imagegen drop examples/banners.txt          # upload into the `prompts` container
 
 Everything but `drop` talks to the HTTP API (`--url`, `--key`, or IMAGEGEN_URL and
-IMAGEGEN_KEY); `drop` writes to blob storage (AzureWebJobsStorage, or
-AzureWebJobsStorage__blobServiceUri with your Azure login).
+IMAGEGEN_KEY; before or after the subcommand); `drop` writes to blob storage
+(AzureWebJobsStorage, or AzureWebJobsStorage__blobServiceUri with your Azure login).
+`--json` on `submit`, `status` and `list` prints what the API answered, for scripts.
+
+The CLI is a thin HTTP client: `pip install .` installs it without torch or diffusers
+(the app's own dependencies are the `app` extra), so nothing here may import them.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import importlib.metadata
 import json
 import mimetypes
 import os
@@ -144,22 +149,48 @@ def summary_line(job: dict) -> str:
     return f"{job['id']}: {job['status']}" + (f" ({counts})" if counts else "")
 
 
+def version() -> str:
+    try:
+        return importlib.metadata.version("durable-diffusion")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def connection_options(defaults: bool) -> argparse.ArgumentParser:
+    """`--url` and `--key`, accepted before or after the subcommand.
+
+    After it they are parsed by the subcommand's parser: with no default there
+    (SUPPRESS), so that it does not overwrite a value given before the subcommand.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    url_default = os.environ.get("IMAGEGEN_URL", "http://127.0.0.1:7071") if defaults else argparse.SUPPRESS
+    key_default = os.environ.get("IMAGEGEN_KEY") if defaults else argparse.SUPPRESS
+    options.add_argument("--url", default=url_default,
+                         help="the app's base URL (default: IMAGEGEN_URL or http://127.0.0.1:7071)")
+    options.add_argument("--key", default=key_default, help="a function key (default: IMAGEGEN_KEY)")
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagegen", description="Durable Diffusion: batch image generation jobs.")
-    parser.add_argument("--url", default=os.environ.get("IMAGEGEN_URL", "http://127.0.0.1:7071"),
-                        help="the app's base URL (default: IMAGEGEN_URL or http://127.0.0.1:7071)")
-    parser.add_argument("--key", default=os.environ.get("IMAGEGEN_KEY"), help="a function key (default: IMAGEGEN_KEY)")
+    parser = argparse.ArgumentParser(prog="imagegen", description="Durable Diffusion: batch image generation jobs.",
+                                     parents=[connection_options(defaults=True)])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    after = [connection_options(defaults=False)]
     commands = parser.add_subparsers(dest="command", required=True)
-    submit = commands.add_parser("submit", help="submit a job file (.yaml, .json or .txt)")
+    submit = commands.add_parser("submit", parents=after, help="submit a job file (.yaml, .json or .txt)")
     submit.add_argument("file", type=Path)
     submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
-    for name, text in (("status", "show a job"), ("cancel", "cancel a running job")):
-        commands.add_parser(name, help=text).add_argument("job_id")
-    commands.add_parser("list", help="recent jobs")
-    get = commands.add_parser("download", help="download images, manifest and index.html")
+    status = commands.add_parser("status", parents=after, help="show a job")
+    status.add_argument("job_id")
+    commands.add_parser("cancel", parents=after, help="cancel a running job").add_argument("job_id")
+    listing = commands.add_parser("list", parents=after, help="recent jobs")
+    for command in (submit, status, listing):
+        command.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    get = commands.add_parser("download", parents=after, help="download images, manifest and index.html")
     get.add_argument("job_id")
     get.add_argument("--to", type=Path, default=Path("out"))
-    commands.add_parser("drop", help="upload a job file into the prompts container").add_argument("file", type=Path)
+    drop_files = commands.add_parser("drop", parents=after, help="upload a job file into the prompts container")
+    drop_files.add_argument("file", type=Path)
     return parser
 
 
@@ -168,17 +199,29 @@ def main(argv: list[str] | None = None) -> int:
     api = Api(args.url, args.key)
     try:
         if args.command == "submit":
-            job_id = api.submit(*job_body(args.file))["jobId"]
-            print(job_id)
+            accepted = api.submit(*job_body(args.file))
+            job_id = accepted["jobId"]
+            if not args.json:
+                print(job_id)
             if args.wait:
                 job = wait(api, job_id)
-                console.print(summary_line(job))
+                if args.json:
+                    print(json.dumps(job, indent=2))
+                else:
+                    console.print(summary_line(job))
                 return 0 if job["status"] in ("completed", "partial") else 1
+            if args.json:
+                print(json.dumps(accepted, indent=2))
         elif args.command == "status":
-            print(json.dumps(api.job(args.job_id), indent=2))
+            job = api.job(args.job_id)
+            print(json.dumps(job, indent=2) if args.json else summary_line(job))
         elif args.command == "list":
-            for job in api.call("GET", "jobs").json()["jobs"]:
-                print(f"{job['createdTime'] or '':32} {job['status']:10} {job['source']:8} {job['id']}")
+            jobs = api.call("GET", "jobs").json()["jobs"]
+            if args.json:
+                print(json.dumps(jobs, indent=2))
+            else:
+                for job in jobs:
+                    print(f"{job['createdTime'] or '':32} {job['status']:10} {job['source']:8} {job['id']}")
         elif args.command == "cancel":
             api.call("POST", f"jobs/{args.job_id}/cancel")
             console.print(f"{args.job_id}: cancelling")

@@ -29,7 +29,7 @@ def test_submit_wait_and_download_give_images_manifest_and_a_contact_sheet(app, 
         assert f"seed {variant['seed']}" in sheet and variant["prompt"] in sheet
     assert sheet.count("verdict safe (local") == len(manifest["variants"])
 
-    assert main(["--url", app.url, "status", job_id]) == 0
+    assert main(["status", job_id, "--url", app.url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "completed"
 
 
