@@ -38,6 +38,8 @@ def moderate_image(ref: str, publish_to: str | None = None) -> dict:
 
     Returns `{"verdict": Verdict, "ref": where the image is now}`.
     """
+    if publish_to:
+        inject_check_fault(ref)
     store = storage.get_store()
     if publish_to and not store.exists(ref) and store.exists(publish_to):
         # A re-run after the move already happened: check the published copy again.
@@ -154,7 +156,8 @@ def chunks(batch, size: int):
 
 # Fault injection for the end-to-end tests and for rehearsing incidents: `IMAGEGEN_FAULTS`
 # holds `pattern=mode` pairs; a job whose id matches the pattern fails in generate_images,
-# on its first attempt per batch (`fail-once`) or always (`fail-always`). Unset in production.
+# on its first attempt per batch (`fail-once`) or always (`fail-always`), or its first
+# output check fails (`fail-check-once`, the other checks of the job run). Unset in production.
 _failed_once: set[tuple[str, str]] = set()
 _faults_lock = threading.Lock()
 
@@ -169,6 +172,18 @@ def inject_fault(render: RenderRequest) -> None:
             _failed_once.add(key)
         if mode == "fail-always" or (mode == "fail-once" and first_time):
             raise RuntimeError(f"injected fault ({mode}) for job {render.job_id} batch {render.batch.id}")
+
+
+def inject_check_fault(ref: str) -> None:
+    job_id = ref.split("/")[1]  # quarantine/{job_id}/{variant_id}.{ext}
+    for pattern, mode in Settings.from_env().faults.items():
+        if mode != "fail-check-once" or not fnmatch.fnmatchcase(job_id, pattern):
+            continue
+        with _faults_lock:
+            first_time = (job_id, "check") not in _failed_once
+            _failed_once.add((job_id, "check"))
+        if first_time:
+            raise RuntimeError(f"injected fault ({mode}) checking {ref}")
 
 
 def health() -> dict:

@@ -8,6 +8,7 @@ activities is small JSON with blob names — never image bytes.
 from __future__ import annotations
 
 import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskState
 
 from imagegen.jobs import (
     GeneratedImage,
@@ -123,19 +124,26 @@ def render_batch(context: df.DurableOrchestrationContext):
         return [VariantRecord(variant=v, status="failed", error=reason).model_dump() for v in variants]
 
     images = [GeneratedImage.model_validate(g) for g in generated]
-    try:
-        verdicts = yield context.task_all([
-            context.call_activity("moderate_image", {"ref": image.held, "publish_to": image.publish})
-            for image in images
-        ])
-    except Exception as error:
-        # Fail closed: images that could not be checked stay held in quarantine.
-        reason = failure_reason(error)
-        verdicts = [{"verdict": Verdict(status="unchecked", provider="none", reasons=[reason]).model_dump(),
-                     "ref": image.held} for image in images]
+    checks = [
+        context.call_activity("moderate_image", {"ref": image.held, "publish_to": image.publish})
+        for image in images
+    ]
+    # Wait for every check, not just the first failure (task_all fails fast): a check that
+    # passed has already moved its image to outputs/, and the record must say so.
+    pending = list(checks)
+    while pending:
+        finished = yield context.task_any(pending)
+        pending.remove(finished)
 
     records = []
-    for variant, image, checked in zip(variants, images, verdicts):
+    for variant, image, check in zip(variants, images, checks):
+        if check.state is TaskState.FAILED:
+            # Fail closed: an image whose check failed stays held in quarantine.
+            reason = failure_reason(check.result)
+            checked = {"verdict": Verdict(status="unchecked", provider="none", reasons=[reason]).model_dump(),
+                       "ref": image.held}
+        else:
+            checked = check.result
         verdict = Verdict.model_validate(checked["verdict"])
         status = "ok" if verdict.status == "safe" else verdict.status
         records.append(VariantRecord(variant=variant, status=status, image=image,

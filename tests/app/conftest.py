@@ -85,7 +85,7 @@ def launch_app(tmp_path_factory, connection_string: str, **env: str):
         "IMAGEGEN_MODEL": "tiny",
         "SAFETY_PROVIDER": "local",
         "SAFETY_BLOCKLIST_FILE": str(blocklist),
-        "IMAGEGEN_FAULTS": "flaky-*=fail-once,broken-*=fail-always",
+        "IMAGEGEN_FAULTS": "flaky-*=fail-once,broken-*=fail-always,halfchecked-*=fail-check-once",
         "IMAGEGEN_SCHEDULE_TICK": "*/1 * * * * *",
         "IMAGEGEN_MAX_BATCH": "4",
         "IMAGEGEN_DEFAULT_SIZE": "64x64",  # .txt drops: small enough for the tiny model on a CPU
