@@ -145,7 +145,7 @@ def drop(path: Path) -> str:
 
 def summary_line(job: dict) -> str:
     summary = job.get("summary") or {}
-    counts = ", ".join(f"{summary[k]} {k}" for k in ("ok", "blocked", "unchecked", "failed") if summary.get(k))
+    counts = ", ".join(f"{summary[k]} {k}" for k in ("ok", "blocked", "unchecked", "failed", "cancelled") if summary.get(k))
     return f"{job['id']}: {job['status']}" + (f" ({counts})" if counts else "")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-STATUS_COLOURS = {"ok": "#1a7f37", "blocked": "#cf222e", "unchecked": "#9a6700", "failed": "#6e7781"}
+STATUS_COLOURS = {"ok": "#1a7f37", "blocked": "#cf222e", "unchecked": "#9a6700", "failed": "#6e7781",
+                  "cancelled": "#6e7781"}
 
 
 def speedups_text(variant: dict) -> str:
@@ -56,7 +57,7 @@ def contact_sheet(manifest: dict, images: dict[str, str]) -> str:
 <body>
 <h1>{html.escape(title)}</h1>
 <p>status {html.escape(str(manifest.get("status", "")))} · {totals.get("ok", 0)} ok · {totals.get("blocked", 0)} blocked ·
- {totals.get("unchecked", 0)} unchecked · {totals.get("failed", 0)} failed</p>
+ {totals.get("unchecked", 0)} unchecked · {totals.get("failed", 0)} failed · {totals.get("cancelled", 0)} cancelled</p>
 <main>{"".join(cards)}
 </main>
 </body></html>

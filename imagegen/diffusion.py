@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -235,11 +235,14 @@ class DiffusionEngine:
                 log.info("loaded tiny VAE %s", self.settings.tiny_vae or "(tiny model's)")
             return self._tiny_vae
 
-    def generate(self, batch: Batch, source_image: PIL.Image.Image | None = None) -> list[GeneratedImage]:
+    def generate(self, batch: Batch, source_image: PIL.Image.Image | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> list[GeneratedImage]:
         """Make every variant of `batch`, in order; img2img when its variants have a source.
 
         Variants that share size, steps, scheduler, guidance, strength and speed-ups go
         in one pipeline call (the normal case: `spec.batches` groups them that way).
+        `cancelled` is asked between diffusion steps: when it says yes, the call stops
+        with `GenerationCancelled` and makes no image.
         """
         # 1. Check inputs before any heavy work.
         check_batch(batch, source_image)
@@ -247,11 +250,12 @@ class DiffusionEngine:
         results: dict[str, GeneratedImage] = {}
         # 2. One pipeline call per group of variants that share the call's settings.
         for group in _call_groups(batch.variants):
-            for image in self._generate_group(group, source_image):
+            for image in self._generate_group(group, source_image, cancelled):
                 results[image.variant_id] = image
         return [results[variant.id] for variant in batch.variants]
 
-    def _generate_group(self, variants: list[Variant], source_image: PIL.Image.Image | None) -> list[GeneratedImage]:
+    def _generate_group(self, variants: list[Variant], source_image: PIL.Image.Image | None,
+                        cancelled: Callable[[], bool] | None = None) -> list[GeneratedImage]:
         first = variants[0]
         img2img = first.image is not None
         tiny_vae = self.load_tiny_vae() if first.tiny_vae else None
@@ -272,6 +276,8 @@ class DiffusionEngine:
             generator=generators,
             output_type="pil",
         )
+        if cancelled is not None:
+            arguments["callback_on_step_end"] = stop_when(cancelled)
         if img2img:
             # 5a. img2img: the source at the variant's size, the same for each image.
             source = source_image.convert("RGB").resize((first.width, first.height), PIL.Image.LANCZOS)
@@ -376,6 +382,28 @@ def check_batch(batch: Batch, source_image: PIL.Image.Image | None) -> None:
             raise ValueError(f"{where}: `deepcache` must be from 1 (off) to {MAX_INTERVAL}, got {variant.deepcache!r}")
     if source_image is not None and len({v.image for v in batch.variants}) > 1:
         raise ValueError(f"batch `{batch.id}`: all variants must share one source `image`, got several")
+
+
+class GenerationCancelled(Exception):
+    """The job was cancelled while its images were being made."""
+
+
+def stop_when(cancelled: Callable[[], bool], every_seconds: float = 1.0):
+    """A diffusers `callback_on_step_end` that stops the call once `cancelled()` says yes.
+
+    Asked at most once a second: a step can be far shorter than a storage round trip.
+    """
+    asked = [time.monotonic()]
+
+    def callback(pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        now = time.monotonic()
+        if now - asked[0] >= every_seconds:
+            asked[0] = now
+            if cancelled():
+                raise GenerationCancelled(f"cancelled at step {step}")
+        return callback_kwargs
+
+    return callback
 
 
 def _call_groups(variants: list[Variant]) -> list[list[Variant]]:

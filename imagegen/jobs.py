@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from imagegen.types import Batch, JobSource, JobStatus, Variant, VariantStatus, Verdict
 
-Phase = Literal["moderating inputs", "generating", "writing manifest", "done"]
+Phase = Literal["moderating inputs", "generating", "cancelling", "writing manifest", "done"]
 
 # Variants per GPU activity when `IMAGEGEN_MAX_BATCH=auto`. The orchestration cannot see
 # the GPU, so it hands out the most one call should take (16, the largest batch that
@@ -71,6 +71,7 @@ class Progress(BaseModel):
     blocked: int = 0
     failed: int = 0
     unchecked: int = 0
+    cancelled: int = 0
 
     def add(self, records: list[VariantRecord]) -> None:
         for record in records:
@@ -89,6 +90,7 @@ class JobSummary(BaseModel):
     blocked: int
     failed: int
     unchecked: int
+    cancelled: int = 0
     manifest: str  # blob name
     manifest_url: str
     reasons: list[str] = Field(default_factory=list)  # why a job was rejected or partial

@@ -8,7 +8,8 @@ so they cannot disagree with them. Its JSON Schema is `docs/manifest.schema.json
 
 Where a variant's image lives follows from its status (fail closed):
 `ok` -> `outputs/` (published); `blocked` and `unchecked` -> `quarantine/` or no image
-(an image that could not be checked is never published as safe); `failed` -> no image.
+(an image that could not be checked is never published as safe); `failed` and `cancelled`
+-> no image.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ class ManifestVariant(BaseModel):
                 raise ValueError(
                     f"{where}: a `{self.status}` image must be under quarantine/, got blob={self.blob!r}"
                 )
+        elif self.status == "cancelled":
+            if self.blob is not None:
+                raise ValueError(f"{where}: a `cancelled` variant was never made, got blob={self.blob!r}")
         elif self.status == "failed":
             if self.blob is not None:
                 raise ValueError(f"{where}: a `failed` variant has no image, got blob={self.blob!r}")
@@ -123,6 +127,7 @@ class Totals(BaseModel):
     blocked: int
     failed: int
     unchecked: int
+    cancelled: int = Field(0, description="Variants not made because the job was cancelled")
     images: int = Field(description="Images stored, published or quarantined")
     seconds: float = Field(description="Sum of generation seconds")
 
@@ -168,10 +173,13 @@ class Manifest(BaseModel):
             seen.add(variant.id)
         return self
 
-    @computed_field(description="completed: every variant ok; rejected: nothing was generated "
+    @computed_field(description="cancelled: cancelled before every variant was made; "
+                                "completed: every variant ok; rejected: nothing was generated "
                                 "(every variant blocked or unchecked before generation); else partial")
     @property
     def status(self) -> JobStatus:
+        if any(variant.status == "cancelled" for variant in self.variants):
+            return "cancelled"
         if self.variants and all(variant.status == "ok" for variant in self.variants):
             return "completed"
         if all(variant.status in ("blocked", "unchecked") and variant.blob is None for variant in self.variants):
@@ -181,7 +189,7 @@ class Manifest(BaseModel):
     @computed_field
     @property
     def totals(self) -> Totals:
-        count = {status: 0 for status in ("ok", "blocked", "failed", "unchecked")}
+        count = {status: 0 for status in ("ok", "blocked", "failed", "unchecked", "cancelled")}
         for variant in self.variants:
             count[variant.status] += 1
         return Totals(

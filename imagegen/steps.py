@@ -62,8 +62,12 @@ def moderate_image(ref: str, publish_to: str | None = None) -> dict:
 
 
 def generate_images(request: dict) -> list[dict]:
-    """Generate one batch on the GPU and hold every image in quarantine until it is checked."""
-    from imagegen.diffusion import get_engine  # torch loads only in processes that generate
+    """Generate one batch on the GPU and hold every image in quarantine until it is checked.
+
+    When the job is cancelled (its cancel marker exists) it stops between GPU calls and
+    between diffusion steps, and returns only the images it made: the rest are cancelled.
+    """
+    from imagegen.diffusion import GenerationCancelled, get_engine  # torch loads only where we generate
     from imagegen.metadata import encode_image
 
     render = RenderRequest.model_validate(request)
@@ -77,9 +81,20 @@ def generate_images(request: dict) -> list[dict]:
         source = check_source_image(store.get(first.image), Limits.from_settings(settings),
                                     path=f"variants[{first.index}].image")
 
+    marker = storage.cancel_marker_ref(render.job_id)
+
+    def cancelled() -> bool:
+        return store.exists(marker)
+
     images = []
     for chunk in chunks(render.batch, engine.max_batch_size(first.width, first.height)):
-        for variant, generated in zip(chunk.variants, engine.generate(chunk, source)):
+        if cancelled():
+            break
+        try:
+            made = engine.generate(chunk, source, cancelled=cancelled)
+        except GenerationCancelled:
+            break
+        for variant, generated in zip(chunk.variants, made):
             data = encode_image(generated.image, variant.format, image_parameters(variant, engine))
             ext = extension(variant.format)
             held = storage.quarantine_ref(render.job_id, variant.id, ext)

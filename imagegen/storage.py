@@ -190,6 +190,15 @@ def manifest_ref(job_id: str) -> str:
     return f"manifests/{check_id(job_id, 'job_id')}.json"
 
 
+def cancel_marker_ref(job_id: str) -> str:
+    """Written when a job is cancelled: the GPU work of that job looks for it and stops.
+
+    A blob rather than the durable status, so an activity learns of it with the storage
+    access it already has, in Azure as under devhost.
+    """
+    return f"manifests/{check_id(job_id, 'job_id')}.cancelled"
+
+
 def guess_content_type(ref: str) -> str:
     name = ref.rsplit("/", 1)[-1]
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""

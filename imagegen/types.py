@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 Scheduler = Literal["dpmpp", "euler", "euler_a", "ddim", "lcm"]
 ImageFormat = Literal["png", "jpeg", "webp"]
 SafetyStatus = Literal["safe", "blocked", "unchecked"]
-VariantStatus = Literal["ok", "blocked", "failed", "unchecked"]
+VariantStatus = Literal["ok", "blocked", "failed", "unchecked", "cancelled"]
 JobSource = Literal["http", "blob", "schedule"]
-JobStatus = Literal["completed", "partial", "rejected"]
+JobStatus = Literal["completed", "partial", "rejected", "cancelled"]
 
 # The largest `speedups.deepcache` interval: past it the cached features are too stale
 # to be useful. Here, not in imagegen.deepcache, so job checks need no torch.

@@ -72,9 +72,17 @@ def generate_batch(context: df.DurableOrchestrationContext):
             )
             for group in groups
         ]
+        # Cancel is an event raced with the batches, not a termination: the batches see the
+        # cancel marker the API wrote and stop at their next step, and this orchestration
+        # still writes the manifest of what was made and what was cancelled.
+        cancel = context.wait_for_external_event("cancel")
         records = []
         while pending:
-            finished = yield context.task_any(pending)
+            finished = yield context.task_any([*pending, cancel] if not cancel.is_completed else pending)
+            if finished is cancel:
+                progress.phase = "cancelling"
+                context.set_custom_status(progress.model_dump())
+                continue
             pending.remove(finished)
             batch_records = [VariantRecord.model_validate(r) for r in finished.result]
             records.extend(batch_records)
@@ -82,6 +90,8 @@ def generate_batch(context: df.DurableOrchestrationContext):
             context.set_custom_status(progress.model_dump())
         records.sort(key=lambda record: record.variant.index)
         rejections = [f"{r.variant.id} failed: {r.error}" for r in records if r.status == "failed"]
+        if cancel.is_completed:
+            rejections.append("cancelled by user")
 
     # 5. Write the manifest.
     progress.phase = "writing manifest"
@@ -106,6 +116,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
     return JobSummary(
         job_id=job_id, name=job.name, status=manifest["status"], total=len(records),
         ok=counts.ok, blocked=counts.blocked, failed=counts.failed, unchecked=counts.unchecked,
+        cancelled=counts.cancelled,
         manifest=manifest["ref"], manifest_url=manifest["url"], reasons=rejections,
     ).model_dump()
 
@@ -135,8 +146,13 @@ def render_batch(context: df.DurableOrchestrationContext):
         finished = yield context.task_any(pending)
         pending.remove(finished)
 
-    records = []
-    for variant, image, check in zip(variants, images, checks):
+    # A batch of a cancelled job returns only the images it made before it stopped.
+    made = {image.variant_id: (image, check) for image, check in zip(images, checks)}
+    records = [VariantRecord(variant=v, status="cancelled").model_dump() for v in variants if v.id not in made]
+    for variant in variants:
+        if variant.id not in made:
+            continue
+        image, check = made[variant.id]
         if check.state is TaskState.FAILED:
             # Fail closed: an image whose check failed stays held in quarantine.
             reason = failure_reason(check.result)

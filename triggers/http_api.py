@@ -13,11 +13,11 @@ The job id is the orchestration's instance id. Errors are problem details.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 import azure.durable_functions as df
-from azure.durable_functions.models.OrchestrationRuntimeStatus import OrchestrationRuntimeStatus
 import azure.functions as func
 
 from imagegen import intake, storage
@@ -128,12 +128,11 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     if runtime in TERMINAL:
         return problem(409, "Job already ended", f"Job {job_id!r} is {job_state(runtime, status.output)}: "
                        "only queued or running jobs can be cancelled.")
-    await client.terminate(job_id, "cancelled by user")
-    # Its batches are sub-orchestrations ({job_id}:{batch}): stop those still running too,
-    # so a cancelled job stops using the GPU after the batch in hand.
-    running = [OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running]
-    for batch in await client.get_status_by(runtime_status=running, instance_id_prefix=f"{job_id}:"):
-        await client.terminate(batch.instance_id, "job cancelled by user")
+    # Not a termination: the marker stops the job's GPU work at its next diffusion step,
+    # and the event lets the orchestration collect what was made and write the manifest.
+    store = storage.get_store()
+    await asyncio.to_thread(store.put, storage.cancel_marker_ref(job_id), b"cancelled by user\n")
+    await client.raise_event(job_id, "cancel", {"by": "user"})
     return json_response({"id": job_id, "status": "cancelling"}, status=202)
 
 

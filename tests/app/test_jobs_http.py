@@ -14,6 +14,7 @@ from PIL import Image
 from imagegen.cli import job_body
 from imagegen.metadata import read_parameters
 from tests.app.conftest import BLOCKED_WORD, tiny_job
+from tests.app.storage_invariants import storage_problems
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -108,21 +109,27 @@ def test_a_batch_that_always_fails_ends_the_job_partial_not_failed(app):
     assert all("injected fault" in v["error"] for v in manifest["variants"])
 
 
-def test_cancel_stops_a_running_job(app):
-    job = tiny_job("long-running", seeds=32, sizes=["128x128"], steps=40)
+def test_cancel_stops_the_work_and_the_manifest_accounts_for_every_variant(app, store):
+    job = tiny_job("long-running", seeds=64, sizes=["128x128"], steps=40)  # 16 GPU batches
     job_id = app.submit(job)
     while (app.job(job_id).get("progress") or {}).get("phase") != "generating":
         time.sleep(0.1)
     response = requests.post(f"{app.url}/api/jobs/{job_id}/cancel", timeout=30)
     assert response.status_code == 202, response.text
+    made_before = len(store.list("quarantine", f"{job_id}/")) + len(store.list("outputs", f"{job_id}/"))
 
     done = app.wait(job_id)
-    assert done["status"] == "cancelled"
-    # Its GPU batches stop too: none is left running.
-    batches = requests.get(f"{app.url}/runtime/webhooks/durabletask/instances",
-                           params={"instanceIdPrefix": f"{job_id}:"}, timeout=30).json()
-    assert batches and all(b["runtimeStatus"] in ("Terminated", "Completed") for b in batches), batches
-    assert any(b["runtimeStatus"] == "Terminated" for b in batches)
+    assert done["status"] == "cancelled", done
+    manifest = app.manifest(job_id)  # a cancelled job has its manifest too
+    totals = manifest["totals"]
+    assert manifest["status"] == "cancelled" and totals["variants"] == 64
+    assert totals["ok"] + totals["blocked"] + totals["unchecked"] + totals["failed"] + totals["cancelled"] == 64
+    # The work stopped: at most the batches in hand when the cancel came (4 images each,
+    # a few in flight on 2 cores) were finished after it; the rest were never made.
+    assert totals["images"] <= made_before + 12 and totals["cancelled"] >= 64 - made_before - 12, totals
+    assert all(v["blob"] is None for v in manifest["variants"] if v["status"] == "cancelled")
+    # Nothing unaccounted for in storage.
+    assert storage_problems(store, job_id, manifest) == []
     again = requests.post(f"{app.url}/api/jobs/{job_id}/cancel", timeout=30)
     assert again.status_code == 409 and "cancelled" in again.json()["detail"]
 

@@ -48,6 +48,7 @@ def entry(job_id: str, index: int, status: str, **changes) -> ManifestVariant:
         "blocked": dict(image, blob=quarantine_ref(job_id, f"v{index:03d}", "png"), output_verdict=BLOCKED),
         "unchecked": dict(image, blob=quarantine_ref(job_id, f"v{index:03d}", "png"), output_verdict=UNCHECKED),
         "failed": dict(model="tiny", device="cpu", input_verdict=SAFE, error="CUDA out of memory"),
+        "cancelled": dict(input_verdict=SAFE),
     }[status]
     return ManifestVariant.from_variant(variant(index), status=status, **(outcome | changes))
 
@@ -66,9 +67,11 @@ def manifest(job_id: str = "job-1", variants=None, **changes) -> Manifest:
 def test_totals_and_status_are_computed_from_the_variants():
     result = manifest()
     assert result.status == "partial"
-    assert result.totals.model_dump() == dict(variants=5, ok=2, blocked=1, failed=1, unchecked=1, images=4,
-                                              seconds=5.0)
+    assert result.totals.model_dump() == dict(variants=5, ok=2, blocked=1, failed=1, unchecked=1, cancelled=0,
+                                              images=4, seconds=5.0)
     assert manifest(variants=[entry("job-1", 0, "ok"), entry("job-1", 1, "ok")]).status == "completed"
+    cancelled = manifest(variants=[entry("job-1", 0, "ok"), entry("job-1", 1, "cancelled")])
+    assert cancelled.status == "cancelled" and cancelled.totals.cancelled == 1 and cancelled.totals.images == 1
 
 
 def test_a_job_blocked_at_input_is_rejected():
