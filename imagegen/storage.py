@@ -16,6 +16,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import threading
+import urllib.parse
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -150,6 +151,15 @@ def _ext(ext: str) -> str:
 
 def prompt_ref(name: str) -> str:
     return f"prompts/{check_path(name)}"
+
+
+def clean_name(name: str) -> str:
+    """`name` when it is a clean blob path; else one flat, clean, reversible name for it
+    (percent-encoded: `a//b.yaml` -> `a%2F%2Fb.yaml`), so a bad name can be moved aside."""
+    try:
+        return check_path(name)
+    except ValueError:
+        return check_path(urllib.parse.quote(name, safe="") or "%00")
 
 
 def rejected_ref(name: str) -> str:
@@ -345,6 +355,24 @@ class BlobStore:
         properties = downloader.properties
         self.put(dst, data, properties.content_settings.content_type, dict(properties.metadata or {}))
         self.delete(src)
+
+    def get_dropped(self, name: str) -> bytes:
+        """A file dropped into `prompts/` by any name, even one `check_path` refuses.
+
+        Only for the blob trigger, which must move such a file aside: anyone can upload
+        a name with an empty segment or a control character.
+        """
+        try:
+            return self._service.get_blob_client("prompts", name).download_blob().readall()
+        except ResourceNotFoundError:
+            raise BlobNotFound(f"prompts/{name}") from None
+
+    def delete_dropped(self, name: str) -> None:
+        """Delete a file dropped into `prompts/` by any name; gone already is not an error."""
+        try:
+            self._service.get_blob_client("prompts", name).delete_blob()
+        except ResourceNotFoundError:
+            pass
 
     def delete(self, ref: str) -> None:
         """Delete `ref`; a blob that is already gone is not an error."""

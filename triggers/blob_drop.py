@@ -29,16 +29,22 @@ log = logging.getLogger(__name__)
 @bp.blob_trigger(arg_name="blob", path="prompts/{name}", connection="AzureWebJobsStorage")
 @bp.durable_client_input(client_name="client")
 async def drop_job(blob: func.InputStream, client: df.DurableOrchestrationClient) -> None:
-    ref = blob.name if blob.name.startswith("prompts/") else f"prompts/{blob.name}"
-    name = storage.split_ref(ref)[1]
+    name = blob.name.removeprefix("prompts/")
+    ref = f"prompts/{name}"
     if name.lower().endswith(intake.IMAGE_SUFFIXES):
-        log.info("%s is a source image for jobs; it starts nothing by itself", ref)
+        log.info("%r is a source image for jobs; it starts nothing by itself", ref)
         return
     store = storage.get_store()
     try:
-        data = store.get(ref)  # the current version: the one we act on
+        data = store.get_dropped(name)  # the current version: the one we act on
     except storage.BlobNotFound:
-        log.info("%s was deleted before it could be read", ref)
+        log.info("%r was deleted before it could be read", ref)
+        return
+    try:
+        storage.check_path(name)
+    except ValueError as error:
+        # A name no job, image link or API route could address: moved aside, not run.
+        reject(store, name, data, [FieldError(path="name", rule="blob_name", message=str(error))])
         return
     job_id = intake.drop_job_id(name, data)
     if await client.get_status(job_id):
@@ -51,22 +57,24 @@ async def drop_job(blob: func.InputStream, client: df.DurableOrchestrationClient
         job = intake.read_job_file(data, name, limits)
         job = intake.attach_images(job, store, default_container="prompts", limits=limits)
     except JobValidationError as error:
-        reject(store, ref, data, error.errors)
+        reject(store, name, data, error.errors)
         return
     await client.start_new(ORCHESTRATION, job_id,
                            intake.job_request(job, "blob", origin=ref, settings=settings).model_dump())
     log.info("started job %s from %s", job_id, ref)
 
 
-def reject(store: storage.BlobStore, ref: str, data: bytes, errors: list[FieldError]) -> None:
-    """Move the file to prompts-rejected/ with an error report beside it, copy first."""
-    name = storage.split_ref(ref)[1]
+def reject(store: storage.BlobStore, name: str, data: bytes, errors: list[FieldError]) -> None:
+    """Move the file `prompts/{name}` to prompts-rejected/ with an error report beside it, copy
+    first. A name the store cannot address as it is goes there percent-encoded."""
+    ref = f"prompts/{name}"
+    aside = storage.clean_name(name)
     report = {
         "file": ref,
         "rejectedAt": datetime.now(timezone.utc).isoformat(),
         "errors": [error.model_dump() for error in errors],
     }
-    store.put(storage.rejected_error_ref(name), json.dumps(report, indent=2).encode(), "application/json")
-    store.put(storage.rejected_ref(name), data)
-    store.delete(ref)
-    log.warning("rejected %s: %s", ref, "; ".join(error.message for error in errors))
+    store.put(storage.rejected_error_ref(aside), json.dumps(report, indent=2).encode(), "application/json")
+    store.put(storage.rejected_ref(aside), data)
+    store.delete_dropped(name)
+    log.warning("rejected %r: %s", ref, "; ".join(error.message for error in errors))

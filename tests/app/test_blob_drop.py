@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import quote
 
+import pytest
 import yaml
+from azure.storage.blob import BlobServiceClient
 
 from tests.app.conftest import tiny_job
 
@@ -87,3 +90,23 @@ def test_the_same_file_uploaded_again_unchanged_does_not_run_twice(app, store):
     store.put(f"prompts/{name}", json.dumps(tiny_job("uploaded-changed")).encode())
     changed = app.wait_for_job(lambda j: j["origin"] == f"prompts/{name}" and j["id"] != first["id"])
     assert app.wait(changed["id"])["name"] == "uploaded-changed"
+
+
+@pytest.mark.parametrize("odd", ["{}//b.yaml", "tab\t{}.yaml"])
+def test_a_file_with_an_odd_name_is_moved_aside_with_the_rule_it_breaks(app, store, storage_connection_string, odd):
+    # Names the store refuses to address (empty segment, control character); the SDK uploads them.
+    name = odd.format(unique("odd"))
+    prompts = BlobServiceClient.from_connection_string(storage_connection_string).get_container_client("prompts")
+    content = yaml.safe_dump(tiny_job("odd-name")).encode()
+    prompts.upload_blob(name, content)
+
+    aside = f"prompts-rejected/{quote(name, safe='')}"
+    deadline = time.monotonic() + 30
+    while not store.exists(f"{aside}.error.json") and time.monotonic() < deadline:
+        time.sleep(0.25)
+    report = json.loads(store.get(f"{aside}.error.json"))
+    assert report["file"] == f"prompts/{name}"
+    assert [error["path"] for error in report["errors"]] == ["name"]
+    assert "path segments" in report["errors"][0]["message"] or "control characters" in report["errors"][0]["message"]
+    assert store.get(aside) == content  # nothing lost
+    assert name not in list(prompts.list_blob_names(name_starts_with=name.split("/")[0]))

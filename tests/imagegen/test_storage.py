@@ -10,6 +10,7 @@ import pytest
 from imagegen.settings import Settings
 from imagegen.storage import (
     CONTAINERS,
+    clean_name,
     BlobChanged,
     BlobNotFound,
     BlobStore,
@@ -234,3 +235,10 @@ def test_get_store_shares_one_store_across_threads(storage_connection_string, jo
     other = get_store(Settings(storage_connection_string=storage_connection_string.rstrip(";")))
     assert other is not seen[0]
     assert service.get_container_client("prompts-rejected").exists()
+
+
+def test_a_dropped_name_the_store_refuses_gets_a_clean_reversible_name_to_be_moved_aside_by():
+    assert clean_name("spring/banners.yaml") == "spring/banners.yaml"  # clean names stay as they are
+    assert clean_name("a//b.yaml") == "a%2F%2Fb.yaml"
+    assert clean_name("tab\tname.yaml") == "tab%09name.yaml"
+    assert rejected_ref(clean_name("../x.yaml")) == "prompts-rejected/..%2Fx.yaml"
