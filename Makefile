@@ -3,9 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test demo bench clean
+.PHONY: setup chromium test demo bench clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed chromium
+
+# The gallery's browser tests drive Debian's chromium (Playwright's own download cannot run
+# here). Installed when missing and we are root (CI); otherwise the tests say they were skipped.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -q && apt-get install -y -q chromium; } \
+	  || echo "chromium not installed (needs root): the gallery's browser tests will be skipped"
 
 # torch is pinned in requirements.txt to 2.13.0: on our machines that resolves to the CPU wheel.
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml

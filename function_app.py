@@ -7,6 +7,7 @@ from activities import bp as activities
 from orchestrations import bp as orchestrations
 from triggers.blob_drop import bp as blob_drop
 from triggers.foundry import bp as foundry
+from triggers.gallery import bp as gallery
 from triggers.health import bp as health
 from triggers.http_api import bp as http_api
 from triggers.schedules import bp as schedules
@@ -16,6 +17,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api)
 app.register_functions(foundry)
 app.register_functions(health)
+app.register_functions(gallery)
 app.register_functions(blob_drop)
 app.register_functions(schedules)
 app.register_functions(orchestrations)

@@ -1,0 +1,83 @@
+"""The web gallery's pages: HTML rendered from what the jobs API and manifests say.
+
+Jinja2 with autoescape renders every user string (names, prompts, reasons) escaped. One
+stylesheet and one small script are package data; there is no front-end build. This
+module knows nothing of azure.functions: `triggers/gallery.py` serves what it renders.
+
+Only `ok` variants are ever shown; blocked and unchecked images stay in quarantine and
+are only counted.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from imagegen.manifest import Manifest
+
+STATUSES = ("queued", "running", "completed", "partial", "rejected", "failed", "cancelled")
+ENDED = {"completed", "partial", "rejected", "failed", "cancelled"}
+STATIC = {"gallery.css": "text/css; charset=utf-8", "gallery.js": "text/javascript; charset=utf-8"}
+THUMBNAILS = 4  # first images shown per job in the list
+
+_env = Environment(loader=PackageLoader("imagegen.gallery", "templates"),
+                   autoescape=select_autoescape(["html"], default=True),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+def image_url(job_id: str, variant_id: str) -> str:
+    return f"/api/jobs/{quote(job_id, safe='')}/images/{quote(variant_id, safe='')}"
+
+
+def job_url(job_id: str) -> str:
+    return f"/api/gallery/jobs/{quote(job_id, safe='')}"
+
+
+_env.globals.update(image_url=image_url, job_url=job_url, statuses=STATUSES)
+
+
+def percent(progress: Any) -> int:
+    """How far a job is, 0-100, from its customStatus (`done` of `total`)."""
+    if not isinstance(progress, dict) or not progress.get("total"):
+        return 0
+    return max(0, min(100, round(100 * int(progress.get("done", 0)) / int(progress["total"]))))
+
+
+def ok_variants(manifest: Manifest | None) -> list:
+    return [v for v in manifest.variants if v.status == "ok" and v.blob] if manifest else []
+
+
+def hidden_counts(manifest: Manifest | None) -> dict[str, int]:
+    """Variants not shown, by status (blocked, unchecked, failed): counted, never displayed."""
+    counts: dict[str, int] = {}
+    for variant in manifest.variants if manifest else []:
+        if variant.status != "ok":
+            counts[variant.status] = counts.get(variant.status, 0) + 1
+    return counts
+
+
+def jobs_page(jobs: list[dict], manifests: dict[str, Manifest], status: str | None = None) -> str:
+    """The jobs list: `jobs` as `GET /api/jobs` shows them, newest first; `manifests` by job id."""
+    rows = [{**job, "percent": 100 if job["status"] in ENDED else percent(job.get("progress")),
+             "thumbnails": ok_variants(manifests.get(job["id"]))[:THUMBNAILS],
+             "ended": job["status"] in ENDED} for job in jobs]
+    live = any(not row["ended"] for row in rows)
+    return _env.get_template("jobs.html").render(jobs=rows, status=status, live=live, title="Jobs")
+
+
+def job_page(job: dict, manifest: Manifest | None) -> str:
+    """One job: progress while it runs, then its image grid with every variant's parameters."""
+    ended = job["status"] in ENDED
+    return _env.get_template("job.html").render(
+        job=job, manifest=manifest, variants=ok_variants(manifest), hidden=hidden_counts(manifest),
+        percent=100 if ended else percent(job.get("progress")), live=not ended, title=job.get("name") or job["id"])
+
+
+def static_file(name: str) -> tuple[bytes, str] | None:
+    """(bytes, content type) of the stylesheet or script, None for any other name."""
+    if name not in STATIC:
+        return None
+    return resources.files(__package__).joinpath("static", name).read_bytes(), STATIC[name]

@@ -1,0 +1,57 @@
+"""imagegen.gallery: what each page shows, what it never shows, and that user text is escaped."""
+
+from __future__ import annotations
+
+from imagegen import gallery
+from tests.imagegen.test_manifest import entry, manifest, variant
+from imagegen.manifest import ManifestVariant
+
+HOSTILE = '<img src=x onerror=alert(1)><script>alert(2)</script>'
+
+
+def job(job_id: str = "job-1", status: str = "completed", **changes) -> dict:
+    return {"id": job_id, "name": "sneakers", "source": "http", "status": status,
+            "createdTime": "2026-11-21T13:00:00+00:00", "progress": {"phase": "generating", "total": 4, "done": 1},
+            **changes}
+
+
+def test_the_job_page_shows_ok_images_with_their_parameters_and_only_counts_the_others():
+    page = gallery.job_page(job(), manifest())
+    assert page.count('class="variant"') == 2
+    assert "/api/jobs/job-1/images/v000" in page and "/api/jobs/job-1/images/v001" in page
+    # Blocked, unchecked and failed variants: counted, never linked.
+    for hidden in ("v002", "v003", "v004"):
+        assert f"images/{hidden}" not in page
+    assert "1 blocked (not shown)" in page and "1 unchecked (not shown)" in page
+    assert "seed</dt><dd>1000" in page and "512×512" in page and "safe" in page
+
+
+def test_hostile_names_and_prompts_are_escaped_on_every_page():
+    hostile = ManifestVariant.from_variant(variant(0, prompt=HOSTILE), status="ok",
+                                           **entry("job-1", 0, "ok").model_dump(
+                                               include={"blob", "sha256", "output_verdict", "input_verdict"}))
+    pages = [gallery.job_page(job(name=HOSTILE), manifest(variants=[hostile])),
+             gallery.jobs_page([job(name=HOSTILE)], {"job-1": manifest(variants=[hostile])})]
+    for page in pages:
+        assert "<script>alert" not in page and "<img src=x" not in page
+        assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+
+
+def test_a_running_job_refreshes_itself_and_shows_its_progress():
+    page = gallery.job_page(job(status="running"), None)
+    assert 'data-refresh="' in page and 'value="25"' in page and "1 of 4 made" in page
+    assert 'data-refresh="' not in gallery.job_page(job(), manifest())
+
+
+def test_the_jobs_list_shows_thumbnails_of_ended_jobs_and_refreshes_while_one_runs():
+    page = gallery.jobs_page([job("job-2", "running"), job()], {"job-1": manifest()})
+    assert page.count("<img ") == 2 and "/api/jobs/job-1/images/v000" in page
+    assert 'data-refresh="' in page
+    assert 'data-refresh="' not in gallery.jobs_page([job()], {})
+    assert "No jobs with status failed" in gallery.jobs_page([], {}, "failed")
+
+
+def test_only_the_stylesheet_and_script_are_served():
+    css, content_type = gallery.static_file("gallery.css")
+    assert b".variant" in css and content_type.startswith("text/css")
+    assert gallery.static_file("../__init__.py") is None and gallery.static_file("templates") is None

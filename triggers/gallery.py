@@ -1,0 +1,77 @@
+"""The web gallery, served by the app itself under /api/gallery (no separate web server).
+
+    GET /api/gallery                     jobs list (?status= filters), live while jobs run
+    GET /api/gallery/jobs/{id}           one job: progress, then its image grid
+    GET /api/gallery/static/{name}       the stylesheet and script
+
+Pages are rendered by `imagegen.gallery` from the same views as the jobs API; images
+come from `GET /api/jobs/{id}/images/{variant}`, which serves only published (ok) images.
+"""
+
+from __future__ import annotations
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from imagegen import gallery, storage
+from imagegen.manifest import Manifest, read_manifest
+from triggers.http_api import ORCHESTRATION, job_view, origin
+from triggers.responses import not_found, problem
+
+bp = df.Blueprint()
+# Pages are no-store: a refresh after a job moves on must not show a stale page.
+HTML_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                                           "base-uri 'none'; frame-ancestors 'none'"}
+
+
+@bp.route(route="gallery", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def gallery_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    wanted = req.params.get("status") or None
+    if wanted is not None and wanted not in gallery.STATUSES:
+        return problem(400, "Invalid status filter",
+                       f"`status` must be one of {', '.join(gallery.STATUSES)}, got {wanted!r}.")
+    base = origin(req)
+    jobs = [job_view(s, base) for s in await client.get_status_all() if s.name == ORCHESTRATION]
+    if wanted:
+        jobs = [job for job in jobs if job["status"] == wanted]
+    jobs.sort(key=lambda job: job["createdTime"] or "", reverse=True)
+    jobs = jobs[:100]
+    store = storage.get_store()
+    manifests = {job["id"]: m for job in jobs if job["status"] in gallery.ENDED
+                 and (m := _manifest(store, job["id"])) is not None}
+    return _html(gallery.jobs_page(jobs, manifests, wanted))
+
+
+@bp.route(route="gallery/jobs/{id}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def gallery_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    job_id = req.route_params["id"]
+    status = await client.get_status(job_id, show_input=True)
+    if not status or status.name != ORCHESTRATION:
+        return not_found(job_id)
+    job = job_view(status, origin(req))
+    manifest = _manifest(storage.get_store(), job_id) if job["status"] in gallery.ENDED else None
+    return _html(gallery.job_page(job, manifest))
+
+
+@bp.route(route="gallery/static/{name}", methods=["GET"])
+def gallery_static(req: func.HttpRequest) -> func.HttpResponse:
+    found = gallery.static_file(req.route_params["name"])
+    if found is None:
+        return problem(404, "Not found", "The gallery has no such file.")
+    data, content_type = found
+    return func.HttpResponse(data, mimetype=content_type.split(";")[0], charset="utf-8",
+                             headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
+
+
+def _manifest(store: storage.BlobStore, job_id: str) -> Manifest | None:
+    try:
+        return read_manifest(store, job_id)
+    except (storage.BlobNotFound, ValueError):
+        return None
+
+
+def _html(body: str) -> func.HttpResponse:
+    return func.HttpResponse(body, mimetype="text/html", charset="utf-8", headers=HTML_HEADERS)
