@@ -19,6 +19,14 @@ param location string
 param principalId string = ''
 
 @allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+@description('Kind of principal principalId is: azd sets AZURE_PRINCIPAL_TYPE to User, or to ServicePrincipal when it runs as one (CI).')
+param principalType string = 'User'
+
+@allowed([
   'Consumption-GPU-NC8as-T4'
   'Consumption-GPU-NC24-A100'
 ])
@@ -95,6 +103,7 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     principalId: identity.outputs.principalId
     userPrincipalId: principalId
+    userPrincipalType: principalType
   }
 }
 

@@ -11,6 +11,17 @@ param principalId string
 @description('Object id of the person running azd (empty: none): may read and write blobs with the imagegen CLI.')
 param userPrincipalId string = ''
 
+// azd passes the kind of principal it runs as (AZURE_PRINCIPAL_TYPE): a person at a
+// terminal is a User, a CI pipeline is a ServicePrincipal. A role assignment whose type
+// does not match the principal fails with UnmatchedPrincipalType.
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+@description('Kind of principal userPrincipalId is.')
+param userPrincipalType string = 'User'
+
 // The pipeline's containers; imagegen.storage.CONTAINERS names the same seven
 // (tests/infra/test_config_consistency.py checks that they match).
 var containerNames = [
@@ -119,7 +130,7 @@ resource userBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
     principalId: userPrincipalId
-    principalType: 'User'
+    principalType: userPrincipalType
   }
 }
 
