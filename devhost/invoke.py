@@ -59,7 +59,7 @@ class InvocationContext(func.Context):
         self._invocation_id = str(uuid.uuid4())
         self._function_name = function_name
         self._function_directory = function_directory
-        self._thread_local = threading.local
+        self._thread_local = threading.local()
 
     @property
     def invocation_id(self) -> str:
