@@ -145,8 +145,3 @@ def timer_fired(timer_id: int, fire_at: str, at: datetime | str | None = None) -
 
 def event_raised(name: str, input_json: str | None, at: datetime | str | None = None) -> dict:
     return _event(EventType.EVENT_RAISED, at, Name=name, Input=input_json)
-
-
-def mark_played(events: list[dict]) -> list[dict]:
-    """Copies of `events` flagged as seen by an earlier episode (the SDK's replay signal)."""
-    return [{**event, "IsPlayed": True} for event in events]
