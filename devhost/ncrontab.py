@@ -28,12 +28,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Protocol
 
 __all__ = [
-    "ScheduleError", "Schedule", "CronSchedule", "IntervalSchedule",
-    "parse_schedule", "expand_app_setting",
+    "TimerScheduleError", "TimerSchedule", "CronSchedule", "IntervalSchedule",
+    "parse_timer_schedule", "expand_app_setting",
 ]
 
 
-class ScheduleError(ValueError):
+class TimerScheduleError(ValueError):
     """A timer schedule that cannot be used; names the function (when known), the schedule and why."""
 
     def __init__(self, schedule: str, reason: str, function: str | None = None,
@@ -46,11 +46,11 @@ class ScheduleError(ValueError):
         shown = f"`{schedule}`" + (f" (= `{resolved}`)" if resolved is not None else "")
         super().__init__(f"{where}schedule {shown} is invalid: {reason}")
 
-    def for_function(self, function: str) -> "ScheduleError":
-        return ScheduleError(self.schedule, self.reason, function, self.resolved)
+    def for_function(self, function: str) -> "TimerScheduleError":
+        return TimerScheduleError(self.schedule, self.reason, function, self.resolved)
 
 
-class Schedule(Protocol):
+class TimerSchedule(Protocol):
     text: str
 
     def next_after(self, moment: datetime) -> datetime:
@@ -161,13 +161,13 @@ class CronSchedule:
             earliest = time(self.hours[0], self.minutes[0], self.seconds[0])
             day = day + timedelta(days=1)
             # The day fields repeat at least every 28 years (the Gregorian weekday/leap cycle);
-            # parse_schedule has already refused dates that never exist, like 30 February.
+            # parse_timer_schedule has already refused dates that never exist, like 30 February.
             for _ in range(28 * 366):
                 if self._day_matches(day):
                     break
                 day += timedelta(days=1)
             else:  # pragma: no cover - excluded by _check_reachable
-                raise ScheduleError(self.text, "it never fires")
+                raise TimerScheduleError(self.text, "it never fires")
         return datetime.combine(day, earliest, tzinfo=timezone.utc)
 
 
@@ -243,15 +243,15 @@ def expand_app_setting(text: str, settings: Mapping[str, str] | None = None) -> 
         name = stripped[1:-1]
         source = os.environ if settings is None else settings
         if name not in source:
-            raise ScheduleError(text, f"app setting `{name}` is not set")
+            raise TimerScheduleError(text, f"app setting `{name}` is not set")
         return source[name].strip()
     return stripped
 
 
-def parse_schedule(text: str, settings: Mapping[str, str] | None = None) -> CronSchedule | IntervalSchedule:
-    """Parse a timerTrigger `schedule`; raises ScheduleError naming the schedule and the rule."""
+def parse_timer_schedule(text: str, settings: Mapping[str, str] | None = None) -> CronSchedule | IntervalSchedule:
+    """Parse a timerTrigger `schedule`; raises TimerScheduleError naming the schedule and the rule."""
     if not isinstance(text, str) or not text.strip():
-        raise ScheduleError(str(text), "a schedule must be a non-empty string")
+        raise TimerScheduleError(str(text), "a schedule must be a non-empty string")
     expanded = expand_app_setting(text, settings)
     resolved = None if expanded == text.strip() else expanded
     try:
@@ -259,4 +259,4 @@ def parse_schedule(text: str, settings: Mapping[str, str] | None = None) -> Cron
             return _parse_timespan(expanded)
         return _parse_cron(expanded)
     except ValueError as error:
-        raise ScheduleError(text, str(error), resolved=resolved) from None
+        raise TimerScheduleError(text, str(error), resolved=resolved) from None

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from azure.functions.timer import TimerRequest
 
-from devhost.ncrontab import CronSchedule, IntervalSchedule, ScheduleError, parse_schedule
+from devhost.ncrontab import CronSchedule, IntervalSchedule, TimerScheduleError, parse_timer_schedule
 
 log = logging.getLogger("devhost.timer")
 
@@ -74,10 +74,10 @@ class TimerFunction:
 
 def timer_function(name: str, binding: dict, settings: Mapping[str, str] | None = None,
                    now: datetime | None = None) -> TimerFunction:
-    """Check a timerTrigger binding; ScheduleError names the function and the schedule."""
+    """Check a timerTrigger binding; TimerScheduleError names the function and the schedule."""
     try:
-        schedule = parse_schedule(binding.get("schedule", ""), settings)
-    except ScheduleError as error:
+        schedule = parse_timer_schedule(binding.get("schedule", ""), settings)
+    except TimerScheduleError as error:
         raise error.for_function(name) from None
     use_monitor = binding.get("useMonitor")
     if use_monitor is None:

@@ -4,13 +4,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from devhost.ncrontab import ScheduleError, parse_schedule
+from devhost.ncrontab import TimerScheduleError, parse_timer_schedule
 
 START = datetime(2026, 11, 21, 13, 0, 0, tzinfo=timezone.utc)   # a Saturday
 
 
 def occurrences(text: str, count: int = 3, start: datetime = START, settings=None) -> list[str]:
-    schedule = parse_schedule(text, settings)
+    schedule = parse_timer_schedule(text, settings)
     found, moment = [], start
     for _ in range(count):
         moment = schedule.next_after(moment)
@@ -25,7 +25,7 @@ def test_first_field_is_seconds():
 
 
 def test_next_is_strictly_after_even_mid_second():
-    schedule = parse_schedule("*/2 * * * * *")
+    schedule = parse_timer_schedule("*/2 * * * * *")
     assert schedule.next_after(START.replace(microsecond=999_000)) == START + timedelta(seconds=2)
     assert schedule.next_after(START.replace(second=1)) == START + timedelta(seconds=2)
 
@@ -72,8 +72,8 @@ def test_timespan_schedules():
     assert occurrences("00:05:00", 2) == ["2026-11-21 Sat 13:05:00", "2026-11-21 Sat 13:10:00"]
     assert occurrences("01:00:30", 1) == ["2026-11-21 Sat 14:00:30"]
     # Azure: from 24 on the first number counts days, so 24:00:00 is 24 days.
-    assert parse_schedule("24:00:00").interval == timedelta(days=24)
-    assert parse_schedule("1.02:00:00").interval == timedelta(days=1, hours=2)
+    assert parse_timer_schedule("24:00:00").interval == timedelta(days=24)
+    assert parse_timer_schedule("1.02:00:00").interval == timedelta(days=1, hours=2)
 
 
 def test_app_setting_expansion():
@@ -95,14 +95,14 @@ def test_app_setting_expansion():
     ("", "a schedule must be a non-empty string"),
 ])
 def test_invalid_schedules_say_what_and_why(schedule, message):
-    with pytest.raises(ScheduleError) as caught:
-        parse_schedule(schedule, settings={})
+    with pytest.raises(TimerScheduleError) as caught:
+        parse_timer_schedule(schedule, settings={})
     assert message in str(caught.value)
 
 
 def test_error_from_an_app_setting_shows_both_names():
-    with pytest.raises(ScheduleError, match=r"`%BAD%` \(= `0 99 \* \* \* \*`\) is invalid: minute value 99"):
-        parse_schedule("%BAD%", settings={"BAD": "0 99 * * * *"})
+    with pytest.raises(TimerScheduleError, match=r"`%BAD%` \(= `0 99 \* \* \* \*`\) is invalid: minute value 99"):
+        parse_timer_schedule("%BAD%", settings={"BAD": "0 99 * * * *"})
 
 
 # Cross-check against croniter (a different implementation of the same maths), told to read
@@ -135,7 +135,7 @@ moments = st.datetimes(datetime(2020, 1, 1), datetime(2035, 1, 1)).map(
 @settings(max_examples=150, deadline=None)
 @given(expression=expressions, start=moments)
 def test_next_occurrences_agree_with_croniter(expression, start):
-    ours = parse_schedule(expression)
+    ours = parse_timer_schedule(expression)
     theirs = croniter(expression, start.replace(microsecond=0), day_or=False, second_at_beginning=True)
     moment = start
     for _ in range(3):

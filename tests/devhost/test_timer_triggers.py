@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from devhost.ncrontab import ScheduleError, parse_schedule
+from devhost.ncrontab import TimerScheduleError, parse_timer_schedule
 from devhost.timer_triggers import (
     NEVER, ScheduleStatus, TimerScheduler, read_status, status_after_run, status_on_start,
     write_status,
@@ -123,7 +123,7 @@ def test_frequent_monitored_timer_catches_up_once_then_keeps_time(tmp_path):
 
 
 def test_invalid_schedule_names_the_function(tmp_path):
-    with pytest.raises(ScheduleError, match=r"timer function `cleanup`: schedule `0 0 25 \* \* \*` is invalid: hour value 25"):
+    with pytest.raises(TimerScheduleError, match=r"timer function `cleanup`: schedule `0 0 25 \* \* \*` is invalid: hour value 25"):
         TimerScheduler([("ok", binding(HOURLY)), ("cleanup", binding("0 0 25 * * *"))], tmp_path, Recorder())
 
 
@@ -138,12 +138,12 @@ def test_app_setting_schedule(tmp_path):
 
 def test_first_start_is_never_past_due():
     now = datetime(2026, 11, 21, 13, 0, 30, tzinfo=timezone.utc)
-    status, past_due = status_on_start(parse_schedule(HOURLY), None, now)
+    status, past_due = status_on_start(parse_timer_schedule(HOURLY), None, now)
     assert (status.last, status.next, past_due) == (NEVER, datetime(2026, 11, 21, 14, tzinfo=timezone.utc), False)
 
 
 def test_changed_schedule_is_recounted_from_last_run():
-    schedule = parse_schedule("0 */5 * * * *")   # was hourly, now every five minutes
+    schedule = parse_timer_schedule("0 */5 * * * *")   # was hourly, now every five minutes
     last = datetime(2026, 11, 21, 13, 0, tzinfo=timezone.utc)
     stored = ScheduleStatus(last=last, next=last + timedelta(hours=1), last_updated=last)
     status, past_due = status_on_start(schedule, stored, last + timedelta(minutes=2))
@@ -153,7 +153,7 @@ def test_changed_schedule_is_recounted_from_last_run():
 
 
 def test_long_run_skips_slots_it_overlapped():
-    schedule = parse_schedule("*/10 * * * * *")
+    schedule = parse_timer_schedule("*/10 * * * * *")
     fired = datetime(2026, 11, 21, 13, 0, 0, tzinfo=timezone.utc)
     status = status_after_run(schedule, fired, fired + timedelta(seconds=25))
     assert (status.last, status.next) == (fired, fired + timedelta(seconds=30))
