@@ -2,6 +2,7 @@
 
     GET /api/gallery                     jobs list (?status= filters), live while jobs run
     GET /api/gallery/jobs/{id}           one job: progress, then its image grid
+    GET /api/gallery/new                 a form that submits a job through POST /api/jobs
     GET /api/gallery/static/{name}       the stylesheet and script
 
 Pages are rendered by `imagegen.gallery` from the same views as the jobs API; images
@@ -54,6 +55,11 @@ async def gallery_job(req: func.HttpRequest, client: df.DurableOrchestrationClie
     job = job_view(status, origin(req))
     manifest = _manifest(storage.get_store(), job_id) if job["status"] in gallery.ENDED else None
     return _html(gallery.job_page(job, manifest))
+
+
+@bp.route(route="gallery/new", methods=["GET"])
+def gallery_new_job(req: func.HttpRequest) -> func.HttpResponse:
+    return _html(gallery.new_job_page())
 
 
 @bp.route(route="gallery/static/{name}", methods=["GET"])

@@ -76,6 +76,11 @@ def job_page(job: dict, manifest: Manifest | None) -> str:
         percent=100 if ended else percent(job.get("progress")), live=not ended, title=job.get("name") or job["id"])
 
 
+def new_job_page() -> str:
+    """The new-job form; its script submits through `POST /api/jobs` and shows field errors in place."""
+    return _env.get_template("new.html").render(live=False, title="New job")
+
+
 def static_file(name: str) -> tuple[bytes, str] | None:
     """(bytes, content type) of the stylesheet or script, None for any other name."""
     if name not in STATIC:

@@ -55,3 +55,10 @@ def test_only_the_stylesheet_and_script_are_served():
     css, content_type = gallery.static_file("gallery.css")
     assert b".variant" in css and content_type.startswith("text/css")
     assert gallery.static_file("../__init__.py") is None and gallery.static_file("templates") is None
+
+
+def test_the_new_job_page_is_a_form_with_a_field_for_each_error_path_and_no_inline_script():
+    page = gallery.new_job_page()
+    for path in ("name", "variants.seeds", "variants.styles", "variants.sizes", "variants.steps"):
+        assert f'data-path="{path}"' in page
+    assert 'type="file"' in page and "<script>" not in page and " on" + "submit=" not in page
