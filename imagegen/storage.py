@@ -33,6 +33,7 @@ CONTAINERS: tuple[str, ...] = (
     "outputs",  # published images: outputs/{job_id}/{variant_id}.{ext}
     "quarantine",  # blocked or unchecked images: quarantine/{job_id}/{variant_id}.{ext}
     "manifests",  # one JSON per job: manifests/{job_id}.json
+    "published",  # images a reviewer approved: published/{job_id}/{variant_id}.{ext}
 )
 
 # Ids become one path segment: letters, digits, `.`, `_`, `-`, starting with a letter or

@@ -59,6 +59,19 @@ param contentSafetyBlocklists string = ''
 @description('Per-category block severity, e.g. `Sexual=2,Violence=4` (default 4 for every category).')
 param safetyThresholds string = ''
 
+@allowed([
+  'off'
+  'on'
+])
+@description('on: every job waits for a reviewer before its images are published (a job may still say otherwise). Default off.')
+param imagegenReview string = 'off'
+
+@description('Webhook (https) called when a job awaits review and when it ends, for jobs that name none; empty: none.')
+param imagegenNotifyUrl string = ''
+
+@description('Comma-separated hosts a job may name in its own notify URL; empty: jobs may not name one.')
+param imagegenNotifyHosts string = ''
+
 // The Durable Functions task hub; host.json names the same hub.
 var taskHubName = 'DurableDiffusion'
 
@@ -175,6 +188,9 @@ module app 'modules/app.bicep' = {
     // The name the model-cache module registers; empty when weights are baked in.
     modelCacheStorageName: modelCacheShare ? 'model-cache' : ''
     maxReplicas: maxReplicas
+    imagegenReview: imagegenReview
+    imagegenNotifyUrl: imagegenNotifyUrl
+    imagegenNotifyHosts: imagegenNotifyHosts
     image: appImageName
     taskHubName: taskHubName
   }

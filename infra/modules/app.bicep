@@ -25,6 +25,19 @@ param imagegenModel string
 param imagegenModelRevision string = ''
 param imagegenTinyVae string = ''
 
+@allowed([
+  'off'
+  'on'
+])
+@description('Deployment default for review before publish: on holds every job (HTTP, drops, schedules) for a reviewer unless the job says otherwise.')
+param imagegenReview string = 'off'
+
+@description('Deployment default webhook called when a job awaits review and when it ends; empty: none.')
+param imagegenNotifyUrl string = ''
+
+@description('Comma-separated hosts a job\'s own notify URL may name; empty: jobs may not name one.')
+param imagegenNotifyHosts string = ''
+
 @description('Name of the environment storage holding the model cache share; empty: weights are baked into the image.')
 param modelCacheStorageName string = ''
 
@@ -159,6 +172,19 @@ var settings = [
   {
     name: 'SAFETY_THRESHOLDS'
     value: safetyThresholds
+  }
+  // Review before publish (docs/deploy.md, "Review and notifications").
+  {
+    name: 'IMAGEGEN_REVIEW'
+    value: imagegenReview
+  }
+  {
+    name: 'IMAGEGEN_NOTIFY_URL'
+    value: imagegenNotifyUrl
+  }
+  {
+    name: 'IMAGEGEN_NOTIFY_HOSTS'
+    value: imagegenNotifyHosts
   }
   // Read by the Functions runtime itself (the schedules timer is `%IMAGEGEN_SCHEDULE_TICK%`),
   // so it must exist as a setting: a default in the code does not reach the runtime.

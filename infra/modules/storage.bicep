@@ -22,7 +22,7 @@ param userPrincipalId string = ''
 @description('Kind of principal userPrincipalId is.')
 param userPrincipalType string = 'User'
 
-// The pipeline's containers; imagegen.storage.CONTAINERS names the same seven
+// The pipeline's containers; imagegen.storage.CONTAINERS names the same eight
 // (tests/infra/test_config_consistency.py checks that they match).
 var containerNames = [
   'prompts'
@@ -32,6 +32,7 @@ var containerNames = [
   'outputs'
   'quarantine'
   'manifests'
+  'published'
 ]
 
 // Built-in roles the Functions runtime needs for identity-based AzureWebJobsStorage with
