@@ -8,24 +8,25 @@ Azure's timer extension accepts:
   or `d.hh:mm:ss`; the timer then fires every that long;
 - `%NAME%`: the whole schedule taken from the app setting NAME.
 
-NCRONTAB differs from Unix cron in two ways we copy on purpose: a restricted day-of-month and
-a restricted day-of-week must BOTH match (NCrontab ANDs them; Vixie cron ORs them), and day
-of week is 0-6 with Sunday 0 (no 7). Names match by prefix, case-insensitively (`MON`,
-`Monday`, `jan`). `a/n` steps from `a` to the field's maximum. croniter is not used because
-it puts the seconds field last and ORs the two day fields.
+Six-field NCRONTAB is evaluated by croniter, told to read seconds first and to AND a restricted
+day-of-month with a restricted day-of-week as NCrontab does (`0 0 9 13 * FRI` is Friday the
+13th only; Vixie cron would fire every 13th and every Friday). Names are croniter's three-letter
+ones (`MON`, `jan`). Of our own, only TimeSpans, `%SETTING%` and two range checks where croniter
+reads differently from NCrontab (see `_check_ranges`).
 
 Times are UTC (Azure's default without WEBSITE_TIME_ZONE); `next_after` is strictly after.
 """
 
 from __future__ import annotations
 
-import calendar
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Protocol
+
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 __all__ = [
     "TimerScheduleError", "TimerSchedule", "CronSchedule", "IntervalSchedule",
@@ -58,117 +59,50 @@ class TimerSchedule(Protocol):
 
 
 @dataclass(frozen=True)
-class _Field:
-    name: str
-    low: int
-    high: int
-    names: tuple[str, ...] = ()
-
-
-SECOND = _Field("second", 0, 59)
-MINUTE = _Field("minute", 0, 59)
-HOUR = _Field("hour", 0, 23)
-DAY = _Field("day", 1, 31)
-MONTH = _Field("month", 1, 12, ("january", "february", "march", "april", "may", "june", "july",
-                                "august", "september", "october", "november", "december"))
-DAY_OF_WEEK = _Field("day-of-week", 0, 6, ("sunday", "monday", "tuesday", "wednesday",
-                                           "thursday", "friday", "saturday"))
-SIX_FIELDS = (SECOND, MINUTE, HOUR, DAY, MONTH, DAY_OF_WEEK)
-
-
-def _parse_value(field: _Field, token: str) -> int:
-    if not token:
-        raise ValueError(f"{field.name} field has an empty value")
-    if token.isdigit():
-        value = int(token)
-    else:
-        word = token.lower()
-        # NCrontab takes any prefix of a name; we ask for three letters so `M` or `Ju` is not
-        # silently March or June.
-        matches = [i for i, name in enumerate(field.names) if len(word) >= 3 and name.startswith(word)]
-        if not matches:
-            allowed = f"a number {field.low}-{field.high}"
-            if field.names:
-                allowed += " or a name like " + ", ".join(n[:3].upper() for n in field.names[:3])
-            raise ValueError(f"{field.name} value `{token}` is not {allowed}")
-        value = matches[0] + field.low
-    if not field.low <= value <= field.high:
-        raise ValueError(f"{field.name} value {value} is out of range {field.low}-{field.high}")
-    return value
-
-
-def _parse_field(field: _Field, text: str) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        step = 1
-        if "/" in part:
-            part, _, step_text = part.partition("/")
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise ValueError(f"{field.name} step `/{step_text}` must be a whole number of at least 1")
-            step = int(step_text)
-            if not part:
-                raise ValueError(f"{field.name} step `/{step_text}` needs a start, like `*/{step_text}`")
-        if part == "*":
-            first, last = field.low, field.high
-        elif "-" in part:
-            first_text, _, last_text = part.partition("-")
-            first, last = _parse_value(field, first_text), _parse_value(field, last_text)
-            if first > last:
-                raise ValueError(f"{field.name} range `{part}` runs backwards ({first} > {last})")
-        else:
-            first = _parse_value(field, part)
-            # NCrontab: a single value with a step (`5/15`) runs from that value to the maximum.
-            last = field.high if step > 1 else first
-        values.update(range(first, last + 1, step))
-    return frozenset(values)
-
-
-@dataclass(frozen=True)
 class CronSchedule:
-    """A parsed NCRONTAB expression."""
+    """A checked NCRONTAB expression, evaluated by croniter (seconds first, day fields ANDed)."""
 
-    text: str
-    seconds: tuple[int, ...]
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
-    days: frozenset[int]
-    months: frozenset[int]
-    days_of_week: frozenset[int]   # 0 = Sunday
-
-    def _day_matches(self, day: date) -> bool:
-        # Python: Monday = 0; NCRONTAB: Sunday = 0.
-        return (day.month in self.months and day.day in self.days
-                and (day.weekday() + 1) % 7 in self.days_of_week)
-
-    def _first_time_at_or_after(self, start: time) -> time | None:
-        for hour in self.hours:
-            if hour < start.hour:
-                continue
-            for minute in self.minutes:
-                if hour == start.hour and minute < start.minute:
-                    continue
-                for second in self.seconds:
-                    if (hour, minute) == (start.hour, start.minute) and second < start.second:
-                        continue
-                    return time(hour, minute, second)
-        return None
+    text: str         # as written
+    expression: str   # six fields, as handed to croniter
 
     def next_after(self, moment: datetime) -> datetime:
-        moment = _as_utc(moment).replace(microsecond=0) + timedelta(seconds=1)
-        day = moment.date()
-        earliest = self._first_time_at_or_after(moment.time())
-        if earliest is None or not self._day_matches(day):
-            earliest = time(self.hours[0], self.minutes[0], self.seconds[0])
-            day = day + timedelta(days=1)
-            # The day fields repeat at least every 28 years (the Gregorian weekday/leap cycle);
-            # parse_timer_schedule has already refused dates that never exist, like 30 February.
-            for _ in range(28 * 366):
-                if self._day_matches(day):
-                    break
-                day += timedelta(days=1)
-            else:  # pragma: no cover - excluded by _check_reachable
-                raise TimerScheduleError(self.text, "it never fires")
-        return datetime.combine(day, earliest, tzinfo=timezone.utc)
+        # A fresh iterator per call: croniter's is stateful and timers run on several threads.
+        return _iterator(self.expression, _as_utc(moment)).get_next(datetime)
+
+
+def _iterator(expression: str, start: datetime) -> croniter:
+    return croniter(expression, start, second_at_beginning=True, day_or=False)
+
+
+# croniter reads `3-3` as `*` and `5-1` as wrapping round (5..max, then 0..1); NCrontab reads the
+# first as 3 and refuses the second. Caught here so devhost never fires where Azure would not.
+_RANGE = re.compile(r"(?<![\w/])(\d+)-(\d+)")
+
+
+def _check_ranges(text: str) -> str:
+    for first, last in _RANGE.findall(text):
+        if int(first) > int(last):
+            raise ValueError(f"range `{first}-{last}` runs backwards ({first} > {last})")
+    return _RANGE.sub(lambda m: m[1] if int(m[1]) == int(m[2]) else m[0], text)
+
+
+def _parse_cron(text: str) -> CronSchedule:
+    fields = text.split()
+    if len(fields) not in (5, 6):   # croniter would also take a seventh (year) field and `@daily`
+        raise ValueError(
+            f"expected 6 fields ({{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}) "
+            f"or 5 without seconds, got {len(fields)}")
+    if len(fields) == 5:
+        fields = ["0", *fields]   # Azure reads five fields as NCRONTAB without seconds
+    expression = _check_ranges(" ".join(fields))
+    try:
+        # Evaluating once also catches expressions that never fire, like 30 February.
+        _iterator(expression, datetime(2000, 1, 1, tzinfo=timezone.utc)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError("it never fires: no chosen month has any of the chosen days") from None
+    except CroniterError as error:
+        raise ValueError(f"not a valid NCRONTAB expression ({error})") from None
+    return CronSchedule(text=text, expression=expression)
 
 
 @dataclass(frozen=True)
@@ -186,28 +120,6 @@ def _as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
-
-
-def _check_reachable(schedule: CronSchedule) -> None:
-    longest = {month: calendar.monthrange(2024, month)[1] for month in range(1, 13)}  # 2024: leap
-    if not any(day <= longest[month] for month in schedule.months for day in schedule.days):
-        raise ValueError("it never fires: no chosen month has any of the chosen days")
-
-
-def _parse_cron(text: str) -> CronSchedule:
-    tokens = text.split()
-    if len(tokens) == 5:
-        tokens = ["0", *tokens]   # Azure reads five fields as NCRONTAB without seconds
-    elif len(tokens) != 6:
-        raise ValueError(
-            f"expected 6 fields ({{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}) "
-            f"or 5 without seconds, got {len(tokens)}")
-    sets = [_parse_field(field, token) for field, token in zip(SIX_FIELDS, tokens)]
-    schedule = CronSchedule(
-        text=text, seconds=tuple(sorted(sets[0])), minutes=tuple(sorted(sets[1])),
-        hours=tuple(sorted(sets[2])), days=sets[3], months=sets[4], days_of_week=sets[5])
-    _check_reachable(schedule)
-    return schedule
 
 
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d+):(\d+)(?::(\d+))?$")
