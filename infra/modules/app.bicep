@@ -136,7 +136,7 @@ var settings = [
   }
   {
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-    value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+    value: 'Authorization=AAD;ClientId=${identity.properties.clientId}'
   }
   {
     name: 'IMAGEGEN_MODEL'

@@ -88,3 +88,39 @@ def test_the_check_catches_a_hard_coded_user_type(tmp_path):
     )
     problems = principal_type_problems(all_role_assignments({"bad.bicep": parse_bicep(bad)}))
     assert problems == ["bad.bicep: `r` hard-codes principalType 'User' for 'userPrincipalId'; only the app identity's (a ServicePrincipal) may be a literal"]
+
+
+# --- telemetry with the managed identity ----------------------------------------------
+
+MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"  # built-in role id
+
+
+def role_id(properties: dict, template: dict) -> str:
+    name = properties["roleDefinitionId"]["function"]["parameters"]["resource_name_1"]
+    return template["variables"][name]["value"] if name in template.get("variables", {}) else name
+
+
+def test_the_app_identity_publishes_telemetry_to_application_insights(bicep):
+    monitoring = bicep["modules/monitoring.bicep"]
+    publishers = [
+        properties for properties in role_assignments(monitoring).values()
+        if role_id(properties, monitoring) == MONITORING_METRICS_PUBLISHER
+    ]
+    assert publishers, "the app identity needs Monitoring Metrics Publisher on Application Insights"
+    resources = monitoring["resources"]
+    (publisher,) = publishers
+    scope = next(r["config"]["scope"] for r in resources.values() if r["config"].get("properties") is publisher)
+    assert resources[scope]["type"] == "Microsoft.Insights/components", f"the role must be scoped to Application Insights, not {scope!r}"
+    assert resources[scope]["config"]["properties"]["DisableLocalAuth"] is True, "only Entra-authenticated telemetry may be ingested"
+    # The role goes to the same identity the app runs as.
+    main = bicep["main.bicep"]["modules"]
+    assert "identity" in str(main["monitoring"]["config"]["params"]["principalId"])
+    assert "identity" in str(main["app"]["config"]["params"]["identityName"])
+
+
+def test_the_app_authenticates_its_telemetry_with_its_user_assigned_identity(app_settings):
+    # The documented form for a user-assigned identity: `Authorization=AAD;ClientId=<client id>`.
+    value = app_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
+    assert value == "Authorization=AAD;ClientId=${identity.properties.clientId}", value
+    assert app_settings["AZURE_CLIENT_ID"] == app_settings["AzureWebJobsStorage__clientId"]
+    assert "ConnectionString" in str(app_settings["APPLICATIONINSIGHTS_CONNECTION_STRING"])
