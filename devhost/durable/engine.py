@@ -282,18 +282,15 @@ class DurableEngine:
         id is taken by an unfinished instance or the orchestrator is unknown."""
         if name not in self.registry.orchestrators:
             return UnknownOrchestrator(name, sorted(self.registry.orchestrators))
-        row = db.execute("SELECT status FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
-        if row is not None and row["status"] in ACTIVE_STATUSES:
-            return InstanceExists(instance_id, row["status"])
+        status = Store.instance_status(db, instance_id)
+        if status in ACTIVE_STATUSES:
+            return InstanceExists(instance_id, status)
         Store.delete_instance(db, instance_id)
         now = time.time()
         execution = uuid.uuid4().hex
         state = OrchestrationState(instance_id, name, input_json, parent[0] if parent else None)
-        db.execute("INSERT INTO instances (instance_id, name, status, input, created, updated, "
-                   "parent_instance_id, parent_task_id, parent_execution, execution, core) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (instance_id, name, core.PENDING, input_json, now, now,
-                    *(parent or (None, None, None)), execution, state.to_json()))
+        Store.insert_instance(db, instance_id, name, core.PENDING, input_json, now, parent,
+                              execution, state.to_json())
         start = Message("start", text=input_json, execution=execution)
         start.row_id = Store.add_message(db, instance_id, execution, _message_json(start), now)
 
@@ -419,7 +416,7 @@ class DurableEngine:
     def _delete_messages(self, messages: list[Message]) -> None:
         if messages:
             with self._store.transaction() as db:
-                db.executemany("DELETE FROM inbox WHERE id = ?", [(m.row_id,) for m in messages])
+                Store.delete_messages(db, [m.row_id for m in messages])
 
     def _commit(self, instance_id: str, live: _Live, episode: core.Episode) -> None:
         """Everything one episode decided, in one transaction; then act on it."""
@@ -427,7 +424,7 @@ class DurableEngine:
         after: list = []
         state = live.state
         with self._store.transaction() as db:
-            db.executemany("DELETE FROM inbox WHERE id = ?", [(m.row_id,) for m in episode.consumed])
+            Store.delete_messages(db, [m.row_id for m in episode.consumed])
             first = len(state.history) - len(episode.new_events)
             Store.append_history(db, instance_id, first, episode.new_events)
             for call in episode.activities:
@@ -439,7 +436,7 @@ class DurableEngine:
             for timer_id in episode.cancelled_timers:
                 message = live.timers.pop(timer_id, None)
                 if message is not None:
-                    db.execute("DELETE FROM inbox WHERE id = ?", (message.row_id,))
+                    Store.delete_messages(db, [message.row_id])
                     self._cancelled.add(message.row_id)
             for call in episode.sub_orchestrations:
                 failure = self._create_instance(db, call.instance_id, call.name, call.input,
@@ -449,18 +446,14 @@ class DurableEngine:
                     self._add_message(db, instance_id, live.execution, Message("event", event), now, after)
             status = episode.status
             if status in core.TERMINAL_STATUSES:
-                db.execute("DELETE FROM inbox WHERE instance_id = ?", (instance_id,))
-                db.execute("DELETE FROM work WHERE instance_id = ?", (instance_id,))
+                Store.drop_pending(db, instance_id)
                 if live.parent is not None:
                     self._notify_parent(db, live, episode, now, after)
             elif status == core.CONTINUED_AS_NEW:
                 self._continue_as_new(db, instance_id, live, episode, now, after)
-            # episodes that replay nothing (suspend, terminate) keep the last custom status
-            db.execute("UPDATE instances SET status = ?, input = ?, output = ?, "
-                       "custom_status = CASE WHEN ? THEN ? ELSE custom_status END, "
-                       "updated = ?, execution = ?, core = ? WHERE instance_id = ?",
-                       (status, live.state.input, episode.output, episode.replayed, episode.custom_status, now,
-                        live.execution, live.state.to_json(), instance_id))
+            Store.update_instance(db, instance_id, status, live.state.input, episode.output,
+                                  episode.custom_status, episode.replayed, now, live.execution,
+                                  live.state.to_json())
         live.status = status
         if status == core.FAILED:
             log.warning("instance '%s' (%s) failed: %s", instance_id, live.state.name,
@@ -482,8 +475,7 @@ class DurableEngine:
     def _continue_as_new(self, db, instance_id: str, live: _Live, episode: core.Episode,
                          now: float, after: list) -> None:
         """Drop the old generation (history, timers, work) and queue the new start."""
-        for table in ("history", "inbox", "work"):
-            db.execute(f"DELETE FROM {table} WHERE instance_id = ?", (instance_id,))
+        Store.drop_generation(db, instance_id)
         after.clear()
         live.execution = uuid.uuid4().hex
         live.state = OrchestrationState(instance_id, live.state.name, episode.continue_input,
@@ -534,8 +526,7 @@ class DurableEngine:
         after: list = []
         with self._store.transaction() as db:
             for item, event in batch:
-                gone = db.execute("DELETE FROM work WHERE id = ?", (item.row_id,)).rowcount == 0
-                if not gone:   # the instance was not terminated or purged meanwhile
+                if Store.delete_work(db, item.row_id):   # not terminated or purged meanwhile
                     self._add_message(db, item.instance_id, item.execution, Message("event", event), now, after)
                 live = self._live.get(item.instance_id)
                 if live is not None and live.execution == item.execution:

@@ -161,9 +161,55 @@ class Store:
         return cursor.lastrowid
 
     @staticmethod
-    def delete_instance(db, instance_id: str) -> int:
-        """Remove an instance and everything it owns; returns 1 if it existed."""
-        db.execute("DELETE FROM history WHERE instance_id = ?", (instance_id,))
+    def instance_status(db, instance_id: str) -> str | None:
+        row = db.execute("SELECT status FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+        return row["status"] if row is not None else None
+
+    @staticmethod
+    def insert_instance(db, instance_id: str, name: str, status: str, input_json: str | None,
+                        now: float, parent: tuple[str, int, str] | None, execution: str,
+                        core_json: str) -> None:
+        db.execute("INSERT INTO instances (instance_id, name, status, input, created, updated, "
+                   "parent_instance_id, parent_task_id, parent_execution, execution, core) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (instance_id, name, status, input_json, now, now,
+                    *(parent or (None, None, None)), execution, core_json))
+
+    @staticmethod
+    def update_instance(db, instance_id: str, status: str, input_json: str | None,
+                        output_json: str | None, custom_status: str | None, replayed: bool,
+                        now: float, execution: str, core_json: str) -> None:
+        """Record an episode's outcome; the custom status only changes if the episode replayed
+        the orchestrator (suspend and terminate episodes keep the last one)."""
+        db.execute("UPDATE instances SET status = ?, input = ?, output = ?, "
+                   "custom_status = CASE WHEN ? THEN ? ELSE custom_status END, "
+                   "updated = ?, execution = ?, core = ? WHERE instance_id = ?",
+                   (status, input_json, output_json, replayed, custom_status, now,
+                    execution, core_json, instance_id))
+
+    @staticmethod
+    def delete_messages(db, row_ids: list[int]) -> None:
+        db.executemany("DELETE FROM inbox WHERE id = ?", [(row_id,) for row_id in row_ids])
+
+    @staticmethod
+    def delete_work(db, row_id: int) -> bool:
+        """Remove a finished activity's row; False if it was already gone (terminated, purged)."""
+        return db.execute("DELETE FROM work WHERE id = ?", (row_id,)).rowcount == 1
+
+    @staticmethod
+    def drop_pending(db, instance_id: str) -> None:
+        """Forget an instance's waiting messages, timers and activities (it has finished)."""
         db.execute("DELETE FROM inbox WHERE instance_id = ?", (instance_id,))
         db.execute("DELETE FROM work WHERE instance_id = ?", (instance_id,))
+
+    @staticmethod
+    def drop_generation(db, instance_id: str) -> None:
+        """Forget an instance's history as well as what is pending (ContinueAsNew); the row stays."""
+        db.execute("DELETE FROM history WHERE instance_id = ?", (instance_id,))
+        Store.drop_pending(db, instance_id)
+
+    @staticmethod
+    def delete_instance(db, instance_id: str) -> int:
+        """Remove an instance and everything it owns; returns 1 if it existed."""
+        Store.drop_generation(db, instance_id)
         return db.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,)).rowcount
