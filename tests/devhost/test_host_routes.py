@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devhost.http_triggers import Route, RouteError
+from devhost.app_loader import FunctionInfo
+from devhost.http_triggers import Route, RouteError, find, http_functions
 
 
 @pytest.mark.parametrize("template, path, expected", [
@@ -36,7 +37,17 @@ def test_unsupported_constraint_names_function_template_and_choices():
     assert "`get_item`" in message and "items/{id:weird}" in message and "int" in message
 
 
-def test_specific_routes_rank_before_general_ones():
-    ranked = sorted([Route("{*all}"), Route("items/{id}"), Route("items/{id:int}"), Route("items/new")],
-                    key=lambda route: route.rank)
-    assert [route.template for route in ranked] == ["items/new", "items/{id:int}", "items/{id}", "{*all}"]
+def http_function(name: str, route: str) -> FunctionInfo:
+    trigger = {"type": "httpTrigger", "name": "req", "route": route}
+    return FunctionInfo(name=name, trigger_type="httpTrigger", trigger=trigger, bindings=(trigger,),
+                        user_function=lambda req: None, is_async=False, function=None)
+
+
+def test_specific_routes_answer_before_general_ones():
+    # Declared most general first, as an app may do; the host must not answer in that order.
+    routes = http_functions([http_function("catch_all", "{*all}"), http_function("get_item", "items/{id}"),
+                             http_function("get_item_number", "items/{id:int}"),
+                             http_function("new_item_form", "items/new")])
+    assert [fn.name for fn, _ in find(routes, "/items/new")] == ["new_item_form", "get_item", "catch_all"]
+    assert [fn.name for fn, _ in find(routes, "/items/42")] == ["get_item_number", "get_item", "catch_all"]
+    assert [fn.name for fn, _ in find(routes, "/other")] == ["catch_all"]
