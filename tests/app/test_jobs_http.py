@@ -90,14 +90,15 @@ def test_a_blocked_prompt_rejects_the_job_and_generates_nothing(app, store):
     assert store.list("outputs", f"{job_id}/") == [] and store.list("quarantine", f"{job_id}/") == []
 
 
-def test_a_batch_that_fails_once_is_retried_and_the_job_completes(app):
+def test_a_batch_that_fails_once_is_retried_and_the_job_completes(app, store):
     job_id = app.submit(tiny_job("flaky"))
     done = app.wait(job_id)
     assert done["status"] == "completed", done
     assert done["summary"]["ok"] == 2 and done["summary"]["failed"] == 0
+    assert storage_problems(store, job_id, app.manifest(job_id)) == []
 
 
-def test_a_batch_that_always_fails_ends_the_job_partial_not_failed(app):
+def test_a_batch_that_always_fails_ends_the_job_partial_not_failed(app, store):
     job = tiny_job("broken", sizes=["64x64", "128x64"])  # two batches, both broken
     job_id = app.submit(job)
     done = app.wait(job_id)
@@ -107,6 +108,7 @@ def test_a_batch_that_always_fails_ends_the_job_partial_not_failed(app):
     manifest = app.manifest(job_id)
     assert manifest["totals"]["failed"] == 4
     assert all("injected fault" in v["error"] for v in manifest["variants"])
+    assert storage_problems(store, job_id, manifest) == []
 
 
 def test_cancel_stops_the_work_and_the_manifest_accounts_for_every_variant(app, store):

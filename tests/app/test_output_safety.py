@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.app.conftest import AppClient, launch_app, tiny_job
+from tests.app.storage_invariants import storage_problems
 from tests.imagegen.content_safety_server import ContentSafetyServer
 
 
@@ -36,6 +37,7 @@ def test_blocked_outputs_land_in_quarantine_never_in_outputs(strict_app, content
     assert all(v["output_verdict"]["provider"] == "azure" for v in manifest["variants"])
     assert store.list("outputs", f"{job_id}/") == []
     assert len(store.list("quarantine", f"{job_id}/")) == 2
+    assert storage_problems(store, job_id, manifest) == []
     image = strict_app.url + f"/api/jobs/{job_id}/images/{manifest['variants'][0]['id']}"
     import requests
     assert requests.get(image, timeout=30).status_code == 404  # never served
