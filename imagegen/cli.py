@@ -171,6 +171,33 @@ def connection_options(defaults: bool) -> argparse.ArgumentParser:
     return options
 
 
+def verify_files(files: list[Path], trust: Path | None, as_json: bool) -> int:
+    """Print what each file's Content Credentials say; 1 when any has none or they do not hold."""
+    from imagegen import provenance  # the C2PA library loads only for this command
+
+    trust_pem = trust.read_text() if trust else None
+    results, ok = {}, True
+    for path in files:
+        found = provenance.verify(path.read_bytes(), path.suffix.lstrip("."), trust_pem)
+        passed = found.valid and (found.trusted or trust_pem is None)
+        ok = ok and passed
+        results[str(path)] = found.model_dump() | {"valid": passed}
+        if not as_json:
+            print(f"{path}: {'valid' if passed else 'NOT valid'}")
+            if found.has_credentials:
+                print(f"  signature {'valid' if found.signature_valid else 'INVALID'}, "
+                      f"hard binding {'valid' if found.hard_binding_valid else 'INVALID'}, "
+                      f"{'trusted' if found.trusted else 'untrusted' if trust_pem else 'trust not checked'}; "
+                      f"signer {found.signer}")
+                print(f"  {found.digital_source_type}; job {found.job_id}, variant {found.variant_id}"
+                      + (f"; from {', '.join(found.ingredients)}" if found.ingredients else ""))
+            for failure in found.failures:
+                print(f"  {failure}")
+    if as_json:
+        print(json.dumps(results, indent=2))
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagegen", description="Durable Diffusion: batch image generation jobs.",
                                      parents=[connection_options(defaults=True)])
@@ -191,11 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--to", type=Path, default=Path("out"))
     drop_files = commands.add_parser("drop", parents=after, help="upload a job file into the prompts container")
     drop_files.add_argument("file", type=Path)
+    check = commands.add_parser("verify", help="check the Content Credentials (C2PA) of image files")
+    check.add_argument("files", type=Path, nargs="+")
+    check.add_argument("--trust", type=Path, help="trust anchor(s), PEM: e.g. the development CA, .devhost/c2pa/dev-ca.pem")
+    check.add_argument("--json", action="store_true", help="print what was found as JSON")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "verify":
+        return verify_files(args.files, args.trust, args.json)
     api = Api(args.url, args.key)
     try:
         if args.command == "submit":

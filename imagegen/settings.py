@@ -36,6 +36,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_DEFAULT_SIZE": ("512x512", "Image size for prompt-only jobs (`.txt` drops: one prompt per line)"),
     "IMAGEGEN_DEFAULT_STEPS": ("25", "Denoising steps for prompt-only jobs (`.txt` drops)"),
     "IMAGEGEN_SCHEDULE_TICK": ("0 * * * * *", "How often the schedules timer looks for due schedules (NCRONTAB)"),
+    "C2PA_SIGNER": ("local", "Content Credentials signer: `local` (development CA in .devhost/c2pa/, untrusted), `keyvault` or `off`"),
+    "C2PA_KEYVAULT_URL": ("", "Key Vault URL holding the C2PA signing certificate (with C2PA_SIGNER=keyvault)"),
+    "C2PA_CERT_NAME": ("", "Key Vault certificate (and key) name of the C2PA signing certificate"),
+    "C2PA_TSA_URL": ("", "RFC 3161 timestamp authority URL for C2PA signatures; unset: no timestamp"),
+    "C2PA_INCLUDE_PROMPT": ("false", "Record the prompt in the signed C2PA manifest (true/false)"),
     "IMAGEGEN_FAULTS": ("", "Test-only fault injection, e.g. `flaky-*=fail-once`; unset in production"),
 }
 

@@ -1,0 +1,109 @@
+"""C2PA Content Credentials: what we sign is what a C2PA reader finds, and tampering shows."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagegen import cli, provenance
+
+SOFTWARE = "durable-diffusion test"
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    return tmp_path_factory.mktemp("c2pa")
+
+
+@pytest.fixture(scope="module")
+def key(state):
+    return provenance.local_signing_key(state)
+
+
+def noise_image(format: str, side: int = 64, seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=format.upper(), **({"quality": 95} if format == "jpeg" else {}))
+    return buffer.getvalue()
+
+
+def generation(**overrides) -> provenance.Generation:
+    return provenance.Generation(**{"job_id": "job-1", "variant_id": "v003", "model": "tiny", "seed": 42,
+                                    "steps": 4, "guidance": 7.5, "width": 64, "height": 64,
+                                    "scheduler": "euler"} | overrides)
+
+
+@pytest.mark.parametrize("format", ["png", "jpeg", "webp"])
+def test_a_signed_image_verifies_against_the_development_ca(format, key, state):
+    signed = provenance.sign(noise_image(format), format, generation(), key, SOFTWARE)
+
+    found = provenance.verify(signed.data, format, provenance.local_ca_path(state).read_text())
+
+    assert found.valid and found.trusted, found.failures
+    assert found.digital_source_type == provenance.TRAINED_ALGORITHMIC_MEDIA
+    assert (found.job_id, found.variant_id) == ("job-1", "v003")
+    assert found.signer == "Durable Diffusion development signer"
+    assert signed.manifest_label.startswith("urn:c2pa:")
+    assert Image.open(io.BytesIO(signed.data)).size == (64, 64)  # still an image every viewer opens
+
+
+@pytest.mark.parametrize("format", ["png", "jpeg", "webp"])
+def test_one_changed_pixel_byte_fails_verification(format, key, state):
+    original = noise_image(format)
+    signed = provenance.sign(original, format, generation(), key, SOFTWARE).data
+    # A byte from the middle of the original encoding is image data, wherever the manifest went.
+    middle = original[len(original) // 2: len(original) // 2 + 32]
+    at = signed.index(middle) + 16
+    tampered = signed[:at] + bytes([signed[at] ^ 0x01]) + signed[at + 1:]
+
+    found = provenance.verify(tampered, format, provenance.local_ca_path(state).read_text())
+
+    assert found.has_credentials and not found.valid
+    assert found.failures
+
+
+def test_another_ca_does_not_make_the_image_trusted(key, tmp_path):
+    signed = provenance.sign(noise_image("png"), "png", generation(), key, SOFTWARE).data
+    provenance.local_signing_key(tmp_path)  # a second, unrelated development CA
+
+    found = provenance.verify(signed, "png", provenance.local_ca_path(tmp_path).read_text())
+
+    assert not found.trusted
+
+
+def test_img2img_names_its_source_as_the_parent_ingredient(key, state):
+    source = provenance.Source(data=noise_image("jpeg", seed=1), format="jpeg", title="cat.jpg")
+    signed = provenance.sign(noise_image("png"), "png", generation(), key, SOFTWARE, source=source)
+
+    found = provenance.verify(signed.data, "png", provenance.local_ca_path(state).read_text())
+
+    assert found.valid and found.ingredients == ["cat.jpg"]
+
+
+def test_the_prompt_is_recorded_only_when_given(key):
+    without = provenance.manifest_definition(generation(), SOFTWARE, None)
+    with_prompt = provenance.manifest_definition(generation(prompt="a red fox"), SOFTWARE, None)
+
+    assert "a red fox" not in json.dumps(without)
+    assert "a red fox" in json.dumps(with_prompt)
+
+
+def test_an_unsigned_image_has_no_credentials():
+    found = provenance.verify(noise_image("png"), "png")
+
+    assert not found.has_credentials and not found.valid
+
+
+def test_imagegen_verify_exits_non_zero_when_any_file_is_unsigned_or_tampered(key, state, tmp_path, capsys):
+    signed = provenance.sign(noise_image("png"), "png", generation(), key, SOFTWARE).data
+    (tmp_path / "good.png").write_bytes(signed)
+    (tmp_path / "plain.png").write_bytes(noise_image("png"))
+    trust = str(provenance.local_ca_path(state))
+
+    assert cli.main(["verify", str(tmp_path / "good.png"), "--trust", trust]) == 0
+    assert "job-1" in capsys.readouterr().out
+    assert cli.main(["verify", str(tmp_path / "good.png"), str(tmp_path / "plain.png"), "--trust", trust, "--json"]) == 1
+    results = json.loads(capsys.readouterr().out)
+    assert results[str(tmp_path / "good.png")]["valid"] and not results[str(tmp_path / "plain.png")]["has_credentials"]
