@@ -190,7 +190,10 @@ def sign(data: bytes, format: str, generation: Generation, key: SigningKey, soft
          source: Source | None = None, tsa_url: str | None = None) -> Signed:
     """`data` with an embedded, signed C2PA manifest."""
     mime = MIME_TYPES[format.lower()]
-    builder = c2pa.Builder(manifest_definition(generation, software, source))
+    # No thumbnail in the manifest: the image is its own preview, and a thumbnail of a
+    # large image more than doubles the file.
+    no_thumbnail = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}}})
+    builder = c2pa.Builder(manifest_definition(generation, software, source), context=no_thumbnail)
     if source is not None:
         # The SDK hashes the source into the ingredient, so the parent is bound to this image.
         builder.add_ingredient_from_stream({"title": source.title, "relationship": "parentOf"},
