@@ -79,3 +79,31 @@ def test_the_installed_cli_shows_a_job_with_options_after_the_subcommand(cli):
         assert done.returncode == 1 and "Not Found (404)" in done.stderr
     finally:
         server.shutdown()
+
+
+def test_the_installed_cli_verifies_content_credentials(cli, tmp_path):
+    from imagegen import provenance
+
+    image = tmp_path / "signed.png"
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(_png())
+    key = provenance.local_signing_key(tmp_path / "c2pa")
+    generation = provenance.Generation(job_id="job-1", variant_id="v000", model="tiny", seed=1, steps=2,
+                                       guidance=7.0, width=8, height=8, scheduler="euler")
+    image.write_bytes(provenance.sign(_png(), "png", generation, key, "test").data)
+    trust = str(provenance.local_ca_path(tmp_path / "c2pa"))
+    done = subprocess.run([str(cli), "verify", str(image), "--trust", trust], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "job job-1, variant v000" in done.stdout
+    done = subprocess.run([str(cli), "verify", str(plain)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "no Content Credentials" in done.stdout
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, format="PNG")
+    return buffer.getvalue()
