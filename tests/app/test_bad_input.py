@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import http.client
+import json
+import urllib.parse
 
 import pytest
 import requests
@@ -84,3 +87,29 @@ def test_a_non_json_foundry_body_is_400(app):
     problem(requests.post(f"{app.url}/api/images/generations", data=b"prompt=x", timeout=30), 400)
     problem(requests.post(f"{app.url}/api/images/generations", params={"timeout": "soon"}, json={"prompt": "x"},
                           timeout=30), 400)
+
+
+@pytest.mark.parametrize("image", ["~/.ssh/id_rsa", "%2e%2e/x.png", "azure-webjobs-hosts/x.png", "../x.png"])
+def test_an_image_outside_the_source_containers_is_400_naming_the_field(app, image):
+    job = tiny_job("outside")
+    job["prompts"][0].update(image=image, strength=0.5)
+    body = problem(app.post_job(job), 400)
+    assert [error["path"] for error in body["errors"]] == ["prompts[0].image"], body
+    assert "Error" not in json.dumps(body), body
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/api/jobs/."), ("GET", "/api/jobs/%2e"), ("POST", "/api/jobs/./cancel"),
+    ("POST", "/api/jobs/%2e/cancel"), ("GET", "/api/jobs/%2e/manifest"), ("GET", "/api/jobs/%2e%2e/images/v000"),
+])
+def test_dot_job_ids_are_404_not_500(app, method, path):
+    # Sent raw: requests would remove the dot segments before they reach the server.
+    parts = urllib.parse.urlsplit(app.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection.request(method, path)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status == 404, body
+    assert response.getheader("content-type").startswith("application/problem+json"), body
+    assert b"Error" not in body, body
