@@ -116,7 +116,11 @@ def attach_images(job: JobSpec, store: storage.BlobStore, *, default_container: 
             prompts.append(prompt)
             continue
         ref = prompt.image if "/" in prompt.image else f"{default_container}/{prompt.image}"
-        if storage.split_ref(ref)[0] not in SOURCE_CONTAINERS:
+        try:
+            container = storage.split_ref(ref)[0]
+        except ValueError:  # `~/.ssh/id_rsa`, `%2e%2e/x.png`: not a blob name at all
+            container = None
+        if container not in SOURCE_CONTAINERS:
             errors.append(FieldError(path=path, rule="source_container", message=(
                 f"`{path}` must name an image in {', '.join(SOURCE_CONTAINERS)}, got {prompt.image!r}")))
             continue

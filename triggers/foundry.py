@@ -23,7 +23,7 @@ from imagegen.settings import Settings
 from imagegen.spec import Limits, job_from_foundry, with_source_image
 from imagegen.types import JobValidationError
 from triggers.http_api import ORCHESTRATION, TERMINAL, accepted, job_state
-from triggers.responses import invalid_job, json_response, problem
+from triggers.responses import invalid_job, json_response, problem, problems_on_failure
 
 bp = df.Blueprint()
 
@@ -32,6 +32,7 @@ POLL_SECONDS = 0.5
 
 @bp.route(route="images/generations", methods=["POST"])
 @bp.durable_client_input(client_name="client")
+@problems_on_failure
 async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         timeout = float(req.params.get("timeout", "30"))

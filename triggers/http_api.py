@@ -25,7 +25,7 @@ from imagegen.manifest import read_manifest
 from imagegen.settings import Settings
 from imagegen.spec import Limits
 from imagegen.types import JobValidationError
-from triggers.responses import invalid_job, json_response, not_found, problem
+from triggers.responses import invalid_job, json_response, not_found, problem, problems_on_failure
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ JOB_STATES = {"Pending": "queued", "Running": "running", "ContinuedAsNew": "runn
 
 @bp.route(route="jobs", methods=["POST"])
 @bp.durable_client_input(client_name="client")
+@problems_on_failure
 async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     body = req.get_body()
     if not body.strip():
@@ -58,6 +59,7 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
 
 @bp.route(route="jobs", methods=["GET"])
 @bp.durable_client_input(client_name="client")
+@problems_on_failure
 async def list_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         top = int(req.params.get("top", "20"))
@@ -80,8 +82,11 @@ async def list_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient
 
 @bp.route(route="jobs/{id}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
+@problems_on_failure
 async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     job_id = req.route_params["id"]
+    if not is_job_id(job_id):
+        return not_found(job_id)
     status = await client.get_status(job_id, show_input=True)
     if not status or status.name != ORCHESTRATION:
         return not_found(job_id)
@@ -89,6 +94,7 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
 
 
 @bp.route(route="jobs/{id}/manifest", methods=["GET"])
+@problems_on_failure
 def get_manifest(req: func.HttpRequest) -> func.HttpResponse:
     job_id = req.route_params["id"]
     try:
@@ -100,6 +106,7 @@ def get_manifest(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="jobs/{id}/images/{variant}", methods=["GET"])
+@problems_on_failure
 def get_image(req: func.HttpRequest) -> func.HttpResponse:
     job_id, variant_id = req.route_params["id"], req.route_params["variant"]
     store = storage.get_store()
@@ -119,8 +126,11 @@ def get_image(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="jobs/{id}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
+@problems_on_failure
 async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     job_id = req.route_params["id"]
+    if not is_job_id(job_id):
+        return not_found(job_id)
     status = await client.get_status(job_id)
     if not status or status.name != ORCHESTRATION:
         return not_found(job_id)
@@ -134,6 +144,12 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     await asyncio.to_thread(store.put, storage.cancel_marker_ref(job_id), b"cancelled by user\n")
     await client.raise_event(job_id, "cancel", {"by": "user"})
     return json_response({"id": job_id, "status": "cancelling"}, status=202)
+
+
+def is_job_id(job_id: str) -> bool:
+    """Whether `job_id` could name an instance: `.` and `..` (also sent as `%2e`) cannot,
+    and the durable client mistakes them for the instances collection."""
+    return job_id.strip(".") != "" and "/" not in job_id
 
 
 def body_filename(req: func.HttpRequest) -> str:

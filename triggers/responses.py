@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import logging
 from typing import Any
 
 import azure.functions as func
 
 from imagegen.types import FieldError
+
+log = logging.getLogger(__name__)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -34,3 +39,31 @@ def invalid_job(errors: list[FieldError]) -> func.HttpResponse:
 
 def not_found(job_id: str) -> func.HttpResponse:
     return problem(404, "Job not found", f"No job with id {job_id!r} exists.")
+
+
+def internal_error() -> func.HttpResponse:
+    """What a client sees of a failure of ours: the status, never the exception's text."""
+    return problem(500, "Internal error", "The server could not handle this request; the failure was logged.")
+
+
+def problems_on_failure(route):
+    """Wrap an HTTP function so that any exception it lets escape is logged in full and
+    answered as a generic 500 problem: one place for the whole API, so no route can leak
+    an internal message (a path, an SDK's TypeError) to a client."""
+    if inspect.iscoroutinefunction(route):
+        @functools.wraps(route)
+        async def guarded(*args, **kwargs):
+            try:
+                return await route(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - the point: nothing unexpected reaches the client
+                log.exception("%s failed", route.__name__)
+                return internal_error()
+    else:
+        @functools.wraps(route)
+        def guarded(*args, **kwargs):
+            try:
+                return route(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - the point: nothing unexpected reaches the client
+                log.exception("%s failed", route.__name__)
+                return internal_error()
+    return guarded

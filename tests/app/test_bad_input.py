@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import http.client
 import json
@@ -11,6 +12,7 @@ import pytest
 import requests
 
 from tests.app.conftest import tiny_job
+from triggers.responses import problems_on_failure
 
 
 def problem(response: requests.Response, status: int) -> dict:
@@ -113,3 +115,14 @@ def test_dot_job_ids_are_404_not_500(app, method, path):
     assert response.status == 404, body
     assert response.getheader("content-type").startswith("application/problem+json"), body
     assert b"Error" not in body, body
+
+
+def test_an_unexpected_failure_is_a_generic_500_problem(caplog):
+    @problems_on_failure
+    async def route(req):
+        raise TypeError("secret internal detail at /home/site/wwwroot")
+
+    response = asyncio.run(route(None))
+    assert response.status_code == 500 and response.mimetype == "application/problem+json"
+    assert b"secret" not in response.get_body() and json.loads(response.get_body())["title"] == "Internal error"
+    assert "secret internal detail" in caplog.text  # logged in full for us
