@@ -12,11 +12,15 @@ import time
 import pytest
 import requests
 
+from imagegen.spec import job_from_foundry
 from imagegen.storage import BlobStore
 from tests.devhost.conftest import REPO_ROOT, launch_devhost
 
 ENDED = {"completed", "partial", "rejected", "failed", "cancelled"}
 BLOCKED_WORD = "forbiddenword"
+# A Foundry request whose every generation fails: its job is named from the body's hash.
+FOUNDRY_BROKEN_BODY = {"prompt": "a lighthouse that never renders", "size": "64x64", "steps": 2}
+FOUNDRY_BROKEN_JOB = job_from_foundry(FOUNDRY_BROKEN_BODY)[0].name
 
 
 class AppClient:
@@ -86,7 +90,8 @@ def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=Non
         "IMAGEGEN_MODEL": "tiny",
         "SAFETY_PROVIDER": "local",
         "SAFETY_BLOCKLIST_FILE": str(blocklist),
-        "IMAGEGEN_FAULTS": "flaky-*=fail-once,broken-*=fail-always,halfchecked-*=fail-check-once",
+        "IMAGEGEN_FAULTS": ("flaky-*=fail-once,broken-*=fail-always,halfchecked-*=fail-check-once,"
+                            f"{FOUNDRY_BROKEN_JOB}-*=fail-always"),
         "IMAGEGEN_SCHEDULE_TICK": "*/1 * * * * *",
         "IMAGEGEN_MAX_BATCH": "4",
         "IMAGEGEN_DEFAULT_SIZE": "64x64",  # .txt drops: small enough for the tiny model on a CPU

@@ -13,7 +13,7 @@ from PIL import Image
 
 from imagegen.cli import job_body
 from imagegen.metadata import read_parameters
-from tests.app.conftest import BLOCKED_WORD, tiny_job
+from tests.app.conftest import BLOCKED_WORD, FOUNDRY_BROKEN_BODY, tiny_job
 from tests.app.storage_invariants import storage_problems
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -173,3 +173,18 @@ def test_health_says_what_runs_without_a_key(app):
     health = requests.get(f"{app.url}/api/health", timeout=30).json()
     assert health["device"] == "cpu" and health["model"] == "tiny" and health["safety_provider"] == "local"
     assert "loaded" in health
+
+
+def test_foundry_generation_failing_on_every_try_is_a_5xx_not_a_content_filter(app):
+    response = requests.post(f"{app.url}/api/images/generations", params={"timeout": 120}, timeout=150,
+                             json=FOUNDRY_BROKEN_BODY)
+    assert response.status_code == 502, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json().get("code") != "content_filter" and "blocked" not in response.text.lower()
+
+
+def test_foundry_blocked_prompt_is_a_400_content_filter(app):
+    response = requests.post(f"{app.url}/api/images/generations", params={"timeout": 120}, timeout=150,
+                             json={"prompt": f"a {BLOCKED_WORD} lighthouse", "size": "64x64", "steps": 2})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "content_filter"
