@@ -28,6 +28,7 @@ from triggers.responses import invalid_job, json_response, problem, problems_on_
 bp = df.Blueprint()
 
 POLL_SECONDS = 0.5
+RETRY_AFTER_SECONDS = 30
 
 
 @bp.route(route="images/generations", methods=["POST"])
@@ -85,8 +86,27 @@ def finished(store: storage.BlobStore, job_id: str, status) -> func.HttpResponse
         for v in manifest.variants if v.status == "ok" and v.blob
     ]
     if not data:
-        # Like Azure OpenAI's content filter: nothing publishable was made.
-        reasons = manifest.reasons or [f"{v.id}: {v.status}" for v in manifest.variants]
-        return problem(400, "Content blocked", "No image passed the safety checks: " + "; ".join(reasons),
-                       code="content_filter", jobId=job_id)
+        return nothing_made(manifest, job_id)
     return json_response({"created": int(manifest.finished_at.timestamp()), "data": data, "jobId": job_id})
+
+
+def nothing_made(manifest, job_id: str) -> func.HttpResponse:
+    """Why no image came back, as the status a client can act on; the causes never mix.
+
+    A failure of ours (generation failed on every try) is 502; an image we could not check
+    (the safety service is down) is 503 with Retry-After; only when the safety checks
+    blocked every image is it Azure OpenAI's 400 `content_filter`.
+    """
+    statuses = {variant.status for variant in manifest.variants}
+    if "failed" in statuses:
+        return problem(502, "Generation failed", "The image could not be generated; try again later.",
+                       code="generation_failed", jobId=job_id)
+    if "unchecked" in statuses:
+        response = problem(503, "Safety check unavailable",
+                           "The image could not be checked for safety, so it was not published; try again later.",
+                           code="safety_unavailable", jobId=job_id)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    reasons = manifest.reasons or [f"{v.id}: {v.status}" for v in manifest.variants]
+    return problem(400, "Content blocked", "No image passed the safety checks: " + "; ".join(reasons),
+                   code="content_filter", jobId=job_id)
