@@ -11,6 +11,10 @@ job:                          # a job spec, as in docs/jobs.md
 A timer looks every minute for schedules that came due. Only the latest due slot runs:
 a slot missed while the host was down runs once when it is back, not once per missed
 minute, and a slot before the schedule file was last changed never runs.
+
+Crons read as NCRONTAB does (and as devhost's timer): seconds first, and a restricted
+day-of-month ANDed with a restricted day-of-week, so `0 0 9 13 * FRI` is Friday the 13th
+only (croniter's default, like Vixie cron, would fire every 13th and every Friday).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from imagegen.intake import job_name_from
 from imagegen.spec import JobSpec, Limits, parse_job
 from imagegen.types import FieldError, JobValidationError
+
+
+# How croniter must read a six-field NCRONTAB expression (see the module docstring).
+NCRONTAB = {"second_at_beginning": True, "day_or": False}
 
 
 class Schedule(BaseModel):
@@ -73,10 +81,10 @@ def parse_schedule(data: bytes, filename: str, limits: Limits | None = None) -> 
 
 def due_slot(cron: str, now: datetime, since: datetime) -> datetime | None:
     """The latest slot of `cron` in (since, now], or None when none came due."""
-    slot = croniter(cron, now.astimezone(timezone.utc), second_at_beginning=True, ret_type=datetime)
+    slot = croniter(cron, now.astimezone(timezone.utc), ret_type=datetime, **NCRONTAB)
     latest = slot.get_prev(datetime)
     # croniter's get_prev is strictly before `now`; a slot exactly at `now` is due too.
-    following = croniter(cron, latest, second_at_beginning=True).get_next(datetime)
+    following = croniter(cron, latest, **NCRONTAB).get_next(datetime)
     if following <= now:
         latest = following
     return latest if latest > since else None

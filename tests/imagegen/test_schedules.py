@@ -41,3 +41,12 @@ def test_a_schedule_file_names_its_job_and_rejects_bad_crons():
     assert raised.value.errors[0].path.startswith("job.prompts")
     with pytest.raises(JobValidationError, match="line"):
         parse_schedule(b"cron: [unclosed", "x.yaml")
+
+
+def test_day_of_month_and_day_of_week_both_must_match_as_in_ncrontab():
+    # NCRONTAB ANDs a restricted day with a restricted weekday: Friday the 13th only.
+    friday_13th = datetime(2026, 3, 13, 9, 0, 0, tzinfo=timezone.utc)
+    assert due_slot("0 0 9 13 * FRI", friday_13th, friday_13th - timedelta(hours=1)) == friday_13th
+    for not_both in (datetime(2026, 3, 6, 9, 0, 0, tzinfo=timezone.utc),    # a Friday, the 6th
+                     datetime(2026, 4, 13, 9, 0, 0, tzinfo=timezone.utc)):  # the 13th, a Monday
+        assert due_slot("0 0 9 13 * FRI", not_both, not_both - timedelta(days=6)) is None
