@@ -10,6 +10,8 @@ Signers (setting `C2PA_SIGNER`):
 - `local`: a development CA and an ES256 signing certificate generated on first use
   into `.devhost/c2pa/` (never committed). Development only: nobody trusts that CA but
   whoever passes it to `imagegen verify --trust`.
+- `keyvault`: the private key stays in Azure Key Vault; each claim is signed by Key
+  Vault's `sign` operation (imagegen/keyvault_signer.py).
 - `off`: images are not signed.
 
 See docs/provenance.md.
@@ -21,6 +23,7 @@ import datetime
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import c2pa
 from cryptography import x509
@@ -29,10 +32,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import BaseModel
 
+if TYPE_CHECKING:
+    from imagegen.keyvault_signer import KeyVaultSigner
+    from imagegen.settings import Settings
+
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 PROJECT_ASSERTION = "org.durable-diffusion.generation"
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
-SIGNERS = ("local", "off")
+SIGNERS = ("local", "keyvault", "off")
+
+
+class SigningFailed(Exception):
+    """An image could not be signed; `reason` says why (it becomes the variant's error)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Generation(BaseModel):
@@ -92,6 +107,13 @@ class SigningKey(BaseModel):
     chain_pem: str
     key_pem: str
     subject: str
+
+    def c2pa_signer(self, tsa_url: str | None = None) -> c2pa.Signer:
+        return c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, self.chain_pem.encode(),
+                                                         self.key_pem.encode(), tsa_url.encode() if tsa_url else None))
+
+    def last_failure(self) -> str | None:
+        return None
 
 
 # 1. Development signer: a CA and a leaf certificate, made once and kept locally.
@@ -163,6 +185,27 @@ def local_ca_path(folder: Path | None = None) -> Path:
     return (folder or local_state_dir()) / "dev-ca.pem"
 
 
+_keyvault_signers: dict[tuple[str, str], "KeyVaultSigner"] = {}
+
+
+def signer_from_settings(settings: "Settings") -> "SigningKey | KeyVaultSigner | None":
+    """The signer `C2PA_SIGNER` names, or None when signing is `off`.
+
+    A Key Vault signer is kept per process: it caches the certificate chain and its
+    credential's token between images.
+    """
+    if settings.c2pa_signer == "off":
+        return None
+    if settings.c2pa_signer == "local":
+        return local_signing_key()
+    from imagegen.keyvault_signer import KeyVaultSigner  # the Key Vault SDK loads only where it signs
+
+    where = (settings.c2pa_keyvault_url or "", settings.c2pa_cert_name or "")
+    if where not in _keyvault_signers:
+        _keyvault_signers[where] = KeyVaultSigner(*where)
+    return _keyvault_signers[where]
+
+
 # 2. The manifest: what was made, by what, from what.
 
 def manifest_definition(generation: Generation, software: str, source: Source | None) -> dict:
@@ -186,9 +229,20 @@ def manifest_definition(generation: Generation, software: str, source: Source | 
 
 # 3. Signing.
 
-def sign(data: bytes, format: str, generation: Generation, key: SigningKey, software: str,
+def sign(data: bytes, format: str, generation: Generation, key: "SigningKey | KeyVaultSigner", software: str,
          source: Source | None = None, tsa_url: str | None = None) -> Signed:
-    """`data` with an embedded, signed C2PA manifest."""
+    """`data` with an embedded, signed C2PA manifest; raises `SigningFailed` with the reason."""
+    try:
+        return _sign(data, format, generation, key, software, source, tsa_url)
+    except SigningFailed:
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure to sign holds the image back
+        reason = key.last_failure() or f"{type(error).__name__}: {error}"
+        raise SigningFailed(f"C2PA signing failed: {reason}") from error
+
+
+def _sign(data: bytes, format: str, generation: Generation, key: "SigningKey | KeyVaultSigner", software: str,
+          source: Source | None, tsa_url: str | None) -> Signed:
     mime = MIME_TYPES[format.lower()]
     # No thumbnail in the manifest: the image is its own preview, and a thumbnail of a
     # large image more than doubles the file.
@@ -198,8 +252,7 @@ def sign(data: bytes, format: str, generation: Generation, key: SigningKey, soft
         # The SDK hashes the source into the ingredient, so the parent is bound to this image.
         builder.add_ingredient_from_stream({"title": source.title, "relationship": "parentOf"},
                                            MIME_TYPES[source.format.lower()], io.BytesIO(source.data))
-    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, key.chain_pem.encode(),
-                                                       key.key_pem.encode(), tsa_url.encode() if tsa_url else None))
+    signer = key.c2pa_signer(tsa_url)
     output = io.BytesIO()
     try:
         builder.sign(signer, mime, io.BytesIO(data), output)

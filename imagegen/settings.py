@@ -98,6 +98,36 @@ def _faults(text: str) -> dict[str, str]:
     return faults
 
 
+C2PA_SIGNERS = ("local", "keyvault", "off")
+
+
+def _c2pa_signer(signer: str, vault_url: str, cert_name: str) -> str:
+    if signer not in C2PA_SIGNERS:
+        raise ValueError(f"setting `C2PA_SIGNER` must be one of {', '.join(C2PA_SIGNERS)}, got {signer!r}")
+    if signer == "keyvault":
+        if not vault_url.startswith("https://"):
+            raise ValueError(f"setting `C2PA_KEYVAULT_URL` must be an https:// Key Vault URL when "
+                             f"`C2PA_SIGNER` is `keyvault`, got {vault_url!r}")
+        if not cert_name:
+            raise ValueError("setting `C2PA_CERT_NAME` must name the Key Vault certificate when "
+                             "`C2PA_SIGNER` is `keyvault`, got ''")
+    return signer
+
+
+def _url_or_none(name: str) -> str | None:
+    value = _get(name) or ""
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"setting `{name}` must be an http:// or https:// URL, got {value!r}")
+    return value or None
+
+
+def _bool(name: str) -> bool:
+    value = (_get(name) or "").strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"setting `{name}` must be `true` or `false`, got {value!r}")
+    return value == "true"
+
+
 @dataclass(frozen=True)
 class Settings:
     storage_connection_string: str | None = None
@@ -122,6 +152,11 @@ class Settings:
     default_size: str = "512x512"
     default_steps: int = 25
     faults: dict[str, str] = field(default_factory=dict)
+    c2pa_signer: str = "local"
+    c2pa_keyvault_url: str | None = None
+    c2pa_cert_name: str | None = None
+    c2pa_tsa_url: str | None = None
+    c2pa_include_prompt: bool = False
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -154,4 +189,10 @@ class Settings:
             default_size=_get("IMAGEGEN_DEFAULT_SIZE") or "512x512",
             default_steps=_int("IMAGEGEN_DEFAULT_STEPS"),
             faults=_faults(_get("IMAGEGEN_FAULTS") or ""),
+            c2pa_signer=_c2pa_signer(_get("C2PA_SIGNER") or "local", _get("C2PA_KEYVAULT_URL") or "",
+                                     _get("C2PA_CERT_NAME") or ""),
+            c2pa_keyvault_url=_get("C2PA_KEYVAULT_URL") or None,
+            c2pa_cert_name=_get("C2PA_CERT_NAME") or None,
+            c2pa_tsa_url=_url_or_none("C2PA_TSA_URL"),
+            c2pa_include_prompt=_bool("C2PA_INCLUDE_PROMPT"),
         )

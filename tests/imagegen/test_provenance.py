@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from imagegen import cli, provenance
+from imagegen.settings import Settings
 
 SOFTWARE = "durable-diffusion test"
 
@@ -107,3 +108,59 @@ def test_imagegen_verify_exits_non_zero_when_any_file_is_unsigned_or_tampered(ke
     assert cli.main(["verify", str(tmp_path / "good.png"), str(tmp_path / "plain.png"), "--trust", trust, "--json"]) == 1
     results = json.loads(capsys.readouterr().out)
     assert results[str(tmp_path / "good.png")]["valid"] and not results[str(tmp_path / "plain.png")]["has_credentials"]
+
+
+# The C2PA_* settings.
+
+@pytest.mark.parametrize("env, message", [
+    ({"C2PA_SIGNER": "hsm"}, "setting `C2PA_SIGNER` must be one of local, keyvault, off, got 'hsm'"),
+    ({"C2PA_SIGNER": "keyvault"}, "setting `C2PA_KEYVAULT_URL` must be an https:// Key Vault URL when "
+                                  "`C2PA_SIGNER` is `keyvault`, got ''"),
+    ({"C2PA_SIGNER": "keyvault", "C2PA_KEYVAULT_URL": "http://kv.example"}, "got 'http://kv.example'"),
+    ({"C2PA_SIGNER": "keyvault", "C2PA_KEYVAULT_URL": "https://kv.vault.azure.net/"},
+     "setting `C2PA_CERT_NAME` must name the Key Vault certificate"),
+    ({"C2PA_TSA_URL": "timestamp.example"}, "setting `C2PA_TSA_URL` must be an http:// or https:// URL, "
+                                            "got 'timestamp.example'"),
+    ({"C2PA_INCLUDE_PROMPT": "yes"}, "setting `C2PA_INCLUDE_PROMPT` must be `true` or `false`, got 'yes'"),
+])
+def test_a_bad_c2pa_setting_is_named_with_its_rule_and_value(env, message, monkeypatch):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValueError) as error:
+        Settings.from_env()
+
+    assert message in str(error.value)
+
+
+def test_c2pa_settings_are_read(monkeypatch):
+    monkeypatch.setenv("C2PA_SIGNER", "keyvault")
+    monkeypatch.setenv("C2PA_KEYVAULT_URL", "https://kv.vault.azure.net/")
+    monkeypatch.setenv("C2PA_CERT_NAME", "c2pa-signer")
+    monkeypatch.setenv("C2PA_TSA_URL", "http://timestamp.example")
+    monkeypatch.setenv("C2PA_INCLUDE_PROMPT", "TRUE")
+
+    settings = Settings.from_env()
+
+    assert (settings.c2pa_signer, settings.c2pa_keyvault_url, settings.c2pa_cert_name, settings.c2pa_tsa_url,
+            settings.c2pa_include_prompt) == ("keyvault", "https://kv.vault.azure.net/", "c2pa-signer",
+                                             "http://timestamp.example", True)
+    assert provenance.signer_from_settings(settings).certificate_name == "c2pa-signer"
+
+
+def test_by_default_images_are_signed_locally_without_the_prompt(monkeypatch, tmp_path):
+    for name in ("C2PA_SIGNER", "C2PA_INCLUDE_PROMPT", "C2PA_TSA_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    settings = Settings.from_env()
+
+    assert (settings.c2pa_signer, settings.c2pa_include_prompt, settings.c2pa_tsa_url) == ("local", False, None)
+    assert provenance.signer_from_settings(settings).subject.startswith("CN=Durable Diffusion development signer")
+    assert provenance.local_ca_path().exists()
+
+
+def test_signing_off_gives_no_signer(monkeypatch):
+    monkeypatch.setenv("C2PA_SIGNER", "off")
+
+    assert provenance.signer_from_settings(Settings.from_env()) is None

@@ -1,0 +1,323 @@
+"""A local stand-in for Azure Key Vault that speaks its REST contract for certificates,
+their secrets and keys' `sign` operation.
+
+It runs over HTTPS in a thread on a free localhost port (the Key Vault SDK refuses to send
+a bearer token over plain HTTP), with its own TLS CA in `server.tls_ca_file` for the
+clients' `connection_verify`. It authenticates like the service: a request without a
+valid bearer token gets 401 with a `WWW-Authenticate: Bearer authorization=...,
+resource="https://vault.azure.net"` challenge, and the SDK's challenge policy asks its
+credential for a token for that resource and tries again.
+
+    with KeyVaultServer() as vault:
+        vault.add_certificate("c2pa-signer", chain, private_key)   # leaf first; key stays here
+        vault.fail(503, times=1, operation="sign")                  # next sign: 503
+        signer = KeyVaultSigner(vault.url, "c2pa-signer", vault.credential(), **vault.client_options())
+        ...
+        vault.requests  # what arrived: [Request(method, path, query, headers, body)]
+
+Implemented: `GET /certificates/{name}[/{version}]`, `GET /secrets/{name}/{version}`,
+`GET /keys/{name}/{version}` and `POST /keys/{name}/{version}/sign` (`ES256` over a
+32-byte digest; the signature is JWS `r||s`, base64url). Errors carry the service's body
+`{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import json
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from azure.core.credentials import AccessToken
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+RESOURCE = "https://vault.azure.net"
+TENANT = "00000000-0000-0000-0000-000000000001"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: dict
+
+
+@dataclass
+class _Certificate:
+    version: str
+    chain: list[x509.Certificate]
+    key: ec.EllipticCurvePrivateKey
+    content_type: str  # "application/x-pem-file" or "application/x-pkcs12"
+
+
+@dataclass
+class _Failure:
+    status: int
+    times: int | None
+    operation: str | None  # "sign", "certificates", "secrets", "keys"; None: any
+
+
+class StaticTokenCredential:
+    """A credential that hands out one token, recording the scopes it was asked for.
+
+    It stands in for Entra ID (which cannot run here); everything after the token, the
+    challenge flow included, is the real SDK's.
+    """
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, options=None):
+        from azure.core.credentials import AccessTokenInfo
+
+        self.scopes.append(scopes)
+        return AccessTokenInfo(self.token, int(time.time()) + 3600)
+
+
+@dataclass
+class KeyVaultServer:
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    requests: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._certificates: dict[str, _Certificate] = {}
+        self._failures: list[_Failure] = []
+        self._lock = threading.Lock()
+        self._http: ThreadingHTTPServer | None = None
+        self._folder = Path(tempfile.mkdtemp(prefix="kv-server-"))
+        self.tls_ca_file = self._folder / "tls-ca.pem"
+
+    # -- scripting ------------------------------------------------------------------
+
+    def add_certificate(self, name: str, chain: list[x509.Certificate], key: ec.EllipticCurvePrivateKey,
+                        content_type: str = "application/x-pem-file") -> str:
+        """A certificate `name` (a new version of it) with a non-exportable key; returns the version."""
+        version = uuid.uuid4().hex
+        self._certificates[name] = _Certificate(version, chain, key, content_type)
+        return version
+
+    def fail(self, status: int, times: int | None = None, operation: str | None = None) -> None:
+        """Answer the next `times` requests (all from now on when None) for `operation` with `status`."""
+        self._failures.append(_Failure(status, times, operation))
+
+    def credential(self) -> StaticTokenCredential:
+        return StaticTokenCredential(self.token)
+
+    def client_options(self) -> dict:
+        """What a Key Vault client needs to talk to this server instead of *.vault.azure.net."""
+        # The challenge names vault.azure.net, which 127.0.0.1 is not a subdomain of.
+        return {"connection_verify": str(self.tls_ca_file), "verify_challenge_resource": False,
+                "retry_total": 0}
+
+    def operations(self, name: str) -> list[Request]:
+        """The authenticated requests for `name` ("sign", "certificates", "secrets", "keys")."""
+        return [r for r in self.requests if _operation(r.method, r.path) == name and "authorization" in r.headers]
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._http is None:
+            raise RuntimeError("start() the server (or use it in a `with` block) before reading `url`")
+        host, port = self._http.server_address[:2]
+        return f"https://{host}:{port}"
+
+    def start(self) -> "KeyVaultServer":
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                status, body, headers = server._answer(self.command, self.path, dict(self.headers.items()), raw)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _handle  # noqa: N815 - http.server's names
+
+            def log_message(self, *args) -> None:
+                pass
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*self._tls_files())
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http.socket = context.wrap_socket(self._http.socket, server_side=True)
+        self._http.daemon_threads = True
+        threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+    def __enter__(self) -> "KeyVaultServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _tls_files(self) -> tuple[str, str]:
+        ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "key vault test TLS CA")])
+        ca = _cert(ca_name, ca_key.public_key(), ca_name, ca_key, ca=True)
+        leaf = _cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), key.public_key(),
+                     ca_name, ca_key, ca=False)
+        self.tls_ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        cert_file, key_file = self._folder / "tls.pem", self._folder / "tls-key.pem"
+        cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        return str(cert_file), str(key_file)
+
+    # -- the contract ---------------------------------------------------------------
+
+    def _answer(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict, dict]:
+        path, _, query = target.partition("?")
+        headers = {k.lower(): v for k, v in headers.items()}
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {"_unparsed": raw.decode("latin-1")}
+        operation = _operation(method, path)
+        with self._lock:
+            self.requests.append(Request(method, path, query, headers, body))
+        if headers.get("authorization") != f"Bearer {self.token}":
+            challenge = (f'Bearer authorization="https://login.microsoftonline.com/{TENANT}", '
+                         f'resource="{RESOURCE}"')
+            return _error(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.",
+                          {"WWW-Authenticate": challenge})
+        with self._lock:
+            failure = self._next_failure(operation)
+        if failure is not None:
+            return _error(failure.status, "Throttled" if failure.status == 429 else "InternalServerError",
+                          f"scripted {failure.status}")
+        if "api-version=" not in query:
+            return _error(400, "BadParameter", "The 'api-version' query parameter is missing.")
+        parts = [part for part in path.split("/") if part]
+        if not parts or parts[0] not in ("certificates", "secrets", "keys") or len(parts) < 2:
+            return _error(404, "NotFound", f"no operation at {path}")
+        certificate = self._certificates.get(parts[1])
+        version = parts[2] if len(parts) > 2 else ""
+        if certificate is None or version not in ("", certificate.version):
+            return _error(404, f"{parts[0][:-1].capitalize()}NotFound",
+                          f"A {parts[0][:-1]} with (name/id) {parts[1]}/{version} was not found in this key vault.")
+        if operation == "certificates" and method == "GET":
+            return 200, self._certificate_bundle(parts[1], certificate), {}
+        if operation == "secrets" and method == "GET":
+            return 200, self._secret_bundle(parts[1], certificate), {}
+        if operation == "keys" and method == "GET":
+            return 200, {"key": self._jwk(parts[1], certificate), "attributes": _attributes(), "managed": True}, {}
+        if operation == "sign" and method == "POST":
+            return self._sign(parts[1], certificate, body)
+        return _error(405, "MethodNotAllowed", f"{method} {path}")
+
+    def _next_failure(self, operation: str) -> _Failure | None:
+        for failure in self._failures:
+            if failure.operation not in (None, operation):
+                continue
+            if failure.times is None:
+                return failure
+            if failure.times > 0:
+                failure.times -= 1
+                return failure
+        return None
+
+    def _ids(self, name: str, certificate: _Certificate) -> dict:
+        return {kind: f"{self.url}/{path}/{name}/{certificate.version}"
+                for kind, path in (("id", "certificates"), ("kid", "keys"), ("sid", "secrets"))}
+
+    def _certificate_bundle(self, name: str, certificate: _Certificate) -> dict:
+        der = certificate.chain[0].public_bytes(serialization.Encoding.DER)
+        return {**self._ids(name, certificate),
+                "x5t": base64.urlsafe_b64encode(certificate.chain[0].fingerprint(hashes.SHA1())).decode().rstrip("="),
+                "cer": base64.b64encode(der).decode(), "attributes": _attributes()}
+
+    def _secret_bundle(self, name: str, certificate: _Certificate) -> dict:
+        # A non-exportable key: the secret holds the certificate chain only.
+        if certificate.content_type == "application/x-pkcs12":
+            value = base64.b64encode(pkcs12.serialize_key_and_certificates(
+                None, None, certificate.chain[0], certificate.chain[1:], serialization.NoEncryption())).decode()
+        else:
+            value = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificate.chain)
+        ids = self._ids(name, certificate)
+        return {"id": ids["sid"], "kid": ids["kid"], "value": value, "contentType": certificate.content_type,
+                "managed": True, "attributes": _attributes()}
+
+    def _jwk(self, name: str, certificate: _Certificate) -> dict:
+        numbers = certificate.key.public_key().public_numbers()
+        return {"kid": self._ids(name, certificate)["kid"], "kty": "EC", "crv": "P-256",
+                "key_ops": ["sign", "verify"], "x": _b64url(numbers.x.to_bytes(32, "big")),
+                "y": _b64url(numbers.y.to_bytes(32, "big"))}
+
+    def _sign(self, name: str, certificate: _Certificate, body: dict) -> tuple[int, dict, dict]:
+        if body.get("alg") != "ES256":
+            return _error(400, "BadParameter", f"Invalid algorithm {body.get('alg')!r} for an EC P-256 key.")
+        try:
+            digest = base64.urlsafe_b64decode(body.get("value", "") + "==")
+        except ValueError:
+            return _error(400, "BadParameter", "`value` is not base64url.")
+        if len(digest) != 32:
+            return _error(400, "BadParameter", f"Invalid digest length {len(digest)} for ES256 (32).")
+        r, s = decode_dss_signature(certificate.key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
+        return 200, {"kid": self._ids(name, certificate)["kid"],
+                     "value": _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))}, {}
+
+
+def _operation(method: str, path: str) -> str:
+    parts = [part for part in path.split("/") if part]
+    if method == "POST" and parts[-1:] == ["sign"]:
+        return "sign"
+    return parts[0] if parts else ""
+
+
+def _attributes() -> dict:
+    now = int(time.time())
+    return {"enabled": True, "created": now, "updated": now, "recoveryLevel": "Recoverable"}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> tuple[int, dict, dict]:
+    return status, {"error": {"code": code, "message": message}}, headers or {}
+
+
+def _cert(subject: x509.Name, public_key, issuer: x509.Name, issuer_key, ca: bool) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                        critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
