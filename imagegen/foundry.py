@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from imagegen.limits import DEFAULT_LIMITS, MAX_SEED, Limits, check_source_image, show_value
 from imagegen.spec import JobSpec, field_errors
+from imagegen.storable_text import storable_document
 from imagegen.types import FieldError, JobValidationError
 
 BODY_FIELDS = (
@@ -94,6 +95,7 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     limits = limits or DEFAULT_LIMITS
     if not isinstance(body, dict):
         raise JobValidationError([_error("", "type", f"the request body must be a JSON object with `prompt`, got {show_value(body)}")])
+    body = storable_document(body)
     errors = [_unknown(str(key), key, BODY_FIELDS) for key in body if key not in BODY_FIELDS]
 
     count = seed = None

@@ -26,6 +26,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from imagegen.intake import job_name_from
+from imagegen.storable_text import storable_document
 from imagegen.spec import JobSpec, Limits, parse_job
 from imagegen.types import FieldError, JobValidationError
 
@@ -63,6 +64,7 @@ def parse_schedule(data: bytes, filename: str, limits: Limits | None = None) -> 
     if not isinstance(raw, dict):
         raise JobValidationError([FieldError(path="file", rule="mapping",
                                              message=f"`{filename}` must hold a mapping with `cron` and `job`")])
+    raw = storable_document(raw)
     raw.setdefault("name", job_name_from(filename))
     try:
         schedule = Schedule.model_validate(raw)

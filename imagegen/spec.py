@@ -35,6 +35,7 @@ from imagegen.limits import (
     parse_size,
     show_value,
 )
+from imagegen.storable_text import storable_document
 from imagegen.types import MAX_DEEPCACHE, Batch, FieldError, ImageFormat, JobValidationError, Scheduler, Variant
 
 __all__ = [
@@ -371,6 +372,7 @@ def parse_job(data: str | bytes | dict, *, filename: str | None = None, limits: 
                 message=f"the job is {len(data):,} characters; the limit is {limits.max_job_bytes:,} bytes",
             )])
         data = load_document(data, filename=filename)
+    data = storable_document(data)  # before any message repeats a field's text
     if data is None:
         raise JobValidationError([FieldError(path="", rule="empty", message="the job is empty")])
     if not isinstance(data, dict):

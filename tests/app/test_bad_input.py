@@ -126,3 +126,16 @@ def test_an_unexpected_failure_is_a_generic_500_problem(caplog):
     assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert b"secret" not in response.get_body() and json.loads(response.get_body())["title"] == "Internal error"
     assert "secret internal detail" in caplog.text  # logged in full for us
+
+
+@pytest.mark.parametrize("body, content_type, path", [
+    (b'{"name": "lone", "prompts": [{"text": "a red \\ud800 bicycle"}]}', "application/json", "prompts[0].text"),
+    (b'name: lone\nprompts: [{text: "a bicycle"}]\nvariants: {styles: ["ink \\udfff"]}\n', "application/yaml",
+     "variants.styles[0]"),
+])
+def test_text_with_a_lone_surrogate_is_refused_at_intake_with_the_field_named(app, body, content_type, path):
+    # Such text cannot be stored as UTF-8: accepted, the job would fail when writing its manifest.
+    response = requests.post(f"{app.url}/api/jobs", data=body, headers={"content-type": content_type}, timeout=30)
+    errors = problem(response, 400)["errors"]
+    assert [(error["path"], error["rule"]) for error in errors] == [(path, "lone_surrogate")]
+    assert "surrogate" in errors[0]["message"] and "U+D" in errors[0]["message"]

@@ -110,3 +110,17 @@ def test_a_file_with_an_odd_name_is_moved_aside_with_the_rule_it_breaks(app, sto
     assert "path segments" in report["errors"][0]["message"] or "control characters" in report["errors"][0]["message"]
     assert store.get(aside) == content  # nothing lost
     assert name not in list(prompts.list_blob_names(name_starts_with=name.split("/")[0]))
+
+
+def test_a_dropped_file_with_a_lone_surrogate_is_moved_aside_naming_the_field(app, store):
+    name = unique("lone-surrogate") + ".json"
+    content = b'{"name": "lone", "prompts": [{"text": "a bicycle", "negative": "\\ud83d"}]}'
+    store.put(f"prompts/{name}", content)
+
+    deadline = time.monotonic() + 30
+    while not store.exists(f"prompts-rejected/{name}.error.json") and time.monotonic() < deadline:
+        time.sleep(0.25)
+    report = json.loads(store.get(f"prompts-rejected/{name}.error.json"))
+    assert [(e["path"], e["rule"]) for e in report["errors"]] == [("prompts[0].negative", "lone_surrogate")]
+    assert store.get(f"prompts-rejected/{name}") == content
+    assert not [j for j in app.jobs() if j["origin"] == f"prompts/{name}"]

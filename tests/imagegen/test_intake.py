@@ -78,3 +78,22 @@ def test_ids_are_stable_for_the_same_file_and_slot_and_new_for_a_changed_one():
     slot = datetime(2026, 3, 1, 9, 0, 0)
     assert intake.schedule_job_id("Weekly Banners", slot) == "schedule-weekly-banners-20260301T090000Z"
     assert intake.new_job_id("Spring!") != intake.new_job_id("Spring!")
+
+
+def test_lone_surrogates_are_refused_everywhere_and_pairs_joined():
+    from imagegen.foundry import job_from_foundry
+    from imagegen.spec import parse_job
+    from imagegen.types import JobValidationError
+
+    # YAML spells an emoji as a UTF-16 pair of escapes: one character, accepted.
+    job = parse_job('name: pair\nprompts: [{text: "a cat \\ud83d\\ude00"}]\n', filename="j.yaml")
+    assert job.prompts[0].text == "a cat \U0001F600"
+    cases = [
+        (lambda: parse_job({"name": "x", "prompts": [{"text": "ok", "negative": "\udc00"}]}), "prompts[0].negative"),
+        (lambda: parse_job({"name": "x", "\ud800": 1}), "'\\ud800'"),
+        (lambda: job_from_foundry({"prompt": "a \ud83d cat"}), "prompt"),
+    ]
+    for call, path in cases:
+        with pytest.raises(JobValidationError) as raised:
+            call()
+        assert [(e.path, e.rule) for e in raised.value.errors] == [(path, "lone_surrogate")]
