@@ -19,6 +19,16 @@ def speedups_text(variant: dict) -> str:
     return "".join(f" · {name}" for name in used)
 
 
+def credentials_mark(variant: dict) -> str:
+    """A mark on an image signed with C2PA Content Credentials, naming the signer."""
+    credentials = variant.get("content_credentials")
+    if not credentials:
+        return ""
+    signer = html.escape(credentials.get("signer", ""))
+    return (f'<p class="signed" title="C2PA manifest {html.escape(credentials.get("manifest_label", ""))}">'
+            f'Content Credentials · signed by {signer}</p>')
+
+
 def contact_sheet(manifest: dict, images: dict[str, str]) -> str:
     """HTML for `manifest`; `images` maps variant id to the downloaded file's name."""
     cards = []
@@ -39,6 +49,7 @@ def contact_sheet(manifest: dict, images: dict[str, str]) -> str:
       <p>seed {variant["seed"]} · {variant["width"]}×{variant["height"]} · {variant["steps"]} steps · {html.escape(variant["scheduler"])}{speedups_text(variant)}</p>
       <p><span class="status" style="background:{STATUS_COLOURS.get(status, '#6e7781')}">{html.escape(status)}</span>
          {html.escape(checked)} {html.escape(reasons)}</p>
+      {credentials_mark(variant)}
     </figcaption>
   </figure>""")
     totals = manifest.get("totals", {})
@@ -53,6 +64,7 @@ def contact_sheet(manifest: dict, images: dict[str, str]) -> str:
  .none {{ display: flex; align-items: center; justify-content: center; color: #6e7781; }}
  .prompt {{ font-weight: 600; }} p {{ margin: .25rem 0; font-size: .85rem; }}
  .status {{ color: white; border-radius: 1em; padding: 0 .5em; }}
+ .signed {{ color: #0969da; }}
 </style></head>
 <body>
 <h1>{html.escape(title)}</h1>

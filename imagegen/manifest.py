@@ -22,7 +22,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from imagegen.storage import BlobStore, check_id, manifest_ref, split_ref
-from imagegen.types import ImageFormat, JobSource, JobStatus, Scheduler, Variant, VariantStatus, Verdict
+from imagegen.types import (
+    ContentCredentials,
+    ImageFormat,
+    JobSource,
+    JobStatus,
+    Scheduler,
+    Variant,
+    VariantStatus,
+    Verdict,
+)
 
 SCHEMA_VERSION = 1
 
@@ -67,6 +76,9 @@ class ManifestVariant(BaseModel):
     seconds: float | None = Field(default=None, ge=0, description="Generation time of this image")
     input_verdict: Verdict | None = None
     output_verdict: Verdict | None = None
+    content_credentials: ContentCredentials | None = Field(
+        default=None, description="The C2PA Content Credentials signed into the image (manifest label, "
+                                  "signer subject); none when signing is off or failed")
     error: str | None = Field(default=None, description="Why a `failed` variant failed")
 
     @classmethod
@@ -91,6 +103,8 @@ class ManifestVariant(BaseModel):
             raise ValueError(f"{where}: `sha256` must be 64 lowercase hex digits, got {self.sha256!r}")
         if self.url is not None and self.blob is None:
             raise ValueError(f"{where}: `url` is set but `blob` is not")
+        if self.content_credentials is not None and self.blob is None:
+            raise ValueError(f"{where}: `content_credentials` is set but there is no image (`blob`)")
         if self.status == "ok":
             if container != "outputs" or self.sha256 is None:
                 raise ValueError(

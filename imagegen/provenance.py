@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import BaseModel
 
+from imagegen.types import Variant
+
 if TYPE_CHECKING:
     from imagegen.keyvault_signer import KeyVaultSigner
     from imagegen.settings import Settings
@@ -262,6 +264,33 @@ def _sign(data: bytes, format: str, generation: Generation, key: "SigningKey | K
     reader = c2pa.Reader(mime, io.BytesIO(signed))
     label = json.loads(reader.json())["active_manifest"]
     return Signed(data=signed, manifest_label=label, signer=key.subject)
+
+
+def software_agent() -> str:
+    """This project and its version, as the manifest's claim generator names it."""
+    import importlib.metadata
+
+    try:
+        return f"Durable Diffusion {importlib.metadata.version('durable-diffusion')}"
+    except importlib.metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "Durable Diffusion"
+
+
+def sign_variant(data: bytes, job_id: str, variant: Variant, model: str, revision: str | None,
+                 settings: "Settings", source: Source | None = None) -> Signed | None:
+    """A pipeline image signed by the configured signer; None when signing is `off`.
+
+    Raises `SigningFailed` with the reason; the caller holds the image back (fail closed).
+    """
+    signer = signer_from_settings(settings)
+    if signer is None:
+        return None
+    generation = Generation(
+        job_id=job_id, variant_id=variant.id, model=model, model_revision=revision, seed=variant.seed,
+        steps=variant.steps, guidance=variant.guidance, width=variant.width, height=variant.height,
+        scheduler=variant.scheduler, prompt=variant.prompt if settings.c2pa_include_prompt else None,
+    )
+    return sign(data, variant.format, generation, signer, software_agent(), source, settings.c2pa_tsa_url)
 
 
 # 4. Verification.

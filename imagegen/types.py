@@ -93,3 +93,10 @@ class Verdict(BaseModel):
     severities: dict[str, int] = Field(default_factory=dict)  # category -> 0..7
     blocklist_hits: list[str] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)  # human-readable, e.g. "Violence severity 4 >= 4"
+
+
+class ContentCredentials(BaseModel):
+    """The C2PA manifest signed into one image: what identifies it and who signed it."""
+
+    manifest_label: str  # the active manifest's label, e.g. "urn:c2pa:…"
+    signer: str  # the signing certificate's subject, e.g. "CN=…,O=…"

@@ -62,3 +62,12 @@ def test_the_new_job_page_is_a_form_with_a_field_for_each_error_path_and_no_inli
     for path in ("name", "variants.seeds", "variants.styles", "variants.sizes", "variants.steps"):
         assert f'data-path="{path}"' in page
     assert 'type="file"' in page and "<script>" not in page and " on" + "submit=" not in page
+
+
+def test_the_job_page_marks_signed_images_with_their_c2pa_manifest_and_signer():
+    credentials = {"manifest_label": "urn:c2pa:abcd", "signer": "CN=Durable Diffusion development signer"}
+    page = gallery.job_page(job(), manifest(variants=[entry("job-1", 0, "ok", content_credentials=credentials),
+                                                      entry("job-1", 1, "ok")]))
+    assert page.count('<span class="signed"') == 1
+    assert "urn:c2pa:abcd" in page and "CN=Durable Diffusion development signer" in page
+    assert "credentials</dt><dd>none" in page

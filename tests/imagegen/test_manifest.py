@@ -160,3 +160,10 @@ def test_write_then_read_back_is_equal(storage_connection_string):
     assert read_manifest(store, job_id).warnings == ["prompt 0 truncated to 77 tokens"]
     with pytest.raises(BlobNotFound):
         read_manifest(store, "job-never-written")
+
+
+def test_content_credentials_need_an_image():
+    credentials = {"manifest_label": "urn:c2pa:1", "signer": "CN=s"}
+    assert entry("job-1", 0, "ok", content_credentials=credentials).content_credentials.signer == "CN=s"
+    with pytest.raises(ValueError, match="`content_credentials` is set but there is no image"):
+        entry("job-1", 4, "failed", content_credentials=credentials)
