@@ -22,6 +22,8 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -167,19 +169,34 @@ def local_signing_key(folder: Path | None = None) -> SigningKey:
     folder = folder or local_state_dir()
     chain_file, key_file, ca_file = folder / "signer-chain.pem", folder / "signer-key.pem", folder / "dev-ca.pem"
     if not (chain_file.exists() and key_file.exists() and ca_file.exists()):
-        folder.mkdir(parents=True, exist_ok=True)
-        ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-        ca_name = _name("Durable Diffusion development CA")
-        ca = _certificate(ca_name, ca_key, ca_name, ca_key, ca=True)
-        leaf = _certificate(_name("Durable Diffusion development signer"), leaf_key, ca_name, ca_key, ca=False)
-        key_file.write_bytes(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
-        key_file.chmod(0o600)
-        chain_file.write_text(_pem(leaf) + _pem(ca))
-        ca_file.write_text(_pem(ca))
+        _create_local_signing_key(folder)
     chain_pem = chain_file.read_text()
     leaf = x509.load_pem_x509_certificates(chain_pem.encode())[0]
     return SigningKey(chain_pem=chain_pem, key_pem=key_file.read_text(), subject=leaf.subject.rfc4514_string())
+
+
+def _create_local_signing_key(folder: Path) -> None:
+    # Several processes (devhost's workers, tests) may get here at once: each writes a
+    # whole set into its own folder and renames it into place; the first rename wins, so
+    # nobody ever reads one process's key with another's certificate.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("Durable Diffusion development CA")
+    ca = _certificate(ca_name, ca_key, ca_name, ca_key, ca=True)
+    leaf = _certificate(_name("Durable Diffusion development signer"), leaf_key, ca_name, ca_key, ca=False)
+    key_file = staging / "signer-key.pem"
+    key_file.write_bytes(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    (staging / "signer-chain.pem").write_text(_pem(leaf) + _pem(ca))
+    (staging / "dev-ca.pem").write_text(_pem(ca))
+    if folder.exists() and not any(folder.iterdir()):
+        folder.rmdir()  # an empty folder (made by hand) would block the rename
+    try:
+        staging.rename(folder)
+    except OSError:  # another process's set is already in place: use that one
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def local_ca_path(folder: Path | None = None) -> Path:

@@ -164,3 +164,16 @@ def test_signing_off_gives_no_signer(monkeypatch):
     monkeypatch.setenv("C2PA_SIGNER", "off")
 
     assert provenance.signer_from_settings(Settings.from_env()) is None
+
+
+def test_processes_creating_the_development_key_at_once_all_get_the_same_matching_set(tmp_path):
+    import concurrent.futures
+
+    folder = tmp_path / "c2pa"
+    with concurrent.futures.ProcessPoolExecutor(4) as pool:
+        keys = list(pool.map(provenance.local_signing_key, [folder] * 8))
+
+    assert len({(k.chain_pem, k.key_pem) for k in keys}) == 1
+    signed = provenance.sign(noise_image("png"), "png", generation(), keys[0], SOFTWARE).data
+    assert provenance.verify(signed, "png", provenance.local_ca_path(folder).read_text()).trusted
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c2pa"]  # no staging folder left behind
