@@ -11,12 +11,12 @@ import uuid
 from datetime import datetime
 from pathlib import PurePosixPath
 
-from imagegen import storage
+from imagegen import notify, storage
 from imagegen.jobs import AUTO_MAX_BATCH, JobRequest
 from imagegen.types import JobSource
 from imagegen.settings import Settings
 from imagegen.foundry import decode_image
-from imagegen.spec import JobSpec, Limits, check_source_image, load_document, parse_job, slugify
+from imagegen.spec import JobSpec, Limits, ReviewSpec, check_source_image, load_document, parse_job, slugify
 from imagegen.types import FieldError, JobValidationError
 
 JOB_FILE_SUFFIXES = (".json", ".yaml", ".yml", ".txt")
@@ -52,7 +52,14 @@ def read_job_file(data: bytes, filename: str, limits: Limits | None = None,
             path="file", rule="file_type",
             message=f"`{filename}` is not a job file: use .json, .yaml, .yml or .txt (one prompt per line)")])
     job = parse_job(data, filename=filename, limits=limits)
+    check_notify(job, settings)
     return job
+
+
+def check_notify(job: JobSpec, settings: Settings | None = None, resolver: notify.Resolver = notify.resolve) -> None:
+    """Refuse a job whose own webhook URL this deployment does not allow (see imagegen.notify)."""
+    if job.notify is not None:
+        notify.check_job_url(job.notify.url, (settings or Settings.from_env()).notify_hosts, resolver)
 
 
 def job_name_from(filename: str) -> str:
@@ -74,7 +81,9 @@ def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: 
         raise JobValidationError([FieldError(path="body", rule="utf8", message="the request body must be UTF-8 JSON or YAML")]) from None
     document = load_document(text, filename=filename)
     store_inline_images(document, store, limits)
-    return parse_job(document, limits=limits)
+    job = parse_job(document, limits=limits)
+    check_notify(job)
+    return job
 
 
 def store_inline_images(document, store: storage.BlobStore, limits: Limits | None = None) -> None:
@@ -147,7 +156,15 @@ def image_suffix(data_url: str) -> str:
 def job_request(job: JobSpec, source: JobSource, origin: str = "", settings: Settings | None = None) -> JobRequest:
     settings = settings or Settings.from_env()
     max_batch = int(settings.max_batch) if settings.max_batch.isdigit() else AUTO_MAX_BATCH
-    return JobRequest(job=job.model_dump(mode="json"), source=source, origin=origin, max_batch=max_batch)
+    return JobRequest(job=job.model_dump(mode="json"), source=source, origin=origin, max_batch=max_batch,
+                      review=review_of(job, settings), notify=job.notify is not None or bool(settings.notify_url))
+
+
+def review_of(job: JobSpec, settings: Settings) -> dict | None:
+    """The review this job gets: its own `review`, else the deployment's `IMAGEGEN_REVIEW`
+    (`on`: the defaults, 72h then reject); None when it publishes without one."""
+    review = job.review if job.review is not None else (ReviewSpec() if settings.review else None)
+    return review.model_dump() if review is not None and review.required else None
 
 
 # Instance ids name blobs (outputs/{job_id}/...): job-name characters, kept short.

@@ -26,6 +26,12 @@ class JobRequest(BaseModel):
     source: JobSource = "http"
     origin: str = ""  # the dropped blob's name or the schedule's name
     max_batch: int = Field(default=AUTO_MAX_BATCH, ge=1, le=64)  # variants per GPU activity call
+    # Decided at submit from the job and the deployment (`intake.review_of`): a ReviewSpec as
+    # JSON when the job waits for a reviewer, else None.
+    review: dict | None = None
+    # Whether a webhook is to be called (the job's own `notify.url` or IMAGEGEN_NOTIFY_URL);
+    # the operator's URL never travels through history, the activity reads it from settings.
+    notify: bool = False
 
 
 class RenderRequest(BaseModel):

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
-from imagegen.storage import BlobStore, check_id, manifest_ref, split_ref
+from imagegen.notify import NotifyRecord
+from imagegen.storage import BlobChanged, BlobNotFound, BlobStore, check_id, manifest_ref, split_ref
 from imagegen.types import (
     ContentCredentials,
     ImageFormat,
@@ -38,6 +39,53 @@ SCHEMA_VERSION = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Keys a manifest file holds that are computed on load, not read.
 _COMPUTED = ("status", "totals")
+
+
+Decision = Literal["approved", "rejected"]
+
+
+class VariantReview(BaseModel):
+    """A reviewer's decision on one variant (review before publish)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Decision
+    reviewer: str | None = Field(description="Who decided; null when the review timed out (`on_timeout`)")
+    at: datetime = Field(description="When the decision was made (UTC)")
+    note: str = ""
+    published: str | None = Field(default=None, description="Blob ref of the approved copy, published/{job}/{variant}.{ext}")
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _published_only_when_approved(self) -> "VariantReview":
+        if self.published is not None:
+            if self.decision != "approved":
+                raise ValueError(f"only an approved image is published, got decision {self.decision!r} "
+                                 f"with published={self.published!r}")
+            if split_ref(self.published)[0] != "published":
+                raise ValueError(f"`published` must be under published/, got {self.published!r}")
+        return self
+
+
+class ManifestReview(BaseModel):
+    """The job's review: how long it waits, and how it ended."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["awaiting", "done", "cancelled"]
+    timeout: str = Field(description="How long the job waits, e.g. 72h")
+    on_timeout: Literal["reject", "approve"]
+    deadline: datetime = Field(description="When undecided variants get `on_timeout`")
+    ended_by: Literal["all decided", "finish", "timeout", "cancel"] | None = None
+
+    @field_validator("deadline")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 class ManifestVariant(BaseModel):
@@ -80,6 +128,7 @@ class ManifestVariant(BaseModel):
         default=None, description="The C2PA Content Credentials signed into the image (manifest label, "
                                   "signer subject); none when signing is off or failed")
     error: str | None = Field(default=None, description="Why a `failed` variant failed")
+    review: VariantReview | None = Field(default=None, description="The reviewer's decision (jobs with review; `ok` variants only)")
 
     @classmethod
     def from_variant(cls, variant: Variant, **results: Any) -> "ManifestVariant":
@@ -119,7 +168,9 @@ class ManifestVariant(BaseModel):
                 raise ValueError(
                     f"{where}: status `ok` needs a `safe` input verdict, got {self.input_verdict.status!r}"
                 )
-        elif self.status in ("blocked", "unchecked"):
+        elif self.review is not None:
+            raise ValueError(f"{where}: only an `ok` image is reviewed, got status {self.status!r} with a review")
+        if self.status in ("blocked", "unchecked"):
             if container not in (None, "quarantine"):
                 raise ValueError(
                     f"{where}: a `{self.status}` image must be under quarantine/, got blob={self.blob!r}"
@@ -144,6 +195,9 @@ class Totals(BaseModel):
     cancelled: int = Field(0, description="Variants not made because the job was cancelled")
     images: int = Field(description="Images stored, published or quarantined")
     seconds: float = Field(description="Sum of generation seconds")
+    approved: int = Field(0, description="Variants a reviewer approved (or the timeout, with on_timeout: approve)")
+    rejected: int = Field(0, description="Variants rejected")
+    undecided: int = Field(0, description="`ok` variants of a reviewed job with no decision")
 
 
 class Manifest(BaseModel):
@@ -161,6 +215,8 @@ class Manifest(BaseModel):
     reasons: list[str] = Field(default_factory=list, description="Job-level reasons, e.g. why it was rejected")
     warnings: list[str] = Field(default_factory=list, description="e.g. prompts truncated by the tokenizer")
     variants: list[ManifestVariant]
+    review: ManifestReview | None = Field(default=None, description="Review before publish; null: the job had none")
+    notifications: list[NotifyRecord] = Field(default_factory=list, description="Webhook calls and how they went")
 
     @field_validator("job_id")
     @classmethod
@@ -187,11 +243,16 @@ class Manifest(BaseModel):
             seen.add(variant.id)
         return self
 
-    @computed_field(description="cancelled: cancelled before every variant was made; "
+    @computed_field(description="awaiting_review: every image made and checked, waiting for reviewers; "
+                                "cancelled: cancelled before every variant was made or while awaiting review; "
                                 "completed: every variant ok; rejected: nothing was generated "
                                 "(every variant blocked or unchecked before generation); else partial")
     @property
     def status(self) -> JobStatus:
+        if self.review is not None and self.review.state == "awaiting":
+            return "awaiting_review"
+        if self.review is not None and self.review.state == "cancelled":
+            return "cancelled"
         if any(variant.status == "cancelled" for variant in self.variants):
             return "cancelled"
         if self.variants and all(variant.status == "ok" for variant in self.variants):
@@ -206,9 +267,14 @@ class Manifest(BaseModel):
         count = {status: 0 for status in ("ok", "blocked", "failed", "unchecked", "cancelled")}
         for variant in self.variants:
             count[variant.status] += 1
+        decisions = {"approved": 0, "rejected": 0, "undecided": 0}
+        if self.review is not None:
+            for variant in self.variants:
+                if variant.status == "ok":
+                    decisions[variant.review.decision if variant.review else "undecided"] += 1
         return Totals(
             variants=len(self.variants),
-            **count,
+            **count, **decisions,
             images=sum(1 for variant in self.variants if variant.blob is not None),
             seconds=round(sum(variant.seconds or 0.0 for variant in self.variants), 3),
         )
@@ -216,7 +282,8 @@ class Manifest(BaseModel):
 
 def build_manifest(*, job_id: str, name: str, source: JobSource, job: Any, created_at: datetime | str,
                    finished_at: datetime | str, variants: list[ManifestVariant | dict[str, Any]],
-                   reasons: list[str] = (), warnings: list[str] = ()) -> Manifest:
+                   reasons: list[str] = (), warnings: list[str] = (), review: ManifestReview | dict | None = None,
+                   notifications: list = ()) -> Manifest:
     """A job's manifest; times come from the caller (the orchestrator's deterministic clock).
 
     `job` is the `JobSpec` (or its dict form); status and totals follow from `variants`.
@@ -225,7 +292,7 @@ def build_manifest(*, job_id: str, name: str, source: JobSource, job: Any, creat
         job = job.model_dump(mode="json")
     return Manifest(job_id=job_id, name=name, source=source, job=job, created_at=created_at,
                     finished_at=finished_at, reasons=list(reasons), warnings=list(warnings),
-                    variants=list(variants))
+                    variants=list(variants), review=review, notifications=list(notifications))
 
 
 def manifest_json(manifest: Manifest) -> bytes:
@@ -242,8 +309,48 @@ def parse_manifest(data: bytes | str) -> Manifest:
 
 
 def write_manifest(store: BlobStore, manifest: Manifest) -> str:
-    """Upload the whole manifest in one `put` to `manifests/{job_id}.json`; return its URL."""
-    return store.put(manifest_ref(manifest.job_id), manifest_json(manifest), "application/json")
+    """Upload the whole manifest in one `put` to `manifests/{job_id}.json`; return its URL.
+
+    The notifications already recorded in the stored manifest are kept: webhook calls run
+    beside the orchestration and record themselves (`record_notification`), so a later
+    write must not drop them. Both writers use conditional puts, so neither loses the other's.
+    """
+    ref = manifest_ref(manifest.job_id)
+    for _ in range(10):
+        try:
+            data, etag = store.get_with_etag(ref)
+        except BlobNotFound:
+            return store.put(ref, manifest_json(manifest), "application/json")
+        try:
+            recorded = parse_manifest(data).notifications
+        except ValueError:
+            recorded = []
+        merged = manifest.model_copy(update={"notifications": _merge(recorded, manifest.notifications)})
+        try:
+            return store.put(ref, manifest_json(merged), "application/json", if_match=etag)
+        except BlobChanged:
+            continue
+    raise BlobChanged(ref, "")
+
+
+def record_notification(store: BlobStore, job_id: str, record: NotifyRecord) -> None:
+    """Add one webhook call to the stored manifest (conditional put, retried on a race)."""
+    ref = manifest_ref(job_id)
+    for _ in range(10):
+        data, etag = store.get_with_etag(ref)
+        manifest = parse_manifest(data)
+        updated = manifest.model_copy(update={"notifications": _merge(manifest.notifications, [record])})
+        try:
+            store.put(ref, manifest_json(updated), "application/json", if_match=etag)
+            return
+        except BlobChanged:
+            continue
+    raise BlobChanged(ref, "")
+
+
+def _merge(first: list[NotifyRecord], second: list[NotifyRecord]) -> list[NotifyRecord]:
+    seen = {(r.event, r.at) for r in first}
+    return [*first, *(r for r in second if (r.event, r.at) not in seen)]
 
 
 def read_manifest(store: BlobStore, job_id: str) -> Manifest:

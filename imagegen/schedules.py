@@ -25,7 +25,7 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from imagegen.intake import job_name_from
+from imagegen.intake import check_notify, job_name_from
 from imagegen.storable_text import storable_document
 from imagegen.spec import JobSpec, Limits, parse_job
 from imagegen.types import FieldError, JobValidationError
@@ -76,6 +76,7 @@ def parse_schedule(data: bytes, filename: str, limits: Limits | None = None) -> 
         ]) from None
     try:
         job = parse_job(schedule.job, limits=limits)
+        check_notify(job)
     except JobValidationError as error:
         raise JobValidationError([e.model_copy(update={"path": f"job.{e.path}"}) for e in error.errors]) from None
     return schedule, job

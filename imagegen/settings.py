@@ -41,6 +41,10 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "C2PA_CERT_NAME": ("", "Key Vault certificate (and key) name of the C2PA signing certificate"),
     "C2PA_TSA_URL": ("", "RFC 3161 timestamp authority URL for C2PA signatures; unset: no timestamp"),
     "C2PA_INCLUDE_PROMPT": ("false", "Record the prompt in the signed C2PA manifest (true/false)"),
+    "IMAGEGEN_REVIEW": ("off", "`on`: every job without its own `review` waits for a reviewer before publishing (HTTP, drops, schedules)"),
+    "IMAGEGEN_NOTIFY_URL": ("", "Webhook called when a job awaits review and when it ends, for jobs that name none (the operator's: used as set)"),
+    "IMAGEGEN_NOTIFY_HOSTS": ("", "Comma-separated hosts a job's own `notify.url` may name (`*.example.com` for subdomains); empty: none"),
+    "IMAGEGEN_PUBLIC_URL": ("", "The app's public base URL (https://app.example.com) for gallery links in notifications; unset: links are paths"),
     "IMAGEGEN_FAULTS": ("", "Test-only fault injection, e.g. `flaky-*=fail-once`; unset in production"),
 }
 
@@ -128,6 +132,13 @@ def _bool(name: str) -> bool:
     return value == "true"
 
 
+def _on_off(name: str) -> bool:
+    value = (_get(name) or "").strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"setting `{name}` must be `on` or `off`, got {value!r}")
+    return value == "on"
+
+
 @dataclass(frozen=True)
 class Settings:
     storage_connection_string: str | None = None
@@ -151,6 +162,10 @@ class Settings:
     safety_blocklist_file: str | None = None
     default_size: str = "512x512"
     default_steps: int = 25
+    review: bool = False
+    notify_url: str = ""
+    notify_hosts: tuple[str, ...] = ()
+    public_url: str = ""
     faults: dict[str, str] = field(default_factory=dict)
     c2pa_signer: str = "local"
     c2pa_keyvault_url: str | None = None
@@ -188,6 +203,11 @@ class Settings:
             safety_blocklist_file=_get("SAFETY_BLOCKLIST_FILE"),
             default_size=_get("IMAGEGEN_DEFAULT_SIZE") or "512x512",
             default_steps=_int("IMAGEGEN_DEFAULT_STEPS"),
+            review=_on_off("IMAGEGEN_REVIEW"),
+            notify_url=(_get("IMAGEGEN_NOTIFY_URL") or "").strip(),
+            notify_hosts=tuple(host.strip().lower().rstrip(".") for host in (_get("IMAGEGEN_NOTIFY_HOSTS") or "").split(",")
+                               if host.strip()),
+            public_url=(_get("IMAGEGEN_PUBLIC_URL") or "").strip().rstrip("/"),
             faults=_faults(_get("IMAGEGEN_FAULTS") or ""),
             c2pa_signer=_c2pa_signer(_get("C2PA_SIGNER") or "local", _get("C2PA_KEYVAULT_URL") or "",
                                      _get("C2PA_CERT_NAME") or ""),

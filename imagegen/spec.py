@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -39,7 +39,7 @@ from imagegen.storable_text import storable_document
 from imagegen.types import MAX_DEEPCACHE, Batch, FieldError, ImageFormat, JobValidationError, Scheduler, Variant
 
 __all__ = [
-    "JobSpec", "Limits", "OutputSpec", "PromptSpec", "SpeedupSpec", "VariantAxes", "batches",
+    "JobSpec", "Limits", "NotifySpec", "OutputSpec", "PromptSpec", "ReviewSpec", "SpeedupSpec", "VariantAxes", "batches",
     "check_source_image", "expand", "job_digest", "job_from_foundry", "job_schema",
     "parse_job", "with_source_image",
 ]
@@ -170,6 +170,79 @@ class OutputSpec(BaseModel):
     format: ImageFormat = Field("png", description="Image file format.")
 
 
+# A review waits at most 30 days: past that nobody is coming back to it, and the wait holds
+# an orchestration (and its images, unpublished) open.
+DURATION_PATTERN = re.compile(r"([0-9]{1,7})([smhd])")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_REVIEW_SECONDS = 30 * 86400
+
+
+def duration_seconds(text: str) -> int:
+    """'72h' -> 259200. The text must match DURATION_PATTERN (ReviewSpec checked it)."""
+    match = DURATION_PATTERN.fullmatch(text)
+    if match is None:
+        raise ValueError(f"a duration looks like '90s', '30m', '72h' or '7d', got {text!r}")
+    return int(match.group(1)) * DURATION_UNITS[match.group(2)]
+
+
+class ReviewSpec(BaseModel):
+    """Review before publish: the job waits for people to approve or reject its images."""
+
+    model_config = _STRICT
+
+    required: bool = Field(True, description="Wait for a reviewer before publishing anything.")
+    timeout: str = Field("72h", description="How long to wait: a whole number and s, m, h or d; at most 30d.")
+    on_timeout: Literal["reject", "approve"] = Field(
+        "reject", description="What variants nobody decided on get when the wait times out."
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        match = DURATION_PATTERN.fullmatch(value)
+        if match is None:
+            raise fail("duration_format", "`{path}` must be a whole number and a unit s, m, h or d, like "
+                       f"'72h' or '30m', got {show_value(value)}")
+        seconds = duration_seconds(value)
+        if not 1 <= seconds <= MAX_REVIEW_SECONDS:
+            raise fail("timeout_range", f"`{{path}}` must be from 1s to 30d, got {show_value(value)}")
+        return value
+
+    def timeout_seconds(self) -> int:
+        return duration_seconds(self.timeout)
+
+
+class NotifySpec(BaseModel):
+    """A webhook called when the job starts waiting for review and when it ends.
+
+    Only the URL's shape is checked here (pure); which hosts a deployment allows and what
+    they resolve to is checked at submit (`imagegen.notify.check_job_url`)."""
+
+    model_config = _STRICT
+
+    url: str = Field(description="An https URL on a host the deployment allows (`IMAGEGEN_NOTIFY_HOSTS`).")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        if len(value) > 2000:
+            raise fail("url_length", f"`{{path}}` must be at most 2,000 characters, got {len(value):,}")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise fail("url_format", f"`{{path}}` must be an https URL, got {show_value(value)}") from None
+        if parts.scheme != "https":
+            raise fail("https_only", f"`{{path}}` must be an https URL, got {show_value(value)}")
+        if not parts.hostname:
+            raise fail("url_format", f"`{{path}}` must name a host, got {show_value(value)}")
+        if parts.username is not None or parts.password is not None:
+            raise fail("url_credentials", "`{path}` must not carry a user name or password before the host")
+        return value
+
+
 class JobSpec(BaseModel):
     """A whole job: `name`, `prompts`, `variants` (the fan-out), `speedups` and `output`."""
 
@@ -184,6 +257,14 @@ class JobSpec(BaseModel):
     variants: VariantAxes = Field(default_factory=VariantAxes)
     speedups: SpeedupSpec = Field(default_factory=SpeedupSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    review: ReviewSpec | None = Field(
+        None, description="Wait for people to approve images before publishing; unset: the deployment's "
+        "default (`IMAGEGEN_REVIEW`, off unless the operator turned it on).",
+    )
+    notify: NotifySpec | None = Field(
+        None, description="A webhook called when the job awaits review and when it ends; unset: the "
+        "deployment's `IMAGEGEN_NOTIFY_URL`, if any.",
+    )
 
     @field_validator("name", mode="before")
     @classmethod
@@ -236,6 +317,7 @@ def slugify(text: str) -> str:
 _UNION_TAGS = {"seeds-count", "seeds-list"}
 _FIELDS_BY_MODEL = {
     "": JobSpec, "prompts[]": PromptSpec, "variants": VariantAxes, "speedups": SpeedupSpec, "output": OutputSpec,
+    "review": ReviewSpec, "notify": NotifySpec,
 }
 _TYPE_WORDS = {
     "string_type": "text", "int_type": "a whole number", "int_from_float": "a whole number",
@@ -414,14 +496,15 @@ def job_digest(job: JobSpec) -> str:
 def derive_seeds(job: JobSpec, count: int) -> list[int]:
     """`count` distinct seeds in 0..2**32-1 from the job's content.
 
-    Everything but the seed count and the speed-ups goes in, so growing `seeds: 4` to
+    Everything but the seed count, the speed-ups, review and notify goes in, so growing `seeds: 4` to
     `seeds: 8` keeps the first four images and adds four, and turning a speed-up on keeps
     the seeds (its images can be compared with the full ones); any other change gives
     new seeds.
     """
     content = job.model_dump(mode="json")
     content["variants"].pop("seeds")
-    content.pop("speedups")
+    for how_not_what in ("speedups", "review", "notify"):  # review and notify change no pixel
+        content.pop(how_not_what)
     base = hashlib.sha256(_canonical(content)).hexdigest()
     seeds: list[int] = []
     counter = 0

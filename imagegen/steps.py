@@ -16,9 +16,17 @@ import hashlib
 import logging
 import threading
 
-from imagegen import storage
+from urllib.parse import urlsplit
+
+from imagegen import notify, storage
 from imagegen.jobs import GeneratedImage, RenderRequest, VariantRecord
-from imagegen.manifest import ManifestVariant, build_manifest, write_manifest as upload_manifest
+from imagegen.manifest import (
+    ManifestVariant,
+    VariantReview,
+    build_manifest,
+    record_notification,
+    write_manifest as upload_manifest,
+)
 from imagegen.safety import get_provider, unchecked_verdict
 from imagegen.settings import Settings
 from imagegen.spec import Limits, check_source_image
@@ -131,14 +139,75 @@ def write_manifest(payload: dict) -> dict:
             device=image.device if image else None,
             input_verdict=input_verdict(record.variant, input_verdicts), output_verdict=record.verdict,
         ))
+    decisions = payload.get("decisions") or {}
+    if decisions:
+        variants = [v.model_copy(update={"review": VariantReview.model_validate(decisions[v.id])})
+                    if v.id in decisions else v for v in variants]
     manifest = build_manifest(
         job_id=payload["job_id"], name=payload["job"].get("name", payload["job_id"]),
-        source=payload["source"], job=payload["job"],
+        source=payload["source"], job=redact_notify_url(payload["job"]),
         created_at=payload["created"], finished_at=payload["finished"],
-        variants=variants, reasons=payload.get("reasons", []),
+        variants=variants, reasons=payload.get("reasons", []), review=payload.get("review"),
     )
     url = upload_manifest(store, manifest)
-    return {"ref": storage.manifest_ref(manifest.job_id), "url": url, "status": manifest.status}
+    return {"ref": storage.manifest_ref(manifest.job_id), "url": url, "status": manifest.status,
+            "totals": manifest.totals.model_dump()}
+
+
+def redact_notify_url(job: dict) -> dict:
+    """The job as the manifest records it: a webhook URL often carries its secret in the
+    path (Slack, Teams), so only its scheme and host are kept."""
+    url = (job.get("notify") or {}).get("url")
+    if not url:
+        return job
+    parts = urlsplit(url)
+    return {**job, "notify": {"url": f"{parts.scheme}://{parts.hostname}/…"}}
+
+
+def publish_images(payload: dict) -> dict[str, str]:
+    """Copy approved images server-side from outputs/ to published/{job}/{variant}.{ext}.
+
+    `payload`: {"job_id", "images": {variant_id: outputs ref}}; returns {variant_id: published
+    ref}. A plain copy of the outputs blob, so whatever the outputs image carries (its
+    embedded parameters, Content Credentials) is what gets published. Idempotent.
+    """
+    store = storage.get_store()
+    published = {}
+    for variant_id, ref in payload["images"].items():
+        container, path = storage.split_ref(ref)
+        if container != "outputs":  # fail closed: only a checked, safe image is ever published
+            raise ValueError(f"only images in outputs/ can be published, got {ref!r}")
+        ext = path.rsplit(".", 1)[-1]
+        target = storage.published_ref(payload["job_id"], variant_id, ext)
+        store.copy(ref, target)
+        published[variant_id] = target
+    return published
+
+
+def notify_job(payload: dict) -> dict:
+    """Call the job's webhook (its own `notify.url`, else IMAGEGEN_NOTIFY_URL) and record
+    the outcome in the manifest. Never raises for a webhook's sake: the job goes on.
+
+    `payload`: {"job_id", "name", "event", "status", "counts", "url": the job's own URL or None}.
+    """
+    settings = Settings.from_env()
+    job_url = payload.get("url")
+    url = job_url or settings.notify_url
+    if not url:
+        return {"status": "none"}
+    base = settings.public_url
+    job_id = payload["job_id"]
+    body = notify.message(
+        payload["event"], job_id=job_id, name=payload["name"], status=payload["status"],
+        counts=payload["counts"], gallery_url=f"{base}/api/gallery/jobs/{job_id}",
+        manifest_url=f"{base}/api/jobs/{job_id}/manifest")
+    record = notify.send(url, body, event=payload["event"], allowed=settings.notify_hosts if job_url else None)
+    log.info("notification %s for job %s to %s: %s", record.event, job_id, record.host, record.status)
+    try:
+        record_notification(storage.get_store(), job_id, record)
+    except Exception:  # the record is a courtesy: losing it must not fail the job
+        log.exception("could not record notification %s of job %s in its manifest", record.event, job_id)
+    return record.model_dump(mode="json")
 
 
 def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | None:

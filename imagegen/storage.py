@@ -197,6 +197,11 @@ def quarantine_ref(job_id: str, variant_id: str, ext: str) -> str:
     return f"quarantine/{check_id(job_id, 'job_id')}/{check_id(variant_id, 'variant_id')}.{_ext(ext)}"
 
 
+def published_ref(job_id: str, variant_id: str, ext: str) -> str:
+    """An image a reviewer approved: `published/{job_id}/{variant_id}.{ext}`."""
+    return f"published/{check_id(job_id, 'job_id')}/{check_id(variant_id, 'variant_id')}.{_ext(ext)}"
+
+
 def manifest_ref(job_id: str) -> str:
     return f"manifests/{check_id(job_id, 'job_id')}.json"
 
@@ -356,6 +361,34 @@ class BlobStore:
         properties = downloader.properties
         self.put(dst, data, properties.content_settings.content_type, dict(properties.metadata or {}))
         self.delete(src)
+
+    def copy(self, src: str, dst: str, *, wait_seconds: float = 60.0) -> None:
+        """Server-side copy of `src` to `dst` in this account (the bytes never pass through
+        this process); waits until the copy is done. Idempotent: copying again overwrites
+        with the same bytes.
+
+        Copy Blob within one account is authorized by this client's own credential (the
+        managed identity in Azure), so no SAS is made; small blobs copy at once, larger
+        ones are polled until the service says `success`.
+        """
+        import time
+
+        source, target = self._blob(src), self._blob(dst)
+        try:
+            copy = target.start_copy_from_url(source.url)
+        except ResourceNotFoundError as error:
+            if error.error_code == "ContainerNotFound":
+                raise ContainerNotFound(target.container_name) from None
+            raise BlobNotFound(src) from None
+        status = copy.get("copy_status")
+        deadline = time.monotonic() + wait_seconds
+        while status == "pending":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"copying `{src}` to `{dst}` did not finish in {wait_seconds:g}s")
+            time.sleep(0.2)
+            status = target.get_blob_properties().copy.status
+        if status != "success":
+            raise RuntimeError(f"copying `{src}` to `{dst}` ended {status!r}")
 
     def get_dropped(self, name: str) -> bytes:
         """A file dropped into `prompts/` by any name, even one `check_path` refuses.

@@ -16,7 +16,7 @@ ImageFormat = Literal["png", "jpeg", "webp"]
 SafetyStatus = Literal["safe", "blocked", "unchecked"]
 VariantStatus = Literal["ok", "blocked", "failed", "unchecked", "cancelled"]
 JobSource = Literal["http", "blob", "schedule"]
-JobStatus = Literal["completed", "partial", "rejected", "cancelled"]
+JobStatus = Literal["awaiting_review", "completed", "partial", "rejected", "cancelled"]
 
 # The largest `speedups.deepcache` interval: past it the cached features are too stale
 # to be useful. Here, not in imagegen.deepcache, so job checks need no torch.

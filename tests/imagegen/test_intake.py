@@ -97,3 +97,25 @@ def test_lone_surrogates_are_refused_everywhere_and_pairs_joined():
         with pytest.raises(JobValidationError) as raised:
             call()
         assert [(e.path, e.rule) for e in raised.value.errors] == [(path, "lone_surrogate")]
+
+
+def test_review_comes_from_the_job_else_the_deployment_default():
+    plain = intake.read_job_file(b"a lighthouse\n", "banners.txt", settings=Settings(default_size="64x64"))
+    assert intake.job_request(plain, "blob", settings=Settings()).review is None
+    on = intake.job_request(plain, "blob", settings=Settings(review=True)).review
+    assert on == {"required": True, "timeout": "72h", "on_timeout": "reject"}
+    opted_out = intake.read_job_file(b"name: a\nprompts: [{text: a}]\nreview: {required: false}\n", "a.yaml")
+    assert intake.job_request(opted_out, "http", settings=Settings(review=True)).review is None
+    short = intake.read_job_file(b"name: a\nprompts: [{text: a}]\nreview: {timeout: 5s}\n", "a.yaml")
+    assert intake.job_request(short, "http", settings=Settings()).review["timeout"] == "5s"
+
+
+def test_a_job_naming_a_webhook_host_the_deployment_does_not_allow_is_refused_at_submit():
+    job = b"name: a\nprompts: [{text: a}]\nnotify: {url: 'https://localhost/hook'}\n"
+    with pytest.raises(JobValidationError) as error:
+        intake.read_job_file(job, "a.yaml", settings=Settings(notify_hosts=("hooks.example.com",)))
+    assert [(e.path, e.rule) for e in error.value.errors] == [("notify.url", "notify_hosts")]
+    # Listed, but a loopback address: still refused.
+    with pytest.raises(JobValidationError) as error:
+        intake.read_job_file(job, "a.yaml", settings=Settings(notify_hosts=("localhost",)))
+    assert [(e.path, e.rule) for e in error.value.errors] == [("notify.url", "notify_address")]

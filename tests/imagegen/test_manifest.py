@@ -68,7 +68,7 @@ def test_totals_and_status_are_computed_from_the_variants():
     result = manifest()
     assert result.status == "partial"
     assert result.totals.model_dump() == dict(variants=5, ok=2, blocked=1, failed=1, unchecked=1, cancelled=0,
-                                              images=4, seconds=5.0)
+                                              images=4, seconds=5.0, approved=0, rejected=0, undecided=0)
     assert manifest(variants=[entry("job-1", 0, "ok"), entry("job-1", 1, "ok")]).status == "completed"
     cancelled = manifest(variants=[entry("job-1", 0, "ok"), entry("job-1", 1, "cancelled")])
     assert cancelled.status == "cancelled" and cancelled.totals.cancelled == 1 and cancelled.totals.images == 1
@@ -167,3 +167,51 @@ def test_content_credentials_need_an_image():
     assert entry("job-1", 0, "ok", content_credentials=credentials).content_credentials.signer == "CN=s"
     with pytest.raises(ValueError, match="`content_credentials` is set but there is no image"):
         entry("job-1", 4, "failed", content_credentials=credentials)
+
+
+# --- review before publish ---------------------------------------------------------------------
+
+REVIEW = {"state": "awaiting", "timeout": "72h", "on_timeout": "reject", "deadline": FINISHED}
+
+
+def approved(job_id: str, index: int, **changes) -> dict:
+    return {"decision": "approved", "reviewer": "ana@contoso.com", "at": FINISHED, "note": "hero shot",
+            "published": f"published/{job_id}/v{index:03d}.png", **changes}
+
+
+def test_a_reviewed_job_counts_decisions_over_its_ok_images():
+    variants = [entry("job-1", 0, "ok", review=approved("job-1", 0)),
+                entry("job-1", 1, "ok", review={**approved("job-1", 1), "decision": "rejected", "published": None}),
+                entry("job-1", 2, "ok"), entry("job-1", 3, "blocked")]
+    waiting = manifest(variants=variants, review=REVIEW)
+    assert waiting.status == "awaiting_review"
+    assert waiting.totals.model_dump(include={"approved", "rejected", "undecided"}) == {
+        "approved": 1, "rejected": 1, "undecided": 1}
+    assert manifest(variants=variants, review={**REVIEW, "state": "done", "ended_by": "finish"}).status == "partial"
+    assert manifest(variants=variants, review={**REVIEW, "state": "cancelled", "ended_by": "cancel"}).status == "cancelled"
+
+
+@pytest.mark.parametrize(("status", "review", "words"), [
+    ("ok", {"decision": "rejected", "published": "published/job-1/v000.png"}, "only an approved image is published"),
+    ("ok", {"published": "outputs/job-1/v000.png"}, "must be under published/"),
+    ("blocked", {}, "only an `ok` image is reviewed"),
+])
+def test_only_approved_ok_images_are_published(status, review, words):
+    with pytest.raises(ValidationError, match=words):
+        entry("job-1", 0, status, review=approved("job-1", 0, **review))
+
+
+def test_a_rewrite_keeps_the_notifications_recorded_beside_it(storage_connection_string):
+    from imagegen.manifest import record_notification
+    from imagegen.notify import NotifyRecord
+
+    store = BlobStore.from_connection_string(storage_connection_string)
+    store.ensure_containers()
+    job_id = f"job-{uuid.uuid4().hex[:12]}"
+    write_manifest(store, manifest(job_id, review=REVIEW))
+    sent = NotifyRecord(event="awaiting_review", host="hooks.example.com", status="sent", attempts=1,
+                        http_status=200, at=FINISHED)
+    record_notification(store, job_id, sent)
+    write_manifest(store, manifest(job_id, review={**REVIEW, "state": "done", "ended_by": "timeout"}))
+    again = read_manifest(store, job_id)
+    assert again.review.state == "done" and again.notifications == [sent]

@@ -520,3 +520,27 @@ def test_schema_describes_the_job():
     assert schema["required"] == ["name", "prompts"]
     assert schema["additionalProperties"] is False
     assert set(schema["$defs"]["VariantAxes"]["properties"]) == {"seeds", "styles", "sizes", "guidance", "steps", "scheduler"}
+
+
+# --- review and notify ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("review", "path", "rule", "words"), [
+    ({"timeout": "3 days"}, "review.timeout", "duration_format", "like '72h' or '30m', got '3 days'"),
+    ({"timeout": "0s"}, "review.timeout", "timeout_range", "from 1s to 30d, got '0s'"),
+    ({"timeout": "31d"}, "review.timeout", "timeout_range", "got '31d'"),
+    ({"on_timeout": "publish"}, "review.on_timeout", "choice", "got 'publish'"),
+    ({"required": "yes"}, "review.required", "type", "true or false, got 'yes'"),
+    ({"timout": "1h"}, "review.timout", "unknown_field", "did you mean `timeout`?"),
+])
+def test_review_settings_are_checked_with_field_rule_and_value(review, path, rule, words):
+    got_rule, message = errors_of({**job(), "review": review})[path]
+    assert got_rule == rule and words in message
+
+
+def test_review_and_notify_change_no_seed():
+    plain = parse_job(job(seeds=3))
+    reviewed = parse_job({**job(seeds=3), "review": {"timeout": "2h", "on_timeout": "approve"},
+                          "notify": {"url": "https://hooks.example.com/x"}})
+    assert [v.seed for v in expand(plain)] == [v.seed for v in expand(reviewed)]
+    assert reviewed.review.timeout_seconds() == 7200

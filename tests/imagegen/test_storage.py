@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from imagegen import storage
 from imagegen.settings import Settings
 from imagegen.storage import (
     CONTAINERS,
@@ -242,3 +243,16 @@ def test_a_dropped_name_the_store_refuses_gets_a_clean_reversible_name_to_be_mov
     assert clean_name("a//b.yaml") == "a%2F%2Fb.yaml"
     assert clean_name("tab\tname.yaml") == "tab%09name.yaml"
     assert rejected_ref(clean_name("../x.yaml")) == "prompts-rejected/..%2Fx.yaml"
+
+
+def test_copy_is_server_side_and_may_be_repeated(store, job_id):
+    src = output_ref(job_id, "v000", "png")
+    dst = storage.published_ref(job_id, "v000", "png")
+    store.put(src, b"\x89PNG approved bytes")
+    store.copy(src, dst)
+    store.copy(src, dst)  # a retried publish overwrites with the same bytes
+    assert store.get(dst) == b"\x89PNG approved bytes"
+    assert store.get(src) == b"\x89PNG approved bytes"  # a copy: the original stays in outputs/
+    assert dst == f"published/{job_id}/v000.png"
+    with pytest.raises(storage.BlobNotFound):
+        store.copy(output_ref(job_id, "v999", "png"), storage.published_ref(job_id, "v999", "png"))
