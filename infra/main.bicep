@@ -72,6 +72,19 @@ param imagegenNotifyUrl string = ''
 @description('Comma-separated hosts a job may name in its own notify URL; empty: jobs may not name one.')
 param imagegenNotifyHosts string = ''
 
+@allowed([
+  'keyvault'
+  'off'
+])
+@description('C2PA Content Credentials: keyvault signs every image with the Key Vault certificate C2PA_CERT_NAME (images stay in quarantine until it exists: see docs/deploy.md); off signs nothing.')
+param c2paSigner string = 'keyvault'
+
+@description('Name of the C2PA signing certificate (and its key) in the Key Vault.')
+param c2paCertName string = 'c2pa-signer'
+
+@description('RFC 3161 timestamp authority for C2PA signatures; empty: no timestamp.')
+param c2paTsaUrl string = ''
+
 // The Durable Functions task hub; host.json names the same hub.
 var taskHubName = 'DurableDiffusion'
 
@@ -128,6 +141,28 @@ module contentSafety 'modules/content-safety.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
+  }
+}
+
+// The custom role the app signs C2PA claims with, assignable only in this resource group.
+module c2paSignerRole 'modules/c2pa-signer-role.bicep' = {
+  name: 'c2pa-signer-role'
+  params: {
+    resourceGroupName: rg.name
+  }
+}
+
+module keyVault 'modules/key-vault.bicep' = {
+  name: 'key-vault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVault}${resourceToken}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    signerRoleDefinitionId: c2paSignerRole.outputs.id
+    userPrincipalId: principalId
+    userPrincipalType: principalType
   }
 }
 
@@ -191,6 +226,10 @@ module app 'modules/app.bicep' = {
     imagegenReview: imagegenReview
     imagegenNotifyUrl: imagegenNotifyUrl
     imagegenNotifyHosts: imagegenNotifyHosts
+    c2paSigner: c2paSigner
+    c2paKeyVaultUrl: keyVault.outputs.uri
+    c2paCertName: c2paCertName
+    c2paTsaUrl: c2paTsaUrl
     image: appImageName
     taskHubName: taskHubName
   }
@@ -201,6 +240,7 @@ module app 'modules/app.bicep' = {
     contentSafety
     monitoring
     modelCache
+    keyVault
   ]
 }
 
@@ -221,3 +261,6 @@ output CONTENT_SAFETY_NAME string = contentSafety.outputs.name
 output CONTENT_SAFETY_ENDPOINT string = contentSafety.outputs.endpoint
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output AZURE_MANAGED_IDENTITY_NAME string = identity.outputs.name
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
+output C2PA_CERT_NAME string = c2paCertName

@@ -38,6 +38,22 @@ param imagegenNotifyUrl string = ''
 @description('Comma-separated hosts a job\'s own notify URL may name; empty: jobs may not name one.')
 param imagegenNotifyHosts string = ''
 
+@allowed([
+  'keyvault'
+  'off'
+])
+@description('C2PA signer: keyvault (the certificate c2paCertName in the vault c2paKeyVaultUrl) or off.')
+param c2paSigner string = 'keyvault'
+
+@description('URL of the Key Vault holding the C2PA signing certificate.')
+param c2paKeyVaultUrl string
+
+@description('Name of the C2PA signing certificate and its key in that vault.')
+param c2paCertName string
+
+@description('RFC 3161 timestamp authority for C2PA signatures; empty: none.')
+param c2paTsaUrl string = ''
+
 @description('Name of the environment storage holding the model cache share; empty: weights are baked into the image.')
 param modelCacheStorageName string = ''
 
@@ -185,6 +201,24 @@ var settings = [
   {
     name: 'IMAGEGEN_NOTIFY_HOSTS'
     value: imagegenNotifyHosts
+  }
+  // C2PA Content Credentials (docs/provenance.md): signed in Key Vault with the app's
+  // identity; fail closed, so images stay in quarantine while the certificate is missing.
+  {
+    name: 'C2PA_SIGNER'
+    value: c2paSigner
+  }
+  {
+    name: 'C2PA_KEYVAULT_URL'
+    value: c2paKeyVaultUrl
+  }
+  {
+    name: 'C2PA_CERT_NAME'
+    value: c2paCertName
+  }
+  {
+    name: 'C2PA_TSA_URL'
+    value: c2paTsaUrl
   }
   // Read by the Functions runtime itself (the schedules timer is `%IMAGEGEN_SCHEDULE_TICK%`),
   // so it must exist as a setting: a default in the code does not reach the runtime.

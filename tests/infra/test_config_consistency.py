@@ -227,7 +227,10 @@ def test_dockerignore_keeps_local_state_out_of_the_image():
 def test_no_output_carries_a_secret(bicep):
     for path, template in bicep.items():
         for name, output in template["outputs"].items():
-            assert not SECRET_WORDS.search(name), f"{path} outputs `{name}`: outputs are names, endpoints and URLs only"
+            # A vault's name and URL are addresses: "KEY_VAULT" alone does not make an output secret.
+            assert not SECRET_WORDS.search(name.replace("KEY_VAULT", "")), (
+                f"{path} outputs `{name}`: outputs are names, endpoints and URLs only"
+            )
             assert not any("listKeys" in str(leaf) for leaf in leaves(output["value"])), (
                 f"{path} output `{name}` reads keys"
             )

@@ -1,0 +1,76 @@
+"""Key Vault for C2PA signing: RBAC-only, recoverable, and the app may do exactly what the
+`keyvault` signer does (read the certificate and its chain, sign) and nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.infra.deployfiles import INFRA
+from tests.infra.test_role_assignments import role_assignments
+
+# What imagegen/keyvault_signer.py calls: get_certificate, get_secret (the chain),
+# CryptographyClient (reads the public key, then signs).
+SIGNER_DATA_ACTIONS = {
+    "Microsoft.KeyVault/vaults/certificates/read",
+    "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+    "Microsoft.KeyVault/vaults/keys/read",
+    "Microsoft.KeyVault/vaults/keys/sign/action",
+}
+KEY_VAULT_CERTIFICATES_OFFICER = "a4417e6f-fecd-4de8-b567-7b0420556985"  # built-in role id
+
+
+def test_the_vault_uses_rbac_soft_delete_and_purge_protection(bicep):
+    vault = bicep["modules/key-vault.bicep"]["resources"]["vault"]["config"]["properties"]
+    assert vault["enableRbacAuthorization"] is True, "access policies would bypass the roles below"
+    assert vault["enableSoftDelete"] is True
+    assert vault["enablePurgeProtection"] is True
+    assert 7 <= vault["softDeleteRetentionInDays"] <= 90
+    assert "accessPolicies" not in vault
+    assert vault["enabledForTemplateDeployment"] is False, "no deployment may read the vault's secrets"
+
+
+def test_the_signer_role_allows_only_signing_and_reading_the_certificate(bicep):
+    role = bicep["modules/c2pa-signer-role.bicep"]["resources"]["signer"]["config"]["properties"]
+    (permissions,) = role["permissions"]
+    assert set(permissions["dataActions"]) == SIGNER_DATA_ACTIONS
+    assert permissions["actions"] == [], "the app needs no control-plane action on the vault"
+    assert role["assignableScopes"] == ["assignableScope"]
+    assert "resourceGroups" in bicep["modules/c2pa-signer-role.bicep"]["variables"]["assignableScope"]["value"]
+
+
+def test_the_app_identity_holds_the_signer_role_on_the_vault_and_the_deployer_manages_certificates(bicep):
+    module = bicep["modules/key-vault.bicep"]
+    assignments = role_assignments(module)
+    assert set(assignments) == {"signer", "userCertificatesOfficer"}, sorted(assignments)
+    assert assignments["signer"]["principalId"] == "principalId"
+    assert assignments["signer"]["roleDefinitionId"] == "signerRoleDefinitionId"
+    officer = assignments["userCertificatesOfficer"]["roleDefinitionId"]
+    assert module["variables"][officer["function"]["parameters"]["resource_name_1"]]["value"] == KEY_VAULT_CERTIFICATES_OFFICER
+    assert assignments["userCertificatesOfficer"]["principalType"] == "userPrincipalType"
+    for name in ("signer", "userCertificatesOfficer"):
+        config = module["resources"][name]["config"]
+        config = config.get("config", config)
+        assert config["scope"] == "vault", f"`{name}` must be scoped to the vault, not wider"
+    # main.bicep wires the app identity and the custom role into the module.
+    params = bicep["main.bicep"]["modules"]["keyVault"]["config"]["params"]
+    assert "identity" in str(params["principalId"])
+    assert "c2paSignerRole" in str(params["signerRoleDefinitionId"])
+
+
+def test_the_app_signs_with_the_vault_by_default(app_settings, bicep):
+    assert app_settings["C2PA_SIGNER"] == "c2paSigner"
+    assert bicep["main.bicep"]["parameters"]["c2paSigner"]["default"] == "keyvault"
+    assert app_settings["C2PA_CERT_NAME"] == "c2paCertName"
+    assert app_settings["C2PA_KEYVAULT_URL"] == "c2paKeyVaultUrl"
+    url = str(bicep["main.bicep"]["modules"]["app"]["config"]["params"]["c2paKeyVaultUrl"])
+    assert all(part in url for part in ("'keyVault'", "'outputs'", "'uri'")), f"the vault URL must come from the module, got {url}"
+
+
+def test_the_certificate_policy_makes_a_non_exportable_p256_key_for_a_ca_to_sign():
+    policy = json.loads((INFRA / "c2pa-certificate-policy.json").read_text())
+    key = policy["keyProperties"]
+    assert (key["keyType"], key["curve"], key["exportable"]) == ("EC", "P-256", False)
+    assert policy["issuerParameters"]["name"] == "Unknown", "a CA signs the CSR: C2PA refuses self-signed signers"
+    assert policy["secretProperties"]["contentType"] == "application/x-pem-file"
+    assert "1.3.6.1.5.5.7.3.4" in policy["x509CertificateProperties"]["ekus"], "C2PA needs emailProtection (or another C2PA EKU)"
