@@ -134,7 +134,7 @@ def test_the_azure_settings_are_accepted_by_the_app(app_settings, app_bicep, bic
     for name, value in app_settings.items():
         resolved = resolve(value, app_bicep, bicep["main.bicep"])
         if resolved is None:  # a resource property: a plausible stand-in of the same kind
-            resolved = "https://example.invalid/" if name.endswith(("Uri", "ENDPOINT")) else "stand-in"
+            resolved = "https://example.invalid/" if name.endswith(("Uri", "ENDPOINT", "URL")) else "stand-in"
         monkeypatch.setenv(name, resolved)
     settings = Settings.from_env()
     assert settings.safety_provider == "azure"
@@ -143,6 +143,8 @@ def test_the_azure_settings_are_accepted_by_the_app(app_settings, app_bicep, bic
     assert settings.storage_connection_string is None, "the app must not get a storage connection string in Azure"
     assert settings.storage_blob_service_uri == "https://example.invalid/"
     assert settings.model == bicep["main.bicep"]["parameters"]["imagegenModel"]["default"]
+    assert settings.c2pa_signer == "keyvault", "Azure signs with the Key Vault certificate by default"
+    assert settings.c2pa_cert_name == bicep["main.bicep"]["parameters"]["c2paCertName"]["default"]
 
 
 def test_every_binding_expression_setting_is_set_in_azure(app_settings):
