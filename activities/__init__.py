@@ -1,5 +1,5 @@
-"""Activities: thin side-effecting steps, each one call into `imagegen.steps`."""
+"""Activities: thin side-effecting steps, each one call into `imagegen.operations`."""
 
-from activities.steps import bp
+from activities.functions import bp
 
 __all__ = ["bp"]

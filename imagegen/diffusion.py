@@ -27,10 +27,9 @@ from diffusers import AutoencoderTiny, AutoPipelineForImage2Image, AutoPipelineF
 from transformers import AutoTokenizer
 
 from imagegen import tiny_model
-from imagegen.jobs import AUTO_MAX_BATCH
 from imagegen.deepcache import MAX_INTERVAL, deepcache
 from imagegen.schedulers import make_scheduler
-from imagegen.settings import Settings
+from imagegen.settings import AUTO_MAX_BATCH, Settings
 from imagegen.types import Batch, Variant
 
 log = logging.getLogger(__name__)

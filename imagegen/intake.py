@@ -12,9 +12,9 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from imagegen import notify, storage
-from imagegen.jobs import AUTO_MAX_BATCH, JobRequest
+from imagegen.messages import JobRequest
 from imagegen.types import JobSource
-from imagegen.settings import Settings
+from imagegen.settings import AUTO_MAX_BATCH, Settings
 from imagegen.foundry import decode_image
 from imagegen.spec import JobSpec, Limits, ReviewSpec, check_source_image, load_document, parse_job, slugify
 from imagegen.types import FieldError, JobValidationError

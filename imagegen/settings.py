@@ -79,6 +79,11 @@ def _thresholds(text: str) -> dict[str, int]:
 
 # Compiling costs minutes per (batch size, image size) on a cold replica: it stays off
 # until bench/gpu_throughput.py shows the win on the GPU we deploy to.
+# Variants per GPU activity when `IMAGEGEN_MAX_BATCH=auto`. The orchestration cannot see
+# the GPU, so it hands out the most one call should take (16, the largest batch that
+# bench/gpu_throughput.py measures) and `generate_images` splits that by free GPU memory.
+AUTO_MAX_BATCH = 16
+
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskState
 
-from imagegen.jobs import (
+from imagegen.messages import (
     GeneratedImage,
     JobRequest,
     JobSummary,

@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from imagegen.steps import health
+from imagegen.operations import health
 from triggers.responses import json_response
 
 bp = func.Blueprint()

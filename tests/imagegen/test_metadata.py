@@ -77,7 +77,7 @@ def test_a1111_text_names_the_speedups_that_changed_the_image():
 def test_generated_images_carry_their_negative_prompt_and_speedups():
     from types import SimpleNamespace
 
-    from imagegen.steps import image_parameters
+    from imagegen.operations import image_parameters
     from imagegen.types import Variant
 
     variant = Variant(id="v000", index=0, prompt_index=0, prompt="a cat", base_prompt="a cat", negative="blurry",

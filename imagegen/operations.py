@@ -19,7 +19,7 @@ import threading
 from urllib.parse import urlsplit
 
 from imagegen import notify, storage
-from imagegen.jobs import GeneratedImage, RenderRequest, VariantRecord
+from imagegen.messages import GeneratedImage, RenderRequest, VariantRecord
 from imagegen.manifest import (
     ManifestVariant,
     VariantReview,

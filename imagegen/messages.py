@@ -9,14 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from imagegen.settings import AUTO_MAX_BATCH
 from imagegen.types import Batch, JobSource, JobStatus, Variant, VariantStatus, Verdict
 
 Phase = Literal["moderating inputs", "generating", "cancelling", "writing manifest", "done"]
-
-# Variants per GPU activity when `IMAGEGEN_MAX_BATCH=auto`. The orchestration cannot see
-# the GPU, so it hands out the most one call should take (16, the largest batch that
-# bench/gpu_throughput.py measures) and `generate_images` splits that by free GPU memory.
-AUTO_MAX_BATCH = 16
 
 
 class JobRequest(BaseModel):

@@ -2,26 +2,26 @@
 
 import azure.durable_functions as df
 
-from imagegen import steps
+from imagegen import operations
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="request")
 def moderate_text(request: dict) -> list[dict]:
-    return steps.moderate_texts(request["texts"])
+    return operations.moderate_texts(request["texts"])
 
 
 @bp.activity_trigger(input_name="request")
 def moderate_image(request: dict) -> dict:
-    return steps.moderate_image(request["ref"], request.get("publish_to"))
+    return operations.moderate_image(request["ref"], request.get("publish_to"))
 
 
 @bp.activity_trigger(input_name="request")
 def generate_images(request: dict) -> list[dict]:
-    return steps.generate_images(request)
+    return operations.generate_images(request)
 
 
 @bp.activity_trigger(input_name="request")
 def write_manifest(request: dict) -> dict:
-    return steps.write_manifest(request)
+    return operations.write_manifest(request)
