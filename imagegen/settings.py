@@ -45,6 +45,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_NOTIFY_URL": ("", "Webhook called when a job awaits review and when it ends, for jobs that name none (the operator's: used as set)"),
     "IMAGEGEN_NOTIFY_HOSTS": ("", "Comma-separated hosts a job's own `notify.url` may name (`*.example.com` for subdomains); empty: none"),
     "IMAGEGEN_PUBLIC_URL": ("", "The app's public base URL (https://app.example.com) for gallery links in notifications; unset: links are paths"),
+    "IMAGEGEN_API_KEY": (None, "Key for `POST /api/images/generations`, sent as `api-key` or `Authorization: Bearer` (Foundry and OpenAI clients), besides function keys; unset: function keys only"),
     "IMAGEGEN_FAULTS": ("", "Test-only fault injection, e.g. `flaky-*=fail-once`; unset in production"),
 }
 

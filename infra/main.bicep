@@ -72,6 +72,22 @@ param imagegenNotifyUrl string = ''
 @description('Comma-separated hosts a job may name in its own notify URL; empty: jobs may not name one.')
 param imagegenNotifyHosts string = ''
 
+// The key Foundry and OpenAI clients send to POST /api/images/generations. azd generates it
+// on the first provision and keeps it in the environment (or takes IMAGEGEN_API_KEY when
+// set); it reaches the app only as a Container Apps secret, never an output.
+@secure()
+@metadata({
+  azd: {
+    type: 'generate'
+    config: {
+      length: 48
+      noSpecial: true
+    }
+  }
+})
+@description('Key for the Foundry-compatible route (POST /api/images/generations).')
+param imagegenApiKey string
+
 @allowed([
   'keyvault'
   'off'
@@ -226,6 +242,7 @@ module app 'modules/app.bicep' = {
     imagegenReview: imagegenReview
     imagegenNotifyUrl: imagegenNotifyUrl
     imagegenNotifyHosts: imagegenNotifyHosts
+    imagegenApiKey: imagegenApiKey
     c2paSigner: c2paSigner
     c2paKeyVaultUrl: keyVault.outputs.uri
     c2paCertName: c2paCertName

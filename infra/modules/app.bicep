@@ -38,6 +38,10 @@ param imagegenNotifyUrl string = ''
 @description('Comma-separated hosts a job\'s own notify URL may name; empty: jobs may not name one.')
 param imagegenNotifyHosts string = ''
 
+@secure()
+@description('Key for POST /api/images/generations; held as a Container Apps secret.')
+param imagegenApiKey string
+
 @allowed([
   'keyvault'
   'off'
@@ -202,6 +206,12 @@ var settings = [
     name: 'IMAGEGEN_NOTIFY_HOSTS'
     value: imagegenNotifyHosts
   }
+  // The Foundry-compatible route's key: a reference to the app's secret, so the value is in
+  // no setting, log or output (`az containerapp show` lists secret names only).
+  {
+    name: 'IMAGEGEN_API_KEY'
+    secretRef: 'imagegen-api-key'
+  }
   // C2PA Content Credentials (docs/provenance.md): signed in Key Vault with the app's
   // identity; fail closed, so images stay in quarantine while the certificate is missing.
   {
@@ -301,6 +311,12 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
         {
           server: registryEndpoint
           identity: identity.id
+        }
+      ]
+      secrets: [
+        {
+          name: 'imagegen-api-key'
+          value: imagegenApiKey
         }
       ]
     }

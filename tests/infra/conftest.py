@@ -22,8 +22,12 @@ def app_bicep(bicep) -> dict:
 
 @pytest.fixture(scope="session")
 def app_settings(app_bicep) -> dict[str, object]:
-    """name -> value (a literal, or the parser's expression tree) of every env var on the app."""
-    return {item["name"]: item["value"] for item in app_bicep["variables"]["settings"]["value"]}
+    """name -> value (a literal, or the parser's expression tree) of every env var on the app;
+    {"secretRef": name} for one that reads a Container Apps secret."""
+    return {
+        item["name"]: item["value"] if "value" in item else {"secretRef": item["secretRef"]}
+        for item in app_bicep["variables"]["settings"]["value"]
+    }
 
 
 @pytest.fixture(scope="session")

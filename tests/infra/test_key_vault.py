@@ -74,3 +74,25 @@ def test_the_certificate_policy_makes_a_non_exportable_p256_key_for_a_ca_to_sign
     assert policy["issuerParameters"]["name"] == "Unknown", "a CA signs the CSR: C2PA refuses self-signed signers"
     assert policy["secretProperties"]["contentType"] == "application/x-pem-file"
     assert "1.3.6.1.5.5.7.3.4" in policy["x509CertificateProperties"]["ekus"], "C2PA needs emailProtection (or another C2PA EKU)"
+
+
+# --- the Foundry-compatible route's key -----------------------------------------------
+
+
+def test_the_api_key_reaches_the_app_only_as_a_container_apps_secret(app_settings, app_bicep, bicep, parameters_json):
+    assert app_settings["IMAGEGEN_API_KEY"] == {"secretRef": "imagegen-api-key"}
+    app = app_bicep["resources"]["app"]["config"]["properties"]["configuration"]
+    (secret,) = [item for item in app["secrets"] if item["name"] == "imagegen-api-key"]
+    assert secret["value"] == "imagegenApiKey"
+    for template, name in ((app_bicep, "imagegenApiKey"), (bicep["main.bicep"], "imagegenApiKey")):
+        decorators = {d["type"] for d in template["parameters"][name]["decorators"]}
+        assert "secure" in decorators, f"`{name}` must be @secure() so ARM never logs or returns it"
+        assert template["parameters"][name].get("default") is None, "a key must not have a default in the template"
+    # azd generates it when IMAGEGEN_API_KEY is not set, and keeps it for later provisions.
+    metadata = next(d for d in bicep["main.bicep"]["parameters"]["imagegenApiKey"]["decorators"] if d["type"] == "metadata")
+    assert metadata["argument"]["azd"]["type"] == "generate"
+    assert metadata["argument"]["azd"]["config"]["length"] >= 32
+    assert parameters_json["parameters"]["imagegenApiKey"]["value"] == "${IMAGEGEN_API_KEY}"
+    for path, template in bicep.items():
+        for output in template["outputs"].values():
+            assert "imagegenApiKey" not in str(output["value"]), f"{path} outputs the API key"
