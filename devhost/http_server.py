@@ -52,9 +52,10 @@ def build_app(config: ServerConfig, routes: list[HttpFunction], invoker: Invoker
             return await handler(request)
         except web.HTTPException:
             raise
-        except Exception as problem:  # noqa: BLE001 - a host bug answers 500, it never stops the server
+        except Exception:  # noqa: BLE001 - a host bug answers 500, it never stops the server
             log.exception("request %s %s failed", request.method, request.path)
-            return json_error(500, f"devhost failed to handle {request.method} {request.path}: {problem}")
+            # The exception's text stays in the log: it may name paths, keys or internals.
+            return json_error(500, f"devhost failed to handle {request.method} {request.path}; see the host log")
 
     async def host_status(request: web.Request) -> web.Response:
         return web.json_response({
@@ -89,7 +90,8 @@ def build_app(config: ServerConfig, routes: list[HttpFunction], invoker: Invoker
         try:
             invocation = await invoker.invoke(function.name, {function.binding_name: http_request})
         except FunctionFailed as failure:
-            return json_error(500, str(failure))
+            # As the Functions host: the invoker logged the exception; the client gets only the status.
+            return json_error(500, f"function `{failure.function_name}` failed; see the host log")
         output = function.output_binding
         value = invocation.result if output in (None, "$return") else invocation.outputs.get(output)
         return http_triggers.to_web_response(value)
