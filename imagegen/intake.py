@@ -35,6 +35,10 @@ def read_job_file(data: bytes, filename: str, limits: Limits | None = None,
     """
     suffix = PurePosixPath(filename).suffix.lower()
     if suffix == ".txt":
+        most = (limits or Limits()).max_job_bytes
+        if len(data) > most:
+            raise JobValidationError([FieldError(path="file", rule="max_job_bytes", message=(
+                f"`{filename}` is {len(data):,} bytes; the limit is {most:,} bytes"))])
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -73,6 +77,8 @@ def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: 
     under `inputs/` and replaced by its blob name before the job is validated. A `.txt`
     body is read as a dropped `.txt` file is: one prompt per line, deployment defaults.
     """
+    limits = limits or Limits()
+    check_body_size(data, filename, limits)
     if filename.lower().endswith(".txt"):
         return read_job_file(data, filename, limits)
     try:
@@ -80,10 +86,46 @@ def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: 
     except UnicodeDecodeError:
         raise JobValidationError([FieldError(path="body", rule="utf8", message="the request body must be UTF-8 JSON or YAML")]) from None
     document = load_document(text, filename=filename)
+    without_images = len(data) - inline_image_bytes(document)
+    if without_images > limits.max_job_bytes:
+        raise JobValidationError([FieldError(path="body", rule="max_job_bytes", message=(
+            f"the job is {without_images:,} bytes without its inline images; the limit is "
+            f"{limits.max_job_bytes:,} bytes"))])
     store_inline_images(document, store, limits)
     job = parse_job(document, limits=limits)
     check_notify(job)
     return job
+
+
+def body_limit(filename: str, limits: Limits) -> int:
+    """The most bytes an HTTP body may have, checked before it is parsed: a job of
+    `max_job_bytes`, and in JSON room besides for one largest source image inline (base64
+    in a `data:` URL). YAML and text get no more: PyYAML reads ~50 kB/s on a busy core."""
+    if filename.lower().endswith(".json"):
+        return limits.max_job_bytes + inline_image_allowance(limits)
+    return limits.max_job_bytes
+
+
+def inline_image_allowance(limits: Limits) -> int:
+    """Base64 of the largest source image, and room for its `data:image/...;base64,` prefix."""
+    return 4 * -(-limits.max_source_bytes // 3) + 64
+
+
+def check_body_size(data: bytes, filename: str, limits: Limits) -> None:
+    most = body_limit(filename, limits)
+    if len(data) > most:
+        extra = "" if most == limits.max_job_bytes else (
+            f" ({limits.max_job_bytes:,} for the job and {most - limits.max_job_bytes:,} for one inline source image)")
+        raise JobValidationError([FieldError(path="body", rule="max_job_bytes", message=(
+            f"the request body is {len(data):,} bytes; the limit is {most:,} bytes{extra}"))])
+
+
+def inline_image_bytes(document) -> int:
+    """How many characters of `document` are inline `data:` images in prompts."""
+    prompts = document.get("prompts") if isinstance(document, dict) else None
+    return sum(len(prompt["image"]) for prompt in (prompts if isinstance(prompts, list) else [])
+               if isinstance(prompt, dict) and isinstance(prompt.get("image"), str)
+               and prompt["image"].startswith("data:"))
 
 
 def store_inline_images(document, store: storage.BlobStore, limits: Limits | None = None) -> None:

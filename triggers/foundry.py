@@ -41,23 +41,21 @@ async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestr
             raise ValueError
     except ValueError:
         return problem(400, "Invalid timeout", "`timeout` must be a number of seconds from 0 to 230.")
-    try:
-        body = req.get_json()
-    except ValueError:
-        return problem(400, "Invalid JSON", "The body must be a JSON object like {\"prompt\": \"a red bicycle\"}.")
-    if not isinstance(body, dict):
-        return problem(400, "Invalid body", "The body must be a JSON object like {\"prompt\": \"a red bicycle\"}.")
-
     settings = Settings.from_env()
     limits = Limits.from_settings(settings)
     store = storage.get_store()
     try:
-        job, source = job_from_foundry(body, limits)
-        if source is not None:
-            ref = storage.input_ref(f"foundry-{hashlib.sha256(source).hexdigest()[:16]}.png")
-            store.put(ref, source)
-            job = with_source_image(job, ref)
-        job = intake.attach_images(job, store, limits=limits)
+        intake.check_body_size(req.get_body(), "body.json", limits)
+        # Off the host's event loop: decoding and checking an image takes a while.
+        body = await asyncio.to_thread(json.loads, req.get_body())
+    except JobValidationError as error:
+        return invalid_job(error.errors)
+    except ValueError:
+        return problem(400, "Invalid JSON", "The body must be a JSON object like {\"prompt\": \"a red bicycle\"}.")
+    if not isinstance(body, dict):
+        return problem(400, "Invalid body", "The body must be a JSON object like {\"prompt\": \"a red bicycle\"}.")
+    try:
+        job = await asyncio.to_thread(read_foundry_job, body, store, limits)
     except JobValidationError as error:
         return invalid_job(error.errors)
 
@@ -72,6 +70,16 @@ async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestr
     if not status or status.runtime_status.value not in TERMINAL:
         return accepted(client, req, job_id)
     return finished(store, job_id, status)
+
+
+def read_foundry_job(body: dict, store: storage.BlobStore, limits: Limits):
+    """The checked job of a Foundry body, its source image (if any) stored under inputs/."""
+    job, source = job_from_foundry(body, limits)
+    if source is not None:
+        ref = storage.input_ref(f"foundry-{hashlib.sha256(source).hexdigest()[:16]}.png")
+        store.put(ref, source)
+        job = with_source_image(job, ref)
+    return intake.attach_images(job, store, limits=limits)
 
 
 def finished(store: storage.BlobStore, job_id: str, status) -> func.HttpResponse:

@@ -45,16 +45,22 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
         return problem(400, "Empty request", "Send a job as JSON or YAML in the request body (see docs/jobs.md).")
     settings = Settings.from_env()
     try:
-        limits = Limits.from_settings(settings)
-        store = storage.get_store()
-        job = intake.read_job_body(body, body_filename(req), store, limits)
-        job = intake.attach_images(job, store, limits=limits)
+        # Parsing (PyYAML takes seconds on a large body) and blob reads run on a worker
+        # thread: on the host's event loop they would stall every other request.
+        job = await asyncio.to_thread(read_job, body, body_filename(req), Limits.from_settings(settings))
     except JobValidationError as error:
         return invalid_job(error.errors)
     job_id = intake.new_job_id(job.name)
     await client.start_new(ORCHESTRATION, job_id, intake.job_request(job, "http", settings=settings).model_dump())
     log.info("started job %s (%s) from HTTP", job_id, job.name)
     return accepted(client, req, job_id)
+
+
+def read_job(body: bytes, filename: str, limits: Limits):
+    """The checked job of a request body, its inline images stored and its sources read."""
+    store = storage.get_store()
+    job = intake.read_job_body(body, filename, store, limits)
+    return intake.attach_images(job, store, limits=limits)
 
 
 @bp.route(route="jobs", methods=["GET"])

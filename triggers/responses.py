@@ -33,8 +33,10 @@ def problem(status: int, title: str, detail: str, errors: list[FieldError] | Non
 
 def invalid_job(errors: list[FieldError]) -> func.HttpResponse:
     count = len(errors)
-    return problem(400, "Invalid job", f"The job has {count} problem{'s' if count != 1 else ''}: "
-                   + "; ".join(error.message for error in errors), errors)
+    detail = f"The job has {count} problem{'s' if count != 1 else ''}: " + "; ".join(error.message for error in errors)
+    if any(error.rule == "max_job_bytes" for error in errors):
+        return problem(413, "Job too large", detail, errors)
+    return problem(400, "Invalid job", detail, errors)
 
 
 def not_found(job_id: str) -> func.HttpResponse:
