@@ -187,7 +187,7 @@ def read_spans(trace_file: Path) -> list[dict]:
     for line in trace_file.read_text(encoding="utf-8").splitlines():
         if line.strip():
             record = json.loads(line)
-            if record.get("kind_of_record", "span") == "span" and "name" in record:
+            if record.get("record") == "span":
                 spans.append(record)
     return spans
 
@@ -207,10 +207,12 @@ STAGES = {
     "generate_images": "generation activity", "gpu_batch": "GPU calls",
     "encode_images": "encode images", "moderate_image": "output checks",
     "check_images": "output checks", "safety.check_image": "safety model",
-    "storage.put": "storage", "storage.get": "storage", "storage.move": "storage",
-    "storage.exists": "storage", "storage.delete": "storage",
+    "storage": "storage calls", "Content Safety": "Content Safety calls",
     "write_manifest": "manifest",
 }
+
+
+STORAGE_CLIENTS = ("BlobClient.", "ContainerClient.", "BlobServiceClient.")
 
 
 def stage_seconds(spans: list[dict]) -> dict[str, float]:
@@ -218,9 +220,13 @@ def stage_seconds(spans: list[dict]) -> dict[str, float]:
     totals: dict[str, float] = {}
     for span in spans:
         name = span["name"]
+        if name.startswith(STORAGE_CLIENTS):  # the Azure SDK's span of one storage call
+            name = "storage"
+        elif name.startswith("ContentSafetyClient."):
+            name = "Content Safety"
         if name.startswith("activity "):
             name = name.removeprefix("activity ")
-            if name == "moderate_image" and span.get("attributes", {}).get("imagegen.check") == "input":
+            if name == "moderate_image" and span.get("attributes", {}).get("check") == "input":
                 name = "moderate_image (input)"
         stage = STAGES.get(name)
         if stage is None or not span.get("parent_id"):

@@ -347,6 +347,14 @@ class DiffusionEngine:
             description["note"] = "tiny offline test model with random weights: its images are noise"
         return description
 
+    def peak_memory_bytes(self) -> int | None:
+        """Peak GPU memory since the last ask (None off CUDA), for the `imagegen.gpu.memory` metric."""
+        if self.device.type != "cuda":
+            return None
+        peak = torch.cuda.max_memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        return int(peak)
+
     def padded_size(self, variant: Variant, count: int) -> int:
         """`count` images rounded up to a power of two, but never past the most a call of
         this size may hold (then to that most, which is what full batches use anyway)."""

@@ -18,7 +18,7 @@ import threading
 
 from urllib.parse import urlsplit
 
-from imagegen import notify, storage
+from imagegen import notify, storage, telemetry
 from imagegen.messages import GeneratedImage, RenderRequest, VariantRecord
 from imagegen.manifest import (
     ManifestVariant,
@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 
 def moderate_texts(texts: list[str]) -> list[dict]:
     """One verdict per text, in order."""
-    verdicts = get_provider().check_texts(list(texts))
+    provider = get_provider()
+    with telemetry.span("safety.check_texts", provider=provider.name, texts=len(texts)):
+        verdicts = provider.check_texts(list(texts))
     return [verdict.model_dump() for verdict in verdicts]
 
 
@@ -59,7 +61,9 @@ def moderate_image(ref: str, publish_to: str | None = None) -> dict:
     except storage.BlobNotFound:
         verdict = unchecked_verdict("none", f"image {ref} was not found")
         return {"verdict": verdict.model_dump(), "ref": ref}
-    verdict = get_provider().check_image(data)
+    provider = get_provider()
+    with telemetry.span("safety.check_image", provider=provider.name, bytes=len(data)):
+        verdict = provider.check_image(data)
     if verdict.status == "safe" and publish_to:
         store.move(ref, publish_to)
         ref = publish_to
@@ -99,9 +103,16 @@ def generate_images(request: dict) -> list[dict]:
         if cancelled():
             break
         try:
-            made = engine.generate(chunk, source, cancelled=cancelled)
+            with telemetry.span("gpu_batch", batch_id=chunk.id, batch_size=len(chunk.variants),
+                                image_width=first.width, image_height=first.height, image_steps=first.steps,
+                                device=engine.device.type):
+                made = engine.generate(chunk, source, cancelled=cancelled)
         except GenerationCancelled:
             break
+        telemetry.record_images(len(made), made[0].seconds if made else 0.0, engine.device.type,
+                                engine.peak_memory_bytes())
+        log.info("made %d images of batch %s in %.2f s each", len(made), render.batch.id,
+                 made[0].seconds if made else 0.0)
         for variant, generated in zip(chunk.variants, made):
             data = encode_image(generated.image, variant.format, image_parameters(variant, engine))
             ext = extension(variant.format)
@@ -150,6 +161,12 @@ def write_manifest(payload: dict) -> dict:
         variants=variants, reasons=payload.get("reasons", []), review=payload.get("review"),
     )
     url = upload_manifest(store, manifest)
+    totals = manifest.totals
+    telemetry.job_span(manifest.job_id, manifest.created_at, {
+        "job.name": manifest.name, "job.variants": len(manifest.variants), "job.status": manifest.status,
+        "job.ok": totals.ok, "job.blocked": totals.blocked, "job.failed": totals.failed,
+        "job.generation_seconds": totals.seconds,
+    })
     return {"ref": storage.manifest_ref(manifest.job_id), "url": url, "status": manifest.status,
             "totals": manifest.totals.model_dump()}
 

@@ -46,6 +46,10 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_NOTIFY_HOSTS": ("", "Comma-separated hosts a job's own `notify.url` may name (`*.example.com` for subdomains); empty: none"),
     "IMAGEGEN_PUBLIC_URL": ("", "The app's public base URL (https://app.example.com) for gallery links in notifications; unset: links are paths"),
     "IMAGEGEN_API_KEY": (None, "Key for `POST /api/images/generations`, sent as `api-key` or `Authorization: Bearer` (Foundry and OpenAI clients), besides function keys; unset: function keys only"),
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": (None, "Application Insights to send traces, metrics and logs to (Azure); unset: a local JSON-lines file"),
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": (None, "`Authorization=AAD;ClientId=<client id>`: send telemetry as that managed identity (Azure)"),
+    "IMAGEGEN_TELEMETRY_FILE": (".devhost/telemetry.jsonl", "Local traces, metrics and logs as JSON lines (when Application Insights is not configured)"),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": (None, "Also send traces and metrics to this OTLP/HTTP collector (the standard OpenTelemetry variable)"),
     "IMAGEGEN_FAULTS": ("", "Test-only fault injection, e.g. `flaky-*=fail-once`; unset in production"),
 }
 
@@ -172,6 +176,10 @@ class Settings:
     notify_url: str = ""
     notify_hosts: tuple[str, ...] = ()
     public_url: str = ""
+    appinsights_connection_string: str | None = None
+    appinsights_authentication_string: str | None = None
+    telemetry_file: str = ".devhost/telemetry.jsonl"
+    otlp_endpoint: str | None = None
     faults: dict[str, str] = field(default_factory=dict)
     c2pa_signer: str = "local"
     c2pa_keyvault_url: str | None = None
@@ -214,6 +222,10 @@ class Settings:
             notify_hosts=tuple(host.strip().lower().rstrip(".") for host in (_get("IMAGEGEN_NOTIFY_HOSTS") or "").split(",")
                                if host.strip()),
             public_url=(_get("IMAGEGEN_PUBLIC_URL") or "").strip().rstrip("/"),
+            appinsights_connection_string=_get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            appinsights_authentication_string=_get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
+            telemetry_file=_get("IMAGEGEN_TELEMETRY_FILE") or ".devhost/telemetry.jsonl",
+            otlp_endpoint=_get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             faults=_faults(_get("IMAGEGEN_FAULTS") or ""),
             c2pa_signer=_c2pa_signer(_get("C2PA_SIGNER") or "local", _get("C2PA_KEYVAULT_URL") or "",
                                      _get("C2PA_CERT_NAME") or ""),

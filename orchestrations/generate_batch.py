@@ -42,12 +42,12 @@ def generate_batch(context: df.DurableOrchestrationContext):
 
     # 1. Moderate the inputs: every distinct prompt text in one call, every source image.
     texts = prompt_texts(variants)
-    text_verdicts = yield context.call_activity("moderate_text", {"texts": texts})
+    text_verdicts = yield context.call_activity("moderate_text", {"job_id": job_id, "texts": texts})
     images = sorted({variant.image for variant in variants if variant.image})
     image_verdicts = []
     if images:  # the SDK's task_all of nothing yields None, not []
         image_verdicts = yield context.task_all(
-            [context.call_activity("moderate_image", {"ref": ref}) for ref in images]
+            [context.call_activity("moderate_image", {"job_id": job_id, "ref": ref}) for ref in images]
         )
     text_verdicts = [Verdict.model_validate(v) for v in text_verdicts]
     image_verdicts = [Verdict.model_validate(v["verdict"]) for v in image_verdicts]

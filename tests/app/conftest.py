@@ -96,6 +96,8 @@ def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=Non
         "IMAGEGEN_MAX_BATCH": "4",
         "IMAGEGEN_DEFAULT_SIZE": "64x64",  # .txt drops: small enough for the tiny model on a CPU
         "IMAGEGEN_DEFAULT_STEPS": "2",
+        "IMAGEGEN_TELEMETRY_FILE": str(workdir / "telemetry.jsonl"),
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",  # ms: the metrics reach the file while a test looks
         **env,
     })
 

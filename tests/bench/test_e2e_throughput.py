@@ -37,6 +37,11 @@ def test_a_small_run_times_the_job_and_the_engine_on_the_same_images(bench, tmp_
     # The job published the engine's images: equal up to float noise from other thread counts.
     assert result["max_pixel_diff"] <= 2
     assert len(written["load_average"]) == 2
+    # The breakdown comes from the job's trace in the devhost's telemetry file.
+    assert {"input checks", "generation activity", "GPU calls", "output checks", "safety model",
+            "storage calls", "manifest"} <= result["stages_s"].keys()
+    assert all(seconds > 0 for seconds in result["stages_s"].values())
+    assert 0 <= result["outside_activities_s"] < result["job_s"]
 
 
 def span(name, start, end, parent="p", **attributes):

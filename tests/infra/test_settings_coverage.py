@@ -20,6 +20,7 @@ from imagegen.settings import SETTINGS, Settings
 UNSET_IN_AZURE = {
     "AzureWebJobsStorage": "replaced by the identity-based AzureWebJobsStorage__* settings; a connection string would carry a key",
     "CONTENT_SAFETY_KEY": "Content Safety has local auth disabled; the app calls it with its managed identity",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "an optional extra collector; in Azure, telemetry goes to Application Insights",
     "SAFETY_BLOCKLIST_FILE": "an optional local word list; in Azure, blocklists live in Content Safety (CONTENT_SAFETY_BLOCKLISTS)",
 }
 
