@@ -45,6 +45,20 @@ param imagegenTinyVae string = 'madebyollin/taesd'
 @description('true: mount an Azure Files share as the model cache (HF_HOME) and download weights on first use. false (default): weights are baked into the image.')
 param modelCacheShare bool = false
 
+@allowed([
+  'scheduler'
+  'storage'
+])
+@description('Durable Functions backend: scheduler (Durable Task Scheduler, managed, with a dashboard; default) or storage (the task hub in the storage account\'s queues and tables).')
+param durableBackend string = 'scheduler'
+
+@allowed([
+  'Consumption'
+  'Dedicated'
+])
+@description('Durable Task Scheduler SKU (with durableBackend scheduler).')
+param durableSchedulerSku string = 'Consumption'
+
 @minValue(1)
 @maxValue(10)
 @description('Most GPU replicas; each one is billed per second while it runs. Your serverless GPU quota caps this too.')
@@ -182,6 +196,21 @@ module keyVault 'modules/key-vault.bicep' = {
   }
 }
 
+module durableTaskScheduler 'modules/durable-task-scheduler.bicep' = if (durableBackend == 'scheduler') {
+  name: 'durable-task-scheduler'
+  scope: rg
+  params: {
+    name: '${abbrs.durableTaskScheduler}${resourceToken}'
+    location: location
+    tags: tags
+    taskHubName: taskHubName
+    skuName: durableSchedulerSku
+    principalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+  }
+}
+
 module registry 'modules/registry.bicep' = {
   name: 'registry'
   scope: rg
@@ -249,6 +278,8 @@ module app 'modules/app.bicep' = {
     c2paTsaUrl: c2paTsaUrl
     image: appImageName
     taskHubName: taskHubName
+    durableBackend: durableBackend
+    durableTaskSchedulerEndpoint: durableBackend == 'scheduler' ? durableTaskScheduler.outputs.endpoint : ''
   }
   // The pull and data roles must exist before the first revision starts.
   dependsOn: [
@@ -258,6 +289,7 @@ module app 'modules/app.bicep' = {
     monitoring
     modelCache
     keyVault
+    durableTaskScheduler
   ]
 }
 
@@ -281,3 +313,6 @@ output AZURE_MANAGED_IDENTITY_NAME string = identity.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 output C2PA_CERT_NAME string = c2paCertName
+output DURABLE_BACKEND string = durableBackend
+output DURABLE_TASK_SCHEDULER_ENDPOINT string = durableBackend == 'scheduler' ? durableTaskScheduler.outputs.endpoint : ''
+output DURABLE_TASK_SCHEDULER_DASHBOARD_URL string = durableBackend == 'scheduler' ? durableTaskScheduler.outputs.dashboardUrl : ''

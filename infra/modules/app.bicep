@@ -67,8 +67,22 @@ param maxReplicas int = 1
 @description('Image to run; empty before azd has pushed one.')
 param image string = ''
 
-@description('Durable Functions task hub, as named in host.json: the scale rule watches its work-item queue.')
+@description('Durable Functions task hub, as named in host.json: the scale rule watches its pending activities.')
 param taskHubName string
+
+@allowed([
+  'scheduler'
+  'storage'
+])
+@description('Durable Functions backend: the Durable Task Scheduler, or the task hub in the storage account.')
+param durableBackend string = 'scheduler'
+
+@description('Durable Task Scheduler endpoint (with durableBackend scheduler).')
+param durableTaskSchedulerEndpoint string = ''
+
+@minValue(1)
+@description('Activities one replica runs at once: host.json\'s maxConcurrentActivityFunctions. The scale rule adds a replica per this many pending activities.')
+param activitiesPerReplica int = 2
 
 // The port the Functions host listens on in our image (Dockerfile: ASPNETCORE_URLS).
 var appPort = 8080
@@ -94,6 +108,34 @@ var sizes = {
 }
 
 var cacheEnabled = !empty(modelCacheStorageName)
+var useScheduler = durableBackend == 'scheduler'
+
+// GPU replicas follow pending activities (generation batches and safety checks): one
+// replica per activitiesPerReplica waiting, up to maxReplicas, and back to minReplicas
+// once none wait (KEDA's cooldown, 5 minutes). Orchestrator work is light and runs on
+// the replica that is always there.
+var schedulerScaleRule = {
+  name: 'durable-activities'
+  custom: {
+    type: 'azure-durabletask-scheduler'
+    metadata: {
+      endpoint: durableTaskSchedulerEndpoint
+      taskhubName: taskHubName
+      workItemType: 'Activity'
+      maxConcurrentWorkItemsCount: string(activitiesPerReplica)
+    }
+    identity: identity.id
+  }
+}
+var storageScaleRule = {
+  name: 'durable-work-items'
+  azureQueue: {
+    accountName: storage.name
+    queueName: '${toLower(taskHubName)}-workitems'
+    queueLength: activitiesPerReplica
+    identity: identity.id
+  }
+}
 var cacheMountPath = '/mnt/models'
 
 resource environment 'Microsoft.App/managedEnvironments@2025-02-02-preview' existing = {
@@ -142,6 +184,22 @@ var settings = [
   {
     name: 'AzureWebJobsStorage__clientId'
     value: identity.properties.clientId
+  }
+  // The Durable backend. host.json names the Durable Task Scheduler (`azureManaged`) and the
+  // setting holding its connection; with durableBackend storage these two overrides (the
+  // host's AzureFunctionsJobHost__ convention) put the task hub back in AzureWebJobsStorage.
+  {
+    name: 'AzureFunctionsJobHost__extensions__durableTask__storageProvider__type'
+    value: useScheduler ? 'azureManaged' : 'AzureStorage'
+  }
+  {
+    name: 'AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName'
+    value: useScheduler ? 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING' : 'AzureWebJobsStorage'
+  }
+  // An address and the identity to use, no secret: the scheduler accepts Entra tokens only.
+  {
+    name: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
+    value: useScheduler ? 'Endpoint=${durableTaskSchedulerEndpoint};Authentication=ManagedIdentity;ClientID=${identity.properties.clientId}' : ''
   }
   // azure-identity's DefaultAzureCredential picks the user-assigned identity by this id.
   {
@@ -339,25 +397,17 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
           ] : []
         }
       ]
-      // minReplicas stays at 1: Durable Functions on Container Apps scales to zero only
-      // with the MSSQL storage backend, and this app uses the Azure Storage backend. So one
-      // GPU replica is always running (and billed); see docs/deploy.md for the cost.
+      // minReplicas stays at 1: Microsoft documents scale-to-zero for Durable Functions on
+      // Container Apps only with the MSSQL backend, and the schedules timer, the blob drop
+      // trigger and durable timers (review timeouts) need a running host. So one GPU replica
+      // is always running (and billed); see docs/deploy.md for the cost.
       scale: {
         minReplicas: 1
         maxReplicas: maxReplicas
+        // Pending activities mean the GPU is behind: add replicas (up to maxReplicas). The
+        // Functions integration adds its own trigger-based rules too.
         rules: [
-          // Activity work items waiting in the task hub's queue mean the GPU is behind:
-          // add a replica (up to maxReplicas). The Functions integration adds its own
-          // trigger-based rules too.
-          {
-            name: 'durable-work-items'
-            azureQueue: {
-              accountName: storage.name
-              queueName: '${toLower(taskHubName)}-workitems'
-              queueLength: 4
-              identity: identity.id
-            }
-          }
+          useScheduler ? schedulerScaleRule : storageScaleRule
         ]
       }
       volumes: cacheEnabled ? [
