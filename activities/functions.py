@@ -1,4 +1,8 @@
-"""The four activities of the pipeline. Inputs and outputs are small JSON with blob names.
+"""The four activities of the pipeline, registered under the names the orchestrators call.
+
+Each reads its request model from the JSON the orchestrator sent, makes one call into the
+function of the same name in `imagegen.operations`, and returns its result model as JSON
+(the Functions worker and devhost pass activity inputs and outputs as plain JSON).
 
 Each runs inside its telemetry span (`imagegen.telemetry.activity`): one span per run,
 under the job's trace, and log records made inside carry the job id.
@@ -7,29 +11,30 @@ under the job's trace, and log records made inside carry the job id.
 import azure.durable_functions as df
 
 from imagegen import operations, telemetry
+from imagegen.messages import BatchRequest, ModerateImageRequest, ModerateTextRequest, WriteManifestRequest
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="request")
-def moderate_text(request: dict) -> list[dict]:
+def moderate_text(request: dict) -> dict:
     with telemetry.activity("moderate_text", request):
-        return operations.moderate_texts(request["texts"])
+        return operations.moderate_text(ModerateTextRequest.model_validate(request)).model_dump()
 
 
 @bp.activity_trigger(input_name="request")
 def moderate_image(request: dict) -> dict:
     with telemetry.activity("moderate_image", request):
-        return operations.moderate_image(request["ref"], request.get("publish_to"))
+        return operations.moderate_image(ModerateImageRequest.model_validate(request)).model_dump()
 
 
 @bp.activity_trigger(input_name="request")
-def generate_images(request: dict) -> list[dict]:
+def generate_images(request: dict) -> dict:
     with telemetry.activity("generate_images", request):
-        return operations.generate_images(request)
+        return operations.generate_images(BatchRequest.model_validate(request)).model_dump()
 
 
 @bp.activity_trigger(input_name="request")
 def write_manifest(request: dict) -> dict:
     with telemetry.activity("write_manifest", request):
-        return operations.write_manifest(request)
+        return operations.write_manifest(WriteManifestRequest.model_validate(request)).model_dump()

@@ -1,6 +1,28 @@
-"""What travels through the `generate_batch` orchestration: small JSON, blob names, no images.
+"""The messages of the `generate_batch` orchestration: its input, custom status and output,
+and the request and result of every activity and sub-orchestration it calls.
 
-These models are pure (no I/O), so the orchestrator may use them while it replays.
+Why this module is in `imagegen/`: both ends of every call import the same model — the
+orchestrators (`orchestrations/`) build requests and read results, the activities
+(`activities/`, through `imagegen.operations`) read requests and build results — and the
+layers import only downward (triggers → orchestrations → activities → imagegen). The
+lowest layer both can reach is `imagegen`. The models are pure (no I/O), so an
+orchestrator may use them while it replays.
+
+These are the JSON shapes recorded in orchestration history, so they stay small: blob
+names, never image bytes. A replay of an in-flight instance reads the recorded shapes
+back through these models: rename or retype a field and that replay breaks; add new
+fields with defaults.
+
+| call | kind | request | result |
+|---|---|---|---|
+| `generate_batch` | orchestration | `JobRequest` | `JobSummary` (custom status `Progress`) |
+| `moderate_text` | activity | `ModerateTextRequest` | `ModerateTextResult` |
+| `moderate_image` | activity | `ModerateImageRequest` | `ModerateImageResult` |
+| `render_batch` | sub-orchestration | `BatchRequest` | `RenderBatchResult` |
+| `generate_images` | activity | `BatchRequest` | `GenerateImagesResult` |
+| `write_manifest` | activity | `WriteManifestRequest` | `WriteManifestResult` |
+| `publish_images` | activity | `PublishImagesRequest` | `PublishImagesResult` |
+| `notify_job` | activity | `NotifyJobRequest` | `NotifyJobResult` |
 """
 
 from __future__ import annotations
@@ -9,11 +31,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from imagegen.notify import NotifyEvent, NotifyRecord
 from imagegen.settings import AUTO_MAX_BATCH
 from imagegen.types import Batch, JobSource, JobStatus, Variant, VariantStatus, Verdict
 
 Phase = Literal["moderating inputs", "generating", "cancelling", "writing manifest", "done"]
 
+
+# -- generate_batch: the orchestration ----------------------------------------------------
 
 class JobRequest(BaseModel):
     """The orchestration's input: the job as JSON plus where it came from."""
@@ -28,39 +53,6 @@ class JobRequest(BaseModel):
     # Whether a webhook is to be called (the job's own `notify.url` or IMAGEGEN_NOTIFY_URL);
     # the operator's URL never travels through history, the activity reads it from settings.
     notify: bool = False
-
-
-class RenderRequest(BaseModel):
-    """Input of the `render_batch` sub-orchestration and the `generate_images` activity."""
-
-    job_id: str
-    batch: Batch
-
-
-class GeneratedImage(BaseModel):
-    """What `generate_images` made for one variant: a held image, not yet checked."""
-
-    variant_id: str
-    held: str  # blob name in quarantine/, where every image waits until it is checked
-    publish: str  # blob name in outputs/, where it goes when checked safe
-    sha256: str
-    width: int
-    height: int
-    seconds: float
-    model: str
-    revision: str | None = None
-    device: str
-
-
-class VariantRecord(BaseModel):
-    """The outcome for one variant, as the manifest lists it."""
-
-    variant: Variant
-    status: VariantStatus
-    image: GeneratedImage | None = None
-    ref: str | None = None  # where the image is now: outputs/… when ok, quarantine/… otherwise
-    verdict: Verdict | None = None
-    error: str | None = None
 
 
 class Progress(BaseModel):
@@ -96,6 +88,141 @@ class JobSummary(BaseModel):
     manifest: str  # blob name
     manifest_url: str
     reasons: list[str] = Field(default_factory=list)  # why a job was rejected or partial
+
+
+# -- moderate_text ------------------------------------------------------------------------
+
+class ModerateTextRequest(BaseModel):
+    """Every distinct prompt and negative prompt of a job, checked in one call."""
+
+    job_id: str
+    texts: list[str]
+
+
+class ModerateTextResult(BaseModel):
+    verdicts: list[Verdict]  # one per text, in the request's order
+
+
+# -- moderate_image -----------------------------------------------------------------------
+
+class ModerateImageRequest(BaseModel):
+    """Check one image. A source image is only checked (`publish_to` is None); a generated
+    image held in quarantine is moved to `publish_to` when, and only when, it is safe."""
+
+    job_id: str
+    image: str  # blob name of the image to check: inputs/… or quarantine/…
+    publish_to: str | None = None  # blob name in outputs/ for a generated image
+
+
+class ModerateImageResult(BaseModel):
+    verdict: Verdict
+    image: str  # the image's blob name after the check: `publish_to` only when safe
+
+
+# -- render_batch (sub-orchestration) and generate_images ---------------------------------
+
+class BatchRequest(BaseModel):
+    """One GPU batch of a job: the input of `render_batch` and of `generate_images`."""
+
+    job_id: str
+    batch: Batch
+
+
+class HeldImage(BaseModel):
+    """What `generate_images` made for one variant: an image held in quarantine, unchecked."""
+
+    variant_id: str
+    held: str  # blob name in quarantine/, where every image waits until it is checked
+    publish_to: str  # blob name in outputs/, where it goes when checked safe
+    sha256: str
+    width: int
+    height: int
+    seconds: float
+    model: str
+    revision: str | None = None
+    device: str
+
+
+class GenerateImagesResult(BaseModel):
+    """The images made, in the batch's order; fewer than asked when the job was cancelled."""
+
+    images: list[HeldImage]
+
+
+class VariantRecord(BaseModel):
+    """The outcome for one variant, as the manifest lists it."""
+
+    variant: Variant
+    status: VariantStatus
+    image: HeldImage | None = None
+    ref: str | None = None  # where the image is now: outputs/… when ok, quarantine/… otherwise
+    verdict: Verdict | None = None
+    error: str | None = None
+
+
+class RenderBatchResult(BaseModel):
+    """One record per variant of the batch: `render_batch` never fails, it reports."""
+
+    records: list[VariantRecord]
+
+
+# -- write_manifest -----------------------------------------------------------------------
+
+class WriteManifestRequest(BaseModel):
+    """Everything the manifest records; times come from the orchestrator's replay-safe clock."""
+
+    job_id: str
+    job: dict  # the JobSpec, as JSON
+    source: JobSource
+    origin: str = ""
+    created: str  # ISO 8601
+    finished: str  # ISO 8601
+    input_verdicts: dict[str, Verdict]  # prompt text or source image blob name -> verdict
+    records: list[VariantRecord]
+    reasons: list[str] = Field(default_factory=list)
+    review: dict | None = None  # the job's `ManifestReview` as JSON; None: no review
+    decisions: dict[str, dict] = Field(default_factory=dict)  # variant id -> its `VariantReview` as JSON
+
+
+class WriteManifestResult(BaseModel):
+    """Where the manifest is and the job status it computed, so the orchestration reports
+    the same status the manifest holds."""
+
+    manifest: str  # blob name
+    url: str
+    status: JobStatus
+    totals: dict  # the manifest's `Totals` as JSON
+
+
+# -- publish_images -----------------------------------------------------------------------
+
+class PublishImagesRequest(BaseModel):
+    """Approved images to publish: variant id -> its image in outputs/."""
+
+    job_id: str
+    images: dict[str, str]
+
+
+class PublishImagesResult(BaseModel):
+    published: dict[str, str]  # variant id -> its copy in published/
+
+
+# -- notify_job ---------------------------------------------------------------------------
+
+class NotifyJobRequest(BaseModel):
+    """A webhook call about a job. `url` is the job's own webhook; None: the deployment's
+    IMAGEGEN_NOTIFY_URL, which the activity reads from settings (it never enters history)."""
+
+    job_id: str
+    name: str
+    event: NotifyEvent
+    status: str
+    counts: dict[str, int]
+    url: str | None = None
+
+
+class NotifyJobResult(BaseModel):
+    record: NotifyRecord | None = None  # None: no webhook to call
 
 
 def input_rejections(texts: list[str], text_verdicts: list[Verdict],

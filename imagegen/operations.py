@@ -1,9 +1,10 @@
 """What each activity does, composed from the library's modules.
 
-Activities (in `activities/`) are one call into a function here. Every function takes and
-returns small JSON-able values with blob names, because that is what orchestration
-history holds. Each is safe to run twice (activities are at-least-once): blob names are
-deterministic, so a repeated write overwrites.
+Each registered activity (in `activities/`) is one call into the function of the same name
+here, which takes one request model and returns one result model (`imagegen.messages`):
+small JSON with blob names, because that is what orchestration history holds. Each is
+safe to run twice (activities are at-least-once): blob names are deterministic, so a
+repeated write overwrites.
 
 Fail closed: a generated image is written to `quarantine/` first and moved to `outputs/`
 only when its check says `safe`. An image whose check failed, or never ran, stays held.
@@ -19,7 +20,21 @@ import threading
 from urllib.parse import urlsplit
 
 from imagegen import notify, storage, telemetry
-from imagegen.messages import GeneratedImage, RenderRequest, VariantRecord
+from imagegen.messages import (
+    BatchRequest,
+    GenerateImagesResult,
+    HeldImage,
+    ModerateImageRequest,
+    ModerateImageResult,
+    ModerateTextRequest,
+    ModerateTextResult,
+    NotifyJobRequest,
+    NotifyJobResult,
+    PublishImagesRequest,
+    PublishImagesResult,
+    WriteManifestRequest,
+    WriteManifestResult,
+)
 from imagegen.manifest import (
     ManifestVariant,
     VariantReview,
@@ -35,45 +50,44 @@ from imagegen.types import Variant, Verdict
 log = logging.getLogger(__name__)
 
 
-def moderate_texts(texts: list[str]) -> list[dict]:
+def moderate_text(request: ModerateTextRequest) -> ModerateTextResult:
     """One verdict per text, in order."""
     provider = get_provider()
-    with telemetry.span("safety.check_texts", provider=provider.name, texts=len(texts)):
-        verdicts = provider.check_texts(list(texts))
-    return [verdict.model_dump() for verdict in verdicts]
+    with telemetry.span("safety.check_texts", provider=provider.name, texts=len(request.texts)):
+        return ModerateTextResult(verdicts=provider.check_texts(list(request.texts)))
 
 
-def moderate_image(ref: str, publish_to: str | None = None) -> dict:
-    """Check the image at `ref`; when `publish_to` is given and it is safe, move it there.
+def moderate_image(request: ModerateImageRequest) -> ModerateImageResult:
+    """Check one image; a generated image is published only when it is safe.
 
-    Returns `{"verdict": Verdict, "ref": where the image is now}`.
+    A source image (no `publish_to`) stays where it is. A generated image held in
+    quarantine moves to `publish_to` when safe and stays held otherwise. Activities run
+    at least once: when a re-run finds the move already done, it checks the published
+    copy again and moves it back to quarantine unless it is still safe.
     """
+    held, publish_to = request.image, request.publish_to
     if publish_to:
-        inject_check_fault(ref)
+        inject_check_fault(held)
     store = storage.get_store()
-    if publish_to and not store.exists(ref) and store.exists(publish_to):
-        # A re-run after the move already happened: check the published copy again.
-        ref, publish_to, moved_back_to = publish_to, None, ref
-    else:
-        moved_back_to = None
+    where = held
+    if publish_to and not store.exists(held) and store.exists(publish_to):
+        where = publish_to  # a re-run after the move
     try:
-        data = store.get(ref)
+        data = store.get(where)
     except storage.BlobNotFound:
-        verdict = unchecked_verdict("none", f"image {ref} was not found")
-        return {"verdict": verdict.model_dump(), "ref": ref}
+        return ModerateImageResult(verdict=unchecked_verdict("none", f"image {where} was not found"), image=where)
     provider = get_provider()
     with telemetry.span("safety.check_image", provider=provider.name, bytes=len(data)):
         verdict = provider.check_image(data)
-    if verdict.status == "safe" and publish_to:
-        store.move(ref, publish_to)
-        ref = publish_to
-    elif verdict.status != "safe" and moved_back_to:
-        store.move(ref, moved_back_to)
-        ref = moved_back_to
-    return {"verdict": verdict.model_dump(), "ref": ref}
+    if publish_to:
+        destination = publish_to if verdict.status == "safe" else held
+        if where != destination:
+            store.move(where, destination)
+        where = destination
+    return ModerateImageResult(verdict=verdict, image=where)
 
 
-def generate_images(request: dict) -> list[dict]:
+def generate_images(request: BatchRequest) -> GenerateImagesResult:
     """Generate one batch on the GPU and hold every image in quarantine until it is checked.
 
     When the job is cancelled (its cancel marker exists) it stops between GPU calls and
@@ -82,24 +96,23 @@ def generate_images(request: dict) -> list[dict]:
     from imagegen.diffusion import GenerationCancelled, get_engine  # torch loads only where we generate
     from imagegen.metadata import encode_image
 
-    render = RenderRequest.model_validate(request)
     settings = Settings.from_env()
-    inject_fault(render)
+    inject_fault(request)
     engine = get_engine(settings.model, settings.model_revision)
     store = storage.get_store()
-    first = render.batch.variants[0]
+    first = request.batch.variants[0]
     source = None
     if first.image:
         source = check_source_image(store.get(first.image), Limits.from_settings(settings),
                                     path=f"variants[{first.index}].image")
 
-    marker = storage.cancel_marker_ref(render.job_id)
+    marker = storage.cancel_marker_ref(request.job_id)
 
     def cancelled() -> bool:
         return store.exists(marker)
 
     images = []
-    for chunk in chunks(render.batch, engine.max_batch_size(first.width, first.height)):
+    for chunk in chunks(request.batch, engine.max_batch_size(first.width, first.height)):
         if cancelled():
             break
         try:
@@ -111,34 +124,29 @@ def generate_images(request: dict) -> list[dict]:
             break
         telemetry.record_images(len(made), made[0].seconds if made else 0.0, engine.device.type,
                                 engine.peak_memory_bytes())
-        log.info("made %d images of batch %s in %.2f s each", len(made), render.batch.id,
+        log.info("made %d images of batch %s in %.2f s each", len(made), request.batch.id,
                  made[0].seconds if made else 0.0)
         for variant, generated in zip(chunk.variants, made):
             data = encode_image(generated.image, variant.format, image_parameters(variant, engine))
             ext = extension(variant.format)
-            held = storage.quarantine_ref(render.job_id, variant.id, ext)
+            held = storage.quarantine_ref(request.job_id, variant.id, ext)
             store.put(held, data)
-            images.append(GeneratedImage(
+            images.append(HeldImage(
                 variant_id=variant.id, held=held,
-                publish=storage.output_ref(render.job_id, variant.id, ext),
+                publish_to=storage.output_ref(request.job_id, variant.id, ext),
                 sha256=hashlib.sha256(data).hexdigest(),
                 width=generated.image.width, height=generated.image.height,
                 seconds=round(generated.seconds, 3),
                 model=engine.model, revision=engine.revision, device=engine.device.type,
-            ).model_dump())
-    return images
+            ))
+    return GenerateImagesResult(images=images)
 
 
-def write_manifest(payload: dict) -> dict:
-    """Build the manifest from the orchestration's records and write it in one upload.
-
-    Returns the manifest's blob name, URL and the job status it computed, so the
-    orchestration reports the same status the manifest holds.
-    """
+def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
+    """Build the manifest from the orchestration's records and write it in one upload."""
     store = storage.get_store()
-    input_verdicts = {key: Verdict.model_validate(v) for key, v in payload["input_verdicts"].items()}
     variants = []
-    for record in (VariantRecord.model_validate(r) for r in payload["records"]):
+    for record in request.records:
         image = record.image
         variants.append(ManifestVariant.from_variant(
             record.variant, status=record.status, error=record.error,
@@ -148,17 +156,16 @@ def write_manifest(payload: dict) -> dict:
             seconds=image.seconds if image else None,
             model=image.model if image else None, model_revision=image.revision if image else None,
             device=image.device if image else None,
-            input_verdict=input_verdict(record.variant, input_verdicts), output_verdict=record.verdict,
+            input_verdict=input_verdict(record.variant, request.input_verdicts), output_verdict=record.verdict,
         ))
-    decisions = payload.get("decisions") or {}
-    if decisions:
-        variants = [v.model_copy(update={"review": VariantReview.model_validate(decisions[v.id])})
-                    if v.id in decisions else v for v in variants]
+    if request.decisions:
+        variants = [v.model_copy(update={"review": VariantReview.model_validate(request.decisions[v.id])})
+                    if v.id in request.decisions else v for v in variants]
     manifest = build_manifest(
-        job_id=payload["job_id"], name=payload["job"].get("name", payload["job_id"]),
-        source=payload["source"], job=redact_notify_url(payload["job"]),
-        created_at=payload["created"], finished_at=payload["finished"],
-        variants=variants, reasons=payload.get("reasons", []), review=payload.get("review"),
+        job_id=request.job_id, name=request.job.get("name", request.job_id),
+        source=request.source, job=redact_notify_url(request.job),
+        created_at=request.created, finished_at=request.finished,
+        variants=variants, reasons=request.reasons, review=request.review,
     )
     url = upload_manifest(store, manifest)
     totals = manifest.totals
@@ -167,8 +174,8 @@ def write_manifest(payload: dict) -> dict:
         "job.ok": totals.ok, "job.blocked": totals.blocked, "job.failed": totals.failed,
         "job.generation_seconds": totals.seconds,
     })
-    return {"ref": storage.manifest_ref(manifest.job_id), "url": url, "status": manifest.status,
-            "totals": manifest.totals.model_dump()}
+    return WriteManifestResult(manifest=storage.manifest_ref(manifest.job_id), url=url, status=manifest.status,
+                               totals=manifest.totals.model_dump())
 
 
 def redact_notify_url(job: dict) -> dict:
@@ -181,50 +188,47 @@ def redact_notify_url(job: dict) -> dict:
     return {**job, "notify": {"url": f"{parts.scheme}://{parts.hostname}/…"}}
 
 
-def publish_images(payload: dict) -> dict[str, str]:
+def publish_images(request: PublishImagesRequest) -> PublishImagesResult:
     """Copy approved images server-side from outputs/ to published/{job}/{variant}.{ext}.
 
-    `payload`: {"job_id", "images": {variant_id: outputs ref}}; returns {variant_id: published
-    ref}. A plain copy of the outputs blob, so whatever the outputs image carries (its
+    A plain copy of the outputs blob, so whatever the outputs image carries (its
     embedded parameters, Content Credentials) is what gets published. Idempotent.
     """
     store = storage.get_store()
     published = {}
-    for variant_id, ref in payload["images"].items():
+    for variant_id, ref in request.images.items():
         container, path = storage.split_ref(ref)
         if container != "outputs":  # fail closed: only a checked, safe image is ever published
             raise ValueError(f"only images in outputs/ can be published, got {ref!r}")
         ext = path.rsplit(".", 1)[-1]
-        target = storage.published_ref(payload["job_id"], variant_id, ext)
+        target = storage.published_ref(request.job_id, variant_id, ext)
         store.copy(ref, target)
         published[variant_id] = target
-    return published
+    return PublishImagesResult(published=published)
 
 
-def notify_job(payload: dict) -> dict:
+def notify_job(request: NotifyJobRequest) -> NotifyJobResult:
     """Call the job's webhook (its own `notify.url`, else IMAGEGEN_NOTIFY_URL) and record
     the outcome in the manifest. Never raises for a webhook's sake: the job goes on.
-
-    `payload`: {"job_id", "name", "event", "status", "counts", "url": the job's own URL or None}.
     """
     settings = Settings.from_env()
-    job_url = payload.get("url")
+    job_url = request.url
     url = job_url or settings.notify_url
     if not url:
-        return {"status": "none"}
+        return NotifyJobResult(record=None)
     base = settings.public_url
-    job_id = payload["job_id"]
+    job_id = request.job_id
     body = notify.message(
-        payload["event"], job_id=job_id, name=payload["name"], status=payload["status"],
-        counts=payload["counts"], gallery_url=f"{base}/api/gallery/jobs/{job_id}",
+        request.event, job_id=job_id, name=request.name, status=request.status,
+        counts=request.counts, gallery_url=f"{base}/api/gallery/jobs/{job_id}",
         manifest_url=f"{base}/api/jobs/{job_id}/manifest")
-    record = notify.send(url, body, event=payload["event"], allowed=settings.notify_hosts if job_url else None)
+    record = notify.send(url, body, event=request.event, allowed=settings.notify_hosts if job_url else None)
     log.info("notification %s for job %s to %s: %s", record.event, job_id, record.host, record.status)
     try:
         record_notification(storage.get_store(), job_id, record)
     except Exception:  # the record is a courtesy: losing it must not fail the job
         log.exception("could not record notification %s of job %s in its manifest", record.event, job_id)
-    return record.model_dump(mode="json")
+    return NotifyJobResult(record=record)
 
 
 def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | None:
@@ -263,7 +267,7 @@ _failed_once: set[tuple[str, str]] = set()
 _faults_lock = threading.Lock()
 
 
-def inject_fault(render: RenderRequest) -> None:
+def inject_fault(render: BatchRequest) -> None:
     for pattern, mode in Settings.from_env().faults.items():
         if not fnmatch.fnmatchcase(render.job_id, pattern):
             continue

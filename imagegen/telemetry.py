@@ -298,7 +298,7 @@ def request_attributes(request: Mapping[str, Any]) -> dict[str, Any]:
     """Job id, batch id and size, image size and steps from an activity's request."""
     attributes: dict[str, Any] = {}
     job_id = request.get("job_id")
-    ref = request.get("ref")
+    ref = request.get("image")
     if not job_id and isinstance(ref, str) and ref.count("/") >= 2:
         job_id = ref.split("/")[1]  # quarantine/{job_id}/{variant}.{ext}
     if job_id:
@@ -312,7 +312,7 @@ def request_attributes(request: Mapping[str, Any]) -> dict[str, Any]:
             first = variants[0]
             attributes.update({"image.width": first.get("width"), "image.height": first.get("height"),
                                "image.steps": first.get("steps")})
-    if "ref" in request:  # an output check publishes what passes; an input check does not
+    if "image" in request:  # an output check publishes what passes; an input check does not
         attributes["check"] = "output" if request.get("publish_to") else "input"
     if "texts" in request:
         attributes["texts"] = len(request["texts"])

@@ -11,12 +11,19 @@ import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskState
 
 from imagegen.messages import (
-    GeneratedImage,
+    BatchRequest,
+    GenerateImagesResult,
     JobRequest,
     JobSummary,
+    ModerateImageRequest,
+    ModerateImageResult,
+    ModerateTextRequest,
+    ModerateTextResult,
     Progress,
-    RenderRequest,
+    RenderBatchResult,
     VariantRecord,
+    WriteManifestRequest,
+    WriteManifestResult,
     input_rejections,
 )
 from imagegen.spec import JobSpec, batches, expand
@@ -42,15 +49,16 @@ def generate_batch(context: df.DurableOrchestrationContext):
 
     # 1. Moderate the inputs: every distinct prompt text in one call, every source image.
     texts = prompt_texts(variants)
-    text_verdicts = yield context.call_activity("moderate_text", {"job_id": job_id, "texts": texts})
+    result = yield context.call_activity("moderate_text", ModerateTextRequest(job_id=job_id, texts=texts).model_dump())
+    text_verdicts = ModerateTextResult.model_validate(result).verdicts
     images = sorted({variant.image for variant in variants if variant.image})
-    image_verdicts = []
+    image_verdicts: list[Verdict] = []
     if images:  # the SDK's task_all of nothing yields None, not []
-        image_verdicts = yield context.task_all(
-            [context.call_activity("moderate_image", {"job_id": job_id, "ref": ref}) for ref in images]
-        )
-    text_verdicts = [Verdict.model_validate(v) for v in text_verdicts]
-    image_verdicts = [Verdict.model_validate(v["verdict"]) for v in image_verdicts]
+        results = yield context.task_all([
+            context.call_activity("moderate_image", ModerateImageRequest(job_id=job_id, image=ref).model_dump())
+            for ref in images
+        ])
+        image_verdicts = [ModerateImageResult.model_validate(r).verdict for r in results]
     rejections = input_rejections(texts, text_verdicts, images, image_verdicts)
     input_verdicts = dict(zip([*texts, *images], [*text_verdicts, *image_verdicts]))
 
@@ -67,7 +75,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
         pending = [
             context.call_sub_orchestrator(
                 "render_batch",
-                RenderRequest(job_id=job_id, batch=group).model_dump(),
+                BatchRequest(job_id=job_id, batch=group).model_dump(),
                 instance_id=f"{job_id}:{group.id}",
             )
             for group in groups
@@ -84,7 +92,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
                 context.set_custom_status(progress.model_dump())
                 continue
             pending.remove(finished)
-            batch_records = [VariantRecord.model_validate(r) for r in finished.result]
+            batch_records = RenderBatchResult.model_validate(finished.result).records
             records.extend(batch_records)
             progress.add(batch_records)
             context.set_custom_status(progress.model_dump())
@@ -96,17 +104,12 @@ def generate_batch(context: df.DurableOrchestrationContext):
     # 5. Write the manifest.
     progress.phase = "writing manifest"
     context.set_custom_status(progress.model_dump())
-    manifest = yield context.call_activity("write_manifest", {
-        "job_id": job_id,
-        "job": request.job,
-        "source": request.source,
-        "origin": request.origin,
-        "created": created,
-        "finished": context.current_utc_datetime.isoformat(),
-        "input_verdicts": {text: verdict.model_dump() for text, verdict in input_verdicts.items()},
-        "records": [record.model_dump() for record in records],
-        "reasons": rejections,
-    })
+    written = yield context.call_activity("write_manifest", WriteManifestRequest(
+        job_id=job_id, job=request.job, source=request.source, origin=request.origin,
+        created=created, finished=context.current_utc_datetime.isoformat(),
+        input_verdicts=input_verdicts, records=records, reasons=rejections,
+    ).model_dump())
+    manifest = WriteManifestResult.model_validate(written)
 
     # 6. Return a small summary.
     progress.phase = "done"
@@ -114,17 +117,17 @@ def generate_batch(context: df.DurableOrchestrationContext):
     counts = Progress(phase="done", total=len(records))
     counts.add(records)
     return JobSummary(
-        job_id=job_id, name=job.name, status=manifest["status"], total=len(records),
+        job_id=job_id, name=job.name, status=manifest.status, total=len(records),
         ok=counts.ok, blocked=counts.blocked, failed=counts.failed, unchecked=counts.unchecked,
         cancelled=counts.cancelled,
-        manifest=manifest["ref"], manifest_url=manifest["url"], reasons=rejections,
+        manifest=manifest.manifest, manifest_url=manifest.url, reasons=rejections,
     ).model_dump()
 
 
 @bp.orchestration_trigger(context_name="context")
 def render_batch(context: df.DurableOrchestrationContext):
     """Generate one GPU batch, then check every image; never fails, it reports."""
-    request = RenderRequest.model_validate(context.get_input())
+    request = BatchRequest.model_validate(context.get_input())
     variants = request.batch.variants
     try:
         generated = yield context.call_activity_with_retry(
@@ -132,11 +135,15 @@ def render_batch(context: df.DurableOrchestrationContext):
         )
     except Exception as error:  # the batch still failed after its retries
         reason = failure_reason(error)
-        return [VariantRecord(variant=v, status="failed", error=reason).model_dump() for v in variants]
+        return RenderBatchResult(
+            records=[VariantRecord(variant=v, status="failed", error=reason) for v in variants]
+        ).model_dump()
 
-    images = [GeneratedImage.model_validate(g) for g in generated]
+    images = GenerateImagesResult.model_validate(generated).images
     checks = [
-        context.call_activity("moderate_image", {"ref": image.held, "publish_to": image.publish})
+        context.call_activity("moderate_image",
+                              ModerateImageRequest(job_id=request.job_id, image=image.held,
+                                                   publish_to=image.publish_to).model_dump())
         for image in images
     ]
     # Wait for every check, not just the first failure (task_all fails fast): a check that
@@ -148,23 +155,21 @@ def render_batch(context: df.DurableOrchestrationContext):
 
     # A batch of a cancelled job returns only the images it made before it stopped.
     made = {image.variant_id: (image, check) for image, check in zip(images, checks)}
-    records = [VariantRecord(variant=v, status="cancelled").model_dump() for v in variants if v.id not in made]
+    records = [VariantRecord(variant=v, status="cancelled") for v in variants if v.id not in made]
     for variant in variants:
         if variant.id not in made:
             continue
         image, check = made[variant.id]
         if check.state is TaskState.FAILED:
             # Fail closed: an image whose check failed stays held in quarantine.
-            reason = failure_reason(check.result)
-            checked = {"verdict": Verdict(status="unchecked", provider="none", reasons=[reason]).model_dump(),
-                       "ref": image.held}
+            verdict = Verdict(status="unchecked", provider="none", reasons=[failure_reason(check.result)])
+            checked = ModerateImageResult(verdict=verdict, image=image.held)
         else:
-            checked = check.result
-        verdict = Verdict.model_validate(checked["verdict"])
-        status = "ok" if verdict.status == "safe" else verdict.status
+            checked = ModerateImageResult.model_validate(check.result)
+        status = "ok" if checked.verdict.status == "safe" else checked.verdict.status
         records.append(VariantRecord(variant=variant, status=status, image=image,
-                                     ref=checked["ref"], verdict=verdict).model_dump())
-    return records
+                                     ref=checked.image, verdict=checked.verdict))
+    return RenderBatchResult(records=records).model_dump()
 
 
 def prompt_texts(variants: list[Variant]) -> list[str]:
