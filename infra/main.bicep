@@ -102,6 +102,13 @@ param imagegenNotifyHosts string = ''
 @description('Key for the Foundry-compatible route (POST /api/images/generations).')
 param imagegenApiKey string
 
+@description('Application (client) id of the Entra ID app registration people sign in with (docs/deploy.md, "Signing in"); empty: no built-in authentication, function keys only.')
+param authClientId string = ''
+
+@secure()
+@description('Client secret of that registration (azd variable AUTH_CLIENT_SECRET); held as a Container Apps secret. Empty: sign-in with ID tokens only.')
+param authClientSecret string = ''
+
 @allowed([
   'keyvault'
   'off'
@@ -272,6 +279,8 @@ module app 'modules/app.bicep' = {
     imagegenNotifyUrl: imagegenNotifyUrl
     imagegenNotifyHosts: imagegenNotifyHosts
     imagegenApiKey: imagegenApiKey
+    authClientId: authClientId
+    authClientSecret: authClientSecret
     c2paSigner: c2paSigner
     c2paKeyVaultUrl: keyVault.outputs.uri
     c2paCertName: c2paCertName
@@ -304,6 +313,7 @@ output AZURE_CONTAINER_APPS_ENVIRONMENT_NAME string = environment.outputs.name
 output SERVICE_APP_NAME string = app.outputs.name
 output SERVICE_APP_URI string = app.outputs.uri
 output APP_URL string = app.outputs.uri
+output GALLERY_URL string = '${app.outputs.uri}/api/gallery'
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
 output CONTENT_SAFETY_NAME string = contentSafety.outputs.name

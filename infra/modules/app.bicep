@@ -42,6 +42,13 @@ param imagegenNotifyHosts string = ''
 @description('Key for POST /api/images/generations; held as a Container Apps secret.')
 param imagegenApiKey string
 
+@description('Client id of the Entra ID app registration for built-in authentication; empty: none.')
+param authClientId string = ''
+
+@secure()
+@description('Its client secret (held as a Container Apps secret); empty: sign-in with ID tokens only.')
+param authClientSecret string = ''
+
 @allowed([
   'keyvault'
   'off'
@@ -108,6 +115,30 @@ var sizes = {
 }
 
 var cacheEnabled = !empty(modelCacheStorageName)
+
+// Built-in authentication (Easy Auth) with Entra ID, when a registration is given.
+var signIn = !empty(authClientId)
+var authSecretName = 'microsoft-provider-authentication-secret'
+var apiKeySecrets = [
+  {
+    name: 'imagegen-api-key'
+    value: imagegenApiKey
+  }
+]
+var authSecrets = signIn && !empty(authClientSecret) ? [
+  {
+    name: authSecretName
+    value: authClientSecret
+  }
+] : []
+// Routes that authenticate with their own keys, and must not meet a sign-in redirect:
+// the health probe, the Foundry-compatible route (its clients send `Authorization: Bearer
+// <api key>`, which is no Entra token) and the Durable status webhooks (system keys).
+var signInExcludedPaths = [
+  '/api/health'
+  '/api/images/generations'
+  '/runtime/webhooks/durabletask'
+]
 var useScheduler = durableBackend == 'scheduler'
 
 // GPU replicas follow pending activities (generation batches and safety checks): one
@@ -270,6 +301,12 @@ var settings = [
     name: 'IMAGEGEN_API_KEY'
     secretRef: 'imagegen-api-key'
   }
+  // entra: every route but signInExcludedPaths sits behind Entra sign-in, and the platform
+  // puts the signed-in user in X-MS-CLIENT-PRINCIPAL-NAME (dropping a client's own copy).
+  {
+    name: 'IMAGEGEN_SIGN_IN'
+    value: signIn ? 'entra' : 'off'
+  }
   // C2PA Content Credentials (docs/provenance.md): signed in Key Vault with the app's
   // identity; fail closed, so images stay in quarantine while the certificate is missing.
   {
@@ -371,12 +408,7 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
           identity: identity.id
         }
       ]
-      secrets: [
-        {
-          name: 'imagegen-api-key'
-          value: imagegenApiKey
-        }
-      ]
+      secrets: concat(apiKeySecrets, authSecrets)
     }
     template: {
       containers: [
@@ -397,10 +429,10 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
           ] : []
         }
       ]
-      // minReplicas stays at 1: Microsoft documents scale-to-zero for Durable Functions on
-      // Container Apps only with the MSSQL backend, and the schedules timer, the blob drop
-      // trigger and durable timers (review timeouts) need a running host. So one GPU replica
-      // is always running (and billed); see docs/deploy.md for the cost.
+      // minReplicas stays at 1: the blob drop trigger polls (Functions on Container Apps
+      // scales blob triggers only from an Event Grid source), the schedules timer fires
+      // every minute, and Durable on Azure Storage cannot scale from zero. So one GPU
+      // replica is always running (and billed); see docs/deploy.md for the cost.
       scale: {
         minReplicas: 1
         maxReplicas: maxReplicas
@@ -419,6 +451,48 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
           mountOptions: 'uid=1000,gid=1000,dir_mode=0755,file_mode=0644'
         }
       ] : []
+    }
+  }
+}
+
+// Sign-in for the gallery and review: Container Apps built-in authentication with Entra ID.
+// It runs in front of the Functions host on every replica; unauthenticated browsers are sent
+// to the Entra sign-in page, scripts without a session or token get 401.
+resource auth 'Microsoft.App/containerApps/authConfigs@2024-03-01' = if (signIn) {
+  parent: app
+  name: 'current'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
+      excludedPaths: signInExcludedPaths
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: authClientId
+          // The name of the Container Apps secret that holds it, never the value.
+          clientSecretSettingName: empty(authClientSecret) ? null : authSecretName
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          // Browser sessions, and scripts with a token for the app (`az account get-access-token --resource api://<client id>`).
+          allowedAudiences: [
+            authClientId
+            'api://${authClientId}'
+          ]
+        }
+      }
+    }
+    login: {
+      preserveUrlFragmentsForLogins: true
+    }
+    httpSettings: {
+      requireHttps: true
     }
   }
 }

@@ -81,8 +81,9 @@ def test_the_certificate_policy_makes_a_non_exportable_p256_key_for_a_ca_to_sign
 
 def test_the_api_key_reaches_the_app_only_as_a_container_apps_secret(app_settings, app_bicep, bicep, parameters_json):
     assert app_settings["IMAGEGEN_API_KEY"] == {"secretRef": "imagegen-api-key"}
-    app = app_bicep["resources"]["app"]["config"]["properties"]["configuration"]
-    (secret,) = [item for item in app["secrets"] if item["name"] == "imagegen-api-key"]
+    secrets = app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["secrets"]
+    assert "apiKeySecrets" in str(secrets), f"the app's secrets must include apiKeySecrets, got {secrets}"
+    (secret,) = [item for item in app_bicep["variables"]["apiKeySecrets"]["value"] if item["name"] == "imagegen-api-key"]
     assert secret["value"] == "imagegenApiKey"
     for template, name in ((app_bicep, "imagegenApiKey"), (bicep["main.bicep"], "imagegenApiKey")):
         decorators = {d["type"] for d in template["parameters"][name]["decorators"]}
