@@ -17,10 +17,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from imagegen import intake, storage
-from imagegen.settings import Settings
-from imagegen.spec import Limits
 from imagegen.types import FieldError, JobValidationError
-from triggers.http_api import ORCHESTRATION
+from triggers.jobs import start_job
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -51,17 +49,11 @@ async def drop_job(blob: func.InputStream, client: df.DurableOrchestrationClient
         log.info("%s (unchanged) already started job %s", ref, job_id)
         return
 
-    settings = Settings.from_env()
-    limits = Limits.from_settings(settings)
     try:
-        job = intake.read_job_file(data, name, limits)
-        job = intake.attach_images(job, store, default_container="prompts", limits=limits)
+        await start_job(client, lambda store, limits: intake.read_job_file(data, name, limits),
+                        source="blob", job_id=job_id, origin=ref, images_from="prompts")
     except JobValidationError as error:
         reject(store, name, data, error.errors)
-        return
-    await client.start_new(ORCHESTRATION, job_id,
-                           intake.job_request(job, "blob", origin=ref, settings=settings).model_dump())
-    log.info("started job %s from %s", job_id, ref)
 
 
 def reject(store: storage.BlobStore, name: str, data: bytes, errors: list[FieldError]) -> None:

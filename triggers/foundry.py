@@ -22,7 +22,7 @@ from imagegen.manifest import read_manifest
 from imagegen.settings import Settings
 from imagegen.spec import Limits, job_from_foundry, with_source_image
 from imagegen.types import JobValidationError
-from triggers.http_api import ORCHESTRATION, TERMINAL, accepted, job_state
+from triggers.jobs import TERMINAL, accepted, job_state, start_job
 from triggers.responses import invalid_job, json_response, problem, problems_on_failure
 
 bp = df.Blueprint()
@@ -41,11 +41,8 @@ async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestr
             raise ValueError
     except ValueError:
         return problem(400, "Invalid timeout", "`timeout` must be a number of seconds from 0 to 230.")
-    settings = Settings.from_env()
-    limits = Limits.from_settings(settings)
-    store = storage.get_store()
     try:
-        intake.check_body_size(req.get_body(), "body.json", limits)
+        intake.check_body_size(req.get_body(), "body.json", Limits.from_settings(Settings.from_env()))
         # Off the host's event loop: decoding and checking an image takes a while.
         body = await asyncio.to_thread(json.loads, req.get_body())
     except JobValidationError as error:
@@ -55,12 +52,9 @@ async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestr
     if not isinstance(body, dict):
         return problem(400, "Invalid body", "The body must be a JSON object like {\"prompt\": \"a red bicycle\"}.")
     try:
-        job = await asyncio.to_thread(read_foundry_job, body, store, limits)
+        job_id, _ = await start_job(client, lambda store, limits: read_foundry_job(body, store, limits), source="http")
     except JobValidationError as error:
         return invalid_job(error.errors)
-
-    job_id = intake.new_job_id(job.name)
-    await client.start_new(ORCHESTRATION, job_id, intake.job_request(job, "http", settings=settings).model_dump())
 
     deadline = time.monotonic() + timeout
     status = await client.get_status(job_id)
@@ -69,7 +63,7 @@ async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestr
         status = await client.get_status(job_id)
     if not status or status.runtime_status.value not in TERMINAL:
         return accepted(client, req, job_id)
-    return finished(store, job_id, status)
+    return finished(storage.get_store(), job_id, status)
 
 
 def read_foundry_job(body: dict, store: storage.BlobStore, limits: Limits):
@@ -79,7 +73,7 @@ def read_foundry_job(body: dict, store: storage.BlobStore, limits: Limits):
         ref = storage.input_ref(f"foundry-{hashlib.sha256(source).hexdigest()[:16]}.png")
         store.put(ref, source)
         job = with_source_image(job, ref)
-    return intake.attach_images(job, store, limits=limits)
+    return job
 
 
 def finished(store: storage.BlobStore, job_id: str, status) -> func.HttpResponse:

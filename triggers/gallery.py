@@ -16,7 +16,7 @@ import azure.functions as func
 
 from imagegen import gallery, storage
 from imagegen.manifest import Manifest, read_manifest
-from triggers.http_api import ORCHESTRATION, job_view, origin
+from triggers.jobs import ORCHESTRATION, job_view, origin
 from triggers.responses import not_found, problem
 
 bp = df.Blueprint()

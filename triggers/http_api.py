@@ -14,7 +14,6 @@ The job id is the orchestration's instance id. Errors are problem details.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 import azure.durable_functions as df
@@ -22,18 +21,12 @@ import azure.functions as func
 
 from imagegen import intake, storage
 from imagegen.manifest import read_manifest
-from imagegen.settings import Settings
-from imagegen.spec import Limits
 from imagegen.types import JobValidationError
+from triggers.jobs import ORCHESTRATION, TERMINAL, accepted, is_job_id, job_state, job_view, origin, start_job
 from triggers.responses import invalid_job, json_response, not_found, problem, problems_on_failure
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
-
-ORCHESTRATION = "generate_batch"
-TERMINAL = {"Completed", "Failed", "Terminated"}
-JOB_STATES = {"Pending": "queued", "Running": "running", "ContinuedAsNew": "running",
-              "Suspended": "suspended", "Failed": "failed", "Terminated": "cancelled"}
 
 
 @bp.route(route="jobs", methods=["POST"])
@@ -43,24 +36,13 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     body = req.get_body()
     if not body.strip():
         return problem(400, "Empty request", "Send a job as JSON or YAML in the request body (see docs/jobs.md).")
-    settings = Settings.from_env()
+    filename = body_filename(req)
     try:
-        # Parsing (PyYAML takes seconds on a large body) and blob reads run on a worker
-        # thread: on the host's event loop they would stall every other request.
-        job = await asyncio.to_thread(read_job, body, body_filename(req), Limits.from_settings(settings))
+        job_id, _ = await start_job(
+            client, lambda store, limits: intake.read_job_body(body, filename, store, limits), source="http")
     except JobValidationError as error:
         return invalid_job(error.errors)
-    job_id = intake.new_job_id(job.name)
-    await client.start_new(ORCHESTRATION, job_id, intake.job_request(job, "http", settings=settings).model_dump())
-    log.info("started job %s (%s) from HTTP", job_id, job.name)
     return accepted(client, req, job_id)
-
-
-def read_job(body: bytes, filename: str, limits: Limits):
-    """The checked job of a request body, its inline images stored and its sources read."""
-    store = storage.get_store()
-    job = intake.read_job_body(body, filename, store, limits)
-    return intake.attach_images(job, store, limits=limits)
 
 
 @bp.route(route="jobs", methods=["GET"])
@@ -152,12 +134,6 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     return json_response({"id": job_id, "status": "cancelling"}, status=202)
 
 
-def is_job_id(job_id: str) -> bool:
-    """Whether `job_id` could name an instance: `.` and `..` (also sent as `%2e`) cannot,
-    and the durable client mistakes them for the instances collection."""
-    return job_id.strip(".") != "" and "/" not in job_id
-
-
 def body_filename(req: func.HttpRequest) -> str:
     """A name whose extension tells the parser what the body is."""
     content_type = req.headers.get("content-type", "").lower()
@@ -168,61 +144,3 @@ def body_filename(req: func.HttpRequest) -> str:
     if "json" in content_type:
         return "job.json"
     return "job.yaml" if not req.get_body().lstrip().startswith((b"{", b"[")) else "job.json"
-
-
-def origin(req: func.HttpRequest) -> str:
-    """scheme://host of the request, so links work behind devhost and in Azure alike."""
-    url = req.url
-    return url[: url.index("/", url.index("//") + 2)] if "//" in url else ""
-
-
-def accepted(client: df.DurableOrchestrationClient, req: func.HttpRequest, job_id: str) -> func.HttpResponse:
-    """202 with the durable check-status payload, and Location pointing at our own job route."""
-    check = client.create_check_status_response(req, job_id)
-    payload = json.loads(check.get_body())
-    job_url = f"{origin(req)}/api/jobs/{job_id}"
-    payload.update({"jobId": job_id, "jobUrl": job_url})
-    return json_response(payload, status=202, headers={"Location": job_url})
-
-
-def job_state(runtime: str, output) -> str:
-    if runtime == "Completed":
-        return (output or {}).get("status", "completed") if isinstance(output, dict) else "completed"
-    return JOB_STATES.get(runtime, runtime.lower())
-
-
-def job_view(status, base: str) -> dict:
-    """What a user sees of a job: its state, progress, and when done its summary."""
-    runtime = status.runtime_status.value if status.runtime_status else "Pending"
-    request = status.input_ if isinstance(status.input_, dict) else _json(status.input_)
-    output = status.output if isinstance(status.output, dict) or status.output is None else _json(status.output)
-    job = (request or {}).get("job", {})
-    view = {
-        "id": status.instance_id,
-        "name": job.get("name", ""),
-        "source": (request or {}).get("source", ""),
-        "origin": (request or {}).get("origin", ""),
-        "status": job_state(runtime, output),
-        "runtimeStatus": runtime,
-        "createdTime": status.created_time.isoformat() if status.created_time else None,
-        "lastUpdatedTime": status.last_updated_time.isoformat() if status.last_updated_time else None,
-        "progress": status.custom_status,
-        "links": {"self": f"{base}/api/jobs/{status.instance_id}",
-                  "manifest": f"{base}/api/jobs/{status.instance_id}/manifest",
-                  "cancel": f"{base}/api/jobs/{status.instance_id}/cancel"},
-    }
-    if runtime == "Completed" and isinstance(output, dict):
-        view["summary"] = output
-        view["manifestUrl"] = output.get("manifest_url")
-    elif runtime == "Failed":
-        view["error"] = status.output
-    return view
-
-
-def _json(value):
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value

@@ -21,7 +21,7 @@ from imagegen.schedules import due_slot, parse_schedule
 from imagegen.settings import Settings
 from imagegen.spec import Limits
 from imagegen.types import JobValidationError
-from triggers.http_api import ORCHESTRATION
+from triggers.jobs import start_job
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -61,9 +61,14 @@ async def run_schedules(timer: func.TimerRequest, client: df.DurableOrchestratio
         if await client.get_status(job_id):
             continue  # this slot already ran
         try:
-            await client.start_new(ORCHESTRATION, job_id, intake.job_request(
-                job, "schedule", origin=schedule.name, settings=settings).model_dump())
+            await start_job(client, lambda store, limits, job=job: job, source="schedule", job_id=job_id,
+                            origin=schedule.name)
             log.info("schedule %s: started %s for slot %s", schedule.name, job_id, slot.isoformat())
+        except JobValidationError as error:  # a source image that is missing or bad
+            errors = [e.model_copy(update={"path": f"job.{e.path}"}) for e in error.errors]
+            report = {"file": ref, "errors": [e.model_dump() for e in errors]}
+            store.put(error_ref, json.dumps(report, indent=2).encode(), "application/json")
+            log.warning("schedule %s: slot %s not started: %s", schedule.name, slot.isoformat(), error)
         except Exception as error:  # a concurrent tick started the same slot first
             log.info("schedule %s: slot %s not started again (%s)", schedule.name, slot.isoformat(), error)
 

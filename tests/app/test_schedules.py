@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from pathlib import Path
 
 import yaml
 
 from tests.app.conftest import tiny_job
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_a_schedule_due_every_few_seconds_runs_once_per_slot(app, store):
@@ -42,3 +45,18 @@ def test_an_invalid_schedule_gets_an_error_report_beside_it(app, store):
         store.delete("schedules/broken.yaml")
     assert report["errors"][0]["path"] == "cron"
     assert "six-field NCRONTAB" in report["errors"][0]["message"]
+
+
+def test_a_scheduled_img2img_job_reads_its_bare_image_name_from_inputs(app, store):
+    # The same start path as HTTP and drops: a bare image name is a blob in inputs/,
+    # checked before the job starts (it used to reach the GPU activity unresolved).
+    store.put("inputs/scheduled-source.png", (EXAMPLES / "sneaker.png").read_bytes())
+    job = tiny_job("scheduled-img2img", seeds=1)
+    job["prompts"][0].update({"image": "scheduled-source.png", "strength": 0.5})
+    store.put("schedules/img2img.yaml", yaml.safe_dump({"name": "img2img", "cron": "*/2 * * * * *", "job": job}).encode())
+    try:
+        run = app.wait_for_job(lambda j: j["source"] == "schedule" and j["origin"] == "img2img")
+    finally:
+        store.delete("schedules/img2img.yaml")
+    assert app.wait(run["id"])["status"] == "completed"
+    assert {v["source_image"] for v in app.manifest(run["id"])["variants"]} == {"inputs/scheduled-source.png"}

@@ -1,0 +1,130 @@
+"""What every trigger knows of jobs: how one starts, and how its state reads to a user.
+
+Not a trigger itself (it registers nothing): the HTTP API, the Foundry route, the blob
+drop, the schedules and the gallery all import it, and no trigger imports another.
+
+Starting a job is the same sequence whatever the event: settings → limits → store → read
+the job → check and attach its source images → start `generate_batch` with the job as
+its input. `start_job` is that sequence, once; each trigger says only how to read its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Callable
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from imagegen import intake, storage
+from imagegen.settings import Settings
+from imagegen.spec import JobSpec, Limits
+from imagegen.types import JobSource
+from triggers.responses import json_response
+
+log = logging.getLogger(__name__)
+
+# The orchestration every job is an instance of; its instance id is the job id.
+ORCHESTRATION = "generate_batch"
+# Runtime statuses after which an instance does nothing more.
+TERMINAL = {"Completed", "Failed", "Terminated"}
+# Runtime statuses in a user's words; a completed job's status is its summary's.
+JOB_STATES = {"Pending": "queued", "Running": "running", "ContinuedAsNew": "running",
+              "Suspended": "suspended", "Failed": "failed", "Terminated": "cancelled"}
+
+# Reads a job from what the event brought; raises JobValidationError naming every bad field.
+JobReader = Callable[[storage.BlobStore, Limits], JobSpec]
+
+
+async def start_job(client: df.DurableOrchestrationClient, read: JobReader, *, source: JobSource,
+                    job_id: str | None = None, origin: str = "",
+                    images_from: str = "inputs") -> tuple[str, JobSpec]:
+    """Read a job, check and attach its source images, and start its orchestration.
+
+    `job_id`: None for a fresh id from the job's name. `images_from`: the container a bare
+    image name (`sneaker.png`) is read from. Raises `JobValidationError` (nothing started)
+    when the job or one of its images is bad. Returns the job id and the job as started.
+    """
+    settings = Settings.from_env()
+    limits = Limits.from_settings(settings)
+    store = storage.get_store()
+    # Parsing (PyYAML takes seconds on a large body) and blob reads run on a worker thread:
+    # on the host's event loop they would stall every other request.
+    job = await asyncio.to_thread(_read_and_attach, read, store, limits, images_from)
+    job_id = job_id or intake.new_job_id(job.name)
+    request = intake.job_request(job, source, origin=origin, settings=settings)
+    await client.start_new(ORCHESTRATION, job_id, request.model_dump())
+    log.info("started job %s (%s) from %s", job_id, job.name, origin or source)
+    return job_id, job
+
+
+def _read_and_attach(read: JobReader, store: storage.BlobStore, limits: Limits, images_from: str) -> JobSpec:
+    job = read(store, limits)
+    return intake.attach_images(job, store, default_container=images_from, limits=limits)
+
+
+def is_job_id(job_id: str) -> bool:
+    """Whether `job_id` could name an instance: `.` and `..` (also sent as `%2e`) cannot,
+    and the durable client mistakes them for the instances collection."""
+    return job_id.strip(".") != "" and "/" not in job_id
+
+
+def origin(req: func.HttpRequest) -> str:
+    """scheme://host of the request, so links work behind devhost and in Azure alike."""
+    url = req.url
+    return url[: url.index("/", url.index("//") + 2)] if "//" in url else ""
+
+
+def accepted(client: df.DurableOrchestrationClient, req: func.HttpRequest, job_id: str) -> func.HttpResponse:
+    """202 with the durable check-status payload, and Location pointing at our own job route."""
+    check = client.create_check_status_response(req, job_id)
+    payload = json.loads(check.get_body())
+    job_url = f"{origin(req)}/api/jobs/{job_id}"
+    payload.update({"jobId": job_id, "jobUrl": job_url})
+    return json_response(payload, status=202, headers={"Location": job_url})
+
+
+def job_state(runtime: str, output) -> str:
+    """A job's status in a user's words, from its runtime status and output."""
+    if runtime == "Completed":
+        return (output or {}).get("status", "completed") if isinstance(output, dict) else "completed"
+    return JOB_STATES.get(runtime, runtime.lower())
+
+
+def job_view(status, base: str) -> dict:
+    """What a user sees of a job: its state, progress, and when done its summary."""
+    runtime = status.runtime_status.value if status.runtime_status else "Pending"
+    request = status.input_ if isinstance(status.input_, dict) else _json(status.input_)
+    output = status.output if isinstance(status.output, dict) or status.output is None else _json(status.output)
+    job = (request or {}).get("job", {})
+    view = {
+        "id": status.instance_id,
+        "name": job.get("name", ""),
+        "source": (request or {}).get("source", ""),
+        "origin": (request or {}).get("origin", ""),
+        "status": job_state(runtime, output),
+        "runtimeStatus": runtime,
+        "createdTime": status.created_time.isoformat() if status.created_time else None,
+        "lastUpdatedTime": status.last_updated_time.isoformat() if status.last_updated_time else None,
+        "progress": status.custom_status,
+        "links": {"self": f"{base}/api/jobs/{status.instance_id}",
+                  "manifest": f"{base}/api/jobs/{status.instance_id}/manifest",
+                  "cancel": f"{base}/api/jobs/{status.instance_id}/cancel"},
+    }
+    if runtime == "Completed" and isinstance(output, dict):
+        view["summary"] = output
+        view["manifestUrl"] = output.get("manifest_url")
+    elif runtime == "Failed":
+        view["error"] = status.output
+    return view
+
+
+def _json(value: Any):
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
