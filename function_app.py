@@ -4,6 +4,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import bp as activities
+from imagegen.settings import check_settings
 from orchestrations import bp as orchestrations
 from triggers.blob_drop import bp as blob_drop
 from triggers.foundry import bp as foundry
@@ -11,6 +12,9 @@ from triggers.gallery import bp as gallery
 from triggers.health import bp as health
 from triggers.http_api import bp as http_api
 from triggers.schedules import bp as schedules
+
+# Every setting checked once, here: a bad one stops the start with its name, not a request later.
+check_settings()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -363,11 +363,8 @@ class DiffusionEngine:
 
     def max_batch_size(self, width: int, height: int) -> int:
         """Images per pipeline call: `IMAGEGEN_MAX_BATCH`, or from free GPU memory when auto."""
-        setting = self.settings.max_batch
-        if setting != "auto":
-            if not setting.isdigit() or int(setting) < 1:
-                raise ValueError(f"setting `IMAGEGEN_MAX_BATCH` must be `auto` or a whole number >= 1, got {setting!r}")
-            return int(setting)
+        if self.settings.max_batch_images is not None:
+            return self.settings.max_batch_images
         if self.device.type != "cuda":
             return CPU_MAX_BATCH
         free_bytes, _total = torch.cuda.mem_get_info(self.device)

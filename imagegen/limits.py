@@ -67,9 +67,10 @@ class Limits(BaseModel):
         except ValidationError as error:
             problem = error.errors(include_url=False)[0]
             field = str(problem["loc"][0])
-            raise ValueError(
-                f"setting `IMAGEGEN_{field.upper()}` {problem['msg'].lower()}, got {problem['input']!r}"
-            ) from None
+            bound = problem.get("ctx", {})
+            rule = (f"must be at most {bound['le']}" if "le" in bound else
+                    f"must be at least {bound['ge']}" if "ge" in bound else problem["msg"].lower())
+            raise ValueError(f"setting `IMAGEGEN_{field.upper()}` {rule}, got {str(problem['input'])!r}") from None
 
 
 DEFAULT_LIMITS = Limits()

@@ -9,6 +9,7 @@ here first. Names follow the Azure Functions conventions where one exists
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 # name -> (default, what it is). A default of None means "unset unless configured".
@@ -62,12 +63,13 @@ def _get(name: str) -> str | None:
     return value
 
 
-def _int(name: str) -> int:
+def _int(name: str, least: int = 1) -> int:
     value = _get(name)
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"setting `{name}` must be a whole number, got {value!r}") from None
+    if value is None or not re.fullmatch(r"\s*[0-9]+\s*", value):
+        raise ValueError(f"setting `{name}` must be a whole number of at least {least}, got {value!r}")
+    if int(value) < least:
+        raise ValueError(f"setting `{name}` must be a whole number of at least {least}, got {value!r}")
+    return int(value)
 
 
 def _thresholds(text: str) -> dict[str, int]:
@@ -89,6 +91,27 @@ def _thresholds(text: str) -> dict[str, int]:
 # the GPU, so it hands out the most one call should take (16, the largest batch that
 # bench/gpu_throughput.py measures) and `generate_images` splits that by free GPU memory.
 AUTO_MAX_BATCH = 16
+
+# The most variants one GPU activity may take (the orchestration's JobRequest.max_batch).
+MOST_MAX_BATCH = 64
+DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
+def max_batch_images(text: str) -> int | None:
+    """`IMAGEGEN_MAX_BATCH` read by its one rule: None for `auto`, else 1 to 64."""
+    if text == "auto":
+        return None
+    if re.fullmatch(r"[0-9]+", text) and 1 <= int(text) <= MOST_MAX_BATCH:
+        return int(text)
+    raise ValueError(f"setting `IMAGEGEN_MAX_BATCH` must be `auto` or a whole number from 1 to "
+                     f"{MOST_MAX_BATCH}, got {text!r}")
+
+
+def _device(text: str) -> str:
+    if text not in DEVICES:
+        raise ValueError(f"setting `IMAGEGEN_DEVICE` must be auto, cuda, mps or cpu, got {text!r}")
+    return text
+
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -188,6 +211,18 @@ class Settings:
     c2pa_tsa_url: str | None = None
     c2pa_include_prompt: bool = False
 
+    api_key: str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked whenever settings are made, so no reader meets a value under its own rule.
+        _device(self.device)
+        max_batch_images(self.max_batch)
+
+    @property
+    def max_batch_images(self) -> int | None:
+        """Images per GPU call as set, or None for `auto`."""
+        return max_batch_images(self.max_batch)
+
     @classmethod
     def from_env(cls) -> "Settings":
         endpoint = _get("CONTENT_SAFETY_ENDPOINT")
@@ -199,8 +234,8 @@ class Settings:
             storage_blob_service_uri=_get("AzureWebJobsStorage__blobServiceUri"),
             model=_get("IMAGEGEN_MODEL") or "tiny",
             model_revision=_get("IMAGEGEN_MODEL_REVISION"),
-            device=_get("IMAGEGEN_DEVICE") or "auto",
-            max_batch=_get("IMAGEGEN_MAX_BATCH") or "auto",
+            device=(_get("IMAGEGEN_DEVICE") or "auto").strip().lower(),
+            max_batch=(_get("IMAGEGEN_MAX_BATCH") or "auto").strip().lower(),
             compile_mode=_compile_mode(_get("IMAGEGEN_COMPILE") or "off"),
             tiny_vae=_get("IMAGEGEN_TINY_VAE"),
             max_variants=_int("IMAGEGEN_MAX_VARIANTS"),
@@ -234,4 +269,46 @@ class Settings:
             c2pa_cert_name=_get("C2PA_CERT_NAME") or None,
             c2pa_tsa_url=_url_or_none("C2PA_TSA_URL"),
             c2pa_include_prompt=_bool("C2PA_INCLUDE_PROMPT"),
+            api_key=_api_key(_get("IMAGEGEN_API_KEY")),
         )
+
+
+MIN_API_KEY_CHARS = 16
+
+
+def _api_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) < MIN_API_KEY_CHARS or value != value.strip():
+        # The value itself is a secret: the message shows its length, never the key.
+        raise ValueError(f"setting `IMAGEGEN_API_KEY` must be at least {MIN_API_KEY_CHARS} characters without "
+                         f"surrounding spaces, got {len(value)} characters")
+    return value
+
+
+def check_settings() -> Settings:
+    """Read and check every setting once, as the app starts: a bad one stops the start with
+    a message naming it, instead of a 500 (or a silent default) at the first request that
+    reads it. Returns the settings read."""
+    from croniter import croniter
+
+    from imagegen.limits import Limits, SIZE_PATTERN
+
+    settings = Settings.from_env()
+    limits = Limits.from_settings(settings)
+    size = SIZE_PATTERN.fullmatch(settings.default_size)
+    if not size:
+        raise ValueError(f"setting `IMAGEGEN_DEFAULT_SIZE` must be WIDTHxHEIGHT in pixels, e.g. '512x512', "
+                         f"got {settings.default_size!r}")
+    sides = (int(size[1]), int(size[2]))
+    if any(side % 8 for side in sides) or not all(limits.min_side <= side <= limits.max_side for side in sides):
+        raise ValueError(f"setting `IMAGEGEN_DEFAULT_SIZE` must be multiples of 8 from {limits.min_side} to "
+                         f"{limits.max_side} px per side (`IMAGEGEN_MAX_SIDE`), got {settings.default_size!r}")
+    if settings.default_steps > limits.max_steps:
+        raise ValueError(f"setting `IMAGEGEN_DEFAULT_STEPS` must be at most {limits.max_steps} "
+                         f"(`IMAGEGEN_MAX_STEPS`), got {str(settings.default_steps)!r}")
+    tick = _get("IMAGEGEN_SCHEDULE_TICK") or ""
+    if len(tick.split()) != 6 or not croniter.is_valid(tick, second_at_beginning=True):
+        raise ValueError("setting `IMAGEGEN_SCHEDULE_TICK` must be a six-field NCRONTAB expression "
+                         f"`second minute hour day month day-of-week`, e.g. '0 * * * * *', got {tick!r}")
+    return settings

@@ -156,8 +156,9 @@ def test_describe_says_what_runs_where(engine):
 def test_max_batch_size_from_setting_or_cpu_default():
     assert DiffusionEngine("tiny", settings=Settings(device="cpu", max_batch="3")).max_batch_size(512, 512) == 3
     assert DiffusionEngine("tiny", settings=Settings(device="cpu")).max_batch_size(512, 512) == 4
-    with pytest.raises(ValueError, match=r"`IMAGEGEN_MAX_BATCH` must be `auto` or a whole number >= 1, got 'lots'"):
-        DiffusionEngine("tiny", settings=Settings(device="cpu", max_batch="lots")).max_batch_size(512, 512)
+    # A bad value never reaches the engine: the settings refuse it when they are made.
+    with pytest.raises(ValueError, match=r"`IMAGEGEN_MAX_BATCH` must be `auto` or a whole number from 1 to 64, got 'lots'"):
+        Settings(device="cpu", max_batch="lots")
 
 
 # --- models from a local folder: the from_pretrained path, offline ----------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests.infra.deployfiles import ROOT
 
-from imagegen.settings import SETTINGS, Settings
+from imagegen.settings import SETTINGS, Settings, check_settings
 
 # Settings deliberately left unset in Azure, each with the reason. A new setting with no
 # default must be set in infra/modules/app.bicep or be listed here with its reason.
@@ -135,9 +135,10 @@ def test_the_azure_settings_are_accepted_by_the_app(app_settings, app_bicep, bic
     for name, value in app_settings.items():
         resolved = resolve(value, app_bicep, bicep["main.bicep"])
         if resolved is None:  # a resource property: a plausible stand-in of the same kind
-            resolved = "https://example.invalid/" if name.endswith(("Uri", "ENDPOINT", "URL")) else "stand-in"
+            # (long enough for a secret such as IMAGEGEN_API_KEY, which has a minimum length)
+            resolved = "https://example.invalid/" if name.endswith(("Uri", "ENDPOINT", "URL")) else "stand-in-of-the-same-kind"
         monkeypatch.setenv(name, resolved)
-    settings = Settings.from_env()
+    settings = check_settings()  # as the app does at start
     assert settings.safety_provider == "azure"
     assert settings.device == "cuda"
     assert settings.content_safety_key is None, "the app must not get a Content Safety key in Azure"

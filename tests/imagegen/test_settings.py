@@ -1,0 +1,51 @@
+"""Every setting is read and checked once, as the app starts, with a message naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagegen.settings import Settings, check_settings
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("IMAGEGEN_MAX_BATCH", "0", "`auto` or a whole number from 1 to 64"),
+    ("IMAGEGEN_MAX_BATCH", "lots", "`auto` or a whole number from 1 to 64"),
+    ("IMAGEGEN_MAX_BATCH", "65", "`auto` or a whole number from 1 to 64"),
+    ("IMAGEGEN_DEVICE", "gpu", "auto, cuda, mps or cpu"),
+    ("IMAGEGEN_MAX_VARIANTS", "0", "at least 1"),
+    ("IMAGEGEN_MAX_STEPS", "many", "whole number"),
+    ("IMAGEGEN_MAX_SIDE", "100000", "at most 16384"),
+    ("IMAGEGEN_DEFAULT_SIZE", "big", "WIDTHxHEIGHT"),
+    ("IMAGEGEN_DEFAULT_SIZE", "4096x4096", "IMAGEGEN_MAX_SIDE"),
+    ("IMAGEGEN_DEFAULT_STEPS", "0", "at least 1"),
+    ("IMAGEGEN_SCHEDULE_TICK", "every minute", "NCRONTAB"),
+])
+def test_a_bad_setting_stops_the_start_with_its_name_and_value(monkeypatch, name, value, words):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError) as raised:
+        check_settings()
+    message = str(raised.value)
+    assert f"`{name}`" in message and repr(value) in message and words in message
+
+
+def test_a_short_api_key_is_refused_without_showing_it(monkeypatch):
+    monkeypatch.setenv("IMAGEGEN_API_KEY", "short-secret")
+    with pytest.raises(ValueError) as raised:
+        check_settings()
+    assert "`IMAGEGEN_API_KEY`" in str(raised.value) and "at least 16 characters" in str(raised.value)
+    assert "short-secret" not in str(raised.value)
+
+
+def test_good_settings_are_read_once_into_values():
+    settings = Settings(max_batch="8")
+    assert settings.max_batch_images == 8 and Settings().max_batch_images is None
+    with pytest.raises(ValueError, match="IMAGEGEN_MAX_BATCH"):
+        Settings(max_batch="lots")
+    with pytest.raises(ValueError, match="IMAGEGEN_DEVICE"):
+        Settings(device="gpu")
+
+
+def test_the_defaults_pass(monkeypatch):
+    for name in ("IMAGEGEN_MAX_BATCH", "IMAGEGEN_DEVICE", "IMAGEGEN_DEFAULT_SIZE", "IMAGEGEN_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert check_settings().max_batch == "auto"
