@@ -81,6 +81,22 @@ def test_build_args_are_dockerfile_args_and_share_the_parameters_variables(azure
         assert "${" + name in parameter_text, f"main.parameters.json must read `{name}` too"
 
 
+def test_ci_gets_every_azd_variable_the_deployment_reads(azure_yaml, parameters_json, bicep):
+    read = set(re.findall(r"\$\{([A-Z0-9_]+)", str(parameters_json)))
+    build_args = {item.split("=", 1)[0] for item in azure_yaml["services"]["app"]["docker"]["buildArgs"]}
+    ours = {name for name in read | build_args if not name.startswith(("AZURE_", "SERVICE_"))}
+    pipeline = azure_yaml["pipeline"]
+    listed = set(pipeline["variables"]) | set(pipeline["secrets"])
+    assert ours <= listed, f"azure.yaml pipeline must list {sorted(ours - listed)} for `azd pipeline config`"
+    assert not set(pipeline["variables"]) & set(pipeline["secrets"])
+    # Every @secure() parameter's variable is a pipeline secret, never a plain variable.
+    main = bicep["main.bicep"]["parameters"]
+    for name, parameter in parameters_json["parameters"].items():
+        if any(d["type"] == "secure" for d in main[name].get("decorators", [])):
+            variable = re.match(r"\$\{([A-Z0-9_]+)", parameter["value"]).group(1)
+            assert variable in pipeline["secrets"], f"`{variable}` feeds the secure parameter `{name}`: a pipeline secret"
+
+
 # --- host.json ----------------------------------------------------------------------
 
 
