@@ -189,7 +189,10 @@ def verify_files(files: list[Path], trust: Path | None, as_json: bool) -> int:
                       f"hard binding {'valid' if found.hard_binding_valid else 'INVALID'}, "
                       f"{'trusted' if found.trusted else 'untrusted' if trust_pem else 'trust not checked'}; "
                       f"signer {found.signer}")
-                print(f"  {found.digital_source_type}; job {found.job_id}, variant {found.variant_id}"
+                made = ("AI-generated (IPTC trainedAlgorithmicMedia)"
+                        if found.digital_source_type == provenance.TRAINED_ALGORITHMIC_MEDIA
+                        else found.digital_source_type)
+                print(f"  {made}; job {found.job_id}, variant {found.variant_id}"
                       + (f"; from {', '.join(found.ingredients)}" if found.ingredients else ""))
             for failure in found.failures:
                 print(f"  {failure}")

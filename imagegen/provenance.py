@@ -90,6 +90,7 @@ class Verification(BaseModel):
     """What a reader found in one image."""
 
     has_credentials: bool
+    manifest_label: str | None = None  # the active manifest's label
     signature_valid: bool = False
     hard_binding_valid: bool = False
     trusted: bool = False
@@ -337,6 +338,7 @@ def verify(data: bytes, format: str, trust_pem: str | None = None) -> Verificati
     state = reader.get_validation_state()
     return Verification(
         has_credentials=True,
+        manifest_label=store["active_manifest"],
         signature_valid=not any(code.startswith(("claimSignature.", "signingCredential.invalid")) for code in codes),
         hard_binding_valid=not any(code.startswith(("assertion.dataHash", "assertion.bmffHash", "assertion.boxesHash"))
                                    for code in codes),

@@ -46,7 +46,7 @@ def test_a_signed_image_verifies_against_the_development_ca(format, key, state):
     assert found.digital_source_type == provenance.TRAINED_ALGORITHMIC_MEDIA
     assert (found.job_id, found.variant_id) == ("job-1", "v003")
     assert found.signer == "Durable Diffusion development signer"
-    assert signed.manifest_label.startswith("urn:c2pa:")
+    assert signed.manifest_label.startswith("urn:c2pa:") and found.manifest_label == signed.manifest_label
     assert Image.open(io.BytesIO(signed.data)).size == (64, 64)  # still an image every viewer opens
 
 
@@ -104,7 +104,8 @@ def test_imagegen_verify_exits_non_zero_when_any_file_is_unsigned_or_tampered(ke
     trust = str(provenance.local_ca_path(state))
 
     assert cli.main(["verify", str(tmp_path / "good.png"), "--trust", trust]) == 0
-    assert "job-1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "AI-generated (IPTC trainedAlgorithmicMedia); job job-1, variant v003" in out
     assert cli.main(["verify", str(tmp_path / "good.png"), str(tmp_path / "plain.png"), "--trust", trust, "--json"]) == 1
     results = json.loads(capsys.readouterr().out)
     assert results[str(tmp_path / "good.png")]["valid"] and not results[str(tmp_path / "plain.png")]["has_credentials"]
