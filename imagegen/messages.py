@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 
 from imagegen.notify import NotifyEvent, NotifyRecord
 from imagegen.settings import AUTO_MAX_BATCH
-from imagegen.types import Batch, JobSource, JobStatus, Variant, VariantStatus, Verdict
+from imagegen.types import Batch, ContentCredentials, JobSource, JobStatus, Variant, VariantStatus, Verdict
 
 Phase = Literal["moderating inputs", "generating", "cancelling", "writing manifest", "done"]
 
@@ -141,6 +141,11 @@ class HeldImage(BaseModel):
     model: str
     revision: str | None = None
     device: str
+    # The C2PA Content Credentials signed into the held bytes (`sha256` is of the signed
+    # file); None when signing is off. `signing_error` says why signing that was
+    # configured failed: such an image is never checked or published (fail closed).
+    content_credentials: ContentCredentials | None = None
+    signing_error: str | None = None
 
 
 class GenerateImagesResult(BaseModel):

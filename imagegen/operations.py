@@ -45,7 +45,7 @@ from imagegen.manifest import (
 from imagegen.safety import get_provider, unchecked_verdict
 from imagegen.settings import Settings
 from imagegen.spec import Limits, check_source_image
-from imagegen.types import Variant, Verdict
+from imagegen.types import ContentCredentials, Variant, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
     When the job is cancelled (its cancel marker exists) it stops between GPU calls and
     between diffusion steps, and returns only the images it made: the rest are cancelled.
     """
+    from imagegen import provenance  # like torch, the C2PA SDK loads only where we generate
     from imagegen.diffusion import GenerationCancelled, get_engine  # torch loads only where we generate
     from imagegen.metadata import encode_image
 
@@ -101,10 +102,12 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
     engine = get_engine(settings.model, settings.model_revision)
     store = storage.get_store()
     first = request.batch.variants[0]
-    source = None
+    source = ingredient = None
     if first.image:
-        source = check_source_image(store.get(first.image), Limits.from_settings(settings),
+        source_bytes = store.get(first.image)
+        source = check_source_image(source_bytes, Limits.from_settings(settings),
                                     path=f"variants[{first.index}].image")
+        ingredient = provenance.Source.of(source_bytes, title=first.image.rsplit("/", 1)[-1])
 
     marker = storage.cancel_marker_ref(request.job_id)
 
@@ -128,6 +131,8 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
                  made[0].seconds if made else 0.0)
         for variant, generated in zip(chunk.variants, made):
             data = encode_image(generated.image, variant.format, image_parameters(variant, engine))
+            data, credentials, signing_error = sign_image(data, request.job_id, variant, engine, settings,
+                                                          ingredient)
             ext = extension(variant.format)
             held = storage.quarantine_ref(request.job_id, variant.id, ext)
             store.put(held, data)
@@ -138,8 +143,31 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
                 width=generated.image.width, height=generated.image.height,
                 seconds=round(generated.seconds, 3),
                 model=engine.model, revision=engine.revision, device=engine.device.type,
+                content_credentials=credentials, signing_error=signing_error,
             ))
     return GenerateImagesResult(images=images)
+
+
+def sign_image(data: bytes, job_id: str, variant: Variant, engine, settings: Settings,
+               source: "provenance.Source | None") -> tuple[bytes, ContentCredentials | None, str | None]:
+    """The image as it is held: signed with C2PA Content Credentials by the configured signer.
+
+    Returns (bytes, credentials, None), or (the unsigned bytes, None, reason) when signing
+    fails: that image is held in quarantine and never published (fail closed). With
+    `C2PA_SIGNER=off` the bytes come back unsigned, with neither.
+    """
+    from imagegen import provenance
+
+    try:
+        with telemetry.span("c2pa_sign", variant_id=variant.id, signer=settings.c2pa_signer):
+            inject_sign_fault(job_id)
+            signed = provenance.sign_variant(data, job_id, variant, engine.model, engine.revision, settings, source)
+    except provenance.SigningFailed as failure:
+        log.warning("image %s of job %s is held unsigned: %s", variant.id, job_id, failure.reason)
+        return data, None, failure.reason
+    if signed is None:
+        return data, None, None
+    return signed.data, ContentCredentials(manifest_label=signed.manifest_label, signer=signed.signer), None
 
 
 def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
@@ -156,6 +184,7 @@ def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
             seconds=image.seconds if image else None,
             model=image.model if image else None, model_revision=image.revision if image else None,
             device=image.device if image else None,
+            content_credentials=image.content_credentials if image else None,
             input_verdict=input_verdict(record.variant, request.input_verdicts), output_verdict=record.verdict,
         ))
     if request.decisions:
@@ -262,7 +291,8 @@ def chunks(batch, size: int):
 # Fault injection for the end-to-end tests and for rehearsing incidents: `IMAGEGEN_FAULTS`
 # holds `pattern=mode` pairs; a job whose id matches the pattern fails in generate_images,
 # on its first attempt per batch (`fail-once`) or always (`fail-always`), or its first
-# output check fails (`fail-check-once`, the other checks of the job run). Unset in production.
+# output check fails (`fail-check-once`, the other checks of the job run), or signing each of
+# its images fails (`fail-sign`, as when Key Vault is down). Unset in production.
 _failed_once: set[tuple[str, str]] = set()
 _faults_lock = threading.Lock()
 
@@ -289,6 +319,14 @@ def inject_check_fault(ref: str) -> None:
             _failed_once.add((job_id, "check"))
         if first_time:
             raise RuntimeError(f"injected fault ({mode}) checking {ref}")
+
+
+def inject_sign_fault(job_id: str) -> None:
+    from imagegen import provenance
+
+    for pattern, mode in Settings.from_env().faults.items():
+        if mode == "fail-sign" and fnmatch.fnmatchcase(job_id, pattern):
+            raise provenance.SigningFailed(f"C2PA signing failed: injected fault ({mode}) for job {job_id}")
 
 
 def health() -> dict:

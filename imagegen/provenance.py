@@ -77,6 +77,14 @@ class Source(BaseModel):
     format: str
     title: str = "source"
 
+    @classmethod
+    def of(cls, data: bytes, title: str) -> "Source":
+        """A source image, its format read from its bytes (PNG, JPEG or WebP)."""
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            return cls(data=data, format=(image.format or "").lower(), title=title)
+
 
 class Signed(BaseModel):
     """A signed image and what identifies its credentials."""

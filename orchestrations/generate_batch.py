@@ -140,27 +140,32 @@ def render_batch(context: df.DurableOrchestrationContext):
         ).model_dump()
 
     images = GenerateImagesResult.model_validate(generated).images
-    checks = [
-        context.call_activity("moderate_image",
-                              ModerateImageRequest(job_id=request.job_id, image=image.held,
-                                                   publish_to=image.publish_to).model_dump())
-        for image in images
-    ]
+    # An image whose signing failed is not checked: it can never be published (fail closed).
+    checks = {
+        image.variant_id: context.call_activity(
+            "moderate_image",
+            ModerateImageRequest(job_id=request.job_id, image=image.held, publish_to=image.publish_to).model_dump())
+        for image in images if image.signing_error is None
+    }
     # Wait for every check, not just the first failure (task_all fails fast): a check that
     # passed has already moved its image to outputs/, and the record must say so.
-    pending = list(checks)
+    pending = list(checks.values())
     while pending:
         finished = yield context.task_any(pending)
         pending.remove(finished)
 
     # A batch of a cancelled job returns only the images it made before it stopped.
-    made = {image.variant_id: (image, check) for image, check in zip(images, checks)}
+    made = {image.variant_id: image for image in images}
     records = [VariantRecord(variant=v, status="cancelled") for v in variants if v.id not in made]
     for variant in variants:
         if variant.id not in made:
             continue
-        image, check = made[variant.id]
-        if check.state is TaskState.FAILED:
+        image, check = made[variant.id], checks.get(variant.id)
+        if check is None:
+            # Signing was configured and failed: the image stays held in quarantine, unsigned.
+            verdict = Verdict(status="unchecked", provider="none", reasons=[image.signing_error or "not signed"])
+            checked = ModerateImageResult(verdict=verdict, image=image.held)
+        elif check.state is TaskState.FAILED:
             # Fail closed: an image whose check failed stays held in quarantine.
             verdict = Verdict(status="unchecked", provider="none", reasons=[failure_reason(check.result)])
             checked = ModerateImageResult(verdict=verdict, image=image.held)

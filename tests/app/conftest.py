@@ -90,7 +90,7 @@ def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=Non
         "IMAGEGEN_MODEL": "tiny",
         "SAFETY_PROVIDER": "local",
         "SAFETY_BLOCKLIST_FILE": str(blocklist),
-        "IMAGEGEN_FAULTS": ("flaky-*=fail-once,broken-*=fail-always,halfchecked-*=fail-check-once,"
+        "IMAGEGEN_FAULTS": ("flaky-*=fail-once,broken-*=fail-always,halfchecked-*=fail-check-once,unsigned-*=fail-sign,"
                             f"{FOUNDRY_BROKEN_JOB}-*=fail-always"),
         "IMAGEGEN_SCHEDULE_TICK": "*/1 * * * * *",
         "IMAGEGEN_MAX_BATCH": "4",
