@@ -2,7 +2,8 @@
 
 Starts devhost (which starts Azurite) with the tiny offline model and the local safety
 checks, submits the txt2img fan-out and the img2img job from `examples/`, shows their
-progress, downloads the results into `out/`, prints where to look, and stops everything.
+progress, downloads the results into `out/`, checks their Content Credentials (C2PA)
+against the development CA, prints where to look, and stops everything.
 
 The tiny model has random weights: its images are noise. The pipeline around it —
 moderation, fan-out, storage, manifest — is the real one. Set IMAGEGEN_MODEL to a model
@@ -96,7 +97,29 @@ def main() -> int:
     print("\nDone. Results:")
     for line, sheet in results:
         print(f"  {line}\n    open {sheet.relative_to(ROOT)}  (images + manifest.json beside it)")
-    return 0
+    return check_credentials([sheet.parent for _, sheet in results])
+
+
+def check_credentials(folders: list[Path]) -> int:
+    """Every downloaded image carries valid Content Credentials from the development CA."""
+    from imagegen import provenance
+
+    if os.environ.get("C2PA_SIGNER", "local") != "local":
+        print(f"\nC2PA_SIGNER={os.environ['C2PA_SIGNER']}: images are not checked against the development CA.")
+        return 0
+    trust = provenance.local_ca_path(ROOT / ".devhost" / "c2pa")
+    print("\nContent Credentials (C2PA), signed with the development CA (untrusted outside this machine):")
+    failed = 0
+    for folder in folders:
+        images = sorted(p for p in folder.iterdir() if p.suffix in (".png", ".jpg", ".webp"))
+        results = [provenance.verify(p.read_bytes(), p.suffix.lstrip("."), trust.read_text()) for p in images]
+        good = sum(1 for r in results if r.valid and r.trusted
+                   and r.digital_source_type == provenance.TRAINED_ALGORITHMIC_MEDIA)
+        failed += len(images) - good
+        print(f"  {good} of {len(images)} images in {folder.relative_to(ROOT)} valid and AI-generated; check with\n"
+              f"    .venv/bin/imagegen verify {folder.relative_to(ROOT)}/*{images[0].suffix if images else '.png'}"
+              f" --trust {trust.relative_to(ROOT)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
