@@ -80,6 +80,9 @@ param safetyThresholds string = ''
 @description('on: every job waits for a reviewer before its images are published (a job may still say otherwise). Default off.')
 param imagegenReview string = 'off'
 
+// A Teams or Slack webhook URL carries its token in the path: a credential, so it is
+// secure here and a Container Apps secret in the app.
+@secure()
 @description('Webhook (https) called when a job awaits review and when it ends, for jobs that name none; empty: none.')
 param imagegenNotifyUrl string = ''
 
@@ -90,6 +93,7 @@ param imagegenNotifyHosts string = ''
 // on the first provision and keeps it in the environment (or takes IMAGEGEN_API_KEY when
 // set); it reaches the app only as a Container Apps secret, never an output.
 @secure()
+@minLength(32)
 @metadata({
   azd: {
     type: 'generate'

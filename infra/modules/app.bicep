@@ -32,7 +32,8 @@ param imagegenTinyVae string = ''
 @description('Deployment default for review before publish: on holds every job (HTTP, drops, schedules) for a reviewer unless the job says otherwise.')
 param imagegenReview string = 'off'
 
-@description('Deployment default webhook called when a job awaits review and when it ends; empty: none.')
+@secure()
+@description('Deployment default webhook called when a job awaits review and when it ends; empty: none. Held as a Container Apps secret: its path carries a token.')
 param imagegenNotifyUrl string = ''
 
 @description('Comma-separated hosts a job\'s own notify URL may name; empty: jobs may not name one.')
@@ -131,6 +132,19 @@ var authSecrets = signIn && !empty(authClientSecret) ? [
     value: authClientSecret
   }
 ] : []
+// The deployment's webhook, when there is one (a Container Apps secret cannot be empty).
+var notifySecrets = empty(imagegenNotifyUrl) ? [] : [
+  {
+    name: 'imagegen-notify-url'
+    value: imagegenNotifyUrl
+  }
+]
+var notifySettings = empty(imagegenNotifyUrl) ? [] : [
+  {
+    name: 'IMAGEGEN_NOTIFY_URL'
+    secretRef: 'imagegen-notify-url'
+  }
+]
 // Routes that authenticate with their own keys, and must not meet a sign-in redirect:
 // the health probe, the Foundry-compatible route (its clients send `Authorization: Bearer
 // <api key>`, which is no Entra token) and the Durable status webhooks (system keys).
@@ -288,10 +302,6 @@ var settings = [
     value: imagegenReview
   }
   {
-    name: 'IMAGEGEN_NOTIFY_URL'
-    value: imagegenNotifyUrl
-  }
-  {
     name: 'IMAGEGEN_NOTIFY_HOSTS'
     value: imagegenNotifyHosts
   }
@@ -408,14 +418,14 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
           identity: identity.id
         }
       ]
-      secrets: concat(apiKeySecrets, authSecrets)
+      secrets: concat(apiKeySecrets, authSecrets, notifySecrets)
     }
     template: {
       containers: [
         {
           name: 'app'
           image: empty(image) ? placeholderImage : image
-          env: settings
+          env: concat(settings, notifySettings)
           resources: {
             cpu: json(sizes[gpuProfileType].cpu)
             memory: sizes[gpuProfileType].memory

@@ -23,11 +23,19 @@ def app_bicep(bicep) -> dict:
 @pytest.fixture(scope="session")
 def app_settings(app_bicep) -> dict[str, object]:
     """name -> value (a literal, or the parser's expression tree) of every env var on the app;
-    {"secretRef": name} for one that reads a Container Apps secret."""
-    return {
-        item["name"]: item["value"] if "value" in item else {"secretRef": item["secretRef"]}
-        for item in app_bicep["variables"]["settings"]["value"]
-    }
+    {"secretRef": name} for one that reads a Container Apps secret. The container's env is
+    `concat(...)` of variables, some of them `cond ? [] : [...]`: every item of every branch."""
+    (container,) = app_bicep["resources"]["app"]["config"]["properties"]["template"]["containers"]
+    names = container["env"]["function"]["parameters"].values()
+    items = [item for name in names for item in env_items(app_bicep["variables"][name]["value"])]
+    return {item["name"]: item["value"] if "value" in item else {"secretRef": item["secretRef"]} for item in items}
+
+
+def env_items(value: object) -> list[dict]:
+    if isinstance(value, list):
+        return value
+    operands = value["operator"]["operands"]
+    return env_items(operands["true_value"]) + env_items(operands["false_value"])
 
 
 @pytest.fixture(scope="session")

@@ -97,3 +97,20 @@ def test_the_api_key_reaches_the_app_only_as_a_container_apps_secret(app_setting
     for path, template in bicep.items():
         for output in template["outputs"].values():
             assert "imagegenApiKey" not in str(output["value"]), f"{path} outputs the API key"
+
+
+def test_the_webhook_url_is_a_secret_when_there_is_one(app_settings, app_bicep, bicep, azure_yaml):
+    # Teams and Slack webhook URLs carry their token in the path.
+    assert app_settings["IMAGEGEN_NOTIFY_URL"] == {"secretRef": "imagegen-notify-url"}
+    secret = app_bicep["variables"]["notifySecrets"]["value"]["operator"]["operands"]
+    assert secret["true_value"] == [], "a Container Apps secret cannot be empty: none without a URL"
+    assert secret["false_value"] == [{"name": "imagegen-notify-url", "value": "imagegenNotifyUrl"}]
+    assert "notifySecrets" in str(app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["secrets"])
+    for template in (app_bicep, bicep["main.bicep"]):
+        assert "secure" in {d["type"] for d in template["parameters"]["imagegenNotifyUrl"]["decorators"]}
+    assert "IMAGEGEN_NOTIFY_URL" in azure_yaml["pipeline"]["secrets"]
+
+
+def test_an_empty_api_key_fails_validation_rather_than_the_container_app(bicep):
+    decorators = {d["type"]: d.get("argument") for d in bicep["main.bicep"]["parameters"]["imagegenApiKey"]["decorators"]}
+    assert decorators["min_length"] >= 32
