@@ -107,8 +107,8 @@ def wait_ready(host: DevhostProcess, timeout: float = 60) -> None:
         try:
             if requests.get(f"{host.url}/admin/host/status", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or too busy to answer in 2 s (a loaded machine): ask again
         time.sleep(0.1)
     host.stop(signal.SIGKILL)
     raise TimeoutError(f"devhost did not answer within {timeout}s:\n{host.log()}")
