@@ -39,7 +39,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline.policies import RetryPolicy
 from PIL import Image
 
-from imagegen.safety import (
+from imagegen.safety.verdicts import (
     UnreadableImage,
     read_image,
     require_image_bytes,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from imagegen.safety import (
+from imagegen.safety.verdicts import (
     UnreadableImage,
     read_image,
     require_image_bytes,
