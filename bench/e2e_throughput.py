@@ -131,7 +131,8 @@ def engine_alone(body: dict, runs: int) -> tuple[list[float], dict[str, bytes]]:
 
     from imagegen.diffusion import DiffusionEngine
     from imagegen.settings import Settings
-    from imagegen.spec import expand, parse_job
+    from imagegen.spec import parse_job
+    from imagegen.variants import expand
     from imagegen.types import Batch
 
     torch.set_num_threads(1)

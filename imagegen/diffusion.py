@@ -31,6 +31,7 @@ from imagegen.deepcache import MAX_INTERVAL, deepcache
 from imagegen.schedulers import make_scheduler
 from imagegen.settings import AUTO_MAX_BATCH, Settings
 from imagegen.types import Batch, Variant
+from imagegen.variants import call_groups
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ class DiffusionEngine:
         self.load()
         results: dict[str, GeneratedImage] = {}
         # 2. One pipeline call per group of variants that share the call's settings.
-        for group in _call_groups(batch.variants):
+        for group in call_groups(batch.variants):
             for image in self._generate_group(group, source_image, cancelled):
                 results[image.variant_id] = image
         return [results[variant.id] for variant in batch.variants]
@@ -408,14 +409,6 @@ def stop_when(cancelled: Callable[[], bool], every_seconds: float = 1.0):
         return callback_kwargs
 
     return callback
-
-
-def _call_groups(variants: list[Variant]) -> list[list[Variant]]:
-    """Variants grouped by the settings a pipeline call takes once for all its images."""
-    groups: dict[tuple, list[Variant]] = {}
-    for variant in variants:
-        groups.setdefault(variant.call_settings(), []).append(variant)
-    return list(groups.values())
 
 
 # --- the process's engines ----------------------------------------------------------------

@@ -9,17 +9,16 @@ Errors name the body's own fields (`size`, `image_prompt.strength`), not the job
 
 from __future__ import annotations
 
-import base64
-import binascii
-import difflib
 import hashlib
 import json
 from typing import Any
 
 from pydantic import ValidationError
 
-from imagegen.limits import DEFAULT_LIMITS, MAX_SEED, Limits, check_source_image, show_value
-from imagegen.spec import JobSpec, field_errors
+from imagegen.errors import did_you_mean, field_errors, show_value
+from imagegen.limits import DEFAULT_LIMITS, MAX_SEED, Limits
+from imagegen.source_images import decode_image
+from imagegen.spec import JobSpec
 from imagegen.storable_text import storable_document
 from imagegen.types import FieldError, JobValidationError
 
@@ -38,9 +37,7 @@ def _error(path: str, rule: str, message: str) -> FieldError:
 
 
 def _unknown(path: str, key: Any, known: tuple[str, ...]) -> FieldError:
-    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-    hint = f"did you mean `{close[0]}`?" if close else "known fields: " + ", ".join(f"`{k}`" for k in known)
-    return _error(path, "unknown_field", f"`{path}` is not a known field; {hint}")
+    return _error(path, "unknown_field", did_you_mean(path, key, known))
 
 
 def _whole_number(body: dict, key: str, low: int, high: int) -> tuple[int | None, FieldError | None]:
@@ -50,27 +47,6 @@ def _whole_number(body: dict, key: str, low: int, high: int) -> tuple[int | None
     if not low <= value <= high:
         return None, _error(key, f"{key}_range", f"`{key}` must be between {low} and {high:,}, got {show_value(value)}")
     return value, None
-
-
-def decode_image(text: Any, limits: Limits, path: str = "image_prompt.image") -> bytes:
-    """Base64 (optionally a `data:image/...;base64,` URL) -> checked image bytes."""
-    if not isinstance(text, str) or not text:
-        raise JobValidationError([_error(path, "type", f"`{path}` must be a base64-encoded image, got {show_value(text)}")])
-    if text.startswith("data:") and "," in text:
-        text = text.split(",", 1)[1]
-    text = "".join(text.split())  # clients wrap base64 at 76 columns
-    # Four base64 characters carry three bytes: refuse an oversized image before decoding it.
-    if len(text) // 4 * 3 > limits.max_source_bytes + 3:
-        raise JobValidationError([_error(
-            path, "max_source_bytes",
-            f"`{path}` decodes to about {len(text) // 4 * 3:,} bytes; the limit is {limits.max_source_bytes:,} bytes",
-        )])
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise JobValidationError([_error(path, "base64", f"`{path}` is not valid base64: {error}")]) from None
-    check_source_image(data, limits, path=path)
-    return data
 
 
 def _rename(error: FieldError, names: dict[str, str]) -> FieldError:
@@ -157,7 +133,7 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     try:
         job = JobSpec.model_validate(job_data, context={"limits": limits})
     except ValidationError as error:
-        errors += [_rename(item, names) for item in field_errors(error)]
+        errors += [_rename(item, names) for item in field_errors(error, JobSpec)]
     if errors or job is None:
         raise JobValidationError(errors)
     if source is not None:

@@ -15,14 +15,12 @@ from imagegen import notify, storage
 from imagegen.messages import JobRequest
 from imagegen.types import JobSource
 from imagegen.settings import AUTO_MAX_BATCH, Settings
-from imagegen.foundry import decode_image
-from imagegen.spec import JobSpec, Limits, ReviewSpec, check_source_image, load_document, parse_job, slugify
+from imagegen.source_images import store_inline_images
+from imagegen.documents import load_document
+from imagegen.spec import JobSpec, Limits, ReviewSpec, parse_job, slugify
 from imagegen.types import FieldError, JobValidationError
 
 JOB_FILE_SUFFIXES = (".json", ".yaml", ".yml", ".txt")
-# Where img2img sources may come from: uploads, dropped files, and published (checked) outputs.
-# Never quarantine/: a held or blocked image must not come back as an input.
-SOURCE_CONTAINERS = ("inputs", "prompts", "outputs")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -126,73 +124,6 @@ def inline_image_bytes(document) -> int:
     return sum(len(prompt["image"]) for prompt in (prompts if isinstance(prompts, list) else [])
                if isinstance(prompt, dict) and isinstance(prompt.get("image"), str)
                and prompt["image"].startswith("data:"))
-
-
-def store_inline_images(document, store: storage.BlobStore, limits: Limits | None = None) -> None:
-    prompts = document.get("prompts") if isinstance(document, dict) else None
-    errors: list[FieldError] = []
-    for index, prompt in enumerate(prompts if isinstance(prompts, list) else []):
-        image = prompt.get("image") if isinstance(prompt, dict) else None
-        if not isinstance(image, str) or not image.startswith("data:"):
-            continue
-        path = f"prompts[{index}].image"
-        try:
-            if not image.partition(",")[0].endswith(";base64"):
-                raise JobValidationError([FieldError(path=path, rule="data_url", message=(
-                    f"`{path}` must be a blob name or a `data:image/png;base64,...` URL, got {image[:40]!r}"))])
-            data = decode_image(image, limits or Limits(), path)
-            check_source_image(data, limits, path=path)
-        except JobValidationError as error:
-            errors.extend(error.errors)
-            continue
-        ref = storage.input_ref(f"{hashlib.sha256(data).hexdigest()[:16]}{image_suffix(image)}")
-        store.put(ref, data)
-        prompt["image"] = ref
-    if errors:
-        raise JobValidationError(errors)
-
-
-def attach_images(job: JobSpec, store: storage.BlobStore, *, default_container: str = "inputs",
-                  limits: Limits | None = None) -> JobSpec:
-    """Resolve each prompt's source image to a blob name and check it before anything runs.
-
-    A bare name (`sneaker.png`) is read from `default_container`; a full blob name
-    (`inputs/sneaker.png`) is used as it is. Every error is reported at once.
-    """
-    errors: list[FieldError] = []
-    prompts = []
-    for index, prompt in enumerate(job.prompts):
-        path = f"prompts[{index}].image"
-        if prompt.image is None:
-            prompts.append(prompt)
-            continue
-        ref = prompt.image if "/" in prompt.image else f"{default_container}/{prompt.image}"
-        try:
-            container = storage.split_ref(ref)[0]
-        except ValueError:  # `~/.ssh/id_rsa`, `%2e%2e/x.png`: not a blob name at all
-            container = None
-        if container not in SOURCE_CONTAINERS:
-            errors.append(FieldError(path=path, rule="source_container", message=(
-                f"`{path}` must name an image in {', '.join(SOURCE_CONTAINERS)}, got {prompt.image!r}")))
-            continue
-        try:
-            check_source_image(store.get(ref), limits, path=path)
-        except storage.BlobNotFound:
-            errors.append(FieldError(path=path, rule="exists", message=(
-                f"`{path}` names {prompt.image!r}, but no blob {ref!r} exists: upload it first")))
-            continue
-        except JobValidationError as error:
-            errors.extend(error.errors)
-            continue
-        prompts.append(prompt.model_copy(update={"image": ref}))
-    if errors:
-        raise JobValidationError(errors)
-    return job.model_copy(update={"prompts": prompts})
-
-
-def image_suffix(data_url: str) -> str:
-    kind = data_url[5:].split(";", 1)[0].split("/")[-1].lower()
-    return {"jpeg": ".jpg"}.get(kind, f".{kind}" if kind.isalnum() else ".png")
 
 
 def job_request(job: JobSpec, source: JobSource, origin: str = "", settings: Settings | None = None) -> JobRequest:

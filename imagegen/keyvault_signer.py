@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from imagegen.provenance import SigningFailed
+from imagegen.types import SigningFailed
 
 CERTIFICATE_TTL_SECONDS = 3600.0
 

@@ -1,29 +1,20 @@
-"""What a job and its inputs may be: the configurable `Limits`, the check of each job
-field against them (as pydantic types the job models in `imagegen.spec` are built from),
-and `check_source_image`.
+"""What a job and its inputs may be: the configurable `Limits`, and the check of each job
+field against them (as pydantic types the job models in `imagegen.spec` are built from).
 
 Every limit is checked before anything runs (`imagegen.spec.parse_job` for the job file,
-`check_source_image` for an img2img source), so a job that would take the GPU for an hour
+`imagegen.source_images.check_source_image` for an img2img source), so a job that would take the GPU for an hour
 or a 50,000-pixel image is turned away with a message instead of an out-of-memory crash.
 """
 
 from __future__ import annotations
 
-import io
 import re
-import warnings
-from typing import Annotated, Any, Union
+from typing import Annotated, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo
-from pydantic_core import PydanticCustomError
 
+from imagegen.errors import fail, show_value
 from imagegen.settings import Settings
-from imagegen.types import FieldError, JobValidationError
-
-# Formats PIL may decode for us. PIL can open dozens more (EPS even shells out to
-# Ghostscript); a source image is untrusted input, so only the three web formats get in.
-SOURCE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
-
 
 # The most any deployment may configure. A job re-read without limits (the orchestrator's
 # `JobSpec.model_validate(job)` of a job parse_job already checked) is held to these, so
@@ -87,26 +78,10 @@ SIZE_PATTERN = re.compile(r"([0-9]{1,6})x([0-9]{1,6})")
 URL_PATTERN = re.compile(r"^(//|[a-zA-Z][a-zA-Z0-9+.-]*:)")  # http://, s3:, data:, //host
 
 
-def fail(rule: str, message: str, *, at: str | None = None) -> PydanticCustomError:
-    """An error from a field check. `message` says `{path}` where the field's dotted path
-    goes: a check on one size does not know it is `variants.sizes[2]`; `spec.field_errors` does.
-    `at` extends the path when a model-level check blames one of the model's fields."""
-    context = {"message": message} if at is None else {"message": message, "at": at}
-    return PydanticCustomError(rule, "{message}", context)
-
-
 def limits_of(info: ValidationInfo) -> Limits:
     """The limits a validation runs under: parse_job passes them in the context; without
     them (a job that was checked before, read back) only the CEILING applies."""
     return (info.context or {}).get("limits") or CEILING
-
-
-def show_value(value: Any) -> str:
-    """A value as it goes in a message: repr, cut short so a 2 MB prompt stays readable."""
-    if isinstance(value, str) and len(value) > 60:
-        return f"{value[:40]!r}... ({len(value):,} characters)"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:70] + "..."
 
 
 # --- field checks: each names the field as `{path}`, filled in once the full path is known
@@ -226,66 +201,3 @@ Seeds = Annotated[
     ],
     Discriminator(lambda value: "seeds-list" if isinstance(value, list) else "seeds-count"),
 ]
-
-
-
-def _reject(path: str, rule: str, message: str) -> JobValidationError:
-    return JobValidationError([FieldError(path=path, rule=rule, message=message)])
-
-
-def check_source_image(data: bytes, limits: Limits | None = None, *, path: str = "image"):
-    """Decode an img2img source image safely and return it as an RGB `PIL.Image.Image`.
-
-    Raises `JobValidationError` naming `path` (e.g. `prompts[1].image`) when the bytes are
-    too many, are not a PNG/JPEG/WebP image, or the image is larger than
-    `limits.max_source_side` on a side. The size in the header is checked before the pixels
-    are decoded, so a small file that claims to be 100,000 px wide costs nothing.
-    """
-    from PIL import Image, ImageOps  # imported here: orchestrations import this package too
-
-    limits = limits or DEFAULT_LIMITS
-    if len(data) > limits.max_source_bytes:
-        raise _reject(
-            path, "max_source_bytes",
-            f"`{path}` is {len(data):,} bytes; the limit is {limits.max_source_bytes:,} bytes",
-        )
-    if not data:
-        raise _reject(path, "not_an_image", f"`{path}` is empty; expected a PNG, JPEG or WebP image")
-    try:
-        with warnings.catch_warnings():
-            # PIL warns (rather than raises) between its two bomb thresholds; make it an error.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=SOURCE_FORMATS) as probe:
-                width, height = probe.size  # from the header only: nothing decoded yet
-                if max(width, height) > limits.max_source_side:
-                    raise _reject(
-                        path, "max_source_side",
-                        f"`{path}` is {width}x{height} px; the limit is {limits.max_source_side} px per side",
-                    )
-                probe.verify()  # checks the file's structure and checksums without decoding
-            # verify() leaves the image unusable, so open again to decode the pixels.
-            with Image.open(io.BytesIO(data), formats=SOURCE_FORMATS) as image:
-                image.load()
-                try:
-                    image = ImageOps.exif_transpose(image)  # phone photos carry their rotation in EXIF
-                except Exception:  # a broken EXIF block is no reason to refuse the pixels
-                    pass
-                return image.convert("RGB")
-    except JobValidationError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _reject(
-            path, "max_source_side",
-            f"`{path}` declares too many pixels to decode; the limit is {limits.max_source_side} px per side",
-        ) from None
-    except Image.UnidentifiedImageError:
-        raise _reject(
-            path, "not_an_image",
-            f"`{path}` is not a PNG, JPEG or WebP image ({len(data):,} bytes of something else)",
-        ) from None
-    except Exception as error:  # PIL raises many types for bad input (OSError, SyntaxError, ...)
-        reason = str(error) or type(error).__name__
-        raise _reject(
-            path, "not_an_image",
-            f"`{path}` could not be read as a PNG, JPEG or WebP image ({len(data):,} bytes): {reason}",
-        ) from None

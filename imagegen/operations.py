@@ -44,8 +44,10 @@ from imagegen.manifest import (
 )
 from imagegen.safety import get_provider, unchecked_verdict
 from imagegen.settings import Settings
-from imagegen.spec import Limits, check_source_image
+from imagegen.limits import Limits
+from imagegen.source_images import check_source_image
 from imagegen.types import ContentCredentials, Variant, Verdict
+from imagegen.variants import split_batch
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
         return store.exists(marker)
 
     images = []
-    for chunk in chunks(request.batch, engine.max_batch_size(first.width, first.height)):
+    for chunk in split_batch(request.batch, engine.max_batch_size(first.width, first.height)):
         if cancelled():
             break
         try:
@@ -281,11 +283,6 @@ def extension(fmt: str) -> str:
     return {"jpeg": "jpg"}.get(fmt, fmt)
 
 
-def chunks(batch, size: int):
-    """Split a batch into GPU calls that fit the device's memory."""
-    size = max(1, size)
-    for start in range(0, len(batch.variants), size):
-        yield batch.model_copy(update={"variants": batch.variants[start:start + size]})
 
 
 # Fault injection for the end-to-end tests and for rehearsing incidents: `IMAGEGEN_FAULTS`

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import BaseModel
 
-from imagegen.types import Variant
+from imagegen.types import SigningFailed, Variant
 
 if TYPE_CHECKING:
     from imagegen.keyvault_signer import KeyVaultSigner
@@ -45,13 +45,6 @@ PROJECT_ASSERTION = "org.durable-diffusion.generation"
 MIME_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
 SIGNERS = ("local", "keyvault", "off")
 
-
-class SigningFailed(Exception):
-    """An image could not be signed; `reason` says why (it becomes the variant's error)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Generation(BaseModel):

@@ -23,8 +23,9 @@ from datetime import datetime, timezone
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from imagegen.errors import fail, field_errors, show_value
 from imagegen.intake import check_notify, job_name_from
 from imagegen.storable_text import storable_document
 from imagegen.spec import JobSpec, Limits, parse_job
@@ -47,9 +48,9 @@ class Schedule(BaseModel):
     @classmethod
     def six_field_ncrontab(cls, cron: str) -> str:
         if len(cron.split()) != 6 or not croniter.is_valid(cron, second_at_beginning=True):
-            raise ValueError(
-                "must be a six-field NCRONTAB expression `second minute hour day month day-of-week`, "
-                f"e.g. '0 0 9 * * MON', got {cron!r}")
+            raise fail("cron_format",
+                       "`{path}` must be a six-field NCRONTAB expression `second minute hour day month "
+                       f"day-of-week`, e.g. '0 0 9 * * MON', got {show_value(cron)}")
         return cron
 
 
@@ -68,12 +69,8 @@ def parse_schedule(data: bytes, filename: str, limits: Limits | None = None) -> 
     raw.setdefault("name", job_name_from(filename))
     try:
         schedule = Schedule.model_validate(raw)
-    except Exception as error:  # pydantic.ValidationError
-        raise JobValidationError([
-            FieldError(path=".".join(str(p) for p in e["loc"]) or "file", rule=e["type"],
-                       message=f"`{'.'.join(str(p) for p in e['loc'])}` {e['msg'].removeprefix('Value error, ')}")
-            for e in error.errors()  # type: ignore[attr-defined]
-        ]) from None
+    except ValidationError as error:
+        raise JobValidationError(field_errors(error, Schedule)) from None
     try:
         job = parse_job(schedule.job, limits=limits)
         check_notify(job)

@@ -2,24 +2,25 @@
 
 A job is one or more base prompts and the axes to fan them out on (styles, sizes,
 guidance, seeds); `parse_job` reads it from JSON or YAML and checks every field against
-`Limits`, `expand` turns it into explicit `Variant`s in a stable order, and `batches`
-groups those into GPU calls. Everything here is pure and deterministic (no clocks, no
-randomness, no I/O), because the orchestrator calls it and must replay identically.
-docs/jobs.md is the user-facing reference for the format.
+`Limits`. `imagegen.variants` expands a job into its variants and GPU batches. Everything
+here is pure and deterministic (no clocks, no randomness, no I/O), because the
+orchestrator re-reads the job while it replays. docs/jobs.md is the user-facing
+reference for the format; `python -m imagegen.check_job` checks a file or prints the schema.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from imagegen.documents import load_document
+from imagegen.errors import fail, field_errors, show_value
 from imagegen.limits import (
     DEFAULT_LIMITS,
-    INPUTS_CONTAINER,
+    Guidance,
     ImageName,
     Limits,
     PromptText,
@@ -27,21 +28,16 @@ from imagegen.limits import (
     ShortText,
     Size,
     Strength,
-    Guidance,
     check_list,
-    check_source_image,
-    fail,
     limits_of,
     parse_size,
-    show_value,
 )
 from imagegen.storable_text import storable_document
-from imagegen.types import MAX_DEEPCACHE, Batch, FieldError, ImageFormat, JobValidationError, Scheduler, Variant
+from imagegen.types import MAX_DEEPCACHE, FieldError, ImageFormat, JobValidationError, Scheduler
 
 __all__ = [
-    "JobSpec", "Limits", "NotifySpec", "OutputSpec", "PromptSpec", "ReviewSpec", "SpeedupSpec", "VariantAxes", "batches",
-    "check_source_image", "expand", "job_digest", "job_from_foundry", "job_schema",
-    "parse_job", "with_source_image",
+    "JobSpec", "Limits", "NotifySpec", "OutputSpec", "PromptSpec", "ReviewSpec", "SpeedupSpec", "VariantAxes",
+    "job_schema", "parse_job", "with_source_image",
 ]
 
 DEFAULT_STRENGTH = 0.8  # diffusers' img2img default: keep 20% of the source's structure
@@ -312,120 +308,7 @@ def slugify(text: str) -> str:
     return slug or "job"
 
 
-# --- pydantic's errors in our words ------------------------------------------------------
-
-_UNION_TAGS = {"seeds-count", "seeds-list"}
-_FIELDS_BY_MODEL = {
-    "": JobSpec, "prompts[]": PromptSpec, "variants": VariantAxes, "speedups": SpeedupSpec, "output": OutputSpec,
-    "review": ReviewSpec, "notify": NotifySpec,
-}
-_TYPE_WORDS = {
-    "string_type": "text", "int_type": "a whole number", "int_from_float": "a whole number",
-    "int_parsing": "a whole number", "float_type": "a number", "float_parsing": "a number",
-    "bool_type": "true or false", "list_type": "a list (write [value] for one value)",
-    "dict_type": "a mapping of fields", "model_type": "a mapping of fields",
-    "model_attributes_type": "a mapping of fields",
-}
-
-
-def format_path(loc: tuple) -> str:
-    """('prompts', 1, 'strength') -> 'prompts[1].strength'."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part not in _UNION_TAGS:
-            path += f".{part}" if path else str(part)
-    return path
-
-
-def _known_fields(parent: str) -> list[str]:
-    model = _FIELDS_BY_MODEL.get(re.sub(r"\[\d+\]", "[]", parent))
-    return list(model.model_fields) if model else []
-
-
-def _unknown_field(path: str, loc: tuple) -> str:
-    import difflib
-
-    parent = format_path(loc[:-1])
-    key = str(loc[-1])
-    known = _known_fields(parent)
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    hint = f"did you mean `{close[0]}`?" if close else "known fields: " + ", ".join(f"`{k}`" for k in known)
-    return f"`{path}` is not a known field; {hint}"
-
-
-def field_errors(error: ValidationError) -> list[FieldError]:
-    """Every pydantic error as a FieldError: dotted path, rule id, and a sentence."""
-    found = []
-    for item in error.errors(include_url=False):
-        loc, kind, ctx = tuple(item["loc"]), item["type"], item.get("ctx") or {}
-        path = format_path(loc)
-        if ctx.get("at"):
-            path = f"{path}.{ctx['at']}" if path else ctx["at"]
-        value = item.get("input")
-        if "message" in ctx:  # one of our checks
-            rule, message = kind, str(ctx["message"]).replace("{path}", path)
-        elif kind == "missing":
-            rule, message = "required", f"`{path}` is required"
-        elif kind == "extra_forbidden":
-            rule, message = "unknown_field", _unknown_field(path, loc)
-        elif kind in _TYPE_WORDS:
-            rule, message = "type", f"`{path}` must be {_TYPE_WORDS[kind]}, got {show_value(value)}"
-        elif kind == "literal_error":
-            rule, message = "choice", f"`{path}` must be one of {ctx.get('expected')}, got {show_value(value)}"
-        elif kind == "too_short":
-            rule, message = "empty", f"`{path}` must have at least one entry"
-        else:  # a pydantic rule we do not word ourselves; still name field and value
-            rule, message = kind, f"`{path}` is invalid ({item['msg']}), got {show_value(value)}"
-        found.append(FieldError(path=path, rule=rule, message=message))
-    return found
-
-
 # --- reading a job file ---------------------------------------------------------------------
-
-
-def _yaml_loader():
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        """SafeLoader without aliases: `*a` repeated can make a 1 kB file expand to
-        gigabytes in memory (the "billion laughs"), and jobs never need them."""
-
-        def compose_node(self, parent, index):
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise yaml.composer.ComposerError(
-                    None, None, "YAML aliases (*name) are not allowed in job files", event.start_mark
-                )
-            return super().compose_node(parent, index)
-
-    return Loader
-
-
-def _syntax_error(kind: str, line: int | None, column: int | None, problem: str) -> JobValidationError:
-    where = f" at line {line}, column {column}" if line else ""
-    return JobValidationError([FieldError(path="", rule="syntax", message=f"the job is not valid {kind}{where}: {problem}")])
-
-
-def load_document(text: str, *, filename: str | None = None) -> Any:
-    """JSON or YAML text -> Python data. JSON by a .json name, YAML by .yaml/.yml, else sniffed."""
-    import yaml
-
-    suffix = (filename or "").lower().rsplit(".", 1)[-1] if filename and "." in filename else ""
-    as_json = suffix == "json" or (suffix not in ("yaml", "yml") and text.lstrip()[:1] in ("{", "["))
-    try:
-        if as_json:
-            return json.loads(text)
-        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
-    except json.JSONDecodeError as error:
-        raise _syntax_error("JSON", error.lineno, error.colno, error.msg) from None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "unreadable"
-        raise _syntax_error("YAML", mark and mark.line + 1, mark and mark.column + 1, problem) from None
-    except (yaml.YAMLError, ValueError, RecursionError) as error:  # e.g. nesting or huge numbers
-        raise _syntax_error("YAML" if not as_json else "JSON", None, None, str(error) or "too deeply nested") from None
 
 
 def parse_job(data: str | bytes | dict, *, filename: str | None = None, limits: Limits | None = None) -> JobSpec:
@@ -468,7 +351,7 @@ def parse_job(data: str | bytes | dict, *, filename: str | None = None, limits: 
     try:
         return JobSpec.model_validate(data, context={"limits": limits})
     except ValidationError as error:
-        raise JobValidationError(field_errors(error)) from None
+        raise JobValidationError(field_errors(error, JobSpec)) from None
 
 
 def with_source_image(job: JobSpec, image: str, *, prompt_index: int = 0) -> JobSpec:
@@ -478,98 +361,7 @@ def with_source_image(job: JobSpec, image: str, *, prompt_index: int = 0) -> Job
     try:
         return JobSpec.model_validate(data)
     except ValidationError as error:
-        raise JobValidationError(field_errors(error)) from None
-
-
-# --- digest, expansion, batching --------------------------------------------------------------
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def job_digest(job: JobSpec) -> str:
-    """sha256 (hex) of the job's canonical JSON: equal for equal jobs, in every process."""
-    return hashlib.sha256(_canonical(job.model_dump(mode="json"))).hexdigest()
-
-
-def derive_seeds(job: JobSpec, count: int) -> list[int]:
-    """`count` distinct seeds in 0..2**32-1 from the job's content.
-
-    Everything but the seed count, the speed-ups, review and notify goes in, so growing `seeds: 4` to
-    `seeds: 8` keeps the first four images and adds four, and turning a speed-up on keeps
-    the seeds (its images can be compared with the full ones); any other change gives
-    new seeds.
-    """
-    content = job.model_dump(mode="json")
-    content["variants"].pop("seeds")
-    for how_not_what in ("speedups", "review", "notify"):  # review and notify change no pixel
-        content.pop(how_not_what)
-    base = hashlib.sha256(_canonical(content)).hexdigest()
-    seeds: list[int] = []
-    counter = 0
-    while len(seeds) < count:
-        digest = hashlib.sha256(f"{base}:seed:{counter}".encode()).digest()
-        seed = int.from_bytes(digest[:4], "big")
-        if seed not in seeds:  # a 32-bit collision is rare, but would repeat an image
-            seeds.append(seed)
-        counter += 1
-    return seeds
-
-
-def _short_number(value: float) -> str:
-    return f"{value:g}".replace("+", "")
-
-
-def expand(job: JobSpec) -> list[Variant]:
-    """Every variant of the job, in the order prompt -> style -> size -> guidance -> seed
-    (the seed changes fastest). Ids look like `v003-p0-s1-768x512-g7.5-seed1234`: the
-    zero-padded position first so blob listings sort in job order."""
-    axes = job.variants
-    seeds = axes.seeds if isinstance(axes.seeds, list) else derive_seeds(job, axes.seeds)
-    variants = []
-    for prompt_index, prompt in enumerate(job.prompts):
-        image = strength = None
-        if prompt.image is not None:
-            # A bare name is in `inputs`; with a '/', it already names its container (the
-            # intake resolves names to full blob names this way, e.g. `prompts/shoe.png`).
-            image = prompt.image if "/" in prompt.image else f"{INPUTS_CONTAINER}/{prompt.image}"
-            strength = prompt.strength if prompt.strength is not None else DEFAULT_STRENGTH
-        for style_index, style in enumerate(axes.styles):
-            text = f"{prompt.text}, {style}" if style else prompt.text
-            for size in axes.sizes:
-                width, height = parse_size(size)
-                for guidance in axes.guidance:
-                    for seed in seeds:
-                        index = len(variants)
-                        variants.append(Variant(
-                            id=f"v{index:03d}-p{prompt_index}-s{style_index}-{size}-g{_short_number(guidance)}-seed{seed}",
-                            index=index, prompt_index=prompt_index, prompt=text, base_prompt=prompt.text,
-                            style=style, negative=prompt.negative, seed=seed, width=width, height=height,
-                            guidance=guidance, steps=axes.steps, scheduler=axes.scheduler,
-                            image=image, strength=strength, format=job.output.format,
-                            deepcache=job.speedups.deepcache, tiny_vae=job.speedups.tiny_vae,
-                        ))
-    return variants
-
-
-def batches(variants: list[Variant], max_batch: int) -> list[Batch]:
-    """Group variants into GPU calls of at most `max_batch` images.
-
-    One diffusers call takes a list of prompts, negative prompts and generators (seeds),
-    but a single size, step count, scheduler, guidance scale, source image/strength and
-    speed-ups (`Variant.call_settings`), so those make the group key, with the format.
-    Groups keep the order of their first variant, variants keep their order inside a
-    group, and batch ids run b000, b001, ... in that order.
-    """
-    if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
-        raise ValueError(f"`max_batch` must be a whole number of at least 1, got {max_batch!r}")
-    groups: dict[tuple, list[Variant]] = {}
-    for variant in variants:
-        key = (variant.call_settings(), variant.format)
-        groups.setdefault(key, []).append(variant)
-    chunks = [group[start:start + max_batch] for group in groups.values() for start in range(0, len(group), max_batch)]
-    return [Batch(id=f"b{number:03d}", variants=chunk) for number, chunk in enumerate(chunks)]
+        raise JobValidationError(field_errors(error, JobSpec)) from None
 
 
 # --- the JSON Schema ----------------------------------------------------------------------------
@@ -584,39 +376,3 @@ def job_schema() -> dict:
 
 def render_schema() -> str:
     return json.dumps(job_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec, bytes | None]:
-    """A job from an Azure AI Foundry `images/generations` body; see `imagegen.foundry`."""
-    from imagegen import foundry  # imported here: foundry builds on the models above
-
-    return foundry.job_from_foundry(body, limits)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m imagegen.spec --schema` prints the schema; `python -m imagegen.spec JOB`
-    checks a job file and prints its variants as JSON lines (or its errors)."""
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["--schema"]:
-        sys.stdout.write(render_schema())
-        return 0
-    if len(args) != 1 or args[0].startswith("-"):
-        sys.stderr.write("usage: python -m imagegen.spec --schema | JOB_FILE\n")
-        return 2
-    with open(args[0], "rb") as file:
-        raw = file.read()
-    try:
-        job = parse_job(raw, filename=args[0])
-    except JobValidationError as error:
-        for item in error.errors:
-            sys.stderr.write(f"{item.path or '(job)'}: {item.message} [{item.rule}]\n")
-        return 1
-    for variant in expand(job):
-        sys.stdout.write(variant.model_dump_json() + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

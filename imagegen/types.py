@@ -42,6 +42,16 @@ class JobValidationError(ValueError):
         super().__init__("; ".join(error.message for error in errors) or "invalid job")
 
 
+class SigningFailed(Exception):
+    """An image could not be signed (C2PA); `reason` says why (it becomes the variant's error).
+    Here, not in imagegen.provenance, so the Key Vault signer raises it without importing
+    the module that imports it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Variant(BaseModel):
     """One image to make: a prompt with every setting explicit, its seed included."""
 

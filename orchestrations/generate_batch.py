@@ -26,8 +26,9 @@ from imagegen.messages import (
     WriteManifestResult,
     input_rejections,
 )
-from imagegen.spec import JobSpec, batches, expand
+from imagegen.spec import JobSpec
 from imagegen.types import Variant, Verdict
+from imagegen.variants import batches, expand
 
 bp = df.Blueprint()
 

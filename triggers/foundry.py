@@ -20,7 +20,9 @@ import azure.functions as func
 from imagegen import intake, storage
 from imagegen.manifest import read_manifest
 from imagegen.settings import Settings
-from imagegen.spec import Limits, job_from_foundry, with_source_image
+from imagegen.foundry import job_from_foundry
+from imagegen.limits import Limits
+from imagegen.spec import with_source_image
 from imagegen.types import JobValidationError
 from triggers.jobs import TERMINAL, accepted, job_state, start_job
 from triggers.responses import invalid_job, json_response, problem, problems_on_failure

@@ -19,6 +19,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from imagegen import intake, storage
+from imagegen.source_images import attach_images
 from imagegen.settings import Settings
 from imagegen.spec import JobSpec, Limits
 from imagegen.types import JobSource
@@ -62,7 +63,7 @@ async def start_job(client: df.DurableOrchestrationClient, read: JobReader, *, s
 
 def _read_and_attach(read: JobReader, store: storage.BlobStore, limits: Limits, images_from: str) -> JobSpec:
     job = read(store, limits)
-    return intake.attach_images(job, store, default_container=images_from, limits=limits)
+    return attach_images(job, store, default_container=images_from, limits=limits)
 
 
 def is_job_id(job_id: str) -> bool:

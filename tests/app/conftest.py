@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from imagegen.spec import job_from_foundry
+from imagegen.foundry import job_from_foundry
 from imagegen.storage import BlobStore
 from tests.devhost.conftest import REPO_ROOT, launch_devhost
 

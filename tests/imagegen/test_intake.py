@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from PIL import Image
 
-from imagegen import intake
+from imagegen import intake, source_images
 from imagegen.settings import Settings
 from imagegen.storage import BlobStore
 from imagegen.types import JobValidationError
@@ -50,11 +50,11 @@ def test_inline_images_are_stored_under_inputs_and_bare_names_resolved(store):
     job = intake.read_job_body(body, "job.json", store)
     ref = job.prompts[0].image
     assert ref.startswith("inputs/") and store.get(ref) == data
-    assert intake.attach_images(job, store).prompts[0].image == ref  # full names stay as they are
+    assert source_images.attach_images(job, store).prompts[0].image == ref  # full names stay as they are
 
     store.put("prompts/beside.png", data)
     dropped = intake.read_job_file(b"name: d\nprompts: [{text: a, image: beside.png, strength: 0.5}]\n", "d.yaml")
-    assert intake.attach_images(dropped, store, default_container="prompts").prompts[0].image == "prompts/beside.png"
+    assert source_images.attach_images(dropped, store, default_container="prompts").prompts[0].image == "prompts/beside.png"
 
 
 def test_source_images_are_checked_and_never_taken_from_quarantine(store):
@@ -64,7 +64,7 @@ def test_source_images_are_checked_and_never_taken_from_quarantine(store):
         b"name: q\nprompts:\n - {text: a, image: quarantine/held/v000.png, strength: 0.5}\n"
         b" - {text: b, image: missing.png, strength: 0.5}\n - {text: c, image: huge.png, strength: 0.5}\n", "q.yaml")
     with pytest.raises(JobValidationError) as raised:
-        intake.attach_images(job, store)
+        source_images.attach_images(job, store)
     errors = {error.path: error for error in raised.value.errors}
     assert errors["prompts[0].image"].rule == "source_container"
     assert errors["prompts[1].image"].rule == "exists" and "inputs/missing.png" in errors["prompts[1].image"].message

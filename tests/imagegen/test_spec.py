@@ -2,69 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import subprocess
-import sys
-import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from pydantic import ValidationError
 
 from imagegen.settings import Settings
-from imagegen.spec import (
-    JobSpec,
-    Limits,
-    batches,
-    check_source_image,
-    expand,
-    job_digest,
-    job_from_foundry,
-    parse_job,
-    render_schema,
-    with_source_image,
-)
-from imagegen.types import JobValidationError
+from imagegen.spec import JobSpec, Limits, parse_job, render_schema
+from imagegen.variants import batches, expand
+from tests.imagegen.conftest import CAMPAIGN_YAML, errors_of, job
 
 ROOT = Path(__file__).resolve().parents[2]
-
-CAMPAIGN_YAML = """\
-name: spring-campaign
-prompts:
-  - text: "a running shoe on wet sand at sunset, product photo"
-    negative: "blurry, text, watermark"
-  - text: "the same shoe, studio lighting"
-    image: sneaker.png        # img2img source: a blob name, never a URL
-    strength: 0.6
-variants:
-  seeds: 4
-  styles: ["", "watercolor illustration"]
-  sizes: ["512x512", "768x512"]
-  guidance: [7.0]
-  steps: 25
-  scheduler: dpmpp
-output: {format: png}
-"""
-
-
-def job(**variants) -> dict:
-    return {"name": "t", "prompts": [{"text": "a cat"}], "variants": variants}
-
-
-def errors_of(data, **kwargs) -> dict[str, tuple[str, str]]:
-    """path -> (rule, message) for every error parse_job reports."""
-    with pytest.raises(JobValidationError) as caught:
-        parse_job(data, **kwargs)
-    return {error.path: (error.rule, error.message) for error in caught.value.errors}
-
-
-def png(width: int, height: int, mode: str = "RGB") -> bytes:
-    buffer = io.BytesIO()
-    Image.new(mode, (width, height)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 # --- reading JSON and YAML ---------------------------------------------------------------------
@@ -249,102 +198,6 @@ def test_strength_without_image_is_refused():
     assert rule == "strength_without_image" and "got 0.5" in message
 
 
-# --- expansion ----------------------------------------------------------------------------------------
-
-
-def test_expansion_order_styles_and_img2img():
-    variants = expand(parse_job(CAMPAIGN_YAML))
-    assert len(variants) == 2 * 2 * 2 * 1 * 4
-    assert [v.index for v in variants] == list(range(32))
-    # prompt -> style -> size -> guidance -> seed: the seed changes fastest.
-    first_four = variants[:4]
-    assert {(v.prompt_index, v.style, v.width) for v in first_four} == {(0, "", 512)}
-    assert len({v.seed for v in first_four}) == 4
-    assert (variants[4].width, variants[4].height) == (768, 512)
-    assert variants[8].prompt == "a running shoe on wet sand at sunset, product photo, watercolor illustration"
-    assert variants[8].base_prompt == "a running shoe on wet sand at sunset, product photo"
-    assert variants[0].negative == "blurry, text, watermark"
-    img2img = variants[16]
-    assert (img2img.prompt_index, img2img.image, img2img.strength) == (1, "inputs/sneaker.png", 0.6)
-    assert variants[0].image is None and variants[0].strength is None
-    assert variants[0].id == f"v000-p0-s0-512x512-g7-seed{variants[0].seed}"
-    assert len({v.id for v in variants}) == 32
-    assert all("/" not in v.id and len(v.id) < 64 for v in variants)
-
-
-def test_seed_lists_are_used_as_given():
-    variants = expand(parse_job(job(seeds=[7, 3, 2**32 - 1])))
-    assert [v.seed for v in variants] == [7, 3, 2**32 - 1]
-
-
-def test_derived_seeds_depend_on_the_job():
-    one = [v.seed for v in expand(parse_job(job(seeds=4)))]
-    other = [v.seed for v in expand(parse_job({**job(seeds=4), "prompts": [{"text": "a dog"}]}))]
-    assert len(set(one)) == 4 and all(0 <= seed < 2**32 for seed in one)
-    assert set(one).isdisjoint(other)
-    # Asking for more seeds keeps the ones already made, so earlier images stay comparable.
-    assert [v.seed for v in expand(parse_job(job(seeds=6)))][:4] == one
-
-
-def test_image_names_become_blob_names_with_a_default_strength():
-    prompts = [{"text": "a", "image": "cat.png"}, {"text": "b", "image": "prompts/campaign/shoe.png", "strength": 0.3}]
-    variants = expand(parse_job({"name": "t", "prompts": prompts}))
-    # A bare name is in `inputs`; a name with a '/' already says its container.
-    assert [(v.image, v.strength) for v in variants] == [("inputs/cat.png", 0.8), ("prompts/campaign/shoe.png", 0.3)]
-
-
-EXPAND_SCRIPT = """
-import json, sys
-from imagegen.spec import expand, parse_job, job_digest
-job = parse_job(sys.stdin.read())
-print(json.dumps({"digest": job_digest(job), "variants": [v.model_dump(mode="json") for v in expand(job)]}))
-"""
-
-
-def test_same_job_same_variants_in_another_process():
-    job_ = parse_job(CAMPAIGN_YAML)
-    here = json.dumps({"digest": job_digest(job_), "variants": [v.model_dump(mode="json") for v in expand(job_)]})
-    there = subprocess.run(
-        [sys.executable, "-c", EXPAND_SCRIPT], input=CAMPAIGN_YAML, capture_output=True, text=True,
-        check=True, env={"PYTHONHASHSEED": "12345", "PATH": ""}, cwd=ROOT,
-    ).stdout.strip()
-    assert there == here
-
-
-def test_digest_ignores_spelling_but_not_content():
-    written = parse_job("name: a\nprompts: [{text: x}]\n")
-    spelled_out = parse_job({"name": "a", "prompts": [{"text": "x", "negative": ""}], "variants": {"steps": 25}})
-    assert job_digest(written) == job_digest(spelled_out)
-    assert job_digest(written) != job_digest(parse_job("name: a\nprompts: [{text: y}]\n"))
-
-
-# --- batching -----------------------------------------------------------------------------------------
-
-
-def test_batches_group_what_one_gpu_call_can_take():
-    variants = expand(parse_job(CAMPAIGN_YAML))
-    result = batches(variants, max_batch=3)
-    assert [b.id for b in result] == [f"b{i:03d}" for i in range(len(result))]
-    assert sorted(v.index for b in result for v in b.variants) == list(range(32))
-    for batch in result:
-        assert len(batch.variants) <= 3
-        shared = {(v.width, v.height, v.steps, v.scheduler, v.guidance, v.image, v.strength) for v in batch.variants}
-        assert len(shared) == 1
-        assert [v.index for v in batch.variants] == sorted(v.index for v in batch.variants)
-    # Styles and negative prompts differ per image, so they share a batch.
-    assert len({v.style for v in batches(variants, 64)[0].variants}) == 2
-    # 2 prompts (one img2img) x 2 sizes = 4 groups of 8 variants.
-    assert [len(b.variants) for b in batches(variants, 64)] == [8, 8, 8, 8]
-    assert [b.variants[0].index for b in batches(variants, 64)] == [0, 4, 16, 20]
-    assert [len(b.variants) for b in batches(variants, 5)] == [5, 3] * 4
-
-
-def test_batches_reject_a_bad_max_batch():
-    with pytest.raises(ValueError, match="`max_batch` must be a whole number of at least 1, got 0"):
-        batches([], 0)
-    assert batches([], 4) == []
-
-
 # --- speed-ups: off unless asked, recorded on every variant, seeds unchanged -------------------
 
 
@@ -355,7 +208,7 @@ def test_speedups_are_off_by_default_and_reach_every_variant_when_asked():
     assert {(v.deepcache, v.tiny_vae) for v in fast} == {(3, True)}
     # Same seeds and ids, so a sped-up image can be put next to the full one.
     assert [(v.id, v.seed) for v in fast] == [(v.id, v.seed) for v in plain]
-    assert job_digest(parse_job(job(seeds=2))) != job_digest(parse_job({**job(seeds=2), "speedups": {"deepcache": 3}}))
+    assert parse_job(job(seeds=2)) != parse_job({**job(seeds=2), "speedups": {"deepcache": 3}})
 
 
 def test_speedup_errors_name_the_field_and_the_rule():
@@ -381,124 +234,11 @@ def test_batches_keep_different_speedups_apart():
     assert [[v.index for v in b.variants] for b in batches(mixed, 16)] == [[0, 2], [1, 3]]
 
 
-# --- source images ------------------------------------------------------------------------------------
-
-
-def test_source_image_is_decoded_to_rgb():
-    image = check_source_image(png(80, 60, "RGBA"))
-    assert (image.mode, image.size) == ("RGB", (80, 60))
-
-
-def test_corrupt_source_image_is_refused():
-    data = png(80, 60)
-    with pytest.raises(JobValidationError) as caught:
-        check_source_image(data[: len(data) // 2], path="prompts[1].image")
-    (error,) = caught.value.errors
-    assert error.path == "prompts[1].image" and error.rule == "not_an_image"
-    assert error.message.startswith("`prompts[1].image` could not be read")
-
-
-def test_source_image_over_the_byte_limit_is_refused():
-    with pytest.raises(JobValidationError) as caught:
-        check_source_image(png(80, 60), Limits(max_source_bytes=20), path="prompts[0].image")
-    (error,) = caught.value.errors
-    assert error.rule == "max_source_bytes" and "the limit is 20 bytes" in error.message
-    assert error.message.startswith("`prompts[0].image` is ")
-
-
-def test_source_image_over_the_side_limit_is_refused_from_its_header():
-    # A 4097 px wide image; then a 'bomb': a header claiming 100000x100000 with almost no data.
-    with pytest.raises(JobValidationError) as caught:
-        check_source_image(png(4097, 8), path="image")
-    assert caught.value.errors[0].message == "`image` is 4097x8 px; the limit is 4096 px per side"
-    bomb = bytearray(png(8, 8))
-    bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR width and height
-    bomb[29:33] = zlib.crc32(bytes(bomb[12:29])).to_bytes(4, "big")  # and the chunk's CRC to match
-    with pytest.raises(JobValidationError) as caught:
-        check_source_image(bytes(bomb))
-    assert caught.value.errors[0].rule == "max_source_side"
-
-
-def test_source_image_of_another_format_is_refused():
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buffer, "BMP")
-    with pytest.raises(JobValidationError, match="not a PNG, JPEG or WebP image"):
-        check_source_image(buffer.getvalue())
-
-
-# --- the Foundry body -----------------------------------------------------------------------------------
-
-
-def test_foundry_text_to_image():
-    job_, source = job_from_foundry({
-        "prompt": "a lighthouse", "negative_prompt": "fog", "size": "768x512", "output_format": "webp",
-        "n": 3, "num_inference_steps": 30, "model": "whatever",
-    })
-    assert source is None
-    variants = expand(job_)
-    assert [(v.prompt, v.negative, v.width, v.height, v.steps, v.format) for v in variants] == [
-        ("a lighthouse", "fog", 768, 512, 30, "webp")
-    ] * 3
-    assert job_.name.startswith("foundry-")
-    assert job_from_foundry({"prompt": "a lighthouse"})[0].variants.sizes == ["512x512"]
-
-
-def test_foundry_seed_with_n_counts_up():
-    job_, _ = job_from_foundry({"prompt": "a", "seed": 2**32 - 2, "n": 3})
-    assert [v.seed for v in expand(job_)] == [2**32 - 2, 2**32 - 1, 0]
-
-
-def test_foundry_image_to_image_with_base64():
-    data = png(64, 64)
-    job_, source = job_from_foundry({
-        "prompt": "a lighthouse", "image_prompt": {"image": base64.b64encode(data).decode(), "strength": 0.4},
-    })
-    assert source == data
-    assert job_.prompts[0].image is None and job_.prompts[0].strength == 0.4
-    variant = expand(with_source_image(job_, "inputs/foundry-abc.png"))[0]
-    assert (variant.image, variant.strength) == ("inputs/foundry-abc.png", 0.4)
-
-
-def test_foundry_bad_base64_names_the_field():
-    with pytest.raises(JobValidationError) as caught:
-        job_from_foundry({"prompt": "a", "image_prompt": {"image": "not base64!", "strength": 0.5}})
-    (error,) = caught.value.errors
-    assert (error.path, error.rule) == ("image_prompt.image", "base64")
-    assert error.message.startswith("`image_prompt.image` is not valid base64")
-
-
-def test_foundry_undecodable_image_names_the_field():
-    with pytest.raises(JobValidationError) as caught:
-        job_from_foundry({"prompt": "a", "image_prompt": {"image": base64.b64encode(b"hello").decode()}})
-    assert caught.value.errors[0].path == "image_prompt.image"
-
-
-def test_foundry_errors_use_the_body_field_names():
-    with pytest.raises(JobValidationError) as caught:
-        job_from_foundry({
-            "prompt": "", "size": "1000x999", "n": 65, "steps": 500, "output_format": "gif",
-            "image_prompt": {"image": base64.b64encode(png(8, 8)).decode(), "strength": 1.5}, "qualty": "hd",
-        })
-    errors = {error.path: error for error in caught.value.errors}
-    assert set(errors) == {"prompt", "size", "n", "steps", "output_format", "image_prompt.strength", "qualty"}
-    assert errors["size"].message == "`size` must be a multiple of 8 per side, got '1000x999'"
-    assert errors["n"].message == "`n` must be between 1 and 64, got 65"
-    assert errors["steps"].message == "`steps` must be between 1 and 150, got 500"
-    assert "`image_prompt.strength`" in errors["image_prompt.strength"].message
-
-
-def test_foundry_prompt_is_required_and_body_must_be_an_object():
-    with pytest.raises(JobValidationError, match="`prompt` is required"):
-        job_from_foundry({"size": "512x512"})
-    with pytest.raises(JobValidationError, match="JSON object"):
-        job_from_foundry(["a"])
-
-
 # --- the schema -------------------------------------------------------------------------------------------
 
 
 def test_command_line_checks_a_job_file(tmp_path, capsys):
-    from imagegen.spec import main
+    from imagegen.check_job import main
 
     good, bad = tmp_path / "Good Job.yaml", tmp_path / "bad.json"
     good.write_text("prompts: [{text: a cat}]\nvariants: {seeds: [5, 6]}\n")
@@ -512,7 +252,7 @@ def test_command_line_checks_a_job_file(tmp_path, capsys):
 
 def test_committed_schema_is_up_to_date():
     committed = (ROOT / "docs" / "job.schema.json").read_text(encoding="utf-8")
-    assert committed == render_schema(), "regenerate: python -m imagegen.spec --schema > docs/job.schema.json"
+    assert committed == render_schema(), "regenerate: python -m imagegen.check_job --schema > docs/job.schema.json"
 
 
 def test_schema_describes_the_job():

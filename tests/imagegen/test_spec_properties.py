@@ -9,7 +9,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagegen.spec import Limits, batches, expand, job_from_foundry, parse_job
+from imagegen.foundry import job_from_foundry
+from imagegen.spec import Limits, parse_job
+from imagegen.variants import batches, expand
 from imagegen.types import JobValidationError
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,81 @@
+"""The Azure AI Foundry images body as a job: errors use the body's own field names."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from imagegen.foundry import job_from_foundry
+from imagegen.spec import with_source_image
+from imagegen.types import JobValidationError
+from imagegen.variants import expand
+from tests.imagegen.conftest import png
+
+
+# --- the Foundry body -----------------------------------------------------------------------------------
+
+
+def test_foundry_text_to_image():
+    job_, source = job_from_foundry({
+        "prompt": "a lighthouse", "negative_prompt": "fog", "size": "768x512", "output_format": "webp",
+        "n": 3, "num_inference_steps": 30, "model": "whatever",
+    })
+    assert source is None
+    variants = expand(job_)
+    assert [(v.prompt, v.negative, v.width, v.height, v.steps, v.format) for v in variants] == [
+        ("a lighthouse", "fog", 768, 512, 30, "webp")
+    ] * 3
+    assert job_.name.startswith("foundry-")
+    assert job_from_foundry({"prompt": "a lighthouse"})[0].variants.sizes == ["512x512"]
+
+
+def test_foundry_seed_with_n_counts_up():
+    job_, _ = job_from_foundry({"prompt": "a", "seed": 2**32 - 2, "n": 3})
+    assert [v.seed for v in expand(job_)] == [2**32 - 2, 2**32 - 1, 0]
+
+
+def test_foundry_image_to_image_with_base64():
+    data = png(64, 64)
+    job_, source = job_from_foundry({
+        "prompt": "a lighthouse", "image_prompt": {"image": base64.b64encode(data).decode(), "strength": 0.4},
+    })
+    assert source == data
+    assert job_.prompts[0].image is None and job_.prompts[0].strength == 0.4
+    variant = expand(with_source_image(job_, "inputs/foundry-abc.png"))[0]
+    assert (variant.image, variant.strength) == ("inputs/foundry-abc.png", 0.4)
+
+
+def test_foundry_bad_base64_names_the_field():
+    with pytest.raises(JobValidationError) as caught:
+        job_from_foundry({"prompt": "a", "image_prompt": {"image": "not base64!", "strength": 0.5}})
+    (error,) = caught.value.errors
+    assert (error.path, error.rule) == ("image_prompt.image", "base64")
+    assert error.message.startswith("`image_prompt.image` is not valid base64")
+
+
+def test_foundry_undecodable_image_names_the_field():
+    with pytest.raises(JobValidationError) as caught:
+        job_from_foundry({"prompt": "a", "image_prompt": {"image": base64.b64encode(b"hello").decode()}})
+    assert caught.value.errors[0].path == "image_prompt.image"
+
+
+def test_foundry_errors_use_the_body_field_names():
+    with pytest.raises(JobValidationError) as caught:
+        job_from_foundry({
+            "prompt": "", "size": "1000x999", "n": 65, "steps": 500, "output_format": "gif",
+            "image_prompt": {"image": base64.b64encode(png(8, 8)).decode(), "strength": 1.5}, "qualty": "hd",
+        })
+    errors = {error.path: error for error in caught.value.errors}
+    assert set(errors) == {"prompt", "size", "n", "steps", "output_format", "image_prompt.strength", "qualty"}
+    assert errors["size"].message == "`size` must be a multiple of 8 per side, got '1000x999'"
+    assert errors["n"].message == "`n` must be between 1 and 64, got 65"
+    assert errors["steps"].message == "`steps` must be between 1 and 150, got 500"
+    assert "`image_prompt.strength`" in errors["image_prompt.strength"].message
+
+
+def test_foundry_prompt_is_required_and_body_must_be_an_object():
+    with pytest.raises(JobValidationError, match="`prompt` is required"):
+        job_from_foundry({"size": "512x512"})
+    with pytest.raises(JobValidationError, match="JSON object"):
+        job_from_foundry(["a"])
