@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagegen.settings import Settings, check_settings
+from imagegen.settings import Settings
+from imagegen.startup import check_settings
 
 
 @pytest.mark.parametrize("name, value, words", [

@@ -153,7 +153,7 @@ def test_limits_come_from_settings():
 
 
 def test_a_limit_setting_past_the_ceiling_names_the_setting():
-    with pytest.raises(ValueError, match=r"setting `IMAGEGEN_MAX_VARIANTS` input should be less than or equal to 10000, got 20000"):
+    with pytest.raises(ValueError, match=r"setting `IMAGEGEN_MAX_VARIANTS` must be at most 10000, got .20000."):
         Limits.from_settings(Settings(max_variants=20_000))
 
 

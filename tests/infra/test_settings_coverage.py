@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from tests.infra.deployfiles import ROOT
 
-from imagegen.settings import SETTINGS, Settings, check_settings
+from imagegen.settings import SETTINGS, Settings
+from imagegen.startup import check_settings
 
 # Settings deliberately left unset in Azure, each with the reason. A new setting with no
 # default must be set in infra/modules/app.bicep or be listed here with its reason.
