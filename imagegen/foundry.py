@@ -26,6 +26,13 @@ BODY_FIELDS = (
     "prompt", "negative_prompt", "image_prompt", "size", "output_format", "seed", "n",
     "steps", "num_inference_steps", "model",
 )
+# Fields OpenAI's images API takes that change nothing here: accepted, so that a client
+# written for it works unchanged, and ignored (`response_format` and `stream` are checked).
+IGNORED_FIELDS = (
+    "response_format", "quality", "style", "user", "background", "moderation",
+    "output_compression", "partial_images", "stream",
+)
+RESPONSE_FORMATS = ("b64_json", "url")
 IMAGE_PROMPT_FIELDS = ("image", "strength")
 # The job is checked with a stand-in source name, which is then removed: the caller
 # stores the decoded bytes under `inputs/` and sets the real name (spec.with_source_image).
@@ -72,7 +79,16 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     if not isinstance(body, dict):
         raise JobValidationError([_error("", "type", f"the request body must be a JSON object with `prompt`, got {show_value(body)}")])
     body = storable_document(body)
-    errors = [_unknown(str(key), key, BODY_FIELDS) for key in body if key not in BODY_FIELDS]
+    known = BODY_FIELDS + IGNORED_FIELDS
+    errors = [_unknown(str(key), key, known) for key in body if key not in known]
+    if body.get("response_format", "b64_json") not in RESPONSE_FORMATS:
+        errors.append(_error("response_format", "response_format",
+                             f"`response_format` must be `b64_json` or `url`, got {show_value(body['response_format'])}"))
+    if body.get("stream") not in (None, False):
+        errors.append(_error("stream", "stream", f"`stream` must be false: images come back whole, got {show_value(body['stream'])}"))
+    body = {key: value for key, value in body.items() if key not in IGNORED_FIELDS}
+    if body.get("size") == "auto":  # OpenAI's "let the model choose": the deployment's default
+        body = {key: value for key, value in body.items() if key != "size"}
 
     count = seed = None
     if "n" in body:

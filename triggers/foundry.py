@@ -1,9 +1,13 @@
 """`POST /api/images/generations`: the Azure AI Foundry images body, answered synchronously when quick.
 
 The body (`prompt`, `negative_prompt`, `image_prompt{image, strength}`, `size`,
-`output_format`, `seed`) becomes an ordinary job. When it finishes within `?timeout=`
-seconds (default 30, at most 230, under the platform's HTTP limit) the answer is 200 with
-`{"created", "data": [{"b64_json", ...}]}`; otherwise 202 with the status URLs to poll.
+`output_format`, `seed`) becomes an ordinary job; OpenAI's own fields (`response_format`,
+`quality`, `style`, `user`, ...) are accepted and ignored. When it finishes within
+`?timeout=` seconds (default 120, at most 230, under the platform's HTTP limit) the answer
+is 200 in both shapes at once: Foundry's Stability models' `{"image", "finish_reason",
+"seed"}` (the first image) and OpenAI's `{"created", "data": [{"b64_json", ...}]}`;
+otherwise 202 with the status URLs to poll. With `IMAGEGEN_API_KEY` set the route takes
+that key as those clients send it (see `triggers.api_key`).
 """
 
 from __future__ import annotations
@@ -24,21 +28,33 @@ from imagegen.foundry import job_from_foundry
 from imagegen.limits import Limits
 from imagegen.spec import with_source_image
 from imagegen.types import JobValidationError
-from triggers.jobs import TERMINAL, accepted, job_state, start_job
+from triggers import api_key
+from triggers.jobs import TERMINAL, job_state, origin, start_job
 from triggers.responses import invalid_job, json_response, problem, problems_on_failure
 
 bp = df.Blueprint()
 
 POLL_SECONDS = 0.5
+# How long the route waits for the images before answering 202: long, because Foundry and
+# OpenAI clients expect the image in the answer; below the platform's 230 s HTTP limit.
+DEFAULT_WAIT_SECONDS = 120
 RETRY_AFTER_SECONDS = 30
 
 
-@bp.route(route="images/generations", methods=["POST"])
+# Read once, as the app is indexed: the route's auth level depends on it (check_settings
+# has the same rule for the value).
+DEPLOYMENT_KEY = Settings.from_env().api_key
+
+
+@bp.route(route="images/generations", methods=["POST"],
+          auth_level=func.AuthLevel.ANONYMOUS if DEPLOYMENT_KEY else None)
 @bp.durable_client_input(client_name="client")
 @problems_on_failure
 async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    if DEPLOYMENT_KEY and not api_key.holds_key(req, DEPLOYMENT_KEY):
+        return api_key.unauthorized()
     try:
-        timeout = float(req.params.get("timeout", "30"))
+        timeout = float(req.params.get("timeout", str(DEFAULT_WAIT_SECONDS)))
         if not 0 <= timeout <= 230:
             raise ValueError
     except ValueError:
@@ -64,8 +80,18 @@ async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestr
         await asyncio.sleep(POLL_SECONDS)
         status = await client.get_status(job_id)
     if not status or status.runtime_status.value not in TERMINAL:
-        return accepted(client, req, job_id)
-    return finished(storage.get_store(), job_id, status)
+        return still_running(req, job_id)
+    links = body.get("response_format") == "url"
+    return finished(storage.get_store(), job_id, status, image_base=f"{origin(req)}/api/jobs/{job_id}/images" if links else None)
+
+
+def still_running(req: func.HttpRequest, job_id: str) -> func.HttpResponse:
+    """202 with where to follow the job. Not the durable check-status payload: its URLs
+    carry the extension's system key, which a caller holding only the deployment key must
+    not get."""
+    job_url = f"{origin(req)}/api/jobs/{job_id}"
+    return json_response({"id": job_id, "jobId": job_id, "jobUrl": job_url, "status": "running"}, status=202,
+                         headers={"Location": job_url, "Retry-After": "5"})
 
 
 def read_foundry_job(body: dict, store: storage.BlobStore, limits: Limits):
@@ -78,7 +104,9 @@ def read_foundry_job(body: dict, store: storage.BlobStore, limits: Limits):
     return job
 
 
-def finished(store: storage.BlobStore, job_id: str, status) -> func.HttpResponse:
+def finished(store: storage.BlobStore, job_id: str, status, image_base: str | None = None) -> func.HttpResponse:
+    """The images in both shapes; with `image_base` (OpenAI's `response_format: url`) each
+    also has its URL under the jobs API."""
     output = status.output if isinstance(status.output, dict) else json.loads(status.output or "null")
     state = job_state(status.runtime_status.value, output)
     if state not in ("completed", "partial", "rejected"):
@@ -91,7 +119,17 @@ def finished(store: storage.BlobStore, job_id: str, status) -> func.HttpResponse
     ]
     if not data:
         return nothing_made(manifest, job_id)
-    return json_response({"created": int(manifest.finished_at.timestamp()), "data": data, "jobId": job_id})
+    if image_base:
+        published = [v for v in manifest.variants if v.status == "ok" and v.blob]
+        for item, variant in zip(data, published):
+            item["url"] = f"{image_base}/{variant.id}"
+    return json_response({
+        # Foundry (Stable Diffusion 3.5, Stable Image Core/Ultra): the first image.
+        "image": data[0]["b64_json"], "finish_reason": "SUCCESS", "seed": data[0]["seed"],
+        # OpenAI images API: every image.
+        "created": int(manifest.finished_at.timestamp()), "data": data,
+        "jobId": job_id,
+    })
 
 
 def nothing_made(manifest, job_id: str) -> func.HttpResponse:

@@ -30,3 +30,12 @@ def storage_problems(store: BlobStore, job_id: str, manifest: dict) -> list[str]
     problems += [f"the manifest names {ref} ({variant['status']}) but it does not exist"
                  for ref, variant in recorded.items() if ref not in present]
     return problems
+
+
+def assert_job_storage_consistent(store: BlobStore, job_id: str) -> None:
+    """The invariants above for an ended job, its manifest read from storage as written."""
+    from imagegen.manifest import read_manifest
+
+    manifest = read_manifest(store, job_id).model_dump(mode="json")
+    problems = storage_problems(store, job_id, manifest)
+    assert problems == [], f"job {job_id}: " + "; ".join(problems)
