@@ -487,7 +487,7 @@ resource auth 'Microsoft.App/containerApps/authConfigs@2024-03-01' = if (signIn)
           clientId: authClientId
           // The name of the Container Apps secret that holds it, never the value.
           clientSecretSettingName: empty(authClientSecret) ? null : authSecretName
-          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          openIdIssuer: '${az.environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
         }
         validation: {
           // Browser sessions, and scripts with a token for the app (`az account get-access-token --resource api://<client id>`).

@@ -97,6 +97,23 @@ def test_ci_gets_every_azd_variable_the_deployment_reads(azure_yaml, parameters_
             assert variable in pipeline["secrets"], f"`{variable}` feeds the secure parameter `{name}`: a pipeline secret"
 
 
+# Bicep's scope functions; a symbol of the same name hides them (BCP265), and only `az.` reaches them then.
+SCOPE_FUNCTIONS = ("environment", "subscription", "tenant", "resourceGroup", "deployment", "managementGroup")
+
+
+def test_no_symbol_hides_a_scope_function_that_the_file_calls(bicep):
+    # No bicep CLI here to compile the templates: this catches `environment()` called in a
+    # file that declares `resource environment ...`, which the compiler would refuse.
+    problems = []
+    for path, template in bicep.items():
+        symbols = {name for kind in ("parameters", "variables", "resources", "modules") for name in template.get(kind, {})}
+        text = (INFRA / path).read_text()
+        for name in SCOPE_FUNCTIONS:
+            if name in symbols and re.search(rf"(?<![\w.]){name}\(", text):
+                problems.append(f"{path} declares `{name}` and calls `{name}()`: write `az.{name}()`")
+    assert not problems, "\n".join(problems)
+
+
 # --- host.json ----------------------------------------------------------------------
 
 
