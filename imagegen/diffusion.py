@@ -28,7 +28,7 @@ from transformers import AutoTokenizer
 
 from imagegen import tiny_model
 from imagegen.deepcache import MAX_INTERVAL, deepcache
-from imagegen.schedulers import make_scheduler
+from imagegen.diffusers_schedulers import make_scheduler
 from imagegen.settings import AUTO_MAX_BATCH, Settings
 from imagegen.types import Batch, Variant
 from imagegen.variants import call_groups
@@ -312,18 +312,20 @@ class DiffusionEngine:
                     self._tokenizer = AutoTokenizer.from_pretrained(self.model, subfolder="tokenizer", revision=self.revision)
             return self._tokenizer
 
-    def prompt_warnings(self, texts: list[str]) -> list[str]:
-        """A warning for each text the model's tokenizer truncates (texts counted from 1)."""
+    def prompt_warnings(self, texts: list[str], names: list[str] | None = None) -> list[str]:
+        """A warning for each text the model's tokenizer truncates, naming it by `names`
+        (default: "prompt N", counted from 1)."""
         tokenizer = self.tokenizer()
         limit = tokenizer.model_max_length
+        names = names or [f"prompt {number}" for number in range(1, len(texts) + 1)]
         warnings = []
-        for number, text in enumerate(texts, start=1):
+        for name, text in zip(names, texts):
             ids = tokenizer(text, truncation=False, verbose=False).input_ids  # with start and end tokens
             if len(ids) > limit:
                 # The end token takes the last slot, so text tokens from limit-1 on are lost.
                 dropped = tokenizer.decode(ids[limit - 1 : -1])
                 warnings.append(
-                    f"prompt {number} is {len(ids)} tokens; the model reads only the first {limit}: "
+                    f"{name} is {len(ids)} tokens; the model reads only the first {limit}: "
                     f"'...{dropped}' is ignored"
                 )
         return warnings

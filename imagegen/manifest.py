@@ -1,6 +1,6 @@
 """The manifest: one JSON per job saying what was asked, what was made and where it is.
 
-Written to `manifests/{job_id}.json` in ONE upload (`write_manifest`), so a reader sees
+Written to `manifests/{job_id}.json` in ONE upload (`upload_manifest`), so a reader sees
 either the previous whole manifest or the new whole one, never half; a retried write
 overwrites. The job's status and totals are computed from the variants, never passed in,
 so they cannot disagree with them. Its JSON Schema is `docs/manifest.schema.json`
@@ -308,7 +308,7 @@ def parse_manifest(data: bytes | str) -> Manifest:
     return Manifest.model_validate(raw)
 
 
-def write_manifest(store: BlobStore, manifest: Manifest) -> str:
+def upload_manifest(store: BlobStore, manifest: Manifest) -> str:
     """Upload the whole manifest in one `put` to `manifests/{job_id}.json`; return its URL.
 
     The notifications already recorded in the stored manifest are kept: webhook calls run

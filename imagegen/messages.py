@@ -152,6 +152,7 @@ class GenerateImagesResult(BaseModel):
     """The images made, in the batch's order; fewer than asked when the job was cancelled."""
 
     images: list[HeldImage]
+    warnings: list[str] = Field(default_factory=list)  # e.g. a prompt the text encoder truncates
 
 
 class VariantRecord(BaseModel):
@@ -169,6 +170,7 @@ class RenderBatchResult(BaseModel):
     """One record per variant of the batch: `render_batch` never fails, it reports."""
 
     records: list[VariantRecord]
+    warnings: list[str] = Field(default_factory=list)  # generate_images' warnings, passed on
 
 
 # -- write_manifest -----------------------------------------------------------------------
@@ -185,6 +187,7 @@ class WriteManifestRequest(BaseModel):
     input_verdicts: dict[str, Verdict]  # prompt text or source image blob name -> verdict
     records: list[VariantRecord]
     reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # for the manifest, e.g. truncated prompts
     review: dict | None = None  # the job's `ManifestReview` as JSON; None: no review
     decisions: dict[str, dict] = Field(default_factory=dict)  # variant id -> its `VariantReview` as JSON
 

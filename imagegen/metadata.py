@@ -48,8 +48,6 @@ SAMPLER_NAMES = {
     "lcm": "LCM",
 }
 
-CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-
 
 def parameters_text(params: dict[str, Any]) -> str:
     """The A1111 "parameters" text for `params` (keys as in `imagegen.types.Variant`, plus

@@ -40,7 +40,7 @@ from imagegen.manifest import (
     VariantReview,
     build_manifest,
     record_notification,
-    write_manifest as upload_manifest,
+    upload_manifest,
 )
 from imagegen.safety import get_provider, unchecked_verdict
 from imagegen.settings import Settings
@@ -147,7 +147,7 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
                 model=engine.model, revision=engine.revision, device=engine.device.type,
                 content_credentials=credentials, signing_error=signing_error,
             ))
-    return GenerateImagesResult(images=images)
+    return GenerateImagesResult(images=images, warnings=prompt_warnings(request.batch.variants, engine))
 
 
 def sign_image(data: bytes, job_id: str, variant: Variant, engine, settings: Settings,
@@ -196,7 +196,7 @@ def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
         job_id=request.job_id, name=request.job.get("name", request.job_id),
         source=request.source, job=redact_notify_url(request.job),
         created_at=request.created, finished_at=request.finished,
-        variants=variants, reasons=request.reasons, review=request.review,
+        variants=variants, reasons=request.reasons, warnings=request.warnings, review=request.review,
     )
     url = upload_manifest(store, manifest)
     totals = manifest.totals
@@ -260,6 +260,18 @@ def notify_job(request: NotifyJobRequest) -> NotifyJobResult:
     except Exception:  # the record is a courtesy: losing it must not fail the job
         log.exception("could not record notification %s of job %s in its manifest", record.event, job_id)
     return NotifyJobResult(record=record)
+
+
+def prompt_warnings(variants: list[Variant], engine) -> list[str]:
+    """A warning for each distinct prompt or negative prompt of the batch that the text
+    encoder truncates (77 tokens for CLIP): it is silently cut short otherwise."""
+    texts: dict[str, str] = {}
+    for variant in variants:
+        style = f" with style {variant.style!r}" if variant.style else ""
+        texts.setdefault(variant.prompt, f"`prompts[{variant.prompt_index}].text`{style}")
+        if variant.negative:
+            texts.setdefault(variant.negative, f"`prompts[{variant.prompt_index}].negative`")
+    return engine.prompt_warnings(list(texts), list(texts.values()))
 
 
 def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | None:

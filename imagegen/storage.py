@@ -173,10 +173,6 @@ def rejected_error_ref(name: str) -> str:
     return f"prompts-rejected/{check_path(name)}.error.json"
 
 
-def schedule_ref(name: str) -> str:
-    return f"schedules/{check_path(name)}"
-
-
 def schedule_error_ref(name: str) -> str:
     """The error report written beside an invalid schedule file (deleted once it is fixed)."""
     return f"schedules/{check_path(name)}.error.json"
@@ -281,10 +277,6 @@ class BlobStore:
             "`UseDevelopmentStorage=true` locally) or `AzureWebJobsStorage__blobServiceUri` "
             "(managed identity)"
         )
-
-    @property
-    def account_url(self) -> str:
-        return self._service.url
 
     def _blob(self, ref: str):
         container, path = split_ref(ref)

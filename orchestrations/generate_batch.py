@@ -63,6 +63,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
     rejections = input_rejections(texts, text_verdicts, images, image_verdicts)
     input_verdicts = dict(zip([*texts, *images], [*text_verdicts, *image_verdicts]))
 
+    warnings: dict[str, None] = {}  # each once, in the order the batches report them
     if rejections:
         # A blocked input ends the job: nothing is generated.
         records = [VariantRecord(variant=v, status="blocked") for v in variants]
@@ -93,7 +94,9 @@ def generate_batch(context: df.DurableOrchestrationContext):
                 context.set_custom_status(progress.model_dump())
                 continue
             pending.remove(finished)
-            batch_records = RenderBatchResult.model_validate(finished.result).records
+            rendered = RenderBatchResult.model_validate(finished.result)
+            batch_records = rendered.records
+            warnings.update(dict.fromkeys(rendered.warnings))
             records.extend(batch_records)
             progress.add(batch_records)
             context.set_custom_status(progress.model_dump())
@@ -108,7 +111,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
     written = yield context.call_activity("write_manifest", WriteManifestRequest(
         job_id=job_id, job=request.job, source=request.source, origin=request.origin,
         created=created, finished=context.current_utc_datetime.isoformat(),
-        input_verdicts=input_verdicts, records=records, reasons=rejections,
+        input_verdicts=input_verdicts, records=records, reasons=rejections, warnings=list(warnings),
     ).model_dump())
     manifest = WriteManifestResult.model_validate(written)
 
@@ -140,7 +143,8 @@ def render_batch(context: df.DurableOrchestrationContext):
             records=[VariantRecord(variant=v, status="failed", error=reason) for v in variants]
         ).model_dump()
 
-    images = GenerateImagesResult.model_validate(generated).images
+    generated = GenerateImagesResult.model_validate(generated)
+    images = generated.images
     # An image whose signing failed is not checked: it can never be published (fail closed).
     checks = {
         image.variant_id: context.call_activity(
@@ -175,7 +179,7 @@ def render_batch(context: df.DurableOrchestrationContext):
         status = "ok" if checked.verdict.status == "safe" else checked.verdict.status
         records.append(VariantRecord(variant=variant, status=status, image=image,
                                      ref=checked.image, verdict=checked.verdict))
-    return RenderBatchResult(records=records).model_dump()
+    return RenderBatchResult(records=records, warnings=generated.warnings).model_dump()
 
 
 def prompt_texts(variants: list[Variant]) -> list[str]:

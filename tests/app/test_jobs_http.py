@@ -188,3 +188,18 @@ def test_foundry_blocked_prompt_is_a_400_content_filter(app):
                              json={"prompt": f"a {BLOCKED_WORD} lighthouse", "size": "64x64", "steps": 2})
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "content_filter"
+
+
+def test_a_prompt_longer_than_the_text_encoder_reads_is_reported_in_the_manifest(app):
+    # CLIP reads 77 tokens; the rest of a prompt is silently cut off unless we say so.
+    job = tiny_job("long-prompt", seeds=1)
+    job["prompts"][0]["text"] = "a photo of a red sneaker, " * 12 + "in the studio light"
+    job_id = app.submit(job)
+    assert app.wait(job_id)["status"] == "completed"
+    (warning,) = app.manifest(job_id)["warnings"]
+    assert warning.startswith("`prompts[0].text` is 90 tokens; the model reads only the first 77")
+    assert warning.endswith("in the studio light' is ignored")
+    # A prompt that fits has no warning.
+    short_id = app.submit(tiny_job("short-prompt", seeds=1))
+    app.wait(short_id)
+    assert app.manifest(short_id)["warnings"] == []

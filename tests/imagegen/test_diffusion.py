@@ -265,7 +265,7 @@ def test_device_setting_is_checked():
 def test_schedulers_keep_the_models_noise_schedule_and_prediction_type():
     from diffusers import DDIMScheduler
 
-    from imagegen.schedulers import SCHEDULERS, make_scheduler
+    from imagegen.diffusers_schedulers import SCHEDULERS, make_scheduler
 
     # An SD 2.x 768 model predicts v, not noise: every scheduler must keep that.
     config = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,

@@ -17,7 +17,7 @@ from imagegen.manifest import (
     build_manifest,
     manifest_schema,
     read_manifest,
-    write_manifest,
+    upload_manifest,
 )
 from imagegen.storage import BlobNotFound, BlobStore, manifest_ref, output_ref, quarantine_ref
 from imagegen.types import Variant, Verdict
@@ -148,14 +148,14 @@ def test_write_then_read_back_is_equal(storage_connection_string):
     store.ensure_containers()
     job_id = f"job-{uuid.uuid4().hex[:12]}"
     written = manifest(job_id)
-    url = write_manifest(store, written)
+    url = upload_manifest(store, written)
     assert url == store.url(manifest_ref(job_id))
     assert read_manifest(store, job_id) == written
     document = json.loads(store.get(manifest_ref(job_id)))
     assert document["status"] == "partial" and document["totals"]["ok"] == 2
     # A retried write replaces the whole document: one blob, the latest content.
     rewritten = manifest(job_id, warnings=["prompt 0 truncated to 77 tokens"])
-    write_manifest(store, rewritten)
+    upload_manifest(store, rewritten)
     assert store.list("manifests", prefix=job_id) == [manifest_ref(job_id)]
     assert read_manifest(store, job_id).warnings == ["prompt 0 truncated to 77 tokens"]
     with pytest.raises(BlobNotFound):
@@ -208,10 +208,10 @@ def test_a_rewrite_keeps_the_notifications_recorded_beside_it(storage_connection
     store = BlobStore.from_connection_string(storage_connection_string)
     store.ensure_containers()
     job_id = f"job-{uuid.uuid4().hex[:12]}"
-    write_manifest(store, manifest(job_id, review=REVIEW))
+    upload_manifest(store, manifest(job_id, review=REVIEW))
     sent = NotifyRecord(event="awaiting_review", host="hooks.example.com", status="sent", attempts=1,
                         http_status=200, at=FINISHED)
     record_notification(store, job_id, sent)
-    write_manifest(store, manifest(job_id, review={**REVIEW, "state": "done", "ended_by": "timeout"}))
+    upload_manifest(store, manifest(job_id, review={**REVIEW, "state": "done", "ended_by": "timeout"}))
     again = read_manifest(store, job_id)
     assert again.review.state == "done" and again.notifications == [sent]
