@@ -1,0 +1,73 @@
+"""`generate_batch` and `render_batch` replayed against recorded histories (tests/orchestrations/golden/).
+
+Each golden file is one job as devhost's pure core played it: a job that completes, one
+whose prompt is blocked, one with a GPU batch that fails on every try, one cancelled.
+Replaying the recorded messages through today's orchestrators must decide the same: a
+change that fails here would break instances in flight in Azure (see golden.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from tests.orchestrations.golden import JOB_ID, SCENARIOS, path_of, replay
+
+
+def golden(name: str) -> dict:
+    return json.loads(path_of(name).read_text())
+
+
+def final(recording: dict, instance_id: str = JOB_ID) -> dict:
+    return recording["instances"][instance_id]["episodes"][-1]
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in SCENARIOS])
+def test_todays_orchestrators_replay_the_recorded_history(scenario):
+    assert replay(golden(scenario)) == []
+
+
+def test_a_completed_job_checked_its_inputs_rendered_one_batch_and_wrote_its_manifest():
+    recording = golden("ok")
+    calls = [call for e in recording["instances"][JOB_ID]["episodes"] for call in e["calls"]]
+    assert calls == [["activity", "moderate_text"], ["sub_orchestration", "render_batch", f"{JOB_ID}:b000"],
+                     ["activity", "write_manifest"]]
+    summary = final(recording)["output"]
+    assert (summary["status"], summary["total"], summary["ok"]) == ("completed", 2, 2)
+
+
+def test_a_blocked_prompt_rejects_the_job_without_rendering():
+    recording = golden("blocked_input")
+    assert list(recording["instances"]) == [JOB_ID]  # no render_batch ever started
+    summary = final(recording)["output"]
+    assert (summary["status"], summary["blocked"]) == ("rejected", 2)
+    assert summary["reasons"] == ["prompt 'a forbidden thing' is blocked: blocklist: golden"]
+
+
+def test_a_batch_failing_every_try_is_retried_three_times_and_the_job_ends_partial():
+    recording = golden("failed_batch")
+    failing = recording["instances"][f"{JOB_ID}:b001"]["episodes"]
+    attempts = sum(call == ["activity", "generate_images"] for e in failing for call in e["calls"])
+    assert attempts == 3
+    summary = final(recording)["output"]
+    assert (summary["status"], summary["ok"], summary["failed"]) == ("partial", 1, 1)
+    assert summary["reasons"][0].endswith("failed: CUDA out of memory")
+
+
+def test_a_cancelled_job_records_what_was_made_and_what_was_cancelled():
+    summary = final(golden("cancel"))["output"]
+    assert (summary["status"], summary["ok"], summary["cancelled"]) == ("cancelled", 2, 2)
+    assert summary["reasons"] == ["cancelled by user"]
+
+
+def test_replay_reports_a_history_the_code_would_not_make_again():
+    # The check can fail: a recorded call the code no longer makes, and an output it no longer gives.
+    recording = copy.deepcopy(golden("ok"))
+    episodes = recording["instances"][JOB_ID]["episodes"]
+    episodes[0]["calls"] = [["activity", "moderate_texts"]]
+    episodes[-1]["output"]["ok"] = 3
+    problems = replay(recording)
+    assert any("episode 0: calls was" in p for p in problems)
+    assert any("the output no longer holds ok: 3" in p for p in problems)
