@@ -23,15 +23,18 @@ def problem(response: requests.Response, status: int) -> dict:
     return body
 
 
-@pytest.mark.parametrize("body, content_type, path", [
-    (b"", "application/json", None),
-    (b"{not json", "application/json", "body"),
-    (b"name: [unclosed", "application/yaml", "body"),
-    (b"[1, 2]", "application/json", None),
+@pytest.mark.parametrize("body, content_type, rule, words", [
+    (b"", "application/json", None, "Send a job as JSON or YAML"),
+    (b"{not json", "application/json", "syntax", "the job is not valid JSON at line 1, column 2"),
+    (b"name: [unclosed", "application/yaml", "syntax", "the job is not valid YAML"),
+    (b"[1, 2]", "application/json", "type", "the job must be a mapping"),
 ])
-def test_unreadable_job_bodies_are_400(app, body, content_type, path):
+def test_unreadable_job_bodies_are_400(app, body, content_type, rule, words):
     response = requests.post(f"{app.url}/api/jobs", data=body, headers={"content-type": content_type}, timeout=30)
-    problem(response, 400)
+    found = problem(response, 400)
+    # The whole body is at fault: the error's path is the job itself ("").
+    assert [(e["path"], e["rule"]) for e in found.get("errors", [])] == ([("", rule)] if rule else [])
+    assert words in found["detail"]
 
 
 def test_a_job_with_many_problems_lists_every_field(app):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from azure.storage.blob import BlobServiceClient
 
+from devhost.blob_triggers import same_etag
 from tests.app.conftest import tiny_job
 
 
@@ -77,13 +78,29 @@ def test_a_malformed_dropped_file_is_moved_aside_with_its_errors(app, store):
     assert not store.exists(f"prompts/{name}")
 
 
-def test_the_same_file_uploaded_again_unchanged_does_not_run_twice(app, store):
+def receipt_etag(service: BlobServiceClient, name: str) -> str | None:
+    """The ETag the host's blob receipt for `prompts/{name}` records: the version it ran for."""
+    hosts = service.get_container_client("azure-webjobs-hosts")
+    for blob in hosts.list_blobs(name_starts_with="blobreceipts/", include=["metadata"]):
+        if blob.name.endswith(f"/drop_job/prompts/{name}"):
+            return (blob.metadata or {}).get("etag")
+    return None
+
+
+def test_the_same_file_uploaded_again_unchanged_does_not_run_twice(app, store, storage_connection_string):
     name = unique("again") + ".json"
     content = json.dumps(tiny_job("uploaded-twice")).encode()
     store.put(f"prompts/{name}", content)
     first = dropped_job(app, name)
     store.put(f"prompts/{name}", content)  # a new ETag, the same file
-    time.sleep(4)  # the blob trigger polls within 2 s
+    # Wait until the trigger has run for this very upload (its receipt holds the new ETag),
+    # so the check below cannot pass just because the trigger had not looked yet.
+    service = BlobServiceClient.from_connection_string(storage_connection_string)
+    etag = service.get_blob_client("prompts", name).get_blob_properties().etag
+    deadline = time.monotonic() + 30
+    while not same_etag(receipt_etag(service, name) or "", etag):
+        assert time.monotonic() < deadline, "the blob trigger never ran for the second upload"
+        time.sleep(0.25)
     runs = [j for j in app.jobs() if j["origin"] == f"prompts/{name}"]
     assert [j["id"] for j in runs] == [first["id"]]
 

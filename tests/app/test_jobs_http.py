@@ -114,7 +114,9 @@ def test_a_batch_that_always_fails_ends_the_job_partial_not_failed(app, store):
 def test_cancel_stops_the_work_and_the_manifest_accounts_for_every_variant(app, store):
     job = tiny_job("long-running", seeds=64, sizes=["128x128"], steps=40)  # 16 GPU batches
     job_id = app.submit(job)
+    deadline = time.monotonic() + 60
     while (app.job(job_id).get("progress") or {}).get("phase") != "generating":
+        assert time.monotonic() < deadline, f"job never started generating: {app.job(job_id)}"
         time.sleep(0.1)
     response = requests.post(f"{app.url}/api/jobs/{job_id}/cancel", timeout=30)
     assert response.status_code == 202, response.text

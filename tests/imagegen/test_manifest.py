@@ -91,7 +91,8 @@ def test_callers_cannot_pass_totals_or_status():
 @pytest.mark.parametrize(
     ("status", "changes", "message"),
     [
-        # Fail closed: nothing reaches outputs/ without a safe output verdict.
+        # Fail closed: nothing reaches outputs/ without a safe output verdict. Each message
+        # says which variant it is about (a field's own error names the field instead).
         ("ok", dict(output_verdict=UNCHECKED), "status `ok` needs a `safe` output verdict, got 'unchecked'"),
         ("ok", dict(output_verdict=None), "status `ok` needs a `safe` output verdict, got None"),
         ("ok", dict(blob=quarantine_ref("job-1", "v000", "png")), "status `ok` needs its image under outputs/"),
@@ -99,14 +100,14 @@ def test_callers_cannot_pass_totals_or_status():
         ("unchecked", dict(blob=output_ref("job-1", "v000", "png")), "a `unchecked` image must be under quarantine/"),
         ("failed", dict(error=None), "a `failed` variant needs `error` saying why"),
         ("ok", dict(sha256="abc"), "`sha256` must be 64 lowercase hex digits, got 'abc'"),
-        ("ok", dict(blob="output/job-1/v000.png"), "unknown container 'output'"),
+        ("ok", dict(blob="output/job-1/v000.png"), "blob\n  Value error, blob ref `output/job-1/v000.png` names unknown container 'output'"),
     ],
 )
 def test_variant_status_must_match_where_its_image_is(status, changes, message):
     with pytest.raises(ValidationError) as error:
         entry("job-1", 0, status, **changes)
     assert message in str(error.value)
-    assert "variant `v000`" in str(error.value) or "container" in str(error.value)
+    assert message.startswith("blob\n") or f"variant `v000`: {message}" in str(error.value)
 
 
 def test_manifest_rules_name_the_field():
