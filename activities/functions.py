@@ -1,4 +1,4 @@
-"""The four activities of the pipeline, registered under the names the orchestrators call.
+"""The activities of the pipeline, registered under the names the orchestrators call.
 
 Each reads its request model from the JSON the orchestrator sent, makes one call into the
 function of the same name in `imagegen.operations`, and returns its result model as JSON
@@ -11,7 +11,14 @@ under the job's trace, and log records made inside carry the job id.
 import azure.durable_functions as df
 
 from imagegen import operations, telemetry
-from imagegen.messages import BatchRequest, ModerateImageRequest, ModerateTextRequest, WriteManifestRequest
+from imagegen.messages import (
+    BatchRequest,
+    ModerateImageRequest,
+    ModerateTextRequest,
+    NotifyJobRequest,
+    PublishImagesRequest,
+    WriteManifestRequest,
+)
 
 bp = df.Blueprint()
 
@@ -38,3 +45,15 @@ def generate_images(request: dict) -> dict:
 def write_manifest(request: dict) -> dict:
     with telemetry.activity("write_manifest", request):
         return operations.write_manifest(WriteManifestRequest.model_validate(request)).model_dump()
+
+
+@bp.activity_trigger(input_name="request")
+def publish_images(request: dict) -> dict:
+    with telemetry.activity("publish_images", request):
+        return operations.publish_images(PublishImagesRequest.model_validate(request)).model_dump()
+
+
+@bp.activity_trigger(input_name="request")
+def notify_job(request: dict) -> dict:
+    with telemetry.activity("notify_job", request):
+        return operations.notify_job(NotifyJobRequest.model_validate(request)).model_dump(mode="json")

@@ -6,6 +6,8 @@
     imagegen cancel <job-id>
     imagegen download <job-id> --to out/
     imagegen drop examples/banners.txt          # upload into the `prompts` container
+    imagegen review <job-id> --approve v000,v003 --reject v001 [--note ...] [--finish]
+    imagegen open <job-id>                      # the job's gallery page
 
 Everything but `drop` talks to the HTTP API (`--url`, `--key`, or IMAGEGEN_URL and
 IMAGEGEN_KEY; before or after the subcommand); `drop` writes to blob storage
@@ -38,6 +40,8 @@ from imagegen.contact_sheet import write_contact_sheet
 
 console = Console(stderr=True)
 ENDED = {"completed", "partial", "rejected", "failed", "cancelled"}
+# Where `submit --wait` stops following a job: it ended, or it waits for people.
+SETTLED = ENDED | {"awaiting_review"}
 
 
 class ApiError(Exception):
@@ -112,7 +116,7 @@ def wait(api: Api, job_id: str, poll: float = 1.0) -> dict:
             progress = job.get("progress") or {}
             bar.update(task, total=progress.get("total") or None, completed=progress.get("done", 0),
                        description=escape(f"{job_id} [{job['status']}] {progress.get('phase', '')}"))
-            if job["status"] in ENDED:
+            if job["status"] in SETTLED:
                 return job
             time.sleep(poll)
 
@@ -146,7 +150,47 @@ def drop(path: Path) -> str:
 def summary_line(job: dict) -> str:
     summary = job.get("summary") or {}
     counts = ", ".join(f"{summary[k]} {k}" for k in ("ok", "blocked", "unchecked", "failed", "cancelled") if summary.get(k))
-    return f"{job['id']}: {job['status']}" + (f" ({counts})" if counts else "")
+    line = f"{job['id']}: {job['status']}" + (f" ({counts})" if counts else "")
+    return line + review_line(job)
+
+
+def review_line(job: dict) -> str:
+    """'; review: 2 approved, 1 rejected, 5 undecided (until ...)' for a job with review."""
+    progress = job.get("progress") or {}
+    summary = job.get("summary") or {}
+    decided = progress.get("review") if isinstance(progress, dict) else None
+    if summary.get("approved") is not None:
+        decided = {k: summary[k] for k in ("approved", "rejected", "undecided")}
+    if not decided:
+        return ""
+    words = ", ".join(f"{decided.get(k, 0)} {k}" for k in ("approved", "rejected", "undecided"))
+    until = f" until {progress['deadline']}" if job["status"] == "awaiting_review" and progress.get("deadline") else ""
+    return f"; review: {words}{until}"
+
+
+def split_ids(values: list[str] | None) -> list[str]:
+    """`--approve v000,v003 --approve v005` -> ['v000', 'v003', 'v005']."""
+    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+
+def gallery_url(api: Api, job_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"{api.url}/api/gallery/jobs/{quote(job_id, safe='')}"
+
+
+def open_in_browser(url: str) -> bool:
+    """Open `url` where a graphical browser exists; False (and nothing run) elsewhere."""
+    import webbrowser
+
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    # Text browsers (lynx, w3m) would take over this terminal: only open a graphical one.
+    if isinstance(browser, webbrowser.GenericBrowser) and not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
+        return False
+    return browser.open(url)
 
 
 def version() -> str:
@@ -201,6 +245,15 @@ def verify_files(files: list[Path], trust: Path | None, as_json: bool) -> int:
     return 0 if ok else 1
 
 
+def default_reviewer() -> str | None:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagegen", description="Durable Diffusion: batch image generation jobs.",
                                      parents=[connection_options(defaults=True)])
@@ -219,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     get = commands.add_parser("download", parents=after, help="download images, manifest and index.html")
     get.add_argument("job_id")
     get.add_argument("--to", type=Path, default=Path("out"))
+    decide = commands.add_parser("review", parents=after, help="approve or reject images of a job awaiting review")
+    decide.add_argument("job_id")
+    decide.add_argument("--approve", action="append", metavar="IDS", help="variant ids to approve, comma-separated (v003 or the whole id)")
+    decide.add_argument("--reject", action="append", metavar="IDS", help="variant ids to reject, comma-separated")
+    decide.add_argument("--note", default="", help="why, for the record")
+    decide.add_argument("--finish", action="store_true", help="end the review: undecided images stay unpublished")
+    decide.add_argument("--reviewer", default=os.environ.get("IMAGEGEN_REVIEWER") or default_reviewer(),
+                        help="who decides (default: IMAGEGEN_REVIEWER or your login name); a signed-in user "
+                        "in Azure is taken from the sign-in instead")
+    show = commands.add_parser("open", parents=after, help="print the job's gallery URL and open it in a browser")
+    show.add_argument("job_id")
+    show.add_argument("--no-browser", action="store_true", help="only print the URL")
     drop_files = commands.add_parser("drop", parents=after, help="upload a job file into the prompts container")
     drop_files.add_argument("file", type=Path)
     check = commands.add_parser("verify", help="check the Content Credentials (C2PA) of image files")
@@ -245,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(json.dumps(job, indent=2))
                 else:
                     console.print(summary_line(job))
-                return 0 if job["status"] in ("completed", "partial") else 1
+                if job["status"] == "awaiting_review" and not args.json:
+                    console.print(f"review it: {gallery_url(api, job_id)}  or  imagegen review {job_id} --approve ...")
+                return 0 if job["status"] in ("completed", "partial", "awaiting_review") else 1
             if args.json:
                 print(json.dumps(accepted, indent=2))
         elif args.command == "status":
@@ -266,6 +333,20 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"images, manifest.json and {sheet.name} in {sheet.parent}")
         elif args.command == "drop":
             console.print(f"uploaded {drop(args.file)}")
+        elif args.command == "review":
+            body = {"approve": split_ids(args.approve), "reject": split_ids(args.reject), "note": args.note,
+                    "finish": args.finish}
+            if args.reviewer:
+                body["reviewer"] = args.reviewer
+            accepted = api.call("POST", f"jobs/{args.job_id}/review", json=body).json()
+            console.print(f"{args.job_id}: {len(accepted['approve'])} approved, {len(accepted['reject'])} rejected"
+                          + (", review finished" if accepted.get("finish") else "") + f" by {accepted['reviewer']}")
+        elif args.command == "open":
+            api.job(args.job_id)  # a job that does not exist is an error here, not a 404 page later
+            url = gallery_url(api, args.job_id)
+            print(url)
+            if not args.no_browser:
+                open_in_browser(url)
     except ApiError as error:
         console.print(f"[red]{error}[/red]")
         return 1

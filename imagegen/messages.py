@@ -35,7 +35,8 @@ from imagegen.notify import NotifyEvent, NotifyRecord
 from imagegen.settings import AUTO_MAX_BATCH
 from imagegen.types import Batch, ContentCredentials, JobSource, JobStatus, Variant, VariantStatus, Verdict
 
-Phase = Literal["moderating inputs", "generating", "cancelling", "writing manifest", "done"]
+Phase = Literal["moderating inputs", "generating", "cancelling", "awaiting review", "publishing",
+                "writing manifest", "done"]
 
 
 # -- generate_batch: the orchestration ----------------------------------------------------
@@ -66,6 +67,14 @@ class Progress(BaseModel):
     failed: int = 0
     unchecked: int = 0
     cancelled: int = 0
+    # Jobs with review: the decisions so far ({approved, rejected, undecided}) and when the
+    # wait times out (ISO 8601, UTC); None for a job without review.
+    review: dict | None = None
+    deadline: str | None = None
+    # Set with phase `done` when a last notification is still to be sent: the job's final
+    # status and summary, shown before the orchestration itself completes.
+    status: str | None = None
+    summary: dict | None = None
 
     def add(self, records: list[VariantRecord]) -> None:
         for record in records:
@@ -85,6 +94,10 @@ class JobSummary(BaseModel):
     failed: int
     unchecked: int
     cancelled: int = 0
+    # Jobs with review: how many ok variants were approved, rejected, left undecided.
+    approved: int | None = None
+    rejected: int | None = None
+    undecided: int | None = None
     manifest: str  # blob name
     manifest_url: str
     reasons: list[str] = Field(default_factory=list)  # why a job was rejected or partial

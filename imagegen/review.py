@@ -65,6 +65,20 @@ def parse_decision(body: object) -> ReviewDecision:
         raise JobValidationError(errors) from None
 
 
+def full_ids(decision: ReviewDecision, reviewable: list[str]) -> ReviewDecision:
+    """The decision with short ids spelled out: a variant may be named by its whole id or by
+    its position, the part before the first `-` (`v003` for `v003-p0-s1-512x512-g7.5-seed12`).
+    Ids that match nothing are left as they are, for `decision_problems` to name."""
+    by_position = {variant_id.split("-", 1)[0]: variant_id for variant_id in reviewable}
+    known = set(reviewable)
+
+    def full(variant_id: str) -> str:
+        return variant_id if variant_id in known else by_position.get(variant_id, variant_id)
+
+    return decision.model_copy(update={"approve": [full(v) for v in decision.approve],
+                                       "reject": [full(v) for v in decision.reject]})
+
+
 def decision_problems(decision: ReviewDecision, reviewable: list[str], decided: set[str]) -> list[FieldError]:
     """Every id in `decision` that cannot be decided: unknown (not an `ok` variant of the
     job), already decided, or named twice. [] when the decision can be applied."""

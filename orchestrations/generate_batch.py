@@ -24,11 +24,13 @@ from imagegen.messages import (
     VariantRecord,
     WriteManifestRequest,
     WriteManifestResult,
+    NotifyJobRequest,
     input_rejections,
 )
 from imagegen.spec import JobSpec
 from imagegen.types import Variant, Verdict
 from imagegen.variants import batches, expand
+from orchestrations.review import await_review
 
 bp = df.Blueprint()
 
@@ -64,6 +66,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
     input_verdicts = dict(zip([*texts, *images], [*text_verdicts, *image_verdicts]))
 
     warnings: dict[str, None] = {}  # each once, in the order the batches report them
+    cancel = context.wait_for_external_event("cancel")
     if rejections:
         # A blocked input ends the job: nothing is generated.
         records = [VariantRecord(variant=v, status="blocked") for v in variants]
@@ -85,7 +88,6 @@ def generate_batch(context: df.DurableOrchestrationContext):
         # Cancel is an event raced with the batches, not a termination: the batches see the
         # cancel marker the API wrote and stop at their next step, and this orchestration
         # still writes the manifest of what was made and what was cancelled.
-        cancel = context.wait_for_external_event("cancel")
         records = []
         while pending:
             finished = yield context.task_any([*pending, cancel] if not cancel.is_completed else pending)
@@ -105,27 +107,53 @@ def generate_batch(context: df.DurableOrchestrationContext):
         if cancel.is_completed:
             rejections.append("cancelled by user")
 
-    # 5. Write the manifest.
-    progress.phase = "writing manifest"
-    context.set_custom_status(progress.model_dump())
-    written = yield context.call_activity("write_manifest", WriteManifestRequest(
-        job_id=job_id, job=request.job, source=request.source, origin=request.origin,
-        created=created, finished=context.current_utc_datetime.isoformat(),
-        input_verdicts=input_verdicts, records=records, reasons=rejections, warnings=list(warnings),
-    ).model_dump())
-    manifest = WriteManifestResult.model_validate(written)
+    def manifest_request(review: dict | None = None, decisions: dict | None = None) -> WriteManifestRequest:
+        return WriteManifestRequest(
+            job_id=job_id, job=request.job, source=request.source, origin=request.origin,
+            created=created, finished=context.current_utc_datetime.isoformat(),
+            input_verdicts=input_verdicts, records=records, reasons=rejections, warnings=list(warnings),
+            review=review, decisions=decisions or {},
+        )
 
-    # 6. Return a small summary.
-    progress.phase = "done"
-    context.set_custom_status(progress.model_dump())
     counts = Progress(phase="done", total=len(records))
     counts.add(records)
-    return JobSummary(
+    made = {"total": counts.total, "ok": counts.ok, "blocked": counts.blocked, "failed": counts.failed,
+            "unchecked": counts.unchecked, "cancelled": counts.cancelled}
+    notify = NotifyJobRequest(job_id=job_id, name=job.name, event="ended", status="", counts=made,
+                              url=job.notify.url if job.notify else None) if request.notify else None
+
+    # 5. Review: with review on, the images made and checked wait for people's decisions.
+    review = book = None
+    outputs = {r.variant.id: r.ref for r in records if r.status == "ok"}
+    if request.review and outputs and not cancel.is_completed:
+        review, book, reasons = yield from await_review(
+            context, spec=request.review, outputs=outputs, progress=progress, cancel=cancel,
+            write_manifest=manifest_request, notify=notify)
+        rejections.extend(reasons)
+
+    # 6. Write the manifest.
+    progress.phase = "writing manifest"
+    context.set_custom_status(progress.model_dump())
+    written = yield context.call_activity(
+        "write_manifest", manifest_request(review, book.decisions if book else None).model_dump())
+    manifest = WriteManifestResult.model_validate(written)
+
+    # 7. Return a small summary, after the last notification. That call never holds the job
+    #    up: the custom status carries the final status and summary before it is made.
+    summary = JobSummary(
         job_id=job_id, name=job.name, status=manifest.status, total=len(records),
         ok=counts.ok, blocked=counts.blocked, failed=counts.failed, unchecked=counts.unchecked,
-        cancelled=counts.cancelled,
+        cancelled=counts.cancelled, **(book.counts() if book else {}),
         manifest=manifest.manifest, manifest_url=manifest.url, reasons=rejections,
     ).model_dump()
+    progress.phase = "done"
+    if notify is not None:
+        progress.status, progress.summary = summary["status"], summary
+    context.set_custom_status(progress.model_dump())
+    if notify is not None:
+        yield context.call_activity("notify_job", notify.model_copy(update={
+            "status": summary["status"], "counts": {**made, **(book.counts() if book else {})}}).model_dump())
+    return summary
 
 
 @bp.orchestration_trigger(context_name="context")

@@ -7,6 +7,7 @@
     GET  /api/jobs/{id}/manifest          the manifest JSON
     GET  /api/jobs/{id}/images/{variant}  one published image
     POST /api/jobs/{id}/cancel            stop a running job
+    POST /api/jobs/{id}/review            approve / reject variants of a job awaiting review
 
 The job id is the orchestration's instance id. Errors are problem details.
 """
@@ -14,14 +15,15 @@ The job id is the orchestration's instance id. Errors are problem details.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagegen import intake, storage
+from imagegen import intake, review, storage
 from imagegen.manifest import read_manifest
-from imagegen.types import JobValidationError
+from imagegen.types import FieldError, JobValidationError
 from triggers.jobs import ORCHESTRATION, TERMINAL, accepted, is_job_id, job_state, job_view, origin, start_job
 from triggers.responses import invalid_job, json_response, not_found, problem, problems_on_failure
 
@@ -123,15 +125,74 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     if not status or status.name != ORCHESTRATION:
         return not_found(job_id)
     runtime = status.runtime_status.value
-    if runtime in TERMINAL:
-        return problem(409, "Job already ended", f"Job {job_id!r} is {job_state(runtime, status.output)}: "
-                       "only queued or running jobs can be cancelled.")
+    state = job_state(runtime, status.output, status.custom_status)
+    if runtime in TERMINAL or state not in ("queued", "running", "awaiting_review"):
+        return problem(409, "Job already ended", f"Job {job_id!r} is {state}: "
+                       "only queued, running or awaiting-review jobs can be cancelled.")
     # Not a termination: the marker stops the job's GPU work at its next diffusion step,
     # and the event lets the orchestration collect what was made and write the manifest.
     store = storage.get_store()
     await asyncio.to_thread(store.put, storage.cancel_marker_ref(job_id), b"cancelled by user\n")
     await client.raise_event(job_id, "cancel", {"by": "user"})
     return json_response({"id": job_id, "status": "cancelling"}, status=202)
+
+
+# Set by Container Apps (and App Service) built-in authentication for a signed-in user; the
+# platform drops a client's own copy of the header. See docs/review.md for why it is trusted.
+PRINCIPAL_HEADER = "x-ms-client-principal-name"
+
+
+@bp.route(route="jobs/{id}/review", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@problems_on_failure
+async def review_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """One pass of a review: `{approve: [...], reject: [...], note, finish}` → 202."""
+    job_id = req.route_params["id"]
+    if not is_job_id(job_id):
+        return not_found(job_id)
+    status = await client.get_status(job_id)
+    if not status or status.name != ORCHESTRATION:
+        return not_found(job_id)
+    try:
+        body = json.loads(req.get_body() or b"{}")
+    except ValueError:
+        return problem(400, "Invalid decision", "The body must be JSON: {\"approve\": [...], \"reject\": [...], "
+                       "\"note\": \"...\", \"finish\": false}.")
+    try:
+        decision = review.parse_decision(body)
+    except JobValidationError as error:
+        return problem(400, "Invalid decision", "; ".join(e.message for e in error.errors), error.errors)
+    runtime = status.runtime_status.value if status.runtime_status else "Pending"
+    state = job_state(runtime, status.output, status.custom_status)
+    if state != "awaiting_review":
+        return problem(409, "Not awaiting review", f"Job {job_id!r} is {state}: decisions are taken only "
+                       "while a job awaits review.", jobStatus=state)
+    # The manifest written when the review began (and after each pass) lists the images
+    # that can be decided and those already decided.
+    manifest = read_manifest(storage.get_store(), job_id)
+    reviewable = [v.id for v in manifest.variants if v.status == "ok"]
+    decided = {v.id for v in manifest.variants if v.review is not None}
+    decision = review.full_ids(decision, reviewable)
+    problems = review.decision_problems(decision, reviewable, decided)
+    reviewer = (req.headers.get(PRINCIPAL_HEADER) or "").strip() or decision.reviewer
+    if not reviewer:
+        problems.append(FieldError(path="reviewer", rule="required", message=(
+            "`reviewer` is required: nobody is signed in (built-in authentication is off), so say who decides")))
+    if problems:
+        return problem(400, "Invalid decision", "; ".join(p.message for p in problems), problems)
+    decision = decision.model_copy(update={"reviewer": reviewer, "at": review.now_utc()})
+    await client.raise_event(job_id, "review", decision.model_dump())
+    log.info("review of job %s by %s: %d approved, %d rejected%s", job_id, reviewer, len(decision.approve),
+             len(decision.reject), ", finish" if decision.finish else "")
+    return json_response({"id": job_id, "status": "awaiting_review", "reviewer": reviewer,
+                          "approve": decision.approve, "reject": decision.reject, "finish": decision.finish},
+                         status=202)
+
+
+def is_job_id(job_id: str) -> bool:
+    """Whether `job_id` could name an instance: `.` and `..` (also sent as `%2e`) cannot,
+    and the durable client mistakes them for the instances collection."""
+    return job_id.strip(".") != "" and "/" not in job_id
 
 
 def body_filename(req: func.HttpRequest) -> str:

@@ -87,8 +87,13 @@ def accepted(client: df.DurableOrchestrationClient, req: func.HttpRequest, job_i
     return json_response(payload, status=202, headers={"Location": job_url})
 
 
-def job_state(runtime: str, output) -> str:
-    """A job's status in a user's words, from its runtime status and output."""
+def job_state(runtime: str, output, progress=None) -> str:
+    """A job's status in a user's words, from its runtime status, output and custom status."""
+    if runtime in ("Running", "ContinuedAsNew") and isinstance(progress, dict):
+        if progress.get("phase") == "awaiting review":
+            return "awaiting_review"
+        if progress.get("phase") == "done" and progress.get("status"):
+            return progress["status"]  # ended; the orchestration may still be sending its last notification
     if runtime == "Completed":
         return (output or {}).get("status", "completed") if isinstance(output, dict) else "completed"
     return JOB_STATES.get(runtime, runtime.lower())
@@ -105,15 +110,21 @@ def job_view(status, base: str) -> dict:
         "name": job.get("name", ""),
         "source": (request or {}).get("source", ""),
         "origin": (request or {}).get("origin", ""),
-        "status": job_state(runtime, output),
+        "status": job_state(runtime, output, status.custom_status),
         "runtimeStatus": runtime,
         "createdTime": status.created_time.isoformat() if status.created_time else None,
         "lastUpdatedTime": status.last_updated_time.isoformat() if status.last_updated_time else None,
         "progress": status.custom_status,
         "links": {"self": f"{base}/api/jobs/{status.instance_id}",
                   "manifest": f"{base}/api/jobs/{status.instance_id}/manifest",
-                  "cancel": f"{base}/api/jobs/{status.instance_id}/cancel"},
+                  "cancel": f"{base}/api/jobs/{status.instance_id}/cancel",
+                  "review": f"{base}/api/jobs/{status.instance_id}/review",
+                  "gallery": f"{base}/api/gallery/jobs/{status.instance_id}"},
     }
+    progress = status.custom_status if isinstance(status.custom_status, dict) else {}
+    if runtime in ("Running", "ContinuedAsNew") and progress.get("phase") == "done" and progress.get("summary"):
+        output = progress["summary"]  # ended; the orchestration is sending its last notification
+        runtime = "Completed"
     if runtime == "Completed" and isinstance(output, dict):
         view["summary"] = output
         view["manifestUrl"] = output.get("manifest_url")

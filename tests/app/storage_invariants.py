@@ -5,7 +5,9 @@ Used by the end-to-end tests after a job ends (completed, partial, cancelled or 
 - every blob under `outputs/{job}/` has a manifest entry at that name with a `safe` verdict;
 - every image the manifest names exists, at the name it gives;
 - nothing is left in `quarantine/{job}/` without a manifest entry at that name
-  (blocked and unchecked images stay there, recorded).
+  (blocked and unchecked images stay there, recorded);
+- every blob under `published/{job}/` is the copy of an `ok` image a reviewer approved,
+  with the same bytes, and every published copy the manifest names exists.
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ def storage_problems(store: BlobStore, job_id: str, manifest: dict) -> list[str]
     present = set(outputs) | set(quarantine)
     problems += [f"the manifest names {ref} ({variant['status']}) but it does not exist"
                  for ref, variant in recorded.items() if ref not in present]
+    published = store.list("published", f"{job_id}/")
+    copies = {(v.get("review") or {}).get("published"): v for v in manifest["variants"]
+              if (v.get("review") or {}).get("published")}
+    for ref in published:
+        variant = copies.get(ref)
+        if variant is None or variant["status"] != "ok" or variant["review"]["decision"] != "approved":
+            problems.append(f"{ref} is published without an approved ok entry naming it")
+        elif store.get(ref) != store.get(variant["blob"]):
+            problems.append(f"{ref} differs from {variant['blob']}, the image that was approved")
+    problems += [f"the manifest names {ref} as published but it does not exist" for ref in copies if ref not in published]
     return problems
 
 

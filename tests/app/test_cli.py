@@ -57,3 +57,29 @@ def test_a_submitted_txt_file_runs_like_a_dropped_one(app, tmp_path, capsys):
     assert [v["prompt"] for v in manifest["variants"]] == ["a red kite", "a blue kite"]
     # The deployment's defaults for prompt-only jobs (64x64 and 2 steps in these tests).
     assert {(v["width"], v["height"], v["steps"]) for v in manifest["variants"]} == {(64, 64, 2)}
+
+
+def test_review_from_the_command_line_approves_and_rejects_by_short_id(app, tmp_path, capsys, store):
+    job = {**tiny_job("cli-review", seeds=3), "review": {"timeout": "1h"}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job), encoding="utf-8")
+    # --wait stops when the job awaits people, and says where to review it.
+    assert main(["--url", app.url, "submit", str(tmp_path / "job.yaml"), "--wait"]) == 0
+    out, err = capsys.readouterr()
+    job_id = out.strip().splitlines()[0]
+    assert f"/api/gallery/jobs/{job_id}" in err
+    assert main(["--url", app.url, "status", job_id]) == 0
+    assert capsys.readouterr().out.startswith(f"{job_id}: awaiting_review (3 ok); review: 0 approved, 0 rejected, 3 undecided until ")
+
+    assert main(["--url", app.url, "review", job_id, "--approve", "v000,v002", "--reject", "v001",
+                 "--note", "v001 is too dark", "--reviewer", "dana"]) == 0
+    assert "2 approved, 1 rejected by dana" in capsys.readouterr().err
+    assert app.wait(job_id)["status"] == "completed"
+    assert main(["--url", app.url, "status", job_id]) == 0
+    assert capsys.readouterr().out.strip().endswith("review: 2 approved, 1 rejected, 0 undecided")
+    assert len(store.list("published", f"{job_id}/")) == 2
+    assert main(["--url", app.url, "review", job_id, "--approve", "v001", "--reviewer", "dana"]) == 1
+    assert "Not awaiting review (409)" in capsys.readouterr().err
+
+    assert main(["--url", app.url, "open", job_id, "--no-browser"]) == 0
+    assert capsys.readouterr().out.strip() == f"{app.url}/api/gallery/jobs/{job_id}"
+    assert main(["--url", app.url, "open", "no-such-job", "--no-browser"]) == 1
