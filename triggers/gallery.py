@@ -16,7 +16,7 @@ import azure.functions as func
 
 from imagegen import gallery, storage
 from imagegen.manifest import Manifest, read_manifest
-from triggers.jobs import ORCHESTRATION, job_view, origin
+from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, job_view, origin
 from triggers.responses import not_found, problem
 
 bp = df.Blueprint()
@@ -40,7 +40,7 @@ async def gallery_jobs(req: func.HttpRequest, client: df.DurableOrchestrationCli
     jobs.sort(key=lambda job: job["createdTime"] or "", reverse=True)
     jobs = jobs[:100]
     store = storage.get_store()
-    manifests = {job["id"]: m for job in jobs if job["status"] in gallery.ENDED
+    manifests = {job["id"]: m for job in jobs if job["status"] in gallery.WITH_MANIFEST
                  and (m := _manifest(store, job["id"])) is not None}
     return _html(gallery.jobs_page(jobs, manifests, wanted))
 
@@ -53,8 +53,9 @@ async def gallery_job(req: func.HttpRequest, client: df.DurableOrchestrationClie
     if not status or status.name != ORCHESTRATION:
         return not_found(job_id)
     job = job_view(status, origin(req))
-    manifest = _manifest(storage.get_store(), job_id) if job["status"] in gallery.ENDED else None
-    return _html(gallery.job_page(job, manifest))
+    manifest = _manifest(storage.get_store(), job_id) if job["status"] in gallery.WITH_MANIFEST else None
+    signed_in = (req.headers.get(PRINCIPAL_HEADER) or "").strip() or None
+    return _html(gallery.job_page(job, manifest, signed_in))
 
 
 @bp.route(route="gallery/new", methods=["GET"])

@@ -24,7 +24,7 @@ import azure.functions as func
 from imagegen import intake, review, storage
 from imagegen.manifest import read_manifest
 from imagegen.types import FieldError, JobValidationError
-from triggers.jobs import ORCHESTRATION, TERMINAL, accepted, is_job_id, job_state, job_view, origin, start_job
+from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, TERMINAL, accepted, is_job_id, job_state, job_view, origin, start_job
 from triggers.responses import invalid_job, json_response, not_found, problem, problems_on_failure
 
 bp = df.Blueprint()
@@ -135,11 +135,6 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     await asyncio.to_thread(store.put, storage.cancel_marker_ref(job_id), b"cancelled by user\n")
     await client.raise_event(job_id, "cancel", {"by": "user"})
     return json_response({"id": job_id, "status": "cancelling"}, status=202)
-
-
-# Set by Container Apps (and App Service) built-in authentication for a signed-in user; the
-# platform drops a client's own copy of the header. See docs/review.md for why it is trusted.
-PRINCIPAL_HEADER = "x-ms-client-principal-name"
 
 
 @bp.route(route="jobs/{id}/review", methods=["POST"])

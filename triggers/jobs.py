@@ -66,6 +66,11 @@ def _read_and_attach(read: JobReader, store: storage.BlobStore, limits: Limits, 
     return attach_images(job, store, default_container=images_from, limits=limits)
 
 
+# Set by Container Apps (and App Service) built-in authentication for a signed-in user; the
+# platform drops a client's own copy of the header. See docs/review.md for why it is trusted.
+PRINCIPAL_HEADER = "x-ms-client-principal-name"
+
+
 def is_job_id(job_id: str) -> bool:
     """Whether `job_id` could name an instance: `.` and `..` (also sent as `%2e`) cannot,
     and the durable client mistakes them for the instances collection."""

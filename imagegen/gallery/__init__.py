@@ -18,8 +18,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from imagegen.manifest import Manifest
 
-STATUSES = ("queued", "running", "completed", "partial", "rejected", "failed", "cancelled")
+STATUSES = ("queued", "running", "awaiting_review", "completed", "partial", "rejected", "failed", "cancelled")
 ENDED = {"completed", "partial", "rejected", "failed", "cancelled"}
+# Jobs whose manifest is worth reading: ended, or written when the review began.
+WITH_MANIFEST = ENDED | {"awaiting_review"}
 STATIC = {"gallery.css": "text/css; charset=utf-8", "gallery.js": "text/javascript; charset=utf-8"}
 THUMBNAILS = 4  # first images shown per job in the list
 
@@ -61,19 +63,26 @@ def hidden_counts(manifest: Manifest | None) -> dict[str, int]:
 
 def jobs_page(jobs: list[dict], manifests: dict[str, Manifest], status: str | None = None) -> str:
     """The jobs list: `jobs` as `GET /api/jobs` shows them, newest first; `manifests` by job id."""
-    rows = [{**job, "percent": 100 if job["status"] in ENDED else percent(job.get("progress")),
+    rows = [{**job, "percent": 100 if job["status"] in WITH_MANIFEST else percent(job.get("progress")),
              "thumbnails": ok_variants(manifests.get(job["id"]))[:THUMBNAILS],
-             "ended": job["status"] in ENDED} for job in jobs]
+             "ended": job["status"] in WITH_MANIFEST} for job in jobs]  # settled: no need to poll
     live = any(not row["ended"] for row in rows)
     return _env.get_template("jobs.html").render(jobs=rows, status=status, live=live, title="Jobs")
 
 
-def job_page(job: dict, manifest: Manifest | None) -> str:
-    """One job: progress while it runs, then its image grid with every variant's parameters."""
-    ended = job["status"] in ENDED
+def job_page(job: dict, manifest: Manifest | None, signed_in: str | None = None) -> str:
+    """One job: progress while it runs, then its image grid with every variant's parameters.
+
+    A job awaiting review shows the review bar (select, approve / reject with a note); it
+    does not reload itself, so a selection or a half-written note is never lost: its script
+    follows each decision through the manifest and updates the page in place. `signed_in`
+    is the reviewer the platform signed in, if any (else the page asks for a name)."""
+    reviewing = job["status"] == "awaiting_review" and manifest is not None and manifest.review is not None
+    settled = job["status"] in WITH_MANIFEST
     return _env.get_template("job.html").render(
         job=job, manifest=manifest, variants=ok_variants(manifest), hidden=hidden_counts(manifest),
-        percent=100 if ended else percent(job.get("progress")), live=not ended, title=job.get("name") or job["id"])
+        percent=100 if settled else percent(job.get("progress")), live=not settled and not reviewing,
+        reviewing=reviewing, signed_in=signed_in, title=job.get("name") or job["id"])
 
 
 def new_job_page() -> str:

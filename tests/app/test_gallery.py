@@ -142,3 +142,75 @@ def test_the_new_job_form_shows_errors_by_their_fields_then_submits_an_img2img_j
     page.locator(".grid .variant").nth(3).wait_for()
     # The one failed request is the refused first submission the browser logs; nothing else.
     assert [e for e in page.errors if "status of 400" not in e] == []
+
+
+@pytest.mark.timeout(300)
+def test_review_in_the_gallery_approves_two_images_and_they_are_published(app, page, store, tmp_path):
+    # 1. A job asking for review, submitted through the form; `flaky-` makes its one GPU batch
+    #    fail once, so it is still running when the jobs page opens.
+    name = f"flaky-review-{uuid.uuid4().hex[:6]}"
+    page.goto(f"{app.url}/api/gallery/new")
+    page.fill("#name", name)
+    page.fill("[data-prompt] [name=text]", "a yellow kayak on a calm lake, product photo")
+    page.fill("#sizes", "64x64")
+    page.fill("#steps", "2")
+    page.fill("#seeds", "4")
+    page.check("#requires-review")
+    page.locator("button[type=submit]").click()
+    page.wait_for_url("**/api/gallery/jobs/**")
+    job_id = page.url.rsplit("/", 1)[1]
+
+    # 2. The jobs page follows it, without reloading, from running to awaiting review.
+    page.goto(f"{app.url}/api/gallery")
+    row = page.locator(f'tr[data-job="{job_id}"]')
+    row.wait_for()
+    assert row.get_attribute("data-status") in ("queued", "running")
+    started_at = int(row.locator("progress").get_attribute("value"))
+    page.evaluate("window.__notReloaded = true")
+    page.locator(f'tr[data-job="{job_id}"][data-status="awaiting_review"]').wait_for(timeout=120_000)
+    assert page.evaluate("window.__notReloaded") is True
+    assert started_at < 100 and int(row.locator("progress").get_attribute("value")) == 100
+    assert row.locator(".thumbs img").count() == 4
+    page.screenshot(path=tmp_path / "jobs-awaiting-review.png", full_page=True)
+
+    # 3. The job page in review mode: select two images (click, shift-click), approve them with a note.
+    row.locator("a").click()
+    page.wait_for_url(f"**/api/gallery/jobs/{job_id}")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    figures = page.locator(".grid .variant")
+    assert figures.count() == 4 and page.locator(".variant.d-undecided").count() == 4
+    page.evaluate("window.__notReloaded = true")
+    page.fill("#reviewer", "Ana Reviewer")
+    figures.nth(1).click()
+    figures.nth(2).click(modifiers=["Shift"])
+    assert page.locator("#selection").inner_text() == "2 selected"
+    page.fill("#note", "hero shots for the landing page")
+    page.screenshot(path=tmp_path / "review-selected.png", full_page=True)
+    page.locator("#approve").click()
+
+    # 4. The decision lands in place: badges, counts, message; no reload.
+    page.locator(".grid .variant.d-approved").nth(1).wait_for()
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.locator(".grid .variant.d-approved").count() == 2
+    assert page.locator('[data-count="approved"]').inner_text() == "2"
+    assert page.locator('[data-count="undecided"]').inner_text() == "2"
+    assert "2 decisions recorded" in page.locator("#review-message").inner_text()
+    page.screenshot(path=tmp_path / "review-approved.png", full_page=True)
+
+    manifest = app.manifest(job_id)
+    approved = [v for v in manifest["variants"] if v["review"]]
+    assert [v["index"] for v in approved] == [1, 2]
+    assert {(v["review"]["decision"], v["review"]["reviewer"], v["review"]["note"]) for v in approved} == {
+        ("approved", "Ana Reviewer", "hero shots for the landing page")}
+    assert sorted(store.list("published", f"{job_id}/")) == sorted(v["review"]["published"] for v in approved)
+    assert all(store.get(v["review"]["published"]) == store.get(v["blob"]) for v in approved)
+
+    # 5. Rejecting an image and finishing the review end it; the page says so.
+    figures.nth(0).click()
+    page.locator("#reject").click()
+    page.locator(".grid .variant.d-rejected").wait_for()
+    page.locator("#finish").click()
+    page.locator("#job-status.s-completed").wait_for()
+    assert app.wait(job_id)["summary"]["approved"] == 2
+    assert page.errors == []
+    page.screenshot(path=tmp_path / "review-finished.png", full_page=True)

@@ -71,3 +71,21 @@ def test_the_job_page_marks_signed_images_with_their_c2pa_manifest_and_signer():
     assert page.count('<span class="signed"') == 1
     assert "urn:c2pa:abcd" in page and "CN=Durable Diffusion development signer" in page
     assert "credentials</dt><dd>none" in page
+
+
+def test_a_job_awaiting_review_shows_the_review_bar_and_each_decision_escaped():
+    from tests.imagegen.test_manifest import REVIEW, approved
+
+    variants = [entry("job-1", 0, "ok", review=approved("job-1", 0, reviewer=HOSTILE, note=HOSTILE)),
+                entry("job-1", 1, "ok"), entry("job-1", 2, "blocked")]
+    page = gallery.job_page(job(status="awaiting_review"), manifest(variants=variants, review=REVIEW))
+    assert 'id="review"' in page and 'id="approve"' in page and 'id="reviewer"' in page
+    assert 'data-decision="approved"' in page and 'data-decision="undecided"' in page
+    assert "images/v002" not in page and "1 blocked (not shown)" in page
+    assert '<span data-count="approved">1</span> approved' in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert 'data-refresh="' not in page  # it never reloads under a reviewer's selection
+    signed = gallery.job_page(job(status="awaiting_review"), manifest(variants=variants, review=REVIEW), HOSTILE)
+    assert 'id="reviewer"' not in signed and "Signed in as <b>&lt;img" in signed
+    ended = gallery.job_page(job(), manifest(variants=variants, review={**REVIEW, "state": "done", "ended_by": "finish"}))
+    assert 'id="review"' not in ended and "review done (finish)" in ended

@@ -23,9 +23,19 @@
   var last = null;
   function variants() { return Array.prototype.slice.call(document.querySelectorAll(".variant")); }
   function selected() { return variants().filter(function (v) { return v.classList.contains("selected"); }); }
+  function undecidedSelection() {
+    return selected().filter(function (v) { return v.dataset.decision === "undecided"; });
+  }
   function update() {
     var button = document.getElementById("compare");
     if (button) button.disabled = selected().length < 2;
+    var panel = document.getElementById("review");
+    if (!panel) return;
+    var open = undecidedSelection().length, all = selected().length;
+    document.getElementById("selection").textContent = all === 0 ? "No images selected"
+      : all + " selected" + (open < all ? " (" + open + " undecided)" : "");
+    document.getElementById("approve").disabled = open === 0;
+    document.getElementById("reject").disabled = open === 0;
   }
   function toggle(figure, shift) {
     var all = variants();
@@ -66,7 +76,100 @@
     if (filter) filter.addEventListener("change", function () { filter.form.submit(); });
   }
 
-  // 4. New job: the form becomes a job for POST /api/jobs; each error lands next to its field.
+  // 4. Review: approve / reject the selected undecided images with a note, or finish. The
+  //    decision is sent to POST /api/jobs/{id}/review; the page then follows the manifest
+  //    until the decision has landed and updates badges and counts in place (no reload).
+  function say(text, isError) {
+    var line = document.getElementById("review-message");
+    line.textContent = text;
+    line.classList.toggle("error", !!isError);
+  }
+  function problemText(body) {
+    var errors = (body && body.errors) || [];
+    if (errors.length) return errors.map(function (e) { return e.message; }).join(" ");
+    return (body && (body.detail || body.title)) || "The decision was not accepted.";
+  }
+  function applyManifest(manifest) {
+    manifest.variants.forEach(function (v) {
+      var figure = document.querySelector('.variant[data-variant="' + CSS.escape(v.id) + '"]');
+      if (!figure || !v.review) return;
+      var decision = v.review.decision;
+      figure.dataset.decision = decision;
+      figure.classList.remove("d-undecided", "selected");
+      figure.classList.add("d-" + decision);
+      var badge = figure.querySelector(".decision");
+      badge.textContent = decision;
+      badge.title = decision + " by " + (v.review.reviewer || "the timeout") + (v.review.note ? ": " + v.review.note : "");
+    });
+    ["approved", "rejected", "undecided"].forEach(function (key) {
+      var count = document.querySelector('[data-count="' + key + '"]');
+      if (count) count.textContent = manifest.totals[key];
+    });
+    if (manifest.review && manifest.review.state !== "awaiting") {
+      var status = document.getElementById("job-status");
+      if (status) { status.textContent = manifest.status; status.className = "status s-" + manifest.status; }
+      document.getElementById("review").querySelectorAll("button, input").forEach(function (el) { el.disabled = true; });
+      say("The review has ended (" + (manifest.review.ended_by || manifest.review.state) + ").");
+    }
+    update();
+  }
+  function follow(job, ids, finish, tries) {
+    fetch("/api/jobs/" + encodeURIComponent(job) + "/manifest", { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (manifest) {
+        var landed = manifest.variants.filter(function (v) { return ids.indexOf(v.id) >= 0 && v.review; }).length;
+        var over = manifest.review && manifest.review.state !== "awaiting";
+        if (landed === ids.length && (!finish || over)) {
+          applyManifest(manifest);
+          if (!over) say(ids.length + " decision" + (ids.length === 1 ? "" : "s") + " recorded.");
+        } else if (tries > 0) {
+          setTimeout(function () { follow(job, ids, finish, tries - 1); }, 700);
+        } else {
+          say("Sent; it is taking a while to land: reload the page to see it.");
+        }
+      })
+      .catch(function () { if (tries > 0) setTimeout(function () { follow(job, ids, finish, tries - 1); }, 700); });
+  }
+  function decide(kind) {
+    var panel = document.getElementById("review");
+    var ids = kind === "finish" ? [] : undecidedSelection().map(function (v) { return v.dataset.variant; });
+    var body = { approve: [], reject: [], note: document.getElementById("note").value.trim() };
+    if (kind === "finish") body.finish = true; else body[kind] = ids;
+    var reviewer = document.getElementById("reviewer");
+    if (reviewer) {
+      body.reviewer = reviewer.value.trim();
+      try { localStorage.setItem("reviewer", body.reviewer); } catch (e) { /* private mode */ }
+    }
+    var buttons = panel.querySelectorAll("button");
+    buttons.forEach(function (b) { b.disabled = true; });
+    say("Sending…");
+    fetch("/api/jobs/" + encodeURIComponent(panel.dataset.job) + "/review", {
+      method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (answer) {
+        if (response.status === 202) {
+          document.getElementById("note").value = "";
+          say("Sent; waiting for it to land…");
+          follow(panel.dataset.job, answer.approve.concat(answer.reject), !!answer.finish, 40);
+        } else {
+          say(problemText(answer), true);
+        }
+      });
+    }).catch(function () { say("Could not reach the server.", true); })
+      .then(function () { document.getElementById("finish").disabled = false; update(); });
+  }
+  function bindReview() {
+    var panel = document.getElementById("review");
+    if (!panel) return;
+    var reviewer = document.getElementById("reviewer");
+    if (reviewer) { try { reviewer.value = localStorage.getItem("reviewer") || ""; } catch (e) { /* private mode */ } }
+    document.getElementById("approve").addEventListener("click", function () { decide("approve"); });
+    document.getElementById("reject").addEventListener("click", function () { decide("reject"); });
+    document.getElementById("finish").addEventListener("click", function () { decide("finish"); });
+    update();
+  }
+
+  // 5. New job: the form becomes a job for POST /api/jobs; each error lands next to its field.
   function list(value) { return value.split(",").map(function (v) { return v.trim(); }).filter(Boolean); }
   function number(value) { var n = Number(value); return value.trim() !== "" && !isNaN(n) ? n : value.trim(); }
   function readFile(input) {
@@ -98,6 +201,10 @@
         if (list(form.elements.styles.value).length) job.variants.styles = list(form.elements.styles.value);
         if (list(form.elements.sizes.value).length) job.variants.sizes = list(form.elements.sizes.value);
         if (form.elements.steps.value.trim()) job.variants.steps = number(form.elements.steps.value);
+        if (form.elements.requires_review.checked) {
+          job.review = { required: true };
+          if (form.elements.review_timeout.value.trim()) job.review.timeout = form.elements.review_timeout.value.trim();
+        }
         return job;
       });
   }
@@ -181,6 +288,6 @@
   });
   document.addEventListener("DOMContentLoaded", function () {
     document.documentElement.classList.add("js");
-    bind(); bindNewJob(); refresh();
+    bind(); bindReview(); bindNewJob(); refresh();
   });
 })();
