@@ -4,6 +4,9 @@ Starts devhost (which starts Azurite) with the tiny offline model and the local 
 checks, submits the txt2img fan-out and the img2img job from `examples/`, shows their
 progress, downloads the results into `out/`, checks their Content Credentials (C2PA)
 against the development CA, prints where to look, and stops everything.
+The fan-out asks for review: the demo prints its gallery URL, approves some images and
+rejects one through the CLI (`imagegen review`), and downloads both its outputs and the
+approved images copied to the `published` container.
 
 The tiny model has random weights: its images are noise. The pipeline around it —
 moderation, fan-out, storage, manifest — is the real one. Set IMAGEGEN_MODEL to a model
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from imagegen.cli import Api, ApiError, download, job_body, summary_line, wait
+from imagegen.cli import Api, ApiError, download, gallery_url, job_body, main as imagegen, summary_line, wait
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = [ROOT / "examples" / "spring-campaign.yaml", ROOT / "examples" / "sneaker-restyle.yaml"]
@@ -74,6 +77,17 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
+def review(api: Api, job_id: str) -> dict:
+    """What a reviewer does, through the CLI: approve three images, reject one, finish."""
+    print(f"\n{job_id} awaits review. Open the gallery to look: {gallery_url(api, job_id)}", flush=True)
+    print(f"imagegen review {job_id} --approve v000,v002,v005 --reject v001 --note 'demo' --finish", flush=True)
+    code = imagegen(["--url", api.url, "review", job_id, "--approve", "v000,v002,v005", "--reject", "v001",
+                     "--note", "approved in the demo", "--reviewer", "demo", "--finish"])
+    if code != 0:
+        raise ApiError(0, f"imagegen review {job_id} failed")
+    return wait(api, job_id)
+
+
 def main() -> int:
     (ROOT / ".devhost").mkdir(exist_ok=True)
     print("Starting devhost (the local Functions host) and Azurite ...", flush=True)
@@ -87,6 +101,8 @@ def main() -> int:
             job_id = api.submit(*job_body(path))["jobId"]
             print(f"submitted {path.relative_to(ROOT)} as job {job_id}", flush=True)
             job = wait(api, job_id)
+            if job["status"] == "awaiting_review":
+                job = review(api, job_id)
             sheet = download(api, job_id, OUT)
             results.append((summary_line(job), sheet))
     except ApiError as error:
@@ -97,6 +113,8 @@ def main() -> int:
     print("\nDone. Results:")
     for line, sheet in results:
         print(f"  {line}\n    open {sheet.relative_to(ROOT)}  (images + manifest.json beside it)")
+        if (sheet.parent / "published").is_dir():
+            print(f"    approved images, from the published container: {(sheet.parent / 'published').relative_to(ROOT)}/")
     return check_credentials([sheet.parent for _, sheet in results])
 
 

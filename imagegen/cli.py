@@ -122,7 +122,8 @@ def wait(api: Api, job_id: str, poll: float = 1.0) -> dict:
 
 
 def download(api: Api, job_id: str, to: Path) -> Path:
-    """Images, manifest and an index.html contact sheet into `to/{job_id}/`."""
+    """Images, manifest and an index.html contact sheet into `to/{job_id}/`; a reviewed
+    job's approved images also into `to/{job_id}/published/`, from the published container."""
     manifest = api.call("GET", f"jobs/{job_id}/manifest").json()
     directory = to / job_id
     directory.mkdir(parents=True, exist_ok=True)
@@ -133,6 +134,10 @@ def download(api: Api, job_id: str, to: Path) -> Path:
         name = f"{variant['id']}{Path(variant['blob']).suffix}"
         (directory / name).write_bytes(api.call("GET", f"jobs/{job_id}/images/{variant['id']}").content)
         images[variant["id"]] = name
+        if (variant.get("review") or {}).get("published"):
+            (directory / "published").mkdir(exist_ok=True)
+            (directory / "published" / name).write_bytes(
+                api.call("GET", f"jobs/{job_id}/published/{variant['id']}").content)
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return write_contact_sheet(directory, manifest, images)
 
@@ -148,7 +153,8 @@ def drop(path: Path) -> str:
 
 
 def summary_line(job: dict) -> str:
-    summary = job.get("summary") or {}
+    # Counts of what was made: the summary once the job ended, its progress before that.
+    summary = job.get("summary") or (job.get("progress") if isinstance(job.get("progress"), dict) else None) or {}
     counts = ", ".join(f"{summary[k]} {k}" for k in ("ok", "blocked", "unchecked", "failed", "cancelled") if summary.get(k))
     line = f"{job['id']}: {job['status']}" + (f" ({counts})" if counts else "")
     return line + review_line(job)
@@ -164,7 +170,8 @@ def review_line(job: dict) -> str:
     if not decided:
         return ""
     words = ", ".join(f"{decided.get(k, 0)} {k}" for k in ("approved", "rejected", "undecided"))
-    until = f" until {progress['deadline']}" if job["status"] == "awaiting_review" and progress.get("deadline") else ""
+    deadline = str(progress.get("deadline") or "")[:16].replace("T", " ")
+    until = f" until {deadline} UTC" if job["status"] == "awaiting_review" and deadline else ""
     return f"; review: {words}{until}"
 
 

@@ -6,6 +6,7 @@
     GET  /api/jobs/{id}                   status, progress; when done the summary and manifest URL
     GET  /api/jobs/{id}/manifest          the manifest JSON
     GET  /api/jobs/{id}/images/{variant}  one published image
+    GET  /api/jobs/{id}/published/{variant}  an approved image's copy in published/ (jobs with review)
     POST /api/jobs/{id}/cancel            stop a running job
     POST /api/jobs/{id}/review            approve / reject variants of a job awaiting review
 
@@ -112,6 +113,24 @@ def get_image(req: func.HttpRequest) -> func.HttpResponse:
         return problem(404, "Image not published", f"Variant {variant_id!r} is {entry.status}: it has no published image.")
     data = store.get(entry.blob)
     return func.HttpResponse(data, mimetype=storage.guess_content_type(entry.blob))
+
+
+@bp.route(route="jobs/{id}/published/{variant}", methods=["GET"])
+@problems_on_failure
+def get_published_image(req: func.HttpRequest) -> func.HttpResponse:
+    job_id, variant_id = req.route_params["id"], req.route_params["variant"]
+    store = storage.get_store()
+    try:
+        manifest = read_manifest(store, job_id)
+    except (storage.BlobNotFound, ValueError):
+        return not_found(job_id)
+    entry = next((v for v in manifest.variants if v.id == variant_id), None)
+    if entry is None:
+        return problem(404, "Image not found", f"Job {job_id!r} has no variant {variant_id!r}.")
+    if entry.review is None or entry.review.published is None:
+        decided = entry.review.decision if entry.review else "not approved"
+        return problem(404, "Image not published", f"Variant {variant_id!r} is {decided}: it has no copy in published/.")
+    return func.HttpResponse(store.get(entry.review.published), mimetype=storage.guess_content_type(entry.review.published))
 
 
 @bp.route(route="jobs/{id}/cancel", methods=["POST"])

@@ -77,6 +77,11 @@ def test_review_from_the_command_line_approves_and_rejects_by_short_id(app, tmp_
     assert main(["--url", app.url, "status", job_id]) == 0
     assert capsys.readouterr().out.strip().endswith("review: 2 approved, 1 rejected, 0 undecided")
     assert len(store.list("published", f"{job_id}/")) == 2
+    assert main(["--url", app.url, "download", job_id, "--to", str(tmp_path / "out")]) == 0
+    folder = tmp_path / "out" / job_id
+    published = sorted(path.name[:4] for path in (folder / "published").iterdir())
+    assert published == ["v000", "v002"] and len(list(folder.glob("*.png"))) == 3
+    assert (folder / "published" / next(folder.glob("v000*.png")).name).read_bytes() == next(folder.glob("v000*.png")).read_bytes()
     assert main(["--url", app.url, "review", job_id, "--approve", "v001", "--reviewer", "dana"]) == 1
     assert "Not awaiting review (409)" in capsys.readouterr().err
 

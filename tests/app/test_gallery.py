@@ -147,7 +147,7 @@ def test_the_new_job_form_shows_errors_by_their_fields_then_submits_an_img2img_j
 @pytest.mark.timeout(300)
 def test_review_in_the_gallery_approves_two_images_and_they_are_published(app, page, store, tmp_path):
     # 1. A job asking for review, submitted through the form; `flaky-` makes its one GPU batch
-    #    fail once, so it is still running when the jobs page opens.
+    #    fail once, so it is still running when its page opens.
     name = f"flaky-review-{uuid.uuid4().hex[:6]}"
     page.goto(f"{app.url}/api/gallery/new")
     page.fill("#name", name)
@@ -160,26 +160,19 @@ def test_review_in_the_gallery_approves_two_images_and_they_are_published(app, p
     page.wait_for_url("**/api/gallery/jobs/**")
     job_id = page.url.rsplit("/", 1)[1]
 
-    # 2. The jobs page follows it, without reloading, from running to awaiting review.
-    page.goto(f"{app.url}/api/gallery")
-    row = page.locator(f'tr[data-job="{job_id}"]')
-    row.wait_for()
-    assert row.get_attribute("data-status") in ("queued", "running")
-    started_at = int(row.locator("progress").get_attribute("value"))
+    # 2. Its page follows it, without reloading, from running to review mode.
+    assert page.locator("#job-status").inner_text() in ("queued", "running")
+    assert int(page.locator("progress").get_attribute("value")) < 100
     page.evaluate("window.__notReloaded = true")
-    page.locator(f'tr[data-job="{job_id}"][data-status="awaiting_review"]').wait_for(timeout=120_000)
+    page.locator("#review").wait_for(timeout=120_000)
     assert page.evaluate("window.__notReloaded") is True
-    assert started_at < 100 and int(row.locator("progress").get_attribute("value")) == 100
-    assert row.locator(".thumbs img").count() == 4
-    page.screenshot(path=tmp_path / "jobs-awaiting-review.png", full_page=True)
-
-    # 3. The job page in review mode: select two images (click, shift-click), approve them with a note.
-    row.locator("a").click()
-    page.wait_for_url(f"**/api/gallery/jobs/{job_id}")
+    assert page.locator("#job-status").inner_text() == "awaiting_review"
+    assert int(page.locator("progress").get_attribute("value")) == 100
     page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     figures = page.locator(".grid .variant")
     assert figures.count() == 4 and page.locator(".variant.d-undecided").count() == 4
-    page.evaluate("window.__notReloaded = true")
+
+    # 3. Select two images (click, shift-click) and approve them with a note.
     page.fill("#reviewer", "Ana Reviewer")
     figures.nth(1).click()
     figures.nth(2).click(modifiers=["Shift"])
@@ -188,7 +181,7 @@ def test_review_in_the_gallery_approves_two_images_and_they_are_published(app, p
     page.screenshot(path=tmp_path / "review-selected.png", full_page=True)
     page.locator("#approve").click()
 
-    # 4. The decision lands in place: badges, counts, message; no reload.
+    # 4. The decision lands in place: badges, counts, message; still no reload.
     page.locator(".grid .variant.d-approved").nth(1).wait_for()
     assert page.evaluate("window.__notReloaded") is True
     assert page.locator(".grid .variant.d-approved").count() == 2
@@ -212,5 +205,13 @@ def test_review_in_the_gallery_approves_two_images_and_they_are_published(app, p
     page.locator("#finish").click()
     page.locator("#job-status.s-completed").wait_for()
     assert app.wait(job_id)["summary"]["approved"] == 2
-    assert page.errors == []
+    assert page.evaluate("window.__notReloaded") is True
     page.screenshot(path=tmp_path / "review-finished.png", full_page=True)
+
+    # 6. The jobs list shows it ended, with its thumbnails; the status filter knows the state.
+    page.goto(f"{app.url}/api/gallery?status=completed")
+    row = page.locator(f'tr[data-job="{job_id}"][data-status="completed"]')
+    assert row.locator(".thumbs img").count() == 4
+    assert page.locator('#status option[value="awaiting_review"]').count() == 1
+    page.screenshot(path=tmp_path / "jobs-reviewed.png", full_page=True)
+    assert page.errors == []

@@ -12,7 +12,8 @@
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
         .then(function (html) {
           var next = new DOMParser().parseFromString(html, "text/html").getElementById("page");
-          if (next) { page.replaceWith(next); bind(); }
+          // A job that now awaits review arrives with the review bar: bind it too.
+          if (next) { page.replaceWith(next); bind(); bindReview(); }
           refresh();
         })
         .catch(function () { refresh(); });
