@@ -42,9 +42,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
 from devhost.azurite import free_port, start_azurite  # noqa: E402
+from imagegen.types import ENDED_STATES  # noqa: E402
 
 PROMPT = "a red sneaker on a white background, studio lighting"
-TERMINAL = {"completed", "partial", "rejected", "failed", "cancelled"}
+TERMINAL = ENDED_STATES
 POLL_SECONDS = 0.05
 
 

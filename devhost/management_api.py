@@ -17,11 +17,12 @@ from typing import Any, Callable
 from aiohttp import web
 
 from devhost.client_binding import management_urls
+from devhost.durable import core
 from devhost.durable.errors import InstanceExists, InstanceNotFound, InstanceNotRunning, UnknownOrchestrator
 
 PREFIXES = ("/runtime/webhooks/durabletask", "/durabletask")
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
-TERMINAL = {"Completed", "Failed", "Terminated"}
+TERMINAL = frozenset(core.TERMINAL_STATUSES)
 CONTINUATION_HEADER = "x-ms-continuation-token"
 
 

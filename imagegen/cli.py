@@ -37,9 +37,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from imagegen.contact_sheet import write_contact_sheet
+from imagegen.types import ENDED_STATES
 
 console = Console(stderr=True)
-ENDED = {"completed", "partial", "rejected", "failed", "cancelled"}
+ENDED = ENDED_STATES
 # Where `submit --wait` stops following a job: it ended, or it waits for people.
 SETTLED = ENDED | {"awaiting_review"}
 

@@ -140,14 +140,9 @@ def review_of(job: JobSpec, settings: Settings) -> dict | None:
     return review.model_dump() if review is not None and review.required else None
 
 
-# Instance ids name blobs (outputs/{job_id}/...): job-name characters, kept short.
-def slug(text: str, limit: int = 40) -> str:
-    return slugify(text)[:limit].rstrip("-.")
-
-
 def new_job_id(name: str) -> str:
     """A fresh id for an HTTP job: readable name plus randomness (triggers may be random)."""
-    return f"{slug(name) or 'job'}-{uuid.uuid4().hex[:10]}"
+    return f"{slugify(name, 40)}-{uuid.uuid4().hex[:10]}"
 
 
 def drop_job_id(blob_name: str, content: bytes) -> str:
@@ -158,9 +153,9 @@ def drop_job_id(blob_name: str, content: bytes) -> str:
     again; a changed file has new content and runs.
     """
     digest = hashlib.sha256(blob_name.encode() + b"\n" + hashlib.sha256(content).digest()).hexdigest()[:12]
-    return f"drop-{slug(PurePosixPath(blob_name).stem, 30) or 'job'}-{digest}"
+    return f"drop-{slugify(PurePosixPath(blob_name).stem, 30)}-{digest}"
 
 
 def schedule_job_id(schedule_name: str, slot: datetime) -> str:
     """One id per schedule and slot: a slot runs once however often the timer looks."""
-    return f"schedule-{slug(schedule_name, 40)}-{slot.strftime('%Y%m%dT%H%M%SZ')}"
+    return f"schedule-{slugify(schedule_name, 40)}-{slot.strftime('%Y%m%dT%H%M%SZ')}"

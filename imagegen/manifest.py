@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 from imagegen.notify import NotifyRecord
 from imagegen.storage import BlobChanged, BlobNotFound, BlobStore, check_id, manifest_ref, split_ref
 from imagegen.types import (
+    OutcomeCounts,
     ContentCredentials,
     ImageFormat,
     JobSource,
@@ -186,13 +187,8 @@ class ManifestVariant(BaseModel):
         return self
 
 
-class Totals(BaseModel):
+class Totals(OutcomeCounts):
     variants: int
-    ok: int
-    blocked: int
-    failed: int
-    unchecked: int
-    cancelled: int = Field(0, description="Variants not made because the job was cancelled")
     images: int = Field(description="Images stored, published or quarantined")
     seconds: float = Field(description="Sum of generation seconds")
     approved: int = Field(0, description="Variants a reviewer approved (or the timeout, with on_timeout: approve)")
@@ -264,9 +260,7 @@ class Manifest(BaseModel):
     @computed_field
     @property
     def totals(self) -> Totals:
-        count = {status: 0 for status in ("ok", "blocked", "failed", "unchecked", "cancelled")}
-        for variant in self.variants:
-            count[variant.status] += 1
+        count = OutcomeCounts.of(variant.status for variant in self.variants)
         decisions = {"approved": 0, "rejected": 0, "undecided": 0}
         if self.review is not None:
             for variant in self.variants:

@@ -33,7 +33,16 @@ from pydantic import BaseModel, Field
 
 from imagegen.notify import NotifyEvent, NotifyRecord
 from imagegen.settings import AUTO_MAX_BATCH
-from imagegen.types import Batch, ContentCredentials, JobSource, JobStatus, Variant, VariantStatus, Verdict
+from imagegen.types import (
+    Batch,
+    ContentCredentials,
+    JobSource,
+    JobStatus,
+    OutcomeCounts,
+    Variant,
+    VariantStatus,
+    Verdict,
+)
 
 Phase = Literal["moderating inputs", "generating", "cancelling", "awaiting review", "publishing",
                 "writing manifest", "done"]
@@ -56,17 +65,12 @@ class JobRequest(BaseModel):
     notify: bool = False
 
 
-class Progress(BaseModel):
+class Progress(OutcomeCounts):
     """The orchestration's customStatus: what a user polling the job sees."""
 
     phase: Phase
     total: int
     done: int = 0
-    ok: int = 0
-    blocked: int = 0
-    failed: int = 0
-    unchecked: int = 0
-    cancelled: int = 0
     # Jobs with review: the decisions so far ({approved, rejected, undecided}) and when the
     # wait times out (ISO 8601, UTC); None for a job without review.
     review: dict | None = None
@@ -77,23 +81,17 @@ class Progress(BaseModel):
     summary: dict | None = None
 
     def add(self, records: list[VariantRecord]) -> None:
-        for record in records:
-            self.done += 1
-            setattr(self, record.status, getattr(self, record.status) + 1)
+        self.done += len(records)
+        self.count(record.status for record in records)
 
 
-class JobSummary(BaseModel):
+class JobSummary(OutcomeCounts):
     """The orchestration's output."""
 
     job_id: str
     name: str
     status: JobStatus
     total: int
-    ok: int
-    blocked: int
-    failed: int
-    unchecked: int
-    cancelled: int = 0
     # Jobs with review: how many ok variants were approved, rejected, left undecided.
     approved: int | None = None
     rejected: int | None = None

@@ -301,10 +301,11 @@ class JobSpec(BaseModel):
         return self
 
 
-def slugify(text: str) -> str:
-    """A usable job name from any text: 'Spring Campaign 2024' -> 'spring-campaign-2024'."""
+def slugify(text: str, limit: int = 64) -> str:
+    """A usable name from any text, at most `limit` characters: 'Spring Campaign 2024' ->
+    'spring-campaign-2024'. Job names, and the job-name part of instance ids, are made so."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", text.lower())
-    slug = re.sub(r"^[^a-z0-9]+", "", slug)[:64].rstrip("-")
+    slug = re.sub(r"^[^a-z0-9]+", "", slug)[:limit].rstrip("-.")
     return slug or "job"
 
 

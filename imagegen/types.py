@@ -7,6 +7,7 @@ orchestration history between activities. Images never do: they travel as blob n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,34 @@ MAX_DEEPCACHE = 10
 
 # The four Azure AI Content Safety harm categories, in the service's spelling.
 CATEGORIES: tuple[str, ...] = ("Hate", "SelfHarm", "Sexual", "Violence")
+
+
+# A job's status in users' words (the API, the CLI, the gallery), and those after which it
+# does nothing more.
+JOB_STATES: tuple[str, ...] = (
+    "queued", "running", "awaiting_review", "completed", "partial", "rejected", "failed", "cancelled")
+ENDED_STATES = frozenset({"completed", "partial", "rejected", "failed", "cancelled"})
+
+
+class OutcomeCounts(BaseModel):
+    """How many variants ended each way. The manifest's totals, the job's summary and its
+    live progress all count with this one model."""
+
+    ok: int = 0
+    blocked: int = 0
+    failed: int = 0
+    unchecked: int = 0
+    cancelled: int = Field(0, description="Variants not made because the job was cancelled")
+
+    def count(self, statuses: "Iterable[VariantStatus]") -> None:
+        for status in statuses:
+            setattr(self, status, getattr(self, status) + 1)
+
+    @classmethod
+    def of(cls, statuses: "Iterable[VariantStatus]") -> dict[str, int]:
+        counts = cls()
+        counts.count(statuses)
+        return counts.model_dump(include=set(OutcomeCounts.model_fields))
 
 
 class FieldError(BaseModel):

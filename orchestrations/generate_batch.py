@@ -28,7 +28,7 @@ from imagegen.messages import (
     input_rejections,
 )
 from imagegen.spec import JobSpec
-from imagegen.types import Variant, Verdict
+from imagegen.types import OutcomeCounts, Variant, Verdict
 from imagegen.variants import batches, expand
 from orchestrations.review import await_review
 
@@ -115,10 +115,8 @@ def generate_batch(context: df.DurableOrchestrationContext):
             review=review, decisions=decisions or {},
         )
 
-    counts = Progress(phase="done", total=len(records))
-    counts.add(records)
-    made = {"total": counts.total, "ok": counts.ok, "blocked": counts.blocked, "failed": counts.failed,
-            "unchecked": counts.unchecked, "cancelled": counts.cancelled}
+    counts = OutcomeCounts.of(record.status for record in records)
+    made = {"total": len(records), **counts}
     notify = NotifyJobRequest(job_id=job_id, name=job.name, event="ended", status="", counts=made,
                               url=job.notify.url if job.notify else None) if request.notify else None
 
@@ -142,8 +140,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
     #    up: the custom status carries the final status and summary before it is made.
     summary = JobSummary(
         job_id=job_id, name=job.name, status=manifest.status, total=len(records),
-        ok=counts.ok, blocked=counts.blocked, failed=counts.failed, unchecked=counts.unchecked,
-        cancelled=counts.cancelled, **(book.counts() if book else {}),
+        **counts, **(book.counts() if book else {}),
         manifest=manifest.manifest, manifest_url=manifest.url, reasons=rejections,
     ).model_dump()
     progress.phase = "done"

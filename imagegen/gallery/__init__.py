@@ -17,9 +17,10 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from imagegen.manifest import Manifest
+from imagegen.types import ENDED_STATES, JOB_STATES
 
-STATUSES = ("queued", "running", "awaiting_review", "completed", "partial", "rejected", "failed", "cancelled")
-ENDED = {"completed", "partial", "rejected", "failed", "cancelled"}
+STATUSES = JOB_STATES
+ENDED = ENDED_STATES
 # Jobs whose manifest is worth reading: ended, or written when the review began.
 WITH_MANIFEST = ENDED | {"awaiting_review"}
 STATIC = {"gallery.css": "text/css; charset=utf-8", "gallery.js": "text/javascript; charset=utf-8"}
