@@ -17,7 +17,10 @@ replays, polling). Prints a markdown table with the load average, because other 
 a shared machine moves these figures.
 
   python bench/e2e_throughput.py [--variants 16,64] [--runs 3] [--size 128] [--steps 8]
-                                 [--json bench/results/e2e_throughput.json]
+                                 [--foundry 5] [--json bench/results/e2e_throughput.json]
+
+With --foundry RUNS it also times one-image requests to the sync Foundry route
+(`POST /api/images/generations`): how long after its image's check the answer arrives.
 """
 
 from __future__ import annotations
@@ -208,7 +211,7 @@ STAGES = {
     "moderate_text": "input checks", "moderate_image (input)": "input checks",
     "generate_images": "generation activity", "gpu_batch": "GPU calls",
     "encode_images": "encode images", "moderate_image": "output checks",
-    "check_images": "output checks", "safety.check_image": "safety model",
+    "check_images": "output checks", "safety.check_image": "safety model", "safety.check_images": "safety model",
     "storage": "storage calls", "Content Safety": "Content Safety calls",
     "write_manifest": "manifest",
 }
@@ -285,6 +288,27 @@ def measure(stack: Stack, variants: int, size: int, steps: int, runs: int, check
     }
 
 
+def measure_foundry(stack: Stack, size: int, steps: int, runs: int) -> dict:
+    """The sync Foundry route, one image a request: seconds from the end of the image's
+    check (its `check_images` span in the trace) to the answer reaching the client."""
+    after_check, walls = [], []
+    for seed in range(runs + 1):  # the first request is a warm-up
+        body = {"prompt": f"{PROMPT}, take {seed}", "size": f"{size}x{size}", "steps": steps, "seed": seed}
+        started = time.perf_counter()
+        response = requests.post(f"{stack.url}/api/images/generations", json=body, timeout=120)
+        answered, wall = time.time(), time.perf_counter() - started
+        if response.status_code != 200:
+            raise RuntimeError(f"the Foundry route answered {response.status_code}: {response.text}")
+        if seed == 0:
+            continue
+        spans = job_spans(read_spans(stack.trace_file), response.json()["jobId"])
+        checks = [s["end"] for s in spans if s["name"] == "check_images"]
+        walls.append(wall)
+        after_check.append(answered - max(checks) if checks else float("nan"))
+    return {"runs": runs, "wall_s": statistics.median(walls), "after_check_s": statistics.median(after_check),
+            "after_check_runs_s": [round(a, 4) for a in after_check]}
+
+
 def print_table(results: list[dict], load: tuple[float, float]) -> None:
     print(f"\ntiny model on CPU, devhost + Azurite + local safety; python {platform.python_version()}, "
           f"{os.cpu_count()} cores, load average {load[0]:.1f} before / {load[1]:.1f} after\n")
@@ -315,6 +339,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="skip comparing the job's images with the engine's")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for the devhost (repeatable), e.g. IMAGEGEN_MAX_BATCH=8")
+    parser.add_argument("--foundry", type=int, default=0, metavar="RUNS",
+                        help="also time RUNS one-image requests to the sync Foundry route (default 0: none)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
@@ -323,15 +349,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as scratch:
         stack = start_stack(Path(scratch), env)
         try:
-            for variants in (int(v) for v in args.variants.split(",")):
+            for variants in (int(v) for v in args.variants.split(",") if v):
                 results.append(measure(stack, variants, args.size, args.steps, args.runs, args.check_images))
+            foundry = measure_foundry(stack, args.size, args.steps, args.foundry) if args.foundry else None
         finally:
             stack.stop()
     load = (load_before, os.getloadavg()[0])
     print_table(results, load)
+    if foundry:
+        print(f"\nsync Foundry route, one image ({args.size}x{args.size}, {args.steps} steps), median of {foundry['runs']}: "
+              f"answered in {foundry['wall_s']:.2f} s, {foundry['after_check_s'] * 1000:.0f} ms after its image was checked")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"load_average": load, "env": env, "results": results}, indent=2) + "\n",
+        args.json.write_text(json.dumps({"load_average": load, "env": env, "results": results, "foundry": foundry}, indent=2) + "\n",
                              encoding="utf-8")
     return results
 

@@ -14,6 +14,7 @@ picks the pipeline class (SD 1.5, SD 2.x, SDXL), and the image-to-image pipeline
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -203,6 +204,7 @@ class DiffusionEngine:
         """Load the model once; threads asking at the same time wait for the one load."""
         with self._load_lock:
             if self._text2image is None:
+                set_torch_threads(self.settings.torch_threads, self.device)
                 started = time.perf_counter()
                 pipe = load_text2image(self.model, self.revision, self.device, self.dtype,
                                        compile_mode=self.settings.compile_mode)
@@ -373,6 +375,21 @@ class DiffusionEngine:
         free_bytes, _total = torch.cuda.mem_get_info(self.device)
         per_image = CUDA_BYTES_PER_PIXEL * width * height
         return max(1, min(CUDA_MAX_AUTO_BATCH, int(free_bytes * 0.8) // per_image))
+
+
+def set_torch_threads(setting: str, device: torch.device) -> None:
+    """torch's CPU threads for the host: on a CPU device one per core but one, so the image
+    checks, storage and the host run beside the diffusion model instead of stalling its
+    threads (which wait for each other at every op); on a GPU torch's default."""
+    if setting == "auto":
+        if device.type != "cpu":
+            return
+        threads = max(1, (os.cpu_count() or 1) - 1)
+    elif setting.isdigit() and int(setting) >= 1:
+        threads = int(setting)
+    else:
+        raise ValueError(f"setting `IMAGEGEN_TORCH_THREADS` must be `auto` or a whole number >= 1, got {setting!r}")
+    torch.set_num_threads(threads)
 
 
 def check_batch(batch: Batch, source_image: PIL.Image.Image | None) -> None:

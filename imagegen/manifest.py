@@ -123,6 +123,8 @@ class ManifestVariant(BaseModel):
     image_width: int | None = Field(default=None, description="Width of the stored image")
     image_height: int | None = Field(default=None, description="Height of the stored image")
     seconds: float | None = Field(default=None, ge=0, description="Generation time of this image")
+    started_at: datetime | None = Field(default=None, description="When the GPU call that made this image started (UTC)")
+    finished_at: datetime | None = Field(default=None, description="When the GPU call that made this image ended (UTC)")
     input_verdict: Verdict | None = None
     output_verdict: Verdict | None = None
     content_credentials: ContentCredentials | None = Field(

@@ -140,11 +140,12 @@ class BatchRequest(BaseModel):
 
 
 class HeldImage(BaseModel):
-    """What `generate_images` made for one variant: an image held in quarantine, unchecked."""
+    """What `generate_images` made for one variant: its two possible blob names, its hash,
+    its Content Credentials and when its GPU call ran."""
 
     variant_id: str
-    held: str  # blob name in quarantine/, where every image waits until it is checked
-    publish_to: str  # blob name in outputs/, where it goes when checked safe
+    held: str  # blob name in quarantine/, where an image not checked safe is stored
+    publish_to: str  # blob name in outputs/, where an image checked safe is stored
     sha256: str
     width: int
     height: int
@@ -152,17 +153,29 @@ class HeldImage(BaseModel):
     model: str
     revision: str | None = None
     device: str
-    # The C2PA Content Credentials signed into the held bytes (`sha256` is of the signed
+    # The C2PA Content Credentials signed into the stored bytes (`sha256` is of the signed
     # file); None when signing is off. `signing_error` says why signing that was
     # configured failed: such an image is never checked or published (fail closed).
     content_credentials: ContentCredentials | None = None
     signing_error: str | None = None
+    # When the GPU call that made it started and ended (UTC, ISO 8601): the job's timeline.
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class CheckedImage(BaseModel):
+    """One image as `generate_images` stored it: checked first, then written once where its
+    verdict says (`publish_to` only when `safe`; `held` when blocked or unchecked)."""
+
+    image: HeldImage
+    verdict: Verdict
+    ref: str
 
 
 class GenerateImagesResult(BaseModel):
     """The images made, in the batch's order; fewer than asked when the job was cancelled."""
 
-    images: list[HeldImage]
+    images: list[CheckedImage]
     warnings: list[str] = Field(default_factory=list)  # e.g. a prompt the text encoder truncates
 
 

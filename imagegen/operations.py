@@ -6,22 +6,28 @@ small JSON with blob names, because that is what orchestration history holds. Ea
 safe to run twice (activities are at-least-once): blob names are deterministic, so a
 repeated write overwrites.
 
-Fail closed: a generated image is written to `quarantine/` first and moved to `outputs/`
-only when its check says `safe`. An image whose check failed, or never ran, stays held.
+Fail closed: a generated image is signed and checked before it is stored, and written to
+`outputs/` only when its check says `safe`; to `quarantine/` when it is blocked, its check
+failed, or its signing failed.
 """
 
 from __future__ import annotations
 
+import contextvars
 import fnmatch
 import hashlib
 import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from urllib.parse import urlsplit
 
-from imagegen import notify, storage, telemetry
+from imagegen import job_events, notify, storage, telemetry
 from imagegen.messages import (
     BatchRequest,
+    CheckedImage,
     GenerateImagesResult,
     HeldImage,
     ModerateImageRequest,
@@ -69,7 +75,7 @@ def moderate_image(request: ModerateImageRequest) -> ModerateImageResult:
     """
     held, publish_to = request.image, request.publish_to
     if publish_to:
-        inject_check_fault(held)
+        inject_check_fault(held.split("/")[1], held)  # quarantine/{job_id}/{variant_id}.{ext}
     store = storage.get_store()
     where = held
     if publish_to and not store.exists(held) and store.exists(publish_to):
@@ -90,14 +96,19 @@ def moderate_image(request: ModerateImageRequest) -> ModerateImageResult:
 
 
 def generate_images(request: BatchRequest) -> GenerateImagesResult:
-    """Generate one batch on the GPU and hold every image in quarantine until it is checked.
+    """Generate one batch; sign, check and store every image once, where its check says.
+
+    Each GPU call's images are encoded, signed, checked in one safety call and written
+    once: to `outputs/` when the verdict is `safe`, else to `quarantine/` (blocked; or
+    unchecked because the check, or the signing, failed). Nothing is ever in `outputs/`
+    unchecked. That work for one GPU call runs on the checker thread while the engine makes
+    the next call.
 
     When the job is cancelled (its cancel marker exists) it stops between GPU calls and
     between diffusion steps, and returns only the images it made: the rest are cancelled.
     """
     from imagegen import provenance  # like torch, the C2PA SDK loads only where we generate
     from imagegen.diffusion import GenerationCancelled, get_engine  # torch loads only where we generate
-    from imagegen.metadata import encode_image
 
     settings = Settings.from_env()
     inject_fault(request)
@@ -116,38 +127,125 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
     def cancelled() -> bool:
         return store.exists(marker)
 
-    images = []
-    for chunk in split_batch(request.batch, engine.max_batch_size(first.width, first.height)):
-        if cancelled():
-            break
-        try:
-            with telemetry.span("gpu_batch", batch_id=chunk.id, batch_size=len(chunk.variants),
-                                image_width=first.width, image_height=first.height, image_steps=first.steps,
-                                device=engine.device.type):
-                made = engine.generate(chunk, source, cancelled=cancelled)
-        except GenerationCancelled:
-            break
-        telemetry.record_images(len(made), made[0].seconds if made else 0.0, engine.device.type,
-                                engine.peak_memory_bytes())
-        log.info("made %d images of batch %s in %.2f s each", len(made), request.batch.id,
-                 made[0].seconds if made else 0.0)
-        for variant, generated in zip(chunk.variants, made):
+    written: list[str] = []  # every blob this try wrote, removed again if the try fails
+    pending: list[Future] = []
+    try:
+        for chunk in split_batch(request.batch, engine.max_batch_size(first.width, first.height)):
+            if cancelled():
+                break
+            started = utc_now()
+            try:
+                with telemetry.span("gpu_batch", batch_id=chunk.id, batch_size=len(chunk.variants),
+                                    image_width=first.width, image_height=first.height, image_steps=first.steps,
+                                    device=engine.device.type):
+                    made = engine.generate(chunk, source, cancelled=cancelled)
+            except GenerationCancelled:
+                break
+            call = GpuCall(job_id=request.job_id, variants=chunk.variants, images=made,
+                           started=started, finished=utc_now(), ingredient=ingredient)
+            telemetry.record_images(len(made), made[0].seconds if made else 0.0, engine.device.type,
+                                    engine.peak_memory_bytes())
+            log.info("made %d images of batch %s in %.2f s each", len(made), request.batch.id,
+                     made[0].seconds if made else 0.0)
+            # The copied context keeps the checker's spans and log records in this job.
+            pending.append(_checker.submit(contextvars.copy_context().run, check_and_store,
+                                           call, engine, settings, store, written))
+        return GenerateImagesResult(images=[checked for future in pending for checked in future.result()],
+                                    warnings=prompt_warnings(request.batch.variants, engine))
+    except BaseException:
+        # A failed try leaves nothing stored: its retry makes the same images under the same
+        # names, and a batch that fails for good must leave no image its manifest does not list.
+        wait(pending)
+        for ref in written:
+            try:
+                store.delete(ref)
+            except Exception:  # noqa: BLE001 - the original failure is the one to report
+                log.exception("could not remove %s after a failed generate_images", ref)
+        raise
+
+
+# Signing, checking and storing one GPU call's images runs on this thread while the engine
+# makes the next call. One worker for the whole process: on a small host the checks and the
+# diffusion model share the cores, and more checker threads would slow the GPU work.
+_checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegen-check")
+
+
+@dataclass
+class GpuCall:
+    """One engine call's images, in the order of its variants, and when it ran."""
+
+    job_id: str
+    variants: list[Variant]
+    images: list  # imagegen.diffusion.GeneratedImage, one per variant
+    started: str
+    finished: str
+    ingredient: "provenance.Source | None" = None  # the img2img source, for the C2PA manifest
+
+
+def check_and_store(call: GpuCall, engine, settings: Settings, store: storage.BlobStore,
+                    written: list[str]) -> list[CheckedImage]:
+    """Encode and sign each image, check them in one safety call, and write each once:
+    to `outputs/` only if safe. An image whose signing failed is not checked (fail closed)."""
+    from imagegen.metadata import encode_image
+
+    with telemetry.span("check_images", images=len(call.images)):
+        held_images, stored_bytes = [], []
+        for variant, generated in zip(call.variants, call.images):
             data = encode_image(generated.image, variant.format, image_parameters(variant, engine))
-            data, credentials, signing_error = sign_image(data, request.job_id, variant, engine, settings,
-                                                          ingredient)
+            data, credentials, signing_error = sign_image(data, call.job_id, variant, engine, settings,
+                                                          call.ingredient)
             ext = extension(variant.format)
-            held = storage.quarantine_ref(request.job_id, variant.id, ext)
-            store.put(held, data)
-            images.append(HeldImage(
-                variant_id=variant.id, held=held,
-                publish_to=storage.output_ref(request.job_id, variant.id, ext),
+            held_images.append(HeldImage(
+                variant_id=variant.id, held=storage.quarantine_ref(call.job_id, variant.id, ext),
+                publish_to=storage.output_ref(call.job_id, variant.id, ext),
                 sha256=hashlib.sha256(data).hexdigest(),
                 width=generated.image.width, height=generated.image.height,
                 seconds=round(generated.seconds, 3),
                 model=engine.model, revision=engine.revision, device=engine.device.type,
                 content_credentials=credentials, signing_error=signing_error,
+                started_at=call.started, finished_at=call.finished,
             ))
-    return GenerateImagesResult(images=images, warnings=prompt_warnings(request.batch.variants, engine))
+            stored_bytes.append(data)
+        signed = [index for index, image in enumerate(held_images) if image.signing_error is None]
+        verdicts = dict(zip(signed, check_outputs(call.job_id, [stored_bytes[index] for index in signed])))
+        checked = []
+        for index, (image, data) in enumerate(zip(held_images, stored_bytes)):
+            verdict = verdicts.get(index) or Verdict(status="unchecked", provider="none",
+                                                     reasons=[image.signing_error or "not signed"])
+            ref = image.publish_to if verdict.status == "safe" else image.held
+            written.append(ref)
+            store.put(ref, data)
+            checked.append(CheckedImage(image=image, verdict=verdict, ref=ref))
+        return checked
+
+
+def check_outputs(job_id: str, images: list[bytes]) -> list[Verdict]:
+    """A verdict per image, all checked in one provider call. Fail closed: an image whose
+    check raised is `unchecked` (held back), and so is every image of a call that raised."""
+    verdicts: list[Verdict | None] = [None] * len(images)
+    to_check = []
+    for index in range(len(images)):
+        try:
+            inject_check_fault(job_id, f"image {index}")
+        except Exception as error:  # noqa: BLE001 - this image alone is unchecked
+            verdicts[index] = unchecked_verdict("none", str(error))
+        else:
+            to_check.append(index)
+    provider = get_provider()
+    try:
+        with telemetry.span("safety.check_images", provider=provider.name, images=len(to_check)):
+            results = provider.check_images([images[index] for index in to_check]) if to_check else []
+    except Exception as error:  # noqa: BLE001 - fail closed, whatever broke
+        log.exception("output check of job %s failed", job_id)
+        results = [unchecked_verdict(provider.name, f"the safety check failed ({type(error).__name__})")
+                   for _ in to_check]
+    for index, verdict in zip(to_check, results):
+        verdicts[index] = verdict
+    return verdicts  # type: ignore[return-value]  # every index is filled by now
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat()
 
 
 def sign_image(data: bytes, job_id: str, variant: Variant, engine, settings: Settings,
@@ -187,6 +285,7 @@ def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
             model=image.model if image else None, model_revision=image.revision if image else None,
             device=image.device if image else None,
             content_credentials=image.content_credentials if image else None,
+            started_at=image.started_at if image else None, finished_at=image.finished_at if image else None,
             input_verdict=input_verdict(record.variant, request.input_verdicts), output_verdict=record.verdict,
         ))
     if request.decisions:
@@ -205,6 +304,7 @@ def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
         "job.ok": totals.ok, "job.blocked": totals.blocked, "job.failed": totals.failed,
         "job.generation_seconds": totals.seconds,
     })
+    job_events.manifest_written(manifest.job_id)
     return WriteManifestResult(manifest=storage.manifest_ref(manifest.job_id), url=url, status=manifest.status,
                                totals=manifest.totals.model_dump())
 
@@ -318,8 +418,7 @@ def inject_fault(render: BatchRequest) -> None:
             raise RuntimeError(f"injected fault ({mode}) for job {render.job_id} batch {render.batch.id}")
 
 
-def inject_check_fault(ref: str) -> None:
-    job_id = ref.split("/")[1]  # quarantine/{job_id}/{variant_id}.{ext}
+def inject_check_fault(job_id: str, what: str) -> None:
     for pattern, mode in Settings.from_env().faults.items():
         if mode != "fail-check-once" or not fnmatch.fnmatchcase(job_id, pattern):
             continue
@@ -327,7 +426,7 @@ def inject_check_fault(ref: str) -> None:
             first_time = (job_id, "check") not in _failed_once
             _failed_once.add((job_id, "check"))
         if first_time:
-            raise RuntimeError(f"injected fault ({mode}) checking {ref}")
+            raise RuntimeError(f"injected fault ({mode}) checking {what}")
 
 
 def inject_sign_fault(job_id: str) -> None:

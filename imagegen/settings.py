@@ -21,6 +21,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_MODEL_REVISION": (None, "Model revision (commit or branch) for hub models"),
     "IMAGEGEN_DEVICE": ("auto", "auto | cuda | mps | cpu"),
     "IMAGEGEN_MAX_BATCH": ("auto", "Images per GPU call: auto (up to 16 per GPU activity, split by free GPU memory) or a number"),
+    "IMAGEGEN_TORCH_THREADS": ("auto", "torch CPU threads: auto (on a CPU device, one per core but one, which is left to the image checks and storage) or a number"),
     "IMAGEGEN_COMPILE": ("off", "torch.compile mode for the UNet and VAE on CUDA (e.g. `max-autotune-no-cudagraphs`), or `off`"),
     "IMAGEGEN_TINY_VAE": (None, "Hub id or folder of a tiny VAE (TAESD) for jobs with `speedups.tiny_vae`; unset: such jobs are refused"),
     "IMAGEGEN_MAX_VARIANTS": ("64", "Most variants one job may expand to"),
@@ -182,6 +183,7 @@ class Settings:
     device: str = "auto"
     max_batch: str = "auto"
     compile_mode: str | None = None
+    torch_threads: str = "auto"
     tiny_vae: str | None = None
     max_variants: int = 64
     max_steps: int = 150
@@ -237,6 +239,7 @@ class Settings:
             device=(_get("IMAGEGEN_DEVICE") or "auto").strip().lower(),
             max_batch=(_get("IMAGEGEN_MAX_BATCH") or "auto").strip().lower(),
             compile_mode=_compile_mode(_get("IMAGEGEN_COMPILE") or "off"),
+            torch_threads=_get("IMAGEGEN_TORCH_THREADS") or "auto",
             tiny_vae=_get("IMAGEGEN_TINY_VAE"),
             max_variants=_int("IMAGEGEN_MAX_VARIANTS"),
             max_steps=_int("IMAGEGEN_MAX_STEPS"),

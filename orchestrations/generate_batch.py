@@ -8,7 +8,6 @@ activities is small JSON with blob names — never image bytes.
 from __future__ import annotations
 
 import azure.durable_functions as df
-from azure.durable_functions.models.Task import TaskState
 
 from imagegen.messages import (
     BatchRequest,
@@ -155,7 +154,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
 
 @bp.orchestration_trigger(context_name="context")
 def render_batch(context: df.DurableOrchestrationContext):
-    """Generate one GPU batch, then check every image; never fails, it reports."""
+    """Generate one GPU batch, every image checked as it is made; never fails, it reports."""
     request = BatchRequest.model_validate(context.get_input())
     variants = request.batch.variants
     try:
@@ -168,42 +167,19 @@ def render_batch(context: df.DurableOrchestrationContext):
             records=[VariantRecord(variant=v, status="failed", error=reason) for v in variants]
         ).model_dump()
 
+    # Each image comes back signed, checked and stored where its verdict says (outputs/ only
+    # when safe). A batch of a cancelled job returns only the images it made before it stopped.
     generated = GenerateImagesResult.model_validate(generated)
-    images = generated.images
-    # An image whose signing failed is not checked: it can never be published (fail closed).
-    checks = {
-        image.variant_id: context.call_activity(
-            "moderate_image",
-            ModerateImageRequest(job_id=request.job_id, image=image.held, publish_to=image.publish_to).model_dump())
-        for image in images if image.signing_error is None
-    }
-    # Wait for every check, not just the first failure (task_all fails fast): a check that
-    # passed has already moved its image to outputs/, and the record must say so.
-    pending = list(checks.values())
-    while pending:
-        finished = yield context.task_any(pending)
-        pending.remove(finished)
-
-    # A batch of a cancelled job returns only the images it made before it stopped.
-    made = {image.variant_id: image for image in images}
-    records = [VariantRecord(variant=v, status="cancelled") for v in variants if v.id not in made]
+    made = {checked.image.variant_id: checked for checked in generated.images}
+    records = []
     for variant in variants:
-        if variant.id not in made:
+        checked = made.get(variant.id)
+        if checked is None:
+            records.append(VariantRecord(variant=variant, status="cancelled"))
             continue
-        image, check = made[variant.id], checks.get(variant.id)
-        if check is None:
-            # Signing was configured and failed: the image stays held in quarantine, unsigned.
-            verdict = Verdict(status="unchecked", provider="none", reasons=[image.signing_error or "not signed"])
-            checked = ModerateImageResult(verdict=verdict, image=image.held)
-        elif check.state is TaskState.FAILED:
-            # Fail closed: an image whose check failed stays held in quarantine.
-            verdict = Verdict(status="unchecked", provider="none", reasons=[failure_reason(check.result)])
-            checked = ModerateImageResult(verdict=verdict, image=image.held)
-        else:
-            checked = ModerateImageResult.model_validate(check.result)
         status = "ok" if checked.verdict.status == "safe" else checked.verdict.status
-        records.append(VariantRecord(variant=variant, status=status, image=image,
-                                     ref=checked.image, verdict=checked.verdict))
+        records.append(VariantRecord(variant=variant, status=status, image=checked.image,
+                                     ref=checked.ref, verdict=checked.verdict))
     return RenderBatchResult(records=records, warnings=generated.warnings).model_dump()
 
 

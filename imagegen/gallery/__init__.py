@@ -71,8 +71,32 @@ def jobs_page(jobs: list[dict], manifests: dict[str, Manifest], status: str | No
     return _env.get_template("jobs.html").render(jobs=rows, status=status, live=live, title="Jobs")
 
 
+TIMELINE_ROW = 12  # SVG units per GPU call; the chart is 1000 units wide
+
+
+def timeline(manifest: Manifest | None) -> dict | None:
+    """The job's GPU calls over time, for a Gantt chart: one row per call (the variants
+    that share its start and end), x from the job's start (0) to its manifest (1000)."""
+    calls: dict[tuple, int] = {}
+    for variant in manifest.variants if manifest else []:
+        if variant.started_at and variant.finished_at:
+            key = (variant.started_at, variant.finished_at)
+            calls[key] = calls.get(key, 0) + 1
+    if not calls:
+        return None
+    began = manifest.created_at
+    seconds = max((manifest.finished_at - began).total_seconds(), 1e-3)
+    rows = []
+    for row, ((started, finished), images) in enumerate(sorted(calls.items())):
+        offset, length = (started - began).total_seconds(), (finished - started).total_seconds()
+        rows.append({"x": round(1000 * offset / seconds, 1), "width": round(max(2.0, 1000 * length / seconds), 1),
+                     "y": row * TIMELINE_ROW, "images": images, "seconds": length, "offset": offset})
+    return {"rows": rows, "seconds": seconds, "height": len(rows) * TIMELINE_ROW, "row": TIMELINE_ROW}
+
+
 def job_page(job: dict, manifest: Manifest | None, signed_in: str | None = None) -> str:
-    """One job: progress while it runs, then its image grid with every variant's parameters.
+    """One job: progress while it runs, then its image grid with every variant's parameters
+    and the timeline of its GPU calls.
 
     A job awaiting review shows the review bar (select, approve / reject with a note); it
     does not reload itself, so a selection or a half-written note is never lost: its script
@@ -83,7 +107,7 @@ def job_page(job: dict, manifest: Manifest | None, signed_in: str | None = None)
     return _env.get_template("job.html").render(
         job=job, manifest=manifest, variants=ok_variants(manifest), hidden=hidden_counts(manifest),
         percent=100 if settled else percent(job.get("progress")), live=not settled and not reviewing,
-        reviewing=reviewing, signed_in=signed_in, title=job.get("name") or job["id"])
+        reviewing=reviewing, signed_in=signed_in, title=job.get("name") or job["id"], timeline=timeline(manifest))
 
 
 def new_job_page() -> str:

@@ -275,6 +275,14 @@ class AzureProvider:
         severities = {analysis.category: analysis.severity or 0 for analysis in result.categories_analysis or []}
         return verdict_from_severities(self.name, severities, self.thresholds)
 
+    def check_images(self, images: list[bytes]) -> list[Verdict]:
+        """One verdict per image, in order: the service takes one image per request, so
+        they go `workers` at a time."""
+        if len(images) <= 1:
+            return [self.check_image(data) for data in images]
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(images)))) as pool:
+            return list(pool.map(self.check_image, images))
+
     # -- one request, retried -----------------------------------------------------------
 
     def _call(self, operation: Callable[[Any], Any], options: Any) -> Any:

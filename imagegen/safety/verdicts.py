@@ -29,6 +29,11 @@ class SafetyProvider(Protocol):
         """The verdict for one encoded image (PNG, JPEG, WEBP, ...)."""
         ...
 
+    def check_images(self, images: list[bytes]) -> list[Verdict]:
+        """One verdict per encoded image, in the same order: a batch in one go where the
+        provider can (the local classifier scores a batch in one model call)."""
+        ...
+
 
 def resolve_thresholds(overrides: Mapping[str, int] | None = None) -> dict[str, int]:
     """The block threshold of every category: 4 unless `overrides` says otherwise.

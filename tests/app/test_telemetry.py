@@ -26,25 +26,24 @@ def test_a_job_is_one_trace_with_a_span_per_activity_gpu_call_check_and_storage_
     activities = [s for s in trace if s["parent_id"] == job["span_id"]]
     # Every activity of the job hangs under the job span, and carries its id.
     assert sorted(s["name"] for s in activities) == [
-        "activity generate_images", "activity moderate_image", "activity moderate_image",
-        "activity moderate_text", "activity write_manifest"]
+        "activity generate_images", "activity moderate_text", "activity write_manifest"]
     assert all(s["attributes"]["job.id"] == job_id for s in activities)
     assert all(job["start"] <= s["start"] and s["end"] <= job["end"] + 1 for s in activities)
     [generate] = [s for s in activities if s["name"] == "activity generate_images"]
     assert generate["attributes"] | {"batch.size": 2, "image.width": 64, "image.height": 64,
                                      "image.steps": 2} == generate["attributes"]
-    assert {s["attributes"]["check"] for s in activities if s["name"] == "activity moderate_image"} == {"output"}
 
     def children(parent: dict, name: str) -> list[dict]:
         return [s for s in trace if s["parent_id"] == parent["span_id"] and s["name"].startswith(name)]
 
     [gpu] = children(generate, "gpu_batch")
     assert gpu["attributes"] | {"batch.size": 2, "image.width": 64, "image.steps": 2, "device": "cpu"} == gpu["attributes"]
-    assert len(children(generate, "BlobClient.upload_blob")) == 2  # each image held in quarantine
-    for check in (s for s in activities if s["name"] == "activity moderate_image"):
-        [safety] = children(check, "safety.check_image")
-        assert safety["attributes"]["provider"] == "local"
-        assert children(check, "BlobClient.")  # the image read and its move to outputs/
+    # The GPU call's images are checked together, then each is written once, where its verdict says.
+    [check] = children(generate, "check_images")
+    assert check["start"] >= gpu["end"] and check["attributes"]["images"] == 2
+    [safety] = children(check, "safety.check_images")
+    assert safety["attributes"] == {"provider": "local", "images": 2}
+    assert len(children(check, "BlobClient.upload_blob")) == 2
     assert all(s["parent_id"] in by_id or s is job for s in trace)
 
     # Logs made inside the job's activities carry its id.

@@ -89,3 +89,24 @@ def test_a_job_awaiting_review_shows_the_review_bar_and_each_decision_escaped():
     assert 'id="reviewer"' not in signed and "Signed in as <b>&lt;img" in signed
     ended = gallery.job_page(job(), manifest(variants=variants, review={**REVIEW, "state": "done", "ended_by": "finish"}))
     assert 'id="review"' not in ended and "review done (finish)" in ended
+
+
+def test_the_job_page_draws_its_gpu_calls_over_time_from_the_manifest():
+    from datetime import timedelta
+
+    from tests.imagegen.test_manifest import CREATED
+
+    def timed(index: int, start: float, end: float) -> ManifestVariant:
+        return entry("job-1", index, "ok", started_at=CREATED + timedelta(seconds=start),
+                     finished_at=CREATED + timedelta(seconds=end))
+
+    # Two GPU calls: v000 and v001 together from 1 s to 3 s, v002 alone from 3 s to 4 s.
+    timed_manifest = manifest(variants=[timed(0, 1, 3), timed(1, 1, 3), timed(2, 3, 4)],
+                              finished_at=CREATED + timedelta(seconds=5))
+    page = gallery.job_page(job(), timed_manifest)
+    assert "2 GPU calls" in page and "(5.0 s)" in page
+    assert '<rect class="gpu-call" x="200.0" y="1" width="400.0"' in page
+    assert '<rect class="gpu-call" x="600.0" y="13" width="200.0"' in page
+    assert "2 images in 2.00 s, from 1.00 s" in page and "1 images in 1.00 s, from 3.00 s" in page
+    # A manifest without timings (made before they were recorded) draws no timeline.
+    assert 'id="timeline"' not in gallery.job_page(job(), manifest())

@@ -131,6 +131,17 @@ def test_image_is_sent_as_base64_and_its_severities_judged(server):
     assert body["categories"] == ["Hate", "SelfHarm", "Sexual", "Violence"]
 
 
+def test_a_batch_of_images_is_one_request_each_and_answered_in_order(server):
+    server.image_severity("Sexual", 4)
+    images = [png(64, 64), b"GIF89a but not really", png(80, 64)]
+
+    verdicts = make_provider(server).check_images(images)
+
+    assert [v.status for v in verdicts] == ["blocked", "unchecked", "blocked"]
+    sent = sorted(base64.b64decode(body["image"]["content"]) for body in server.bodies("image"))
+    assert sent == sorted([images[0], images[2]])  # the undecodable one never leaves
+
+
 def test_image_over_4_mb_is_reencoded_to_pass_the_service(server):
     data = png(1400, 1400, noise=True)
     assert len(data) > 4 * 1024 * 1024

@@ -147,3 +147,30 @@ def test_programming_errors_raise(provider):
     with pytest.raises(ValueError, match="`data` must be the image's encoded bytes, got NoneType"):
         provider.check_image(None)
     assert provider.check_texts([]) == []
+
+
+def test_a_batch_of_images_gets_the_verdicts_each_would_get_alone(provider):
+    skin = encoded(Image.new("RGB", (256, 256), (200, 140, 110)), "JPEG")
+    images = [encoded(gradient()), b"not an image at all", skin]
+
+    verdicts = provider.check_images(images)
+
+    assert [v.status for v in verdicts] == ["safe", "unchecked", "safe"]
+    assert verdicts[1].reasons[0].startswith("image could not be decoded")
+    assert [v.severities for v in verdicts] == [provider.check_image(data).severities for data in images]
+    strict = LocalProvider(blocklists=[], thresholds=resolve_thresholds({"Sexual": 2}))
+    assert [v.status for v in strict.check_images(images)] == ["safe", "unchecked", "blocked"]
+    assert provider.check_images([]) == []
+
+
+def test_a_batch_whose_model_call_fails_is_unchecked_not_passed(provider, monkeypatch):
+    from imagegen.safety import local_provider
+
+    def broken(images):
+        raise RuntimeError("onnx session lost")
+
+    monkeypatch.setattr(local_provider, "nsfw_scores", broken)
+    verdicts = provider.check_images([encoded(gradient()), b"junk"])
+    assert [v.status for v in verdicts] == ["unchecked", "unchecked"]
+    assert verdicts[0].reasons == ["local NSFW check failed (RuntimeError: onnx session lost)"]
+    assert verdicts[1].reasons[0].startswith("image could not be decoded")

@@ -28,6 +28,7 @@ from devhost.durable import history as h
 from devhost.durable.core import TERMINAL_STATUSES, Message, OrchestrationState, run_episode
 from imagegen.messages import (
     BatchRequest,
+    CheckedImage,
     GenerateImagesResult,
     HeldImage,
     JobRequest,
@@ -87,9 +88,13 @@ class Scenario:
             if batch.batch.id == self.failing_batch:
                 return False, "CUDA out of memory"
             variants = batch.batch.variants[:1] if self.cancel else batch.batch.variants
-            images = [HeldImage(variant_id=v.id, held=f"quarantine/{batch.job_id}/{v.id}.png",
-                                publish_to=f"outputs/{batch.job_id}/{v.id}.png", sha256="0" * 64,
-                                width=v.width, height=v.height, seconds=0.5, model="tiny", device="cpu")
+            # Each image comes back checked, stored where its verdict says (outputs/ when safe).
+            images = [CheckedImage(image=HeldImage(variant_id=v.id, held=f"quarantine/{batch.job_id}/{v.id}.png",
+                                                   publish_to=f"outputs/{batch.job_id}/{v.id}.png", sha256="0" * 64,
+                                                   width=v.width, height=v.height, seconds=0.5, model="tiny",
+                                                   device="cpu"),
+                                   verdict=Verdict(status="safe", provider="local"),
+                                   ref=f"outputs/{batch.job_id}/{v.id}.png")
                       for v in variants]
             return True, GenerateImagesResult(images=images).model_dump_json()
         if name == "write_manifest":
