@@ -438,9 +438,10 @@ def inject_sign_fault(job_id: str) -> None:
 
 
 def health() -> dict:
-    """What `GET /api/health` shows: device, GPU, model loaded or not, safety provider."""
+    """What `GET /api/health` shows: device, GPU, model loaded or not, safety provider, C2PA signer."""
     from imagegen.diffusion import get_engine
 
     settings = Settings.from_env()
     engine = get_engine(settings.model, settings.model_revision)  # describes; loads nothing
-    return {"status": "ok", **engine.describe(), "safety_provider": settings.safety_provider}
+    return {"status": "ok", **engine.describe(), "safety_provider": settings.safety_provider,
+            "c2pa_signer": settings.c2pa_signer}

@@ -174,6 +174,7 @@ def test_list_jobs_shows_recent_jobs_with_name_source_status_and_time(app):
 def test_health_says_what_runs_without_a_key(app):
     health = requests.get(f"{app.url}/api/health", timeout=30).json()
     assert health["device"] == "cpu" and health["model"] == "tiny" and health["safety_provider"] == "local"
+    assert health["c2pa_signer"] == "local"
     assert "loaded" in health
 
 
