@@ -264,7 +264,7 @@ def sign_image(data: bytes, job_id: str, variant: Variant, engine, settings: Set
             signed = provenance.sign_variant(data, job_id, variant, engine.model, engine.revision, settings, source)
     except provenance.SigningFailed as failure:
         log.warning("image %s of job %s is held unsigned: %s", variant.id, job_id, failure.reason)
-        return data, None, failure.reason
+        return data, None, f"C2PA signing failed: {failure.reason}"
     if signed is None:
         return data, None, None
     return signed.data, ContentCredentials(manifest_label=signed.manifest_label, signer=signed.signer), None
@@ -434,7 +434,7 @@ def inject_sign_fault(job_id: str) -> None:
 
     for pattern, mode in Settings.from_env().faults.items():
         if mode == "fail-sign" and fnmatch.fnmatchcase(job_id, pattern):
-            raise provenance.SigningFailed(f"C2PA signing failed: injected fault ({mode}) for job {job_id}")
+            raise provenance.SigningFailed(f"injected fault ({mode}) for job {job_id}")
 
 
 def health() -> dict:

@@ -258,8 +258,7 @@ def sign(data: bytes, format: str, generation: Generation, key: "SigningKey | Ke
     except SigningFailed:
         raise
     except Exception as error:  # noqa: BLE001 - any failure to sign holds the image back
-        reason = key.last_failure() or f"{type(error).__name__}: {error}"
-        raise SigningFailed(f"C2PA signing failed: {reason}") from error
+        raise SigningFailed(key.last_failure() or f"{type(error).__name__}: {error}") from error
 
 
 def _sign(data: bytes, format: str, generation: Generation, key: "SigningKey | KeyVaultSigner", software: str,

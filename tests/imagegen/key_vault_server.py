@@ -111,7 +111,9 @@ class KeyVaultServer:
 
     def add_certificate(self, name: str, chain: list[x509.Certificate], key: ec.EllipticCurvePrivateKey,
                         content_type: str = "application/x-pem-file") -> str:
-        """A certificate `name` (a new version of it) with a non-exportable key; returns the version."""
+        """A certificate `name` (a new version of it) with a non-exportable key; returns the version.
+
+        An empty `chain` is a certificate whose signing request the CA has not answered yet."""
         version = uuid.uuid4().hex
         self._certificates[name] = _Certificate(version, chain, key, content_type)
         return version
@@ -258,6 +260,8 @@ class KeyVaultServer:
                 for kind, path in (("id", "certificates"), ("kid", "keys"), ("sid", "secrets"))}
 
     def _certificate_bundle(self, name: str, certificate: _Certificate) -> dict:
+        if not certificate.chain:  # created with a CSR, not merged yet: no certificate to show
+            return {**self._ids(name, certificate), "attributes": _attributes() | {"enabled": False}}
         der = certificate.chain[0].public_bytes(serialization.Encoding.DER)
         return {**self._ids(name, certificate),
                 "x5t": base64.urlsafe_b64encode(certificate.chain[0].fingerprint(hashes.SHA1())).decode().rstrip("="),

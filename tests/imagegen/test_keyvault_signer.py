@@ -110,3 +110,13 @@ def test_a_token_the_vault_refuses_is_a_signing_failure(vault):
 
     assert "HTTP 401" in failed.value.reason
     assert not vault.operations("sign")
+
+
+def test_a_certificate_still_waiting_for_its_ca_is_a_signing_failure_that_says_so(vault, issued):
+    vault.add_certificate(NAME, [], issued[1])  # `az keyvault certificate create` done, merge not yet
+
+    with pytest.raises(provenance.SigningFailed) as failed:
+        provenance.sign(noise_image("png"), "png", generation(), signer_for(vault), SOFTWARE)
+
+    assert "has no issued certificate yet" in failed.value.reason
+    assert not vault.operations("sign")
