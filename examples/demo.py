@@ -96,7 +96,8 @@ def main() -> int:
     results = []
     try:
         print(f"devhost is up at {url}\n", flush=True)
-        print(requests.get(f"{url}/api/health", timeout=30).json().get("note", ""), flush=True)
+        # The first health call imports diffusers: it takes a while on a busy machine.
+        print(requests.get(f"{url}/api/health", timeout=180).json().get("note", ""), flush=True)
         for path in JOBS:
             job_id = api.submit(*job_body(path))["jobId"]
             print(f"submitted {path.relative_to(ROOT)} as job {job_id}", flush=True)
