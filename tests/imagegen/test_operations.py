@@ -1,15 +1,19 @@
-"""`generate_images` against Azurite with the tiny model: where each image is written."""
+"""The activities' work (`imagegen.operations`) against Azurite, the tiny model and the local
+safety checks: one request model in, one result model out, and where each image is written."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 
 from imagegen import operations
 from imagegen.diffusion import get_engine
-from imagegen.messages import BatchRequest
+from imagegen.messages import BatchRequest, ModerateImageRequest, ModerateTextRequest
 from imagegen.spec import parse_job
 from imagegen.variants import batches, expand
-from imagegen.storage import BlobStore
+from imagegen.storage import BlobStore, output_ref, quarantine_ref
+from tests.imagegen.conftest import png
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -58,3 +62,53 @@ def test_a_try_that_fails_after_some_images_were_stored_leaves_none(app_env, mon
 
     # The retry makes the same images again; a batch that fails for good has none stored.
     assert app_env.list("outputs", "failing-1/") == [] and app_env.list("quarantine", "failing-1/") == []
+
+
+@pytest.fixture
+def store(storage_connection_string, monkeypatch) -> BlobStore:
+    monkeypatch.setenv("AzureWebJobsStorage", storage_connection_string)
+    monkeypatch.setenv("SAFETY_PROVIDER", "local")
+    monkeypatch.delenv("IMAGEGEN_FAULTS", raising=False)
+    store = BlobStore.from_connection_string(storage_connection_string)
+    store.ensure_containers()
+    return store
+
+
+@pytest.fixture
+def job_id() -> str:
+    return f"ops-{uuid.uuid4().hex[:8]}"
+
+
+def test_moderate_text_answers_one_verdict_per_text_in_order(store, job_id):
+    result = operations.moderate_text(ModerateTextRequest(job_id=job_id, texts=["a red bicycle", "a blue car"]))
+    assert [verdict.status for verdict in result.verdicts] == ["safe", "safe"]
+
+
+def test_a_safe_generated_image_moves_from_quarantine_to_outputs(store, job_id):
+    held, publish_to = quarantine_ref(job_id, "v000", "png"), output_ref(job_id, "v000", "png")
+    store.put(held, png(64, 64))
+    result = operations.moderate_image(ModerateImageRequest(job_id=job_id, image=held, publish_to=publish_to))
+    assert (result.verdict.status, result.image) == ("safe", publish_to)
+    assert store.exists(publish_to) and not store.exists(held)
+
+    # Run again (activities run at least once): the move already happened, so the published
+    # copy is checked again and stays where it is.
+    again = operations.moderate_image(ModerateImageRequest(job_id=job_id, image=held, publish_to=publish_to))
+    assert (again.verdict.status, again.image) == ("safe", publish_to)
+    assert store.exists(publish_to) and not store.exists(held)
+
+
+def test_a_source_image_is_only_checked_never_moved(store, job_id):
+    source = f"inputs/{job_id}.png"
+    store.put(source, png(64, 64))
+    result = operations.moderate_image(ModerateImageRequest(job_id=job_id, image=source))
+    assert (result.verdict.status, result.image) == ("safe", source)
+    assert store.exists(source)
+
+
+def test_a_missing_image_is_unchecked_and_stays_held(store, job_id):
+    held, publish_to = quarantine_ref(job_id, "v001", "png"), output_ref(job_id, "v001", "png")
+    result = operations.moderate_image(ModerateImageRequest(job_id=job_id, image=held, publish_to=publish_to))
+    assert (result.verdict.status, result.image) == ("unchecked", held)
+    assert result.verdict.reasons == [f"image {held} was not found"]
+    assert not store.exists(publish_to)
