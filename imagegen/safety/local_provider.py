@@ -78,8 +78,9 @@ def nsfw_score(image: Image.Image) -> float:
 
 
 def nsfw_scores(images: list[Image.Image]) -> list[float]:
-    """The Open-NSFW probability of each image, in one model call (about 3x faster per
-    image than one call each)."""
+    """The Open-NSFW probability of each image, in one model call (one ONNX Runtime call per
+    GPU call's images rather than one per image; on the 2-core dev VM it costs about the
+    same per image either way, 0.11-0.15 s, see docs/performance.md)."""
     return [float(score) for score in _classifier().score_images(images)]
 
 
