@@ -9,7 +9,6 @@ check-status response). Status codes follow the extension: 202 while an instance
 
 from __future__ import annotations
 
-import inspect
 import json
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -28,11 +27,6 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 
 class BadRequest(Exception):
     """A request the API refuses with 400; the message names the field and the value."""
-
-
-async def _call(value: Any) -> Any:
-    """Engine methods may be plain or async: accept both."""
-    return await value if inspect.isawaitable(value) else value
 
 
 def error(status: int, message: str) -> web.Response:
@@ -142,7 +136,7 @@ class ManagementApi:
         name = request.match_info["name"]
         try:
             data = input_json(await request.read(), "orchestration input")
-            instance_id = await _call(self.engine.start_new(name, request.match_info.get("instance_id"), data))
+            instance_id = await self.engine.start_new(name, request.match_info.get("instance_id"), data)
         except BadRequest as problem:
             return error(400, str(problem))
         except UnknownOrchestrator as problem:
@@ -153,19 +147,19 @@ class ManagementApi:
         if timeout:  # createAndWaitOnNewInstancePostUri: answer with the output if it ends in time
             if not timeout.isdigit():
                 return error(400, f"`timeout` must be a whole number of seconds, got {timeout!r}")
-            status = await _call(self.engine.wait_for(instance_id, float(timeout)))
+            status = await self.engine.wait_for(instance_id, float(timeout))
             if status and status.get("runtimeStatus") in TERMINAL:
                 return web.json_response(status.get("output"), status=200)
         return self.accepted(request, instance_id)
 
     async def status(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
-        status = await _call(self.engine.get_status(
+        status = await self.engine.get_status(
             instance_id,
             show_history=query_bool(request, "showHistory"),
             show_history_output=query_bool(request, "showHistoryOutput"),
             show_input=query_bool(request, "showInput") or "showInput" not in request.query,
-        ))
+        )
         if status is None:
             return error(404, f"no instance with id `{instance_id}`")
         if status.get("runtimeStatus") in TERMINAL:
@@ -174,14 +168,14 @@ class ManagementApi:
 
     async def list(self, request: web.Request) -> web.Response:
         try:
-            instances, token = await _call(self.engine.list_instances(
+            instances, token = await self.engine.list_instances(
                 created_from=query_datetime(request, "createdTimeFrom"),
                 created_to=query_datetime(request, "createdTimeTo"),
                 statuses=query_statuses(request),
                 prefix=request.query.get("instanceIdPrefix") or None,
                 top=query_top(request),
                 continuation=request.headers.get(CONTINUATION_HEADER) or None,
-            ))
+            )
         except BadRequest as problem:
             return error(400, str(problem))
         except ValueError as problem:  # the engine refuses a continuation token it did not issue
@@ -191,7 +185,7 @@ class ManagementApi:
 
     async def purge(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
-        deleted = await _call(self.engine.purge(instance_id))
+        deleted = await self.engine.purge(instance_id)
         if not deleted:
             return error(404, f"no instance with id `{instance_id}`")
         return web.json_response({"instancesDeleted": deleted})
@@ -202,9 +196,9 @@ class ManagementApi:
             if created_from is None:
                 # Purging everything by accident is too easy without it; the SDK requires it too.
                 raise BadRequest("`createdTimeFrom` is required to purge by filter")
-            deleted = await _call(self.engine.purge_by(
+            deleted = await self.engine.purge_by(
                 created_from=created_from, created_to=query_datetime(request, "createdTimeTo"),
-                statuses=query_statuses(request)))
+                statuses=query_statuses(request))
         except BadRequest as problem:
             return error(400, str(problem))
         if not deleted:
@@ -215,7 +209,7 @@ class ManagementApi:
         instance_id, event = request.match_info["instance_id"], request.match_info["event"]
         try:
             data = input_json(await request.read(), "event data")
-            await _call(self.engine.raise_event(instance_id, event, data))
+            await self.engine.raise_event(instance_id, event, data)
         except BadRequest as problem:
             return error(400, str(problem))
         except InstanceNotFound as problem:
@@ -229,11 +223,11 @@ class ManagementApi:
         reason = request.query.get("reason", "")
         try:
             if operation in ("terminate", "suspend", "resume"):
-                await _call(getattr(self.engine, operation)(instance_id, reason))
+                await getattr(self.engine, operation)(instance_id, reason)
                 return web.Response(status=202)
             if operation == "restart":
-                new_id = await _call(self.engine.restart(
-                    instance_id, request.query.get("restartWithNewInstanceId", "true").lower() != "false"))
+                new_id = await self.engine.restart(
+                    instance_id, request.query.get("restartWithNewInstanceId", "true").lower() != "false")
                 # The SDK client reads the new id from the body as a JSON string.
                 return web.json_response(new_id, status=202, headers={
                     "Location": self.payload(request, new_id)["statusQueryGetUri"]})

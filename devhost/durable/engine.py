@@ -184,7 +184,7 @@ class DurableEngine:
             step()
         return instance_id
 
-    def get_status(self, instance_id: str, *, show_history: bool = False,
+    async def get_status(self, instance_id: str, *, show_history: bool = False,
                    show_history_output: bool = False, show_input: bool = True) -> dict | None:
         row = self._store.instance(instance_id)
         if row is None:
@@ -192,7 +192,7 @@ class DurableEngine:
         events = self._store.history(instance_id) if show_history else None
         return instance_status(row, events, show_input=show_input, show_history_output=show_history_output)
 
-    def list_instances(self, *, created_from=None, created_to=None, statuses: list[str] | None = None,
+    async def list_instances(self, *, created_from=None, created_to=None, statuses: list[str] | None = None,
                        prefix: str | None = None, top: int | None = None,
                        continuation: str | None = None) -> tuple[list[dict], str | None]:
         sql, params, cursor_of = list_query(created_from, created_to, statuses, prefix, top, continuation)
@@ -222,13 +222,13 @@ class DurableEngine:
         new_id = uuid.uuid4().hex if restart_with_new_instance_id else instance_id
         return await self.start_new(row["name"], new_id, row["input"])
 
-    def purge(self, instance_id: str) -> int:
+    async def purge(self, instance_id: str) -> int:
         with self._store.transaction() as db:
             count = Store.delete_instance(db, instance_id)
         self._forget(instance_id)
         return count
 
-    def purge_by(self, *, created_from=None, created_to=None, statuses=None) -> int:
+    async def purge_by(self, *, created_from=None, created_to=None, statuses=None) -> int:
         sql, params, _ = list_query(created_from, created_to,
                                     statuses or list(core.TERMINAL_STATUSES), None, None, None)
         ids = [row["instance_id"] for row in self._store.query(sql, params)]
@@ -240,7 +240,7 @@ class DurableEngine:
 
     async def wait_for(self, instance_id: str, timeout: float) -> dict | None:
         """The status once the instance is Completed, Failed or Terminated; None at timeout."""
-        status = self.get_status(instance_id)
+        status = await self.get_status(instance_id)
         if status is None:
             raise InstanceNotFound(instance_id)
         if status["runtimeStatus"] in core.TERMINAL_STATUSES:
@@ -255,7 +255,7 @@ class DurableEngine:
             waiters = self._waiters.get(instance_id, [])
             if waiter in waiters:
                 waiters.remove(waiter)
-        return self.get_status(instance_id)
+        return await self.get_status(instance_id)
 
     def _post(self, instance_id: str, message: Message) -> None:
         """Record a client's message for an unfinished instance and deliver it."""

@@ -230,15 +230,15 @@ def run(scenario, store=":memory:", registry=REGISTRY, **options):
 async def finish(engine, name, input_value=None, instance_id=None, timeout=20):
     instance_id = await engine.start_new(name, instance_id, json.dumps(input_value))
     status = await engine.wait_for(instance_id, timeout)
-    assert status is not None, f"{name} did not finish in {timeout}s: {engine.get_status(instance_id)}"
+    assert status is not None, f"{name} did not finish in {timeout}s: {await engine.get_status(instance_id)}"
     return status
 
 
 async def running(engine, instance_id, timeout=10):
     """Wait until the first episode ran (the instance is Running)."""
     deadline = time.monotonic() + timeout
-    while (engine.get_status(instance_id) or {}).get("runtimeStatus") != "Running":
-        assert time.monotonic() < deadline, engine.get_status(instance_id)
+    while (await engine.get_status(instance_id) or {}).get("runtimeStatus") != "Running":
+        assert time.monotonic() < deadline, await engine.get_status(instance_id)
         await asyncio.sleep(0.01)
 
 
@@ -290,7 +290,7 @@ def test_timer_fires_and_survives_a_restart(tmp_path):
 def test_sub_orchestrations_return_results_and_failures():
     async def scenario(engine):
         status = await finish(engine, "parent")
-        return status, engine.get_status("child-four")
+        return status, await engine.get_status("child-four")
 
     status, child = run(scenario)
     assert status["output"]["sums"] == [6, 12]
@@ -301,7 +301,7 @@ def test_sub_orchestrations_return_results_and_failures():
 def test_sub_orchestration_with_retry_starts_a_new_child_per_attempt():
     async def scenario(engine):
         status = await finish(engine, "retrying_parent", instance_id="rp")
-        children, _ = engine.list_instances(prefix="rp:")
+        children, _ = await engine.list_instances(prefix="rp:")
         return status, children
 
     status, children = run(scenario)
@@ -335,7 +335,7 @@ def test_external_events_raised_before_and_after_the_wait():
         await engine.raise_event(early, "Approval", '"yes"')   # may land before the first episode
         late = await engine.start_new("approval", "late", None)
         await running(engine, late)
-        assert engine.get_status(late)["customStatus"] == {"stage": "waiting for approval"}
+        assert (await engine.get_status(late))["customStatus"] == {"stage": "waiting for approval"}
         await engine.raise_event(late, "Approval", '{"by": "ana"}')
         return await engine.wait_for(early, 10), await engine.wait_for(late, 10)
 
@@ -364,7 +364,7 @@ def test_cancelled_timer_does_not_fire_later():
         await asyncio.sleep(0.4)     # past the timer's due time
         await engine.raise_event(instance_id, "Finish", None)
         await engine.wait_for(instance_id, 10)
-        return engine.get_status(instance_id, show_history=True)
+        return await engine.get_status(instance_id, show_history=True)
 
     status = run(scenario)
     assert status["output"] == "approved"
@@ -401,7 +401,7 @@ def test_suspended_instance_processes_nothing_until_resumed():
         await engine.suspend(instance_id, "pause")
         await engine.raise_event(instance_id, "Approval", '"while suspended"')
         assert await engine.wait_for(instance_id, 0.3) is None
-        suspended = engine.get_status(instance_id)
+        suspended = await engine.get_status(instance_id)
         assert suspended["customStatus"] == {"stage": "waiting for approval"}
         suspended = suspended["runtimeStatus"]
         await engine.resume(instance_id, "go on")
@@ -460,18 +460,18 @@ def test_list_filters_paging_history_and_purge():
         middle = datetime.now(timezone.utc)
         await engine.start_new("approval", "waiting-2", None)
 
-        everything, _ = engine.list_instances()
-        completed, _ = engine.list_instances(statuses=["Completed"])
-        running, _ = engine.list_instances(statuses=["Running", "Pending"], created_to=middle)
+        everything, _ = await engine.list_instances()
+        completed, _ = await engine.list_instances(statuses=["Completed"])
+        running, _ = await engine.list_instances(statuses=["Running", "Pending"], created_to=middle)
         pages, token = [], None
         while True:
-            page, token = engine.list_instances(prefix="batch-", top=2, continuation=token)
+            page, token = await engine.list_instances(prefix="batch-", top=2, continuation=token)
             pages.append([s["instanceId"] for s in page])
             if token is None:
                 break
-        with_history = engine.get_status("batch-0", show_history=True, show_history_output=True)
-        purged_one = engine.purge("batch-0")
-        purged_rest = engine.purge_by(statuses=["Completed"])
+        with_history = await engine.get_status("batch-0", show_history=True, show_history_output=True)
+        purged_one = await engine.purge("batch-0")
+        purged_rest = await engine.purge_by(statuses=["Completed"])
         return everything, completed, running, pages, with_history, purged_one, purged_rest
 
     everything, completed, running, pages, with_history, purged_one, purged_rest = run(scenario)
