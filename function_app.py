@@ -11,6 +11,7 @@ from triggers.foundry import bp as foundry
 from triggers.gallery import bp as gallery
 from triggers.health import bp as health
 from triggers.http_api import bp as http_api
+from triggers.openapi import bp as openapi
 from triggers.schedules import bp as schedules
 
 # Every setting checked once, here: a bad one stops the start with its name, not a request later.
@@ -21,6 +22,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api)
 app.register_functions(foundry)
 app.register_functions(health)
+app.register_functions(openapi)
 app.register_functions(gallery)
 app.register_functions(blob_drop)
 app.register_functions(schedules)

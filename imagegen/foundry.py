@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imagegen.errors import did_you_mean, field_errors, show_value
 from imagegen.limits import DEFAULT_LIMITS, MAX_SEED, Limits
@@ -37,6 +37,40 @@ IMAGE_PROMPT_FIELDS = ("image", "strength")
 # The job is checked with a stand-in source name, which is then removed: the caller
 # stores the decoded bytes under `inputs/` and sets the real name (spec.with_source_image).
 _STAND_IN_IMAGE = "foundry-source.png"
+
+
+class FoundryImagePrompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(description="The source image, base64 (a `data:` URL prefix and line breaks are accepted)")
+    strength: float | None = Field(None, gt=0, le=1, description="How far to move from the source; default 0.8")
+
+
+class FoundryRequest(BaseModel):
+    """The `POST /api/images/generations` body, for the API document. The route reads it
+    with `job_from_foundry` (errors name these fields); a test keeps the two in step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="The prompt")
+    negative_prompt: str | None = Field(None, description="What the image should not show")
+    image_prompt: FoundryImagePrompt | None = Field(None, description="img2img: a source image and strength")
+    size: str | None = Field(None, description="WIDTHxHEIGHT, multiples of 8, or OpenAI's `auto`; default 512x512")
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="The first image's seed; the next get seed+1, ...")
+    n: int | None = Field(None, ge=1, description="How many images; default 1")
+    steps: int | None = Field(None, ge=1, description="Denoising steps")
+    num_inference_steps: int | None = Field(None, ge=1, description="Another name for `steps`")
+    model: str | None = Field(None, description="Ignored: the app serves the model it is configured with")
+    response_format: Literal["b64_json", "url"] | None = Field(None, description="OpenAI's; `url` adds each image's URL")
+    quality: Any = Field(None, description="OpenAI's: accepted and ignored")
+    style: Any = Field(None, description="OpenAI's: accepted and ignored")
+    user: Any = Field(None, description="OpenAI's: accepted and ignored")
+    background: Any = Field(None, description="OpenAI's: accepted and ignored")
+    moderation: Any = Field(None, description="OpenAI's: accepted and ignored")
+    output_compression: Any = Field(None, description="OpenAI's: accepted and ignored")
+    partial_images: Any = Field(None, description="OpenAI's: accepted and ignored")
+    stream: Literal[False] | None = Field(None, description="OpenAI's: must be false")
 
 
 def _error(path: str, rule: str, message: str) -> FieldError:
@@ -79,6 +113,8 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     if not isinstance(body, dict):
         raise JobValidationError([_error("", "type", f"the request body must be a JSON object with `prompt`, got {show_value(body)}")])
     body = storable_document(body)
+    # A field sent as null is a field not sent (clients built on OpenAI's types send them).
+    body = {key: value for key, value in body.items() if value is not None}
     known = BODY_FIELDS + IGNORED_FIELDS
     errors = [_unknown(str(key), key, known) for key in body if key not in known]
     if body.get("response_format", "b64_json") not in RESPONSE_FORMATS:

@@ -29,6 +29,7 @@ from imagegen.limits import Limits
 from imagegen.spec import with_source_image
 from imagegen.types import JobValidationError
 from triggers import api_key
+from triggers.api_models import FoundryAccepted, FoundryResponse
 from triggers.jobs import TERMINAL, job_state, origin, start_job
 from triggers.responses import invalid_job, json_response, problem, problems_on_failure
 
@@ -88,7 +89,7 @@ def still_running(req: func.HttpRequest, job_id: str) -> func.HttpResponse:
     carry the extension's system key, which a caller holding only the deployment key must
     not get."""
     job_url = f"{origin(req)}/api/jobs/{job_id}"
-    return json_response({"id": job_id, "jobId": job_id, "jobUrl": job_url, "status": "running"}, status=202,
+    return json_response(FoundryAccepted(id=job_id, jobId=job_id, jobUrl=job_url, status="running").model_dump(), status=202,
                          headers={"Location": job_url, "Retry-After": "5"})
 
 
@@ -144,13 +145,14 @@ def finished(store: storage.BlobStore, job_id: str, status, image_base: str | No
         published = [v for v in manifest.variants if v.status == "ok" and v.blob]
         for item, variant in zip(data, published):
             item["url"] = f"{image_base}/{variant.id}"
-    return json_response({
+    answer = FoundryResponse(
         # Foundry (Stable Diffusion 3.5, Stable Image Core/Ultra): the first image.
-        "image": data[0]["b64_json"], "finish_reason": "SUCCESS", "seed": data[0]["seed"],
+        image=data[0]["b64_json"], finish_reason="SUCCESS", seed=data[0]["seed"],
         # OpenAI images API: every image.
-        "created": int(manifest.finished_at.timestamp()), "data": data,
-        "jobId": job_id,
-    })
+        created=int(manifest.finished_at.timestamp()), data=data,
+        jobId=job_id,
+    )
+    return json_response(answer.model_dump(mode="json", exclude_none=True))
 
 
 def nothing_made(manifest, job_id: str) -> func.HttpResponse:

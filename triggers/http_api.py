@@ -25,6 +25,7 @@ import azure.functions as func
 from imagegen import intake, review, storage
 from imagegen.manifest import read_manifest
 from imagegen.types import FieldError, JobValidationError
+from triggers.api_models import CancelAccepted, JobList
 from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, TERMINAL, accepted, is_job_id, job_state, job_view, origin, start_job
 from triggers.responses import invalid_job, json_response, not_found, problem, problems_on_failure
 
@@ -68,7 +69,8 @@ async def list_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient
     jobs.sort(key=lambda job: job["createdTime"] or "", reverse=True)
     page = jobs[offset:offset + top]
     more = offset + top < len(jobs)
-    return json_response({"jobs": page, "continuationToken": str(offset + top) if more else None})
+    listed = JobList(jobs=page, continuationToken=str(offset + top) if more else None)
+    return json_response(listed.model_dump(mode="json", exclude_unset=True))
 
 
 @bp.route(route="jobs/{id}", methods=["GET"])
@@ -153,7 +155,7 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     store = storage.get_store()
     await asyncio.to_thread(store.put, storage.cancel_marker_ref(job_id), b"cancelled by user\n")
     await client.raise_event(job_id, "cancel", {"by": "user"})
-    return json_response({"id": job_id, "status": "cancelling"}, status=202)
+    return json_response(CancelAccepted(id=job_id, status="cancelling").model_dump(), status=202)
 
 
 @bp.route(route="jobs/{id}/review", methods=["POST"])

@@ -23,6 +23,7 @@ from imagegen.source_images import attach_images
 from imagegen.settings import Settings
 from imagegen.spec import JobSpec, Limits
 from imagegen.types import JobSource
+from triggers.api_models import JobView
 from triggers.responses import json_response
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def job_view(status, base: str) -> dict:
     request = status.input_ if isinstance(status.input_, dict) else _json(status.input_)
     output = status.output if isinstance(status.output, dict) or status.output is None else _json(status.output)
     job = (request or {}).get("job", {})
-    view = {
+    view: dict[str, Any] = {
         "id": status.instance_id,
         "name": job.get("name", ""),
         "source": (request or {}).get("source", ""),
@@ -135,7 +136,7 @@ def job_view(status, base: str) -> dict:
         view["manifestUrl"] = output.get("manifest_url")
     elif runtime == "Failed":
         view["error"] = status.output
-    return view
+    return JobView.model_validate(view).model_dump(mode="json", exclude_unset=True)
 
 
 def _json(value: Any):

@@ -23,12 +23,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def problem(status: int, title: str, detail: str, errors: list[FieldError] | None = None,
             **extra: Any) -> func.HttpResponse:
     """An error a client can act on: what went wrong, and every bad field with its rule."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    if errors:
-        body["errors"] = [error.model_dump() for error in errors]
-    body.update(extra)
-    return func.HttpResponse(json.dumps(body, indent=2), status_code=status,
-                             mimetype="application/problem+json")
+    from triggers.api_models import Problem  # the model the API document describes
+
+    body = Problem(title=title, status=status, detail=detail, errors=errors or None, **extra)
+    return func.HttpResponse(json.dumps(body.model_dump(mode="json", exclude_none=True), indent=2),
+                             status_code=status, mimetype="application/problem+json")
 
 
 def invalid_job(errors: list[FieldError]) -> func.HttpResponse:

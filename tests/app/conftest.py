@@ -14,6 +14,7 @@ import requests
 
 from imagegen.foundry import job_from_foundry
 from imagegen.storage import BlobStore
+from tests.app.storage_invariants import assert_job_storage_consistent
 from tests.devhost.conftest import REPO_ROOT, launch_devhost
 
 ENDED = {"completed", "partial", "rejected", "failed", "cancelled"}
@@ -24,10 +25,12 @@ FOUNDRY_BROKEN_JOB = job_from_foundry(FOUNDRY_BROKEN_BODY)[0].name
 
 
 class AppClient:
-    """A user of the HTTP API."""
+    """A user of the HTTP API. With `store`, every job it waits for is checked, once ended,
+    against the storage invariants (tests/app/storage_invariants.py)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, store: BlobStore | None = None):
         self.url = url
+        self.store = store
 
     def post_job(self, job: dict) -> requests.Response:
         return requests.post(f"{self.url}/api/jobs", json=job, timeout=60)
@@ -47,6 +50,8 @@ class AppClient:
         while time.monotonic() < deadline:
             job = self.job(job_id)
             if job["status"] in ENDED:
+                if self.store is not None:
+                    assert_job_storage_consistent(self.store, job_id)
                 return job
             time.sleep(0.25)
         raise AssertionError(f"job {job_id} did not end in {timeout}s: {job}")
@@ -110,8 +115,8 @@ def app_host(tmp_path_factory, storage_connection_string):
 
 
 @pytest.fixture(scope="session")
-def app(app_host) -> AppClient:
-    return AppClient(app_host.url)
+def app(app_host, store) -> AppClient:
+    return AppClient(app_host.url, store)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ def test_a_job_killed_mid_generation_ends_with_storage_matching_its_manifest(
     first = launch_app(tmp_path_factory, storage_connection_string)
     workdir, task_hub = first.log_path.parent, first.store
     try:
-        app = AppClient(first.url)
+        app = AppClient(first.url, store)
         job_id = app.submit(tiny_job("crashed", seeds=8, sizes=["96x96"], steps=10))  # 2 GPU batches
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -32,7 +32,7 @@ def test_a_job_killed_mid_generation_ends_with_storage_matching_its_manifest(
 
     second = launch_app(tmp_path_factory, storage_connection_string, workdir=workdir, store=task_hub)
     try:
-        app = AppClient(second.url)
+        app = AppClient(second.url, store)
         done = app.wait(job_id, timeout=300)
         assert done["status"] == "completed", done
         manifest = app.manifest(job_id)

@@ -138,7 +138,7 @@ def test_cancel_stops_the_work_and_the_manifest_accounts_for_every_variant(app, 
     assert again.status_code == 409 and "cancelled" in again.json()["detail"]
 
 
-def test_foundry_images_generations_answers_with_the_image(app):
+def test_foundry_images_generations_answers_with_the_image(app, store):
     response = requests.post(f"{app.url}/api/images/generations", params={"timeout": 120}, timeout=150,
                              json={"prompt": "a lighthouse at dusk", "size": "64x64", "seed": 1234,
                                    "output_format": "jpeg", "steps": 2})
@@ -147,6 +147,7 @@ def test_foundry_images_generations_answers_with_the_image(app):
     assert len(body["data"]) == 1 and body["data"][0]["seed"] == 1234
     image = Image.open(io.BytesIO(base64.b64decode(body["data"][0]["b64_json"])))
     assert image.format == "JPEG" and image.size == (64, 64)
+    assert storage_problems(store, body["jobId"], app.manifest(body["jobId"])) == []
 
 
 def test_foundry_route_answers_202_with_status_urls_when_not_done_in_time(app):
@@ -178,19 +179,23 @@ def test_health_says_what_runs_without_a_key(app):
     assert "loaded" in health
 
 
-def test_foundry_generation_failing_on_every_try_is_a_5xx_not_a_content_filter(app):
+def test_foundry_generation_failing_on_every_try_is_a_5xx_not_a_content_filter(app, store):
     response = requests.post(f"{app.url}/api/images/generations", params={"timeout": 120}, timeout=150,
                              json=FOUNDRY_BROKEN_BODY)
     assert response.status_code == 502, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+    job_id = response.json()["jobId"]
+    assert storage_problems(store, job_id, app.manifest(job_id)) == []
     assert response.json().get("code") != "content_filter" and "blocked" not in response.text.lower()
 
 
-def test_foundry_blocked_prompt_is_a_400_content_filter(app):
+def test_foundry_blocked_prompt_is_a_400_content_filter(app, store):
     response = requests.post(f"{app.url}/api/images/generations", params={"timeout": 120}, timeout=150,
                              json={"prompt": f"a {BLOCKED_WORD} lighthouse", "size": "64x64", "steps": 2})
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "content_filter"
+    job_id = response.json()["jobId"]
+    assert storage_problems(store, job_id, app.manifest(job_id)) == []
 
 
 def test_a_prompt_longer_than_the_text_encoder_reads_is_reported_in_the_manifest(app):

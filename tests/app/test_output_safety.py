@@ -19,10 +19,10 @@ def content_safety():
 
 
 @pytest.fixture(scope="module")
-def strict_app(tmp_path_factory, storage_connection_string, content_safety):
+def strict_app(tmp_path_factory, storage_connection_string, content_safety, store):
     host = launch_app(tmp_path_factory, storage_connection_string, SAFETY_PROVIDER="azure",
                       CONTENT_SAFETY_ENDPOINT=content_safety.endpoint, CONTENT_SAFETY_KEY=content_safety.key)
-    yield AppClient(host.url)
+    yield AppClient(host.url, store)
     host.stop()
 
 

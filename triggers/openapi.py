@@ -1,0 +1,158 @@
+"""`GET /api/openapi.json`: the HTTP API as an OpenAPI 3.1 document.
+
+Built from the pydantic models the routes use (`triggers.api_models`, `JobSpec`,
+`FoundryRequest`, `Manifest`), never written by hand, so it cannot drift from what the
+routes accept and answer. Every error is a problem-details body (`Problem`). The
+property-based API fuzz (tests/app/test_api_fuzz.py) runs Schemathesis from it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+import azure.functions as func
+from pydantic.json_schema import models_json_schema
+
+from imagegen.foundry import FoundryRequest
+from imagegen.manifest import Manifest
+from imagegen.spec import JobSpec
+from triggers import api_models as m
+
+bp = func.Blueprint()
+
+MODELS = (JobSpec, FoundryRequest, Manifest, m.Problem, m.JobView, m.JobList, m.JobAccepted,
+          m.CancelAccepted, m.Health, m.FoundryResponse, m.FoundryAccepted)
+
+PROBLEM = "application/problem+json"
+
+
+def _ref(model) -> dict:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _problem(description: str, headers: dict | None = None) -> dict:
+    answer: dict[str, Any] = {"description": description, "content": {PROBLEM: {"schema": _ref(m.Problem)}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def _job_id() -> dict:
+    return {"name": "id", "in": "path", "required": True, "description": "The job id",
+            "schema": {"type": "string", "minLength": 1}}
+
+
+# Answers every route may give: a failure of ours is a problem too, with nothing internal in it.
+COMMON = {"500": _problem("A failure of ours; the details are in the log, not here")}
+KEYED = {"401": _problem("No valid key (function key in `x-functions-key` or `?code=`)")}
+
+
+def operations() -> dict[str, dict]:
+    job_404 = _problem("No such job")
+    return {
+        "/api/jobs": {
+            "post": {
+                "operationId": "submit_job", "summary": "Submit a job",
+                "description": "A job as JSON or YAML (docs/jobs.md), or text/plain with one prompt per line.",
+                "parameters": [{"name": "name", "in": "query", "required": False, "schema": {"type": "string"},
+                                "description": "The job's name, for a text/plain body"}],
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": _ref(JobSpec)},
+                    "text/plain": {"schema": {"type": "string"}}}},
+                "responses": {"202": _json(m.JobAccepted, "Started; follow `Location` or `jobUrl`"),
+                              "400": _problem("Not a valid job: `errors` names every bad field"),
+                              "413": _problem("Over the job byte limit (`max_job_bytes`)"), **KEYED, **COMMON},
+            },
+            "get": {
+                "operationId": "list_jobs", "summary": "Recent jobs, newest first, paged",
+                "parameters": [
+                    {"name": "top", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20}},
+                    {"name": "continuationToken", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}}],
+                "responses": {"200": _json(m.JobList, "A page of jobs"),
+                              "400": _problem("Bad paging parameters"), **KEYED, **COMMON},
+            },
+        },
+        "/api/jobs/{id}": {"get": {
+            "operationId": "get_job", "summary": "A job's status, progress and, when done, summary",
+            "parameters": [_job_id()],
+            "responses": {"200": _json(m.JobView, "The job"), "404": job_404, **KEYED, **COMMON}}},
+        "/api/jobs/{id}/manifest": {"get": {
+            "operationId": "get_manifest", "summary": "The job's manifest, written when it ends",
+            "parameters": [_job_id()],
+            "responses": {"200": _json(Manifest, "The manifest"), "404": _problem("No manifest (yet)"),
+                          **KEYED, **COMMON}}},
+        "/api/jobs/{id}/images/{variant}": {"get": {
+            "operationId": "get_image", "summary": "One published image",
+            "parameters": [_job_id(), {"name": "variant", "in": "path", "required": True,
+                                       "schema": {"type": "string", "minLength": 1}}],
+            "responses": {"200": {"description": "The image", "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/webp": {"schema": {"type": "string", "format": "binary"}}}},
+                "404": _problem("No such job, variant, or published image"), **KEYED, **COMMON}}},
+        "/api/jobs/{id}/cancel": {"post": {
+            "operationId": "cancel_job", "summary": "Stop a queued or running job",
+            "parameters": [_job_id()],
+            "responses": {"202": _json(m.CancelAccepted, "Cancelling: the job ends with a manifest"),
+                          "404": job_404, "409": _problem("The job already ended"), **KEYED, **COMMON}}},
+        "/api/images/generations": {"post": {
+            "operationId": "generate_images", "summary": "Azure AI Foundry / OpenAI images, synchronous when quick",
+            "parameters": [{"name": "timeout", "in": "query", "required": False,
+                            "schema": {"type": "number", "minimum": 0, "maximum": 230, "default": 120}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(FoundryRequest)}}},
+            "responses": {
+                "200": _json(m.FoundryResponse, "The images, in Foundry's and OpenAI's shapes"),
+                "202": _json(m.FoundryAccepted, "Not done within `timeout`: follow the job"),
+                "400": _problem("A bad body, or every image blocked (`code: content_filter`)"),
+                "401": _problem("No valid key: the deployment key (`Authorization: Bearer`, `api-key`) "
+                                "or a function key"),
+                "413": _problem("Over the body byte limit"),
+                "502": _problem("Generation failed on every try (`code: generation_failed`)"),
+                "503": _problem("The images could not be checked for safety (`code: safety_unavailable`)",
+                                {"Retry-After": {"schema": {"type": "string"}}}),
+                **COMMON}}},
+        "/api/health": {"get": {
+            "operationId": "get_health", "summary": "What the worker runs on (anonymous)", "security": [],
+            "responses": {"200": _json(m.Health, "The model, device and safety provider"), **COMMON}}},
+        "/api/openapi.json": {"get": {
+            "operationId": "get_openapi", "summary": "This document (anonymous)", "security": [],
+            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {
+                "schema": {"type": "object"}}}}}}},
+    }
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict:
+    _, schemas = models_json_schema([(model, "validation") for model in MODELS],
+                                    ref_template="#/components/schemas/{model}")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Durable Diffusion", "version": "1",
+                 "description": "Batch image generation on Azure Durable Functions. Every error is "
+                                "RFC 9457 problem details (`Problem`). Jobs: docs/jobs.md."},
+        "paths": operations(),
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+                "deploymentKey": {"type": "http", "scheme": "bearer",
+                                  "description": "`IMAGEGEN_API_KEY`, on /api/images/generations only"},
+                "deploymentApiKey": {"type": "apiKey", "in": "header", "name": "api-key"},
+            },
+        },
+        "security": [{"functionKey": []}, {"functionKeyQuery": []}],
+    }
+
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(openapi_document(), indent=2), mimetype="application/json")
