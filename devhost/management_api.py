@@ -23,6 +23,7 @@ PREFIXES = ("/runtime/webhooks/durabletask", "/durabletask")
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated", "Suspended")
 TERMINAL = frozenset(core.TERMINAL_STATUSES)
 CONTINUATION_HEADER = "x-ms-continuation-token"
+DEFAULT_PAGE_SIZE = 100  # instances per list page when `top` is not given, as in the extension
 
 
 class BadRequest(Exception):
@@ -116,7 +117,8 @@ class ManagementApi:
                 web.delete(prefix + "/instances/", self.purge_by),
                 web.get(prefix + "/instances/{instance_id}", self.status),
                 web.delete(prefix + "/instances/{instance_id}", self.purge),
-                web.post(prefix + "/instances/{instance_id}/raiseEvent/{event}", self.raise_event),
+                # Operation names are case-insensitive, as in the extension (`RaiseEvent`, `SUSPEND`).
+                web.post(prefix + "/instances/{instance_id}/{operation}/{event}", self.raise_event),
                 web.post(prefix + "/instances/{instance_id}/{operation}", self.operate),
                 web.route("*", prefix + "/entities{tail:.*}", self.not_supported),
                 web.route("*", prefix + "/{tail:.*}", self.unknown),
@@ -162,6 +164,8 @@ class ManagementApi:
         )
         if status is None:
             return error(404, f"no instance with id `{instance_id}`")
+        if status.get("runtimeStatus") == "Failed" and query_bool(request, "returnInternalServerErrorOnFailure"):
+            return web.json_response(status, status=500)  # as documented: asked for, a failure is a 500
         if status.get("runtimeStatus") in TERMINAL:
             return web.json_response(status, status=200)
         return self.accepted(request, instance_id, status)
@@ -173,18 +177,25 @@ class ManagementApi:
                 created_to=query_datetime(request, "createdTimeTo"),
                 statuses=query_statuses(request),
                 prefix=request.query.get("instanceIdPrefix") or None,
-                top=query_top(request),
+                top=query_top(request) or DEFAULT_PAGE_SIZE,
                 continuation=request.headers.get(CONTINUATION_HEADER) or None,
             )
         except BadRequest as problem:
             return error(400, str(problem))
         except ValueError as problem:  # the engine refuses a continuation token it did not issue
             return error(400, f"`{CONTINUATION_HEADER}` is not valid: {problem}")
+        if request.query.get("showInput", "").lower() == "false":
+            instances = [{key: value for key, value in item.items() if key != "input"} for item in instances]
         headers = {CONTINUATION_HEADER: token} if token else {}
         return web.json_response(instances, headers=headers)
 
     async def purge(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
+        status = await self.engine.get_status(instance_id, show_input=False)
+        if status is not None and status.get("runtimeStatus") not in TERMINAL:
+            # The extension purges only instances that ended; a running one is left as it is.
+            return error(404, f"instance `{instance_id}` is {status.get('runtimeStatus')}: only completed, "
+                              "failed or terminated instances can be purged")
         deleted = await self.engine.purge(instance_id)
         if not deleted:
             return error(404, f"no instance with id `{instance_id}`")
@@ -207,8 +218,13 @@ class ManagementApi:
 
     async def raise_event(self, request: web.Request) -> web.Response:
         instance_id, event = request.match_info["instance_id"], request.match_info["event"]
+        if request.match_info.get("operation", "raiseEvent").lower() != "raiseevent":
+            return await self.unknown(request)
+        body = await request.read()
+        if body.strip() and request.content_type.lower() != "application/json":
+            return error(400, f"event data must be JSON sent as application/json, got {request.content_type!r}")
         try:
-            data = input_json(await request.read(), "event data")
+            data = input_json(body, "event data")
             await self.engine.raise_event(instance_id, event, data)
         except BadRequest as problem:
             return error(400, str(problem))
@@ -219,7 +235,7 @@ class ManagementApi:
         return web.Response(status=202)
 
     async def operate(self, request: web.Request) -> web.Response:
-        instance_id, operation = request.match_info["instance_id"], request.match_info["operation"]
+        instance_id, operation = request.match_info["instance_id"], request.match_info["operation"].lower()
         reason = request.query.get("reason", "")
         try:
             if operation in ("terminate", "suspend", "resume"):
