@@ -33,10 +33,35 @@ def instance_status(row, events: list[dict] | None, *, show_input: bool = True,
         "lastUpdatedTime": _iso(row["updated"]),
     }
     if events is not None:
-        body["historyEvents"] = [_public_event(e, show_history_output) for e in events
-                                 if e["EventType"] not in (EventType.ORCHESTRATOR_STARTED,
-                                                           EventType.ORCHESTRATOR_COMPLETED)]
+        body["historyEvents"] = public_history(events, show_history_output)
     return body
+
+
+# What the extension leaves out of `showHistory`, and which scheduling event each completion
+# takes its `FunctionName` and `ScheduledTime` from.
+_HIDDEN = (EventType.ORCHESTRATOR_STARTED, EventType.ORCHESTRATOR_COMPLETED,
+           EventType.TASK_SCHEDULED, EventType.SUB_ORCHESTRATION_CREATED)
+_COMPLETIONS = (EventType.TASK_COMPLETED, EventType.TASK_FAILED,
+                EventType.SUB_ORCHESTRATION_COMPLETED, EventType.SUB_ORCHESTRATION_FAILED)
+
+
+def public_history(events: list[dict], with_payloads: bool) -> list[dict]:
+    """History as the extension shows it: a task's scheduling merged into its completion
+    (`FunctionName`, `ScheduledTime`), payloads as JSON values."""
+    scheduled = {e["EventId"]: e for e in events
+                 if e["EventType"] in (EventType.TASK_SCHEDULED, EventType.SUB_ORCHESTRATION_CREATED)}
+    shown = []
+    for event in events:
+        if event["EventType"] in _HIDDEN:
+            continue
+        out = _public_event(event, with_payloads)
+        origin = scheduled.get(event.get("TaskScheduledId")) if event["EventType"] in _COMPLETIONS else None
+        if origin is not None:
+            out["FunctionName"] = origin.get("Name")
+            out["ScheduledTime"] = origin["Timestamp"]
+            out.pop("TaskScheduledId", None)
+        shown.append(out)
+    return shown
 
 
 def _public_event(event: dict, with_payloads: bool) -> dict:
@@ -49,6 +74,11 @@ def _public_event(event: dict, with_payloads: bool) -> dict:
             continue
         if key == "Name":
             key = "FunctionName"
+        if key in ("Input", "Result") and isinstance(value, str):
+            try:
+                value = json.loads(value)  # the extension shows the value, not its JSON text
+            except ValueError:
+                pass
         out[key] = value
     return out
 

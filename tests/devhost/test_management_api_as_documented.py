@@ -62,3 +62,15 @@ def test_operation_names_are_case_insensitive(devhost):
     devhost.wait_until(started["id"], lambda body: body["runtimeStatus"] == "Running")
     assert requests.post(f"{base}/RaiseEvent/Approval", json={"ok": True}, timeout=30).status_code == 202
     devhost.wait_until(started["id"])
+
+
+def test_show_history_merges_scheduling_into_completion_as_the_extension_does(devhost):
+    started = devhost.start("child", 3)
+    devhost.wait_until(started["id"])
+    events = devhost.status(started["id"], showHistory="true", showHistoryOutput="true").json()["historyEvents"]
+    kinds = [event["EventType"] for event in events]
+    assert "TaskScheduled" not in kinds
+    (completed,) = [event for event in events if event["EventType"] == "TaskCompleted"]
+    assert completed["FunctionName"] == "double" and completed["ScheduledTime"] <= completed["Timestamp"]
+    assert completed["Result"] == 6  # the JSON value, not its text
+    assert events[-1]["EventType"] == "ExecutionCompleted" and events[-1]["Result"] == 6
