@@ -75,6 +75,17 @@ class CancelAccepted(BaseModel):
     status: Literal["cancelling"]
 
 
+class ReviewAccepted(BaseModel):
+    """202 for one pass of a review, as taken."""
+
+    id: str
+    status: Literal["awaiting_review"]
+    reviewer: str | None
+    approve: list[str]
+    reject: list[str]
+    finish: bool
+
+
 class Health(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -25,7 +25,7 @@ import azure.functions as func
 from imagegen import intake, review, storage
 from imagegen.manifest import read_manifest
 from imagegen.types import FieldError, JobValidationError
-from triggers.api_models import CancelAccepted, JobList
+from triggers.api_models import CancelAccepted, JobList, ReviewAccepted
 from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, TERMINAL, accepted, is_job_id, job_state, job_view, origin, start_job
 from triggers.responses import invalid_job, json_response, not_found, problem, problems_on_failure
 
@@ -200,9 +200,9 @@ async def review_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     await client.raise_event(job_id, "review", decision.model_dump())
     log.info("review of job %s by %s: %d approved, %d rejected%s", job_id, reviewer, len(decision.approve),
              len(decision.reject), ", finish" if decision.finish else "")
-    return json_response({"id": job_id, "status": "awaiting_review", "reviewer": reviewer,
-                          "approve": decision.approve, "reject": decision.reject, "finish": decision.finish},
-                         status=202)
+    taken = ReviewAccepted(id=job_id, status="awaiting_review", reviewer=reviewer, approve=decision.approve,
+                           reject=decision.reject, finish=decision.finish)
+    return json_response(taken.model_dump(mode="json"), status=202)
 
 
 def is_job_id(job_id: str) -> bool:

@@ -17,13 +17,16 @@ from pydantic.json_schema import models_json_schema
 
 from imagegen.foundry import FoundryRequest
 from imagegen.manifest import Manifest
+from imagegen.review import ReviewDecision
 from imagegen.spec import JobSpec
 from triggers import api_models as m
 
 bp = func.Blueprint()
 
-MODELS = (JobSpec, FoundryRequest, Manifest, m.Problem, m.JobView, m.JobList, m.JobAccepted,
-          m.CancelAccepted, m.Health, m.FoundryResponse, m.FoundryAccepted)
+MODELS = (JobSpec, FoundryRequest, ReviewDecision, Manifest, m.Problem, m.JobView, m.JobList, m.JobAccepted,
+          m.CancelAccepted, m.ReviewAccepted, m.Health, m.FoundryResponse, m.FoundryAccepted)
+IMAGE = {"description": "The image", "content": {
+    kind: {"schema": {"type": "string", "format": "binary"}} for kind in ("image/png", "image/jpeg", "image/webp")}}
 
 PROBLEM = "application/problem+json"
 
@@ -103,6 +106,19 @@ def operations() -> dict[str, dict]:
             "parameters": [_job_id()],
             "responses": {"202": _json(m.CancelAccepted, "Cancelling: the job ends with a manifest"),
                           "404": job_404, "409": _problem("The job already ended"), **KEYED, **COMMON}}},
+        "/api/jobs/{id}/published/{variant}": {"get": {
+            "operationId": "get_published_image", "summary": "A reviewed image's copy in published/",
+            "parameters": [_job_id(), {"name": "variant", "in": "path", "required": True,
+                                       "schema": {"type": "string", "minLength": 1}}],
+            "responses": {"200": IMAGE, "404": _problem("No such job, variant, or published copy"),
+                          **KEYED, **COMMON}}},
+        "/api/jobs/{id}/review": {"post": {
+            "operationId": "review_job", "summary": "One pass of a review: approve, reject, finish",
+            "parameters": [_job_id()],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(ReviewDecision)}}},
+            "responses": {"202": _json(m.ReviewAccepted, "The decisions, taken"),
+                          "400": _problem("A bad decision: `errors` names every bad field"),
+                          "404": job_404, "409": _problem("The job is not awaiting review"), **KEYED, **COMMON}}},
         "/api/images/generations": {"post": {
             "operationId": "generate_images", "summary": "Azure AI Foundry / OpenAI images, synchronous when quick",
             "parameters": [{"name": "timeout", "in": "query", "required": False,

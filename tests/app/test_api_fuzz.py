@@ -76,7 +76,8 @@ def test_the_document_is_openapi_3_1_and_describes_every_route(app):
     document = requests.get(f"{app.url}/api/openapi.json", timeout=30).json()
     assert document["openapi"] == "3.1.0"
     assert {"/api/jobs", "/api/jobs/{id}", "/api/jobs/{id}/manifest", "/api/jobs/{id}/images/{variant}",
-            "/api/jobs/{id}/cancel", "/api/images/generations", "/api/health"} <= set(document["paths"])
+            "/api/jobs/{id}/cancel", "/api/jobs/{id}/review", "/api/jobs/{id}/published/{variant}",
+            "/api/images/generations", "/api/health"} <= set(document["paths"])
     schemas = document["components"]["schemas"]
     assert {"JobSpec", "Manifest", "Problem", "FoundryRequest", "FoundryResponse"} <= set(schemas)
     for path, methods in document["paths"].items():
