@@ -67,8 +67,11 @@ def test_a_malformed_dropped_file_is_moved_aside_with_its_errors(app, store):
                               "variants": {"steps": 500, "sizes": ["500x512"]}}).encode()
     store.put(f"prompts/{name}", content)
 
-    deadline = time.monotonic() + 30
-    while not store.exists(f"prompts-rejected/{name}.error.json") and time.monotonic() < deadline:
+    # The trigger writes the report, then the copy, then deletes the original: wait for the
+    # last of these, so the checks below see the finished move (bounded, not a sleep).
+    deadline = time.monotonic() + 120
+    while store.exists(f"prompts/{name}") or not store.exists(f"prompts-rejected/{name}"):
+        assert time.monotonic() < deadline, "the dropped file was never moved aside"
         time.sleep(0.25)
     report = json.loads(store.get(f"prompts-rejected/{name}.error.json"))
     paths = {error["path"] for error in report["errors"]}
@@ -134,8 +137,11 @@ def test_a_dropped_file_with_a_lone_surrogate_is_moved_aside_naming_the_field(ap
     content = b'{"name": "lone", "prompts": [{"text": "a bicycle", "negative": "\\ud83d"}]}'
     store.put(f"prompts/{name}", content)
 
-    deadline = time.monotonic() + 30
-    while not store.exists(f"prompts-rejected/{name}.error.json") and time.monotonic() < deadline:
+    # The trigger writes the report, then the copy, then deletes the original: wait for the
+    # last of these, so the checks below see the finished move (bounded, not a sleep).
+    deadline = time.monotonic() + 120
+    while store.exists(f"prompts/{name}") or not store.exists(f"prompts-rejected/{name}"):
+        assert time.monotonic() < deadline, "the dropped file was never moved aside"
         time.sleep(0.25)
     report = json.loads(store.get(f"prompts-rejected/{name}.error.json"))
     assert [(e["path"], e["rule"]) for e in report["errors"]] == [("prompts[0].negative", "lone_surrogate")]
