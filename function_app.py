@@ -1,7 +1,6 @@
 """The Functions app: one DFApp with the pipeline's blueprints registered, nothing else."""
 
 import azure.durable_functions as df
-import azure.functions as func
 
 from activities import bp as activities
 from imagegen.startup import check_settings
@@ -13,11 +12,13 @@ from triggers.health import bp as health
 from triggers.http_api import bp as http_api
 from triggers.openapi import bp as openapi
 from triggers.schedules import bp as schedules
+from triggers.sign_in import routes_auth_level
 
 # Every setting checked once, here: a bad one stops the start with its name, not a request later.
-check_settings()
+settings = check_settings()
 
-app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+# Function keys, unless built-in authentication (IMAGEGEN_SIGN_IN=entra) guards the routes.
+app = df.DFApp(http_auth_level=routes_auth_level(settings))
 
 app.register_functions(http_api)
 app.register_functions(foundry)

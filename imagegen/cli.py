@@ -10,7 +10,9 @@
     imagegen open <job-id>                      # the job's gallery page
 
 Everything but `drop` talks to the HTTP API (`--url`, `--key`, or IMAGEGEN_URL and
-IMAGEGEN_KEY; before or after the subcommand); `drop` writes to blob storage
+IMAGEGEN_KEY; before or after the subcommand); with sign-in on in Azure, `--entra-scope
+api://<client id>/.default` (IMAGEGEN_ENTRA_SCOPE) gets an Entra token with your Azure login,
+or `--token` (IMAGEGEN_TOKEN) sends one you got elsewhere; `drop` writes to blob storage
 (AzureWebJobsStorage, or AzureWebJobsStorage__blobServiceUri with your Azure login).
 `--json` on `submit`, `status` and `list` prints what the API answered, for scripts.
 
@@ -59,14 +61,51 @@ class ApiError(Exception):
         super().__init__(message)
 
 
+def entra_credential():
+    """Your Azure login (`az login`, environment variables, a managed identity, ...)."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+class EntraToken(requests.auth.AuthBase):
+    """`Authorization: Bearer` with an Entra access token for `scope`, got once and again
+    shortly before it expires (a long `submit --wait` outlives one token)."""
+
+    REFRESH_SECONDS = 300
+
+    def __init__(self, scope: str):
+        self.scope = scope
+        self.credential = None
+        self.token = None
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.token is None or self.token.expires_on - self.REFRESH_SECONDS < time.time():
+            from azure.core.exceptions import ClientAuthenticationError
+
+            self.credential = self.credential or entra_credential()
+            try:
+                self.token = self.credential.get_token(self.scope)
+            except ClientAuthenticationError as error:
+                # The credential's message says which logins it tried; it holds no token.
+                raise ApiError(0, f"cannot get an Entra token for {self.scope}: {error.message}") from None
+        request.headers["Authorization"] = f"Bearer {self.token.token}"
+        return request
+
+
 class Api:
     """The HTTP API of one deployment (devhost or Azure)."""
 
-    def __init__(self, url: str, key: str | None = None):
+    def __init__(self, url: str, key: str | None = None, token: str | None = None, entra_scope: str | None = None):
         self.url = url.rstrip("/")
         self.session = requests.Session()
         if key:
             self.session.headers["x-functions-key"] = key
+        # Behind sign-in (IMAGEGEN_SIGN_IN=entra): an Entra access token for the app registration.
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        elif entra_scope:
+            self.session.auth = EntraToken(entra_scope)
 
     def call(self, method: str, path: str, **kwargs) -> requests.Response:
         try:
@@ -209,7 +248,7 @@ def version() -> str:
 
 
 def connection_options(defaults: bool) -> argparse.ArgumentParser:
-    """`--url` and `--key`, accepted before or after the subcommand.
+    """`--url`, `--key`, `--entra-scope` and `--token`, accepted before or after the subcommand.
 
     After it they are parsed by the subcommand's parser: with no default there
     (SUPPRESS), so that it does not overwrite a value given before the subcommand.
@@ -220,6 +259,13 @@ def connection_options(defaults: bool) -> argparse.ArgumentParser:
     options.add_argument("--url", default=url_default,
                          help="the app's base URL (default: IMAGEGEN_URL or http://127.0.0.1:7071)")
     options.add_argument("--key", default=key_default, help="a function key (default: IMAGEGEN_KEY)")
+    scope_default = os.environ.get("IMAGEGEN_ENTRA_SCOPE") if defaults else argparse.SUPPRESS
+    token_default = os.environ.get("IMAGEGEN_TOKEN") if defaults else argparse.SUPPRESS
+    options.add_argument("--entra-scope", default=scope_default, metavar="SCOPE",
+                         help="with sign-in on: get an Entra token for SCOPE (api://<client id>/.default) "
+                         "with your Azure login (default: IMAGEGEN_ENTRA_SCOPE)")
+    options.add_argument("--token", default=token_default,
+                         help="with sign-in on: an Entra access token to send as is (default: IMAGEGEN_TOKEN)")
     return options
 
 
@@ -305,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "verify":
         return verify_files(args.files, args.trust, args.json)
-    api = Api(args.url, args.key)
+    api = Api(args.url, args.key, token=args.token, entra_scope=args.entra_scope)
     try:
         if args.command == "submit":
             accepted = api.submit(*job_body(args.file))

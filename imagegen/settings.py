@@ -167,6 +167,16 @@ def _bool(name: str) -> bool:
     return value == "true"
 
 
+SIGN_IN_MODES = ("off", "entra")
+
+
+def _sign_in(text: str) -> str:
+    value = text.strip().lower()
+    if value not in SIGN_IN_MODES:
+        raise ValueError(f"setting `IMAGEGEN_SIGN_IN` must be `off` or `entra`, got {text!r}")
+    return value
+
+
 def _on_off(name: str) -> bool:
     value = (_get(name) or "").strip().lower()
     if value not in ("on", "off"):
@@ -202,6 +212,7 @@ class Settings:
     notify_url: str = ""
     notify_hosts: tuple[str, ...] = ()
     public_url: str = ""
+    sign_in: str = "off"
     appinsights_connection_string: str | None = None
     appinsights_authentication_string: str | None = None
     telemetry_file: str = ".devhost/telemetry.jsonl"
@@ -261,6 +272,7 @@ class Settings:
             notify_hosts=tuple(host.strip().lower().rstrip(".") for host in (_get("IMAGEGEN_NOTIFY_HOSTS") or "").split(",")
                                if host.strip()),
             public_url=(_get("IMAGEGEN_PUBLIC_URL") or "").strip().rstrip("/"),
+            sign_in=_sign_in(_get("IMAGEGEN_SIGN_IN") or "off"),
             appinsights_connection_string=_get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
             appinsights_authentication_string=_get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
             telemetry_file=_get("IMAGEGEN_TELEMETRY_FILE") or ".devhost/telemetry.jsonl",

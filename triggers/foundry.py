@@ -45,12 +45,13 @@ RETRY_AFTER_SECONDS = 30
 
 
 # Read once, as the app is indexed: the route's auth level depends on it (check_settings
-# has the same rule for the value).
+# has the same rule for the value). Without a deployment key the route keeps function keys
+# even with sign-in on: sign-in does not guard it (its clients send no Entra token).
 DEPLOYMENT_KEY = Settings.from_env().api_key
 
 
 @bp.route(route="images/generations", methods=["POST"],
-          auth_level=func.AuthLevel.ANONYMOUS if DEPLOYMENT_KEY else None)
+          auth_level=func.AuthLevel.ANONYMOUS if DEPLOYMENT_KEY else func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 @problems_on_failure
 async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:

@@ -305,6 +305,13 @@ var settings = [
     name: 'IMAGEGEN_NOTIFY_HOSTS'
     value: imagegenNotifyHosts
   }
+  // Links in notifications as full URLs: the app's address, which is what ingress.fqdn
+  // (the `uri` output) will be, built from its name and the environment's domain because
+  // the app's own settings cannot read its fqdn (a self-reference).
+  {
+    name: 'IMAGEGEN_PUBLIC_URL'
+    value: 'https://${name}.${environment.properties.defaultDomain}'
+  }
   // The Foundry-compatible route's key: a reference to the app's secret, so the value is in
   // no setting, log or output (`az containerapp show` lists secret names only).
   {

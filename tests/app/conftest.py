@@ -86,12 +86,14 @@ def tiny_job(name: str, **variants) -> dict:
     }
 
 
-def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=None, wait: bool = True, **env: str):
-    """The app under devhost; `workdir` and `store` again start it over a killed host's task hub."""
+def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=None, wait: bool = True,
+               args: tuple[str, ...] = (), **env: str):
+    """The app under devhost; `workdir` and `store` again start it over a killed host's task hub;
+    `args` go to `devhost start` (e.g. `--require-keys`)."""
     workdir = workdir or tmp_path_factory.mktemp("app")
     blocklist = workdir / "blocklist.txt"
     blocklist.write_text(f"{BLOCKED_WORD}\n", encoding="utf-8")
-    return launch_devhost(workdir, connection_string, app_dir=REPO_ROOT, store=store, wait=wait, env={
+    return launch_devhost(workdir, connection_string, *args, app_dir=REPO_ROOT, store=store, wait=wait, env={
         "IMAGEGEN_MODEL": "tiny",
         "SAFETY_PROVIDER": "local",
         "SAFETY_BLOCKLIST_FILE": str(blocklist),

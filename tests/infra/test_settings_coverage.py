@@ -130,11 +130,21 @@ def resolve(value: object, app_bicep: dict, main_bicep: dict) -> str | None:
     return defaults[0] if defaults else None
 
 
+def conditional_branches(value: object) -> tuple[str, str] | None:
+    """(true, false) of a setting set `cond ? 'a' : 'b'` with literal branches, else None."""
+    operator = value.get("operator", {}) if isinstance(value, dict) else {}
+    if operator.get("type") != "conditional":
+        return None
+    branches = (operator["operands"]["true_value"], operator["operands"]["false_value"])
+    return branches if all(isinstance(b, str) and "${" not in b for b in branches) else None
+
+
 def test_the_azure_settings_are_accepted_by_the_app(app_settings, app_bicep, bicep, monkeypatch):
     for name in SETTINGS:
         monkeypatch.delenv(name, raising=False)
     for name, value in app_settings.items():
-        resolved = resolve(value, app_bicep, bicep["main.bicep"])
+        branches = conditional_branches(value)
+        resolved = branches[1] if branches else resolve(value, app_bicep, bicep["main.bicep"])
         if resolved is None:  # a resource property: a plausible stand-in of the same kind
             # (long enough for a secret such as IMAGEGEN_API_KEY, which has a minimum length)
             resolved = "https://example.invalid/" if name.endswith(("Uri", "ENDPOINT", "URL")) else "stand-in-of-the-same-kind"
@@ -148,6 +158,12 @@ def test_the_azure_settings_are_accepted_by_the_app(app_settings, app_bicep, bic
     assert settings.model == bicep["main.bicep"]["parameters"]["imagegenModel"]["default"]
     assert settings.c2pa_signer == "keyvault", "Azure signs with the Key Vault certificate by default"
     assert settings.c2pa_cert_name == bicep["main.bicep"]["parameters"]["c2paCertName"]["default"]
+    # A setting the Bicep sets one way or another (IMAGEGEN_SIGN_IN): the app takes either.
+    for name, value in app_settings.items():
+        if name in SETTINGS and (branches := conditional_branches(value)):
+            for branch in branches:
+                monkeypatch.setenv(name, branch)
+                check_settings()
 
 
 def test_every_binding_expression_setting_is_set_in_azure(app_settings):
@@ -161,3 +177,12 @@ def test_every_binding_expression_setting_is_set_in_azure(app_settings):
     assert expressions, "expected the schedules timer's %IMAGEGEN_SCHEDULE_TICK%"
     missing = sorted(expressions - set(app_settings))
     assert not missing, f"app.bicep must set {missing}: the runtime resolves them in trigger bindings"
+
+
+def test_notification_links_are_full_urls_at_the_apps_own_address(app_settings, app_bicep):
+    """IMAGEGEN_PUBLIC_URL is what the `uri` output will be (external ingress: the app's name
+    under the environment's default domain), built without the app reading itself."""
+    assert app_settings["IMAGEGEN_PUBLIC_URL"] == "https://${name}.${environment.properties.defaultDomain}"
+    assert app_bicep["resources"]["app"]["config"]["name"] == "name"
+    assert app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["ingress"]["external"] is True
+    assert "environment" in app_bicep["resources"] and "${app." not in app_settings["IMAGEGEN_PUBLIC_URL"]
