@@ -52,7 +52,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": (None, "`Authorization=AAD;ClientId=<client id>`: send telemetry as that managed identity (Azure)"),
     "IMAGEGEN_TELEMETRY_FILE": (".devhost/telemetry.jsonl", "Local traces, metrics and logs as JSON lines (when Application Insights is not configured)"),
     "OTEL_EXPORTER_OTLP_ENDPOINT": (None, "Also send traces and metrics to this OTLP/HTTP collector (the standard OpenTelemetry variable)"),
-    "IMAGEGEN_SIGN_IN": ("off", "`entra` when Container Apps built-in authentication (Entra ID) guards every route but health, the Foundry route and the durable webhooks; set by the Bicep"),
+    "IMAGEGEN_SIGN_IN": ("off", "`off` or `entra`: `entra` when Container Apps built-in authentication (Entra ID) guards every route but health, the Foundry route and the durable webhooks, which then take no function key; set by the Bicep"),
     "IMAGEGEN_FAULTS": ("", "Test-only fault injection, e.g. `flaky-*=fail-once`; unset in production"),
 }
 
