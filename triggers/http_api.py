@@ -23,7 +23,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from imagegen import intake, review, storage
-from imagegen.manifest import read_manifest
+from imagegen.manifest import ManifestVariant, read_manifest
 from imagegen.types import FieldError, JobValidationError
 from triggers.api_models import CancelAccepted, JobList, ReviewAccepted
 from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, TERMINAL, accepted, is_job_id, job_state, job_view, origin, start_job
@@ -98,11 +98,8 @@ def get_manifest(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(manifest.model_dump(mode="json"))
 
 
-@bp.route(route="jobs/{id}/images/{variant}", methods=["GET"])
-@problems_on_failure
-def get_image(req: func.HttpRequest) -> func.HttpResponse:
-    job_id, variant_id = req.route_params["id"], req.route_params["variant"]
-    store = storage.get_store()
+def manifest_variant(store: storage.BlobStore, job_id: str, variant_id: str) -> ManifestVariant | func.HttpResponse:
+    """The manifest's entry for one variant of a job, or the 404 that says which is missing."""
     try:
         manifest = read_manifest(store, job_id)
     except (storage.BlobNotFound, ValueError):
@@ -110,6 +107,17 @@ def get_image(req: func.HttpRequest) -> func.HttpResponse:
     entry = next((v for v in manifest.variants if v.id == variant_id), None)
     if entry is None:
         return problem(404, "Image not found", f"Job {job_id!r} has no variant {variant_id!r}.")
+    return entry
+
+
+@bp.route(route="jobs/{id}/images/{variant}", methods=["GET"])
+@problems_on_failure
+def get_image(req: func.HttpRequest) -> func.HttpResponse:
+    job_id, variant_id = req.route_params["id"], req.route_params["variant"]
+    store = storage.get_store()
+    entry = manifest_variant(store, job_id, variant_id)
+    if isinstance(entry, func.HttpResponse):
+        return entry
     if entry.status != "ok" or not entry.blob:
         # Blocked and unchecked images stay in quarantine: the API never serves them.
         return problem(404, "Image not published", f"Variant {variant_id!r} is {entry.status}: it has no published image.")
@@ -122,13 +130,9 @@ def get_image(req: func.HttpRequest) -> func.HttpResponse:
 def get_published_image(req: func.HttpRequest) -> func.HttpResponse:
     job_id, variant_id = req.route_params["id"], req.route_params["variant"]
     store = storage.get_store()
-    try:
-        manifest = read_manifest(store, job_id)
-    except (storage.BlobNotFound, ValueError):
-        return not_found(job_id)
-    entry = next((v for v in manifest.variants if v.id == variant_id), None)
-    if entry is None:
-        return problem(404, "Image not found", f"Job {job_id!r} has no variant {variant_id!r}.")
+    entry = manifest_variant(store, job_id, variant_id)
+    if isinstance(entry, func.HttpResponse):
+        return entry
     if entry.review is None or entry.review.published is None:
         decided = entry.review.decision if entry.review else "not approved"
         return problem(404, "Image not published", f"Variant {variant_id!r} is {decided}: it has no copy in published/.")

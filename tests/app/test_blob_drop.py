@@ -12,6 +12,7 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 
 from devhost.blob_triggers import same_etag
+from imagegen.storage import BlobStore
 from tests.app.conftest import tiny_job
 
 
@@ -61,18 +62,23 @@ def test_a_dropped_txt_file_makes_one_variant_per_line(app, store):
     assert prompts == ["a spring sale banner", "a summer sale banner"]
 
 
+def wait_moved_aside(store: BlobStore, name: str) -> None:
+    """Wait until the trigger has moved `prompts/{name}` aside. It writes the report, then the
+    copy, then deletes the original: wait for the last of these, so checks see the finished
+    move (bounded, not a sleep)."""
+    deadline = time.monotonic() + 120
+    while store.exists(f"prompts/{name}") or not store.exists(f"prompts-rejected/{name}"):
+        assert time.monotonic() < deadline, "the dropped file was never moved aside"
+        time.sleep(0.25)
+
+
 def test_a_malformed_dropped_file_is_moved_aside_with_its_errors(app, store):
     name = unique("bad") + ".yaml"
     content = yaml.safe_dump({"name": "bad", "prompts": [{"text": "x"}],
                               "variants": {"steps": 500, "sizes": ["500x512"]}}).encode()
     store.put(f"prompts/{name}", content)
 
-    # The trigger writes the report, then the copy, then deletes the original: wait for the
-    # last of these, so the checks below see the finished move (bounded, not a sleep).
-    deadline = time.monotonic() + 120
-    while store.exists(f"prompts/{name}") or not store.exists(f"prompts-rejected/{name}"):
-        assert time.monotonic() < deadline, "the dropped file was never moved aside"
-        time.sleep(0.25)
+    wait_moved_aside(store, name)
     report = json.loads(store.get(f"prompts-rejected/{name}.error.json"))
     paths = {error["path"] for error in report["errors"]}
     assert {"variants.steps", "variants.sizes[0]"} <= paths
@@ -137,12 +143,7 @@ def test_a_dropped_file_with_a_lone_surrogate_is_moved_aside_naming_the_field(ap
     content = b'{"name": "lone", "prompts": [{"text": "a bicycle", "negative": "\\ud83d"}]}'
     store.put(f"prompts/{name}", content)
 
-    # The trigger writes the report, then the copy, then deletes the original: wait for the
-    # last of these, so the checks below see the finished move (bounded, not a sleep).
-    deadline = time.monotonic() + 120
-    while store.exists(f"prompts/{name}") or not store.exists(f"prompts-rejected/{name}"):
-        assert time.monotonic() < deadline, "the dropped file was never moved aside"
-        time.sleep(0.25)
+    wait_moved_aside(store, name)
     report = json.loads(store.get(f"prompts-rejected/{name}.error.json"))
     assert [(e["path"], e["rule"]) for e in report["errors"]] == [("prompts[0].negative", "lone_surrogate")]
     assert store.get(f"prompts-rejected/{name}") == content
