@@ -13,13 +13,8 @@ failed, or its signing failed.
 
 from __future__ import annotations
 
-import contextvars
-import fnmatch
-import hashlib
 import logging
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import Future, wait
 from datetime import datetime, timezone
 
 from urllib.parse import urlsplit
@@ -50,9 +45,10 @@ from imagegen.manifest import (
 )
 from imagegen.safety import get_provider, unchecked_verdict
 from imagegen.settings import Settings
+from imagegen.faults import inject_check_fault, inject_fault
 from imagegen.limits import Limits
 from imagegen.source_images import check_source_image
-from imagegen.types import ContentCredentials, Variant, Verdict
+from imagegen.types import Variant, Verdict
 from imagegen.variants import split_batch
 
 log = logging.getLogger(__name__)
@@ -98,20 +94,19 @@ def moderate_image(request: ModerateImageRequest) -> ModerateImageResult:
 def generate_images(request: BatchRequest) -> GenerateImagesResult:
     """Generate one batch; sign, check and store every image once, where its check says.
 
-    Each GPU call's images are encoded, signed, checked in one safety call and written
-    once: to `outputs/` when the verdict is `safe`, else to `quarantine/` (blocked; or
-    unchecked because the check, or the signing, failed). Nothing is ever in `outputs/`
-    unchecked. That work for one GPU call runs on the checker thread while the engine makes
-    the next call.
+    After each GPU call its images go to the checker (`imagegen.output_checks`, a process of
+    its own), which signs them, checks them in one safety call and writes each once: to
+    `outputs/` when safe, else to `quarantine/`; meanwhile the engine makes the next call.
 
     When the job is cancelled (its cancel marker exists) it stops between GPU calls and
     between diffusion steps, and returns only the images it made: the rest are cancelled.
     """
-    from imagegen import provenance  # like torch, the C2PA SDK loads only where we generate
+    from imagegen import output_checks, provenance  # like torch, the C2PA SDK loads only where we generate
     from imagegen.diffusion import GenerationCancelled, get_engine  # torch loads only where we generate
 
     settings = Settings.from_env()
-    inject_fault(request)
+    inject_fault(request, settings)
+    output_checks.start(settings)
     engine = get_engine(settings.model, settings.model_revision)
     store = storage.get_store()
     first = request.batch.variants[0]
@@ -127,8 +122,7 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
     def cancelled() -> bool:
         return store.exists(marker)
 
-    written: list[str] = []  # every blob this try wrote, removed again if the try fails
-    pending: list[Future] = []
+    checks: list[tuple[output_checks.GpuCall, Future]] = []
     try:
         for chunk in split_batch(request.batch, engine.max_batch_size(first.width, first.height)):
             if cancelled():
@@ -141,133 +135,33 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
                     made = engine.generate(chunk, source, cancelled=cancelled)
             except GenerationCancelled:
                 break
-            call = GpuCall(job_id=request.job_id, variants=chunk.variants, images=made,
-                           started=started, finished=utc_now(), ingredient=ingredient)
+            call = output_checks.GpuCall(
+                job_id=request.job_id, variants=chunk.variants, images=[image.image for image in made],
+                seconds=[image.seconds for image in made], started=started, finished=utc_now(),
+                model=engine.model, revision=engine.revision, device=engine.device.type, ingredient=ingredient)
             telemetry.record_images(len(made), made[0].seconds if made else 0.0, engine.device.type,
                                     engine.peak_memory_bytes())
             log.info("made %d images of batch %s in %.2f s each", len(made), request.batch.id,
                      made[0].seconds if made else 0.0)
-            # The copied context keeps the checker's spans and log records in this job.
-            pending.append(_checker.submit(contextvars.copy_context().run, check_and_store,
-                                           call, engine, settings, store, written))
-        return GenerateImagesResult(images=[checked for future in pending for checked in future.result()],
+            checks.append((call, output_checks.submit(call, settings)))
+        return GenerateImagesResult(images=[checked for _, future in checks for checked in future.result()],
                                     warnings=prompt_warnings(request.batch.variants, engine))
     except BaseException:
         # A failed try leaves nothing stored: its retry makes the same images under the same
         # names, and a batch that fails for good must leave no image its manifest does not list.
-        wait(pending)
-        for ref in written:
-            try:
-                store.delete(ref)
-            except Exception:  # noqa: BLE001 - the original failure is the one to report
-                log.exception("could not remove %s after a failed generate_images", ref)
+        # The checker may have written any of a call's images before it failed (or died).
+        wait([future for _, future in checks])
+        for call, _ in checks:
+            for ref in call.refs():
+                try:
+                    store.delete(ref)
+                except Exception:  # noqa: BLE001 - the original failure is the one to report
+                    log.exception("could not remove %s after a failed generate_images", ref)
         raise
-
-
-# Signing, checking and storing one GPU call's images runs on this thread while the engine
-# makes the next call. One worker for the whole process: on a small host the checks and the
-# diffusion model share the cores, and more checker threads would slow the GPU work.
-_checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegen-check")
-
-
-@dataclass
-class GpuCall:
-    """One engine call's images, in the order of its variants, and when it ran."""
-
-    job_id: str
-    variants: list[Variant]
-    images: list  # imagegen.diffusion.GeneratedImage, one per variant
-    started: str
-    finished: str
-    ingredient: "provenance.Source | None" = None  # the img2img source, for the C2PA manifest
-
-
-def check_and_store(call: GpuCall, engine, settings: Settings, store: storage.BlobStore,
-                    written: list[str]) -> list[CheckedImage]:
-    """Encode and sign each image, check them in one safety call, and write each once:
-    to `outputs/` only if safe. An image whose signing failed is not checked (fail closed)."""
-    from imagegen.metadata import encode_image
-
-    with telemetry.span("check_images", images=len(call.images)):
-        held_images, stored_bytes = [], []
-        for variant, generated in zip(call.variants, call.images):
-            data = encode_image(generated.image, variant.format, image_parameters(variant, engine))
-            data, credentials, signing_error = sign_image(data, call.job_id, variant, engine, settings,
-                                                          call.ingredient)
-            ext = extension(variant.format)
-            held_images.append(HeldImage(
-                variant_id=variant.id, held=storage.quarantine_ref(call.job_id, variant.id, ext),
-                publish_to=storage.output_ref(call.job_id, variant.id, ext),
-                sha256=hashlib.sha256(data).hexdigest(),
-                width=generated.image.width, height=generated.image.height,
-                seconds=round(generated.seconds, 3),
-                model=engine.model, revision=engine.revision, device=engine.device.type,
-                content_credentials=credentials, signing_error=signing_error,
-                started_at=call.started, finished_at=call.finished,
-            ))
-            stored_bytes.append(data)
-        signed = [index for index, image in enumerate(held_images) if image.signing_error is None]
-        verdicts = dict(zip(signed, check_outputs(call.job_id, [stored_bytes[index] for index in signed])))
-        checked = []
-        for index, (image, data) in enumerate(zip(held_images, stored_bytes)):
-            verdict = verdicts.get(index) or Verdict(status="unchecked", provider="none",
-                                                     reasons=[image.signing_error or "not signed"])
-            ref = image.publish_to if verdict.status == "safe" else image.held
-            written.append(ref)
-            store.put(ref, data)
-            checked.append(CheckedImage(image=image, verdict=verdict, ref=ref))
-        return checked
-
-
-def check_outputs(job_id: str, images: list[bytes]) -> list[Verdict]:
-    """A verdict per image, all checked in one provider call. Fail closed: an image whose
-    check raised is `unchecked` (held back), and so is every image of a call that raised."""
-    verdicts: list[Verdict | None] = [None] * len(images)
-    to_check = []
-    for index in range(len(images)):
-        try:
-            inject_check_fault(job_id, f"image {index}")
-        except Exception as error:  # noqa: BLE001 - this image alone is unchecked
-            verdicts[index] = unchecked_verdict("none", str(error))
-        else:
-            to_check.append(index)
-    provider = get_provider()
-    try:
-        with telemetry.span("safety.check_images", provider=provider.name, images=len(to_check)):
-            results = provider.check_images([images[index] for index in to_check]) if to_check else []
-    except Exception as error:  # noqa: BLE001 - fail closed, whatever broke
-        log.exception("output check of job %s failed", job_id)
-        results = [unchecked_verdict(provider.name, f"the safety check failed ({type(error).__name__})")
-                   for _ in to_check]
-    for index, verdict in zip(to_check, results):
-        verdicts[index] = verdict
-    return verdicts  # type: ignore[return-value]  # every index is filled by now
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-def sign_image(data: bytes, job_id: str, variant: Variant, engine, settings: Settings,
-               source: "provenance.Source | None") -> tuple[bytes, ContentCredentials | None, str | None]:
-    """The image as it is held: signed with C2PA Content Credentials by the configured signer.
-
-    Returns (bytes, credentials, None), or (the unsigned bytes, None, reason) when signing
-    fails: that image is held in quarantine and never published (fail closed). With
-    `C2PA_SIGNER=off` the bytes come back unsigned, with neither.
-    """
-    from imagegen import provenance
-
-    try:
-        with telemetry.span("c2pa_sign", variant_id=variant.id, signer=settings.c2pa_signer):
-            inject_sign_fault(job_id)
-            signed = provenance.sign_variant(data, job_id, variant, engine.model, engine.revision, settings, source)
-    except provenance.SigningFailed as failure:
-        log.warning("image %s of job %s is held unsigned: %s", variant.id, job_id, failure.reason)
-        return data, None, f"C2PA signing failed: {failure.reason}"
-    if signed is None:
-        return data, None, None
-    return signed.data, ContentCredentials(manifest_label=signed.manifest_label, signer=signed.signer), None
 
 
 def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
@@ -378,63 +272,6 @@ def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | N
     """The verdict on a variant's inputs: the first of prompt, negative and image not safe."""
     checked = [verdicts[key] for key in (variant.prompt, variant.negative, variant.image) if key in verdicts]
     return next((v for v in checked if v.status != "safe"), checked[0] if checked else None)
-
-
-def image_parameters(variant: Variant, engine) -> dict:
-    """The parameters embedded in each image, enough to make it again."""
-    return {
-        "prompt": variant.prompt, "negative": variant.negative, "steps": variant.steps,
-        "scheduler": variant.scheduler, "guidance": variant.guidance, "seed": variant.seed,
-        "width": variant.width, "height": variant.height, "strength": variant.strength,
-        "source_image": variant.image, "deepcache": variant.deepcache, "tiny_vae": variant.tiny_vae,
-        "model": engine.model, "model_revision": engine.revision, "variant_id": variant.id,
-    }
-
-
-def extension(fmt: str) -> str:
-    return {"jpeg": "jpg"}.get(fmt, fmt)
-
-
-
-
-# Fault injection for the end-to-end tests and for rehearsing incidents: `IMAGEGEN_FAULTS`
-# holds `pattern=mode` pairs; a job whose id matches the pattern fails in generate_images,
-# on its first attempt per batch (`fail-once`) or always (`fail-always`), or its first
-# output check fails (`fail-check-once`, the other checks of the job run), or signing each of
-# its images fails (`fail-sign`, as when Key Vault is down). Unset in production.
-_failed_once: set[tuple[str, str]] = set()
-_faults_lock = threading.Lock()
-
-
-def inject_fault(render: BatchRequest) -> None:
-    for pattern, mode in Settings.from_env().faults.items():
-        if not fnmatch.fnmatchcase(render.job_id, pattern):
-            continue
-        key = (render.job_id, render.batch.id)
-        with _faults_lock:
-            first_time = key not in _failed_once
-            _failed_once.add(key)
-        if mode == "fail-always" or (mode == "fail-once" and first_time):
-            raise RuntimeError(f"injected fault ({mode}) for job {render.job_id} batch {render.batch.id}")
-
-
-def inject_check_fault(job_id: str, what: str) -> None:
-    for pattern, mode in Settings.from_env().faults.items():
-        if mode != "fail-check-once" or not fnmatch.fnmatchcase(job_id, pattern):
-            continue
-        with _faults_lock:
-            first_time = (job_id, "check") not in _failed_once
-            _failed_once.add((job_id, "check"))
-        if first_time:
-            raise RuntimeError(f"injected fault ({mode}) checking {what}")
-
-
-def inject_sign_fault(job_id: str) -> None:
-    from imagegen import provenance
-
-    for pattern, mode in Settings.from_env().faults.items():
-        if mode == "fail-sign" and fnmatch.fnmatchcase(job_id, pattern):
-            raise provenance.SigningFailed(f"injected fault ({mode}) for job {job_id}")
 
 
 def health() -> dict:

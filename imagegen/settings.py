@@ -22,6 +22,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_DEVICE": ("auto", "auto | cuda | mps | cpu"),
     "IMAGEGEN_MAX_BATCH": ("auto", "Images per GPU call: auto (up to 16 per GPU activity, split by free GPU memory) or a number"),
     "IMAGEGEN_TORCH_THREADS": ("auto", "torch CPU threads: auto (on a CPU device, one per core but one, which is left to the image checks and storage) or a number"),
+    "IMAGEGEN_CHECK_PROCESSES": ("1", "Processes that sign, check and store generated images beside the generating process; 0: a thread of that process (the checks then share its interpreter lock)"),
     "IMAGEGEN_COMPILE": ("off", "torch.compile mode for the UNet and VAE on CUDA (e.g. `max-autotune-no-cudagraphs`), or `off`"),
     "IMAGEGEN_TINY_VAE": (None, "Hub id or folder of a tiny VAE (TAESD) for jobs with `speedups.tiny_vae`; unset: such jobs are refused"),
     "IMAGEGEN_MAX_VARIANTS": ("64", "Most variants one job may expand to"),
@@ -194,6 +195,7 @@ class Settings:
     max_batch: str = "auto"
     compile_mode: str | None = None
     torch_threads: str = "auto"
+    check_processes: int = 1
     tiny_vae: str | None = None
     max_variants: int = 64
     max_steps: int = 150
@@ -251,6 +253,7 @@ class Settings:
             max_batch=(_get("IMAGEGEN_MAX_BATCH") or "auto").strip().lower(),
             compile_mode=_compile_mode(_get("IMAGEGEN_COMPILE") or "off"),
             torch_threads=_get("IMAGEGEN_TORCH_THREADS") or "auto",
+            check_processes=_int("IMAGEGEN_CHECK_PROCESSES", least=0),
             tiny_vae=_get("IMAGEGEN_TINY_VAE"),
             max_variants=_int("IMAGEGEN_MAX_VARIANTS"),
             max_steps=_int("IMAGEGEN_MAX_STEPS"),

@@ -32,6 +32,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from opentelemetry import context as otel_context, metrics, trace
+from opentelemetry import context as otel_context, metrics, propagate, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -112,7 +113,10 @@ def current_job_id() -> str | None:
 
 
 class JsonLinesFile:
-    """Appends one JSON object per line; shared by the span, metric and log exporters."""
+    """Appends one JSON object per line; shared by the span, metric and log exporters.
+
+    Each write is one `write(2)` to a file opened for appending, so the lines of the host
+    process and of its checker process (`imagegen.output_checks`) never interleave."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -122,9 +126,13 @@ class JsonLinesFile:
     def write(self, records: Sequence[dict]) -> None:
         if not records:
             return
-        text = "".join(json.dumps(record, default=str) + "\n" for record in records)
-        with self._lock, open(self.path, "a", encoding="utf-8") as file:
-            file.write(text)
+        data = "".join(json.dumps(record, default=str) + "\n" for record in records).encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
 
 
 def span_record(span: ReadableSpan) -> dict:
@@ -343,6 +351,32 @@ def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
     clean = {key.replace("_", "."): value for key, value in attributes.items() if value is not None}
     with tracer().start_as_current_span(name, attributes=clean) as current:
         yield current
+
+
+def carrier() -> dict[str, str]:
+    """What work handed to another process needs to join the current span: the W3C trace
+    context (`traceparent`) and the job id. See `resumed`."""
+    configure()
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    job_id = _job_id.get()
+    if job_id:
+        headers["job_id"] = job_id
+    return headers
+
+
+@contextmanager
+def resumed(headers: Mapping[str, str]) -> Iterator[None]:
+    """Inside, spans are children of the span `carrier()` was called in, and log records
+    carry its job id, in whatever process this runs."""
+    configure()
+    token = otel_context.attach(propagate.extract(headers))
+    job_token = _job_id.set(headers.get("job_id"))
+    try:
+        yield
+    finally:
+        _job_id.reset(job_token)
+        otel_context.detach(token)
 
 
 def job_span(job_id: str, created: datetime, attributes: Mapping[str, Any], error: str | None = None) -> None:

@@ -75,15 +75,13 @@ def test_a1111_text_names_the_speedups_that_changed_the_image():
 
 
 def test_generated_images_carry_their_negative_prompt_and_speedups():
-    from types import SimpleNamespace
-
-    from imagegen.operations import image_parameters
+    from imagegen.output_checks import image_parameters
     from imagegen.types import Variant
 
     variant = Variant(id="v000", index=0, prompt_index=0, prompt="a cat", base_prompt="a cat", negative="blurry",
                       seed=3, width=64, height=64, guidance=7.0, steps=4, scheduler="dpmpp", deepcache=2)
-    engine = SimpleNamespace(model="tiny", revision="tiny-v1")
-    text = read_parameters_text(encode_image(PIL.Image.new("RGB", (8, 8)), "png", image_parameters(variant, engine)))
+    text = read_parameters_text(encode_image(PIL.Image.new("RGB", (8, 8)), "png",
+                                             image_parameters(variant, "tiny", "tiny-v1")))
     assert text.splitlines()[1] == "Negative prompt: blurry"
     assert "DeepCache interval: 2" in text
 

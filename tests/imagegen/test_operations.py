@@ -3,11 +3,14 @@ safety checks: one request model in, one result model out, and where each image 
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
-from imagegen import operations
+from imagegen import operations, output_checks
 from imagegen.diffusion import get_engine
 from imagegen.messages import BatchRequest, ModerateImageRequest, ModerateTextRequest
 from imagegen.spec import parse_job
@@ -47,21 +50,53 @@ def test_each_image_is_checked_then_written_once_to_outputs_when_safe(app_env):
 
 
 def test_a_try_that_fails_after_some_images_were_stored_leaves_none(app_env, monkeypatch):
+    # On a thread of this process (IMAGEGEN_CHECK_PROCESSES=0), where the test can break
+    # the check; a checker process that dies is the next test.
+    monkeypatch.setenv("IMAGEGEN_CHECK_PROCESSES", "0")
     calls = []
-    check_outputs = operations.check_outputs
+    check_outputs = output_checks.check_outputs
 
-    def storage_fails_on_the_second_call(job_id, images):
+    def storage_fails_on_the_second_call(job_id, images, settings):
         calls.append(job_id)
         if len(calls) == 2:
             raise ConnectionError("storage went away")
-        return check_outputs(job_id, images)
+        return check_outputs(job_id, images, settings)
 
-    monkeypatch.setattr(operations, "check_outputs", storage_fails_on_the_second_call)
+    monkeypatch.setattr(output_checks, "check_outputs", storage_fails_on_the_second_call)
     with pytest.raises(ConnectionError):
         operations.generate_images(batch_request("failing"))
 
     # The retry makes the same images again; a batch that fails for good has none stored.
     assert app_env.list("outputs", "failing-1/") == [] and app_env.list("quarantine", "failing-1/") == []
+
+
+class ExitsWhenUnpickled:
+    """Ends the process that unpickles it at once, as an out-of-memory kill would."""
+
+    def __reduce__(self):
+        return os._exit, (3,)
+
+
+def test_a_checker_process_that_dies_fails_the_try_leaves_nothing_and_the_next_try_works(app_env, monkeypatch):
+    monkeypatch.setenv("IMAGEGEN_CHECK_PROCESSES", "1")
+    submitted = []
+    submit = output_checks.submit
+
+    def second_call_kills_the_checker(call, settings):
+        submitted.append(call)
+        if len(submitted) == 2:
+            call = dataclasses.replace(call, ingredient=ExitsWhenUnpickled())
+        return submit(call, settings)
+
+    monkeypatch.setattr(output_checks, "submit", second_call_kills_the_checker)
+    with pytest.raises(BrokenProcessPool):
+        operations.generate_images(batch_request("checker-died"))
+    assert app_env.list("outputs", "checker-died-1/") == [] and app_env.list("quarantine", "checker-died-1/") == []
+
+    monkeypatch.setattr(output_checks, "submit", submit)
+    checked = operations.generate_images(batch_request("checker-died")).images  # the activity's retry
+    assert [c.verdict.status for c in checked] == ["safe"] * 3
+    assert sorted(app_env.list("outputs", "checker-died-1/")) == sorted(c.ref for c in checked)
 
 
 @pytest.fixture
