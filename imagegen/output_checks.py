@@ -82,14 +82,16 @@ def submit(call: GpuCall, settings: Settings) -> Future:
 # 1. Where checks run: one executor per process, made on first use.
 
 _executor: Executor | None = None
-_executor_processes: int | None = None
+_executor_settings: Settings | None = None
 _executor_lock = threading.Lock()
 
 
 def _checker(settings: Settings, restart: bool = False) -> Executor:
-    global _executor, _executor_processes
+    global _executor, _executor_settings
     with _executor_lock:
-        if _executor is not None and (restart or _executor_processes != settings.check_processes):
+        # A checker process reads its environment once, as it starts: new settings (only
+        # ever in tests; a host's are fixed) need a new one.
+        if _executor is not None and (restart or settings != _executor_settings):
             _executor.shutdown(wait=False, cancel_futures=True)
             _executor = None
         if _executor is None:
@@ -102,8 +104,17 @@ def _checker(settings: Settings, restart: bool = False) -> Executor:
                     max_workers=settings.check_processes, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_checker_process_started, initargs=(os.getpid(),))
                 _executor.submit(warm_up, settings)  # load the checks while the first GPU call runs
-            _executor_processes = settings.check_processes
+            _executor_settings = settings
         return _executor
+
+
+def stop() -> None:
+    """Stop the checker once the checks it holds are done (a process stops it by itself as it exits)."""
+    global _executor
+    with _executor_lock:
+        if _executor is not None:
+            _executor.shutdown(wait=True)
+            _executor = None
 
 
 def _checker_process_started(parent_pid: int) -> None:
@@ -157,6 +168,8 @@ def check_and_store(call: GpuCall, settings: Settings, headers: dict[str, str]) 
             ref = image.publish_to if verdict.status == "safe" else image.held
             store.put(ref, data)
             checked.append(CheckedImage(image=image, verdict=verdict, ref=ref))
+        log.info("checked %d images of job %s: %d safe", len(checked), call.job_id,
+                 sum(c.verdict.status == "safe" for c in checked))
         return checked
 
 

@@ -22,7 +22,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_DEVICE": ("auto", "auto | cuda | mps | cpu"),
     "IMAGEGEN_MAX_BATCH": ("auto", "Images per GPU call: auto (up to 16 per GPU activity, split by free GPU memory) or a number"),
     "IMAGEGEN_TORCH_THREADS": ("auto", "torch CPU threads: auto (on a CPU device, one per core but one, which is left to the image checks and storage) or a number"),
-    "IMAGEGEN_CHECK_PROCESSES": ("1", "Processes that sign, check and store generated images beside the generating process; 0: a thread of that process (the checks then share its interpreter lock)"),
+    "IMAGEGEN_CHECK_PROCESSES": ("auto", "Processes that sign, check and store generated images beside the generating process: auto (one per 4 cores, 1 to 4), a number, or 0 (a thread of the generating process, sharing its interpreter lock)"),
     "IMAGEGEN_COMPILE": ("off", "torch.compile mode for the UNet and VAE on CUDA (e.g. `max-autotune-no-cudagraphs`), or `off`"),
     "IMAGEGEN_TINY_VAE": (None, "Hub id or folder of a tiny VAE (TAESD) for jobs with `speedups.tiny_vae`; unset: such jobs are refused"),
     "IMAGEGEN_MAX_VARIANTS": ("64", "Most variants one job may expand to"),
@@ -171,6 +171,22 @@ def _bool(name: str) -> bool:
 SIGN_IN_MODES = ("off", "entra")
 
 
+# One checker process signs, checks and stores about 10 SD 1.5 images (512x512) a second on
+# one core of the dev VM (bench/output_checks.py): a GPU that makes more needs more of them.
+CORES_PER_CHECK_PROCESS = 4
+MOST_CHECK_PROCESSES = 4
+
+
+def check_processes(text: str) -> int:
+    """`IMAGEGEN_CHECK_PROCESSES` read by its one rule: `auto` is one per 4 cores, 1 to 4."""
+    text = text.strip().lower()
+    if text == "auto":
+        return max(1, min(MOST_CHECK_PROCESSES, (os.cpu_count() or 1) // CORES_PER_CHECK_PROCESS))
+    if re.fullmatch(r"[0-9]+", text) and int(text) <= 64:
+        return int(text)
+    raise ValueError(f"setting `IMAGEGEN_CHECK_PROCESSES` must be `auto` or a whole number from 0 to 64, got {text!r}")
+
+
 def _sign_in(text: str) -> str:
     value = text.strip().lower()
     if value not in SIGN_IN_MODES:
@@ -253,7 +269,7 @@ class Settings:
             max_batch=(_get("IMAGEGEN_MAX_BATCH") or "auto").strip().lower(),
             compile_mode=_compile_mode(_get("IMAGEGEN_COMPILE") or "off"),
             torch_threads=_get("IMAGEGEN_TORCH_THREADS") or "auto",
-            check_processes=_int("IMAGEGEN_CHECK_PROCESSES", least=0),
+            check_processes=check_processes(_get("IMAGEGEN_CHECK_PROCESSES") or "auto"),
             tiny_vae=_get("IMAGEGEN_TINY_VAE"),
             max_variants=_int("IMAGEGEN_MAX_VARIANTS"),
             max_steps=_int("IMAGEGEN_MAX_STEPS"),

@@ -46,9 +46,10 @@ def test_a_job_is_one_trace_with_a_span_per_activity_gpu_call_check_and_storage_
     assert len(children(check, "BlobClient.upload_blob")) == 2
     assert all(s["parent_id"] in by_id or s is job for s in trace)
 
-    # Logs made inside the job's activities carry its id.
+    # Logs made inside the job's activities carry its id, in the host and in its checker process.
     logs = [r for r in records(app_host) if r["record"] == "log" and r["job_id"] == job_id]
     assert any("made 2 images" in r["message"] for r in logs)
+    assert any("checked 2 images" in r["message"] for r in logs)
     assert {r["trace_id"] for r in logs} == {job["trace_id"]}
 
 

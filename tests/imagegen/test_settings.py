@@ -20,6 +20,8 @@ from imagegen.startup import check_settings
     ("IMAGEGEN_DEFAULT_SIZE", "4096x4096", "IMAGEGEN_MAX_SIDE"),
     ("IMAGEGEN_DEFAULT_STEPS", "0", "at least 1"),
     ("IMAGEGEN_SCHEDULE_TICK", "every minute", "NCRONTAB"),
+    ("IMAGEGEN_CHECK_PROCESSES", "-1", "`auto` or a whole number from 0 to 64"),
+    ("IMAGEGEN_CHECK_PROCESSES", "many", "`auto` or a whole number from 0 to 64"),
 ])
 def test_a_bad_setting_stops_the_start_with_its_name_and_value(monkeypatch, name, value, words):
     monkeypatch.setenv(name, value)
@@ -50,3 +52,12 @@ def test_the_defaults_pass(monkeypatch):
     for name in ("IMAGEGEN_MAX_BATCH", "IMAGEGEN_DEVICE", "IMAGEGEN_DEFAULT_SIZE", "IMAGEGEN_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     assert check_settings().max_batch == "auto"
+
+
+def test_auto_check_processes_are_one_per_four_cores_from_one_to_four(monkeypatch):
+    from imagegen.settings import check_processes
+
+    for cores, processes in ((1, 1), (2, 1), (8, 2), (16, 4), (96, 4)):
+        monkeypatch.setattr("os.cpu_count", lambda: cores)
+        assert check_processes("auto") == processes
+    assert check_processes("0") == 0 and check_processes(" 3 ") == 3
