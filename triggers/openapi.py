@@ -18,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 from imagegen.foundry import FoundryRequest
 from imagegen.manifest import Manifest
 from imagegen.review import ReviewDecision
+from imagegen.settings import Settings
 from imagegen.spec import JobSpec
 from triggers import api_models as m
 
@@ -53,10 +54,16 @@ def _job_id() -> dict:
 
 # Answers every route may give: a failure of ours is a problem too, with nothing internal in it.
 COMMON = {"500": _problem("A failure of ours; the details are in the log, not here")}
-KEYED = {"401": _problem("No valid key (function key in `x-functions-key` or `?code=`)")}
+FUNCTION_KEYS = [{"functionKey": []}, {"functionKeyQuery": []}]
 
 
-def operations() -> dict[str, dict]:
+def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, dict]:
+    """Every route; with `sign_in` = `entra` the routes behind sign-in take an Entra token,
+    not a function key, and the platform answers a caller without one."""
+    if sign_in == "entra":
+        KEYED = {"401": {"description": "Not signed in: answered by Container Apps authentication, before the app"}}
+    else:
+        KEYED = {"401": _problem("No valid key (function key in `x-functions-key` or `?code=`)")}
     job_404 = _problem("No such job")
     return {
         "/api/jobs": {
@@ -121,6 +128,9 @@ def operations() -> dict[str, dict]:
                           "404": job_404, "409": _problem("The job is not awaiting review"), **KEYED, **COMMON}}},
         "/api/images/generations": {"post": {
             "operationId": "generate_images", "summary": "Azure AI Foundry / OpenAI images, synchronous when quick",
+            # Sign-in does not guard this route (its clients send no Entra token): it takes the
+            # deployment key when one is set, else function keys.
+            "security": [{"deploymentKey": []}, {"deploymentApiKey": []}] if deployment_key else FUNCTION_KEYS,
             "parameters": [{"name": "timeout", "in": "query", "required": False,
                             "schema": {"type": "number", "minimum": 0, "maximum": 230, "default": 120}}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(FoundryRequest)}}},
@@ -145,27 +155,37 @@ def operations() -> dict[str, dict]:
     }
 
 
-@lru_cache(maxsize=1)
-def openapi_document() -> dict:
+def openapi_document(settings: Settings | None = None) -> dict:
+    """The document for these settings (default: the app's): who may call what depends on
+    `IMAGEGEN_SIGN_IN` and `IMAGEGEN_API_KEY`."""
+    settings = settings or Settings.from_env()
+    return _document(settings.sign_in, settings.api_key is not None)
+
+
+@lru_cache(maxsize=4)
+def _document(sign_in: str, deployment_key: bool) -> dict:
     _, schemas = models_json_schema([(model, "validation") for model in MODELS],
                                     ref_template="#/components/schemas/{model}")
+    schemes: dict[str, dict] = {
+        "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+        "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+    }
+    if deployment_key:
+        schemes["deploymentKey"] = {"type": "http", "scheme": "bearer",
+                                    "description": "`IMAGEGEN_API_KEY`, on /api/images/generations only"}
+        schemes["deploymentApiKey"] = {"type": "apiKey", "in": "header", "name": "api-key"}
+    if sign_in == "entra":
+        schemes["entraSignIn"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                  "description": "An Entra ID access token for the app registration, checked by "
+                                                 "Container Apps authentication (a browser signs in instead)"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Durable Diffusion", "version": "1",
                  "description": "Batch image generation on Azure Durable Functions. Every error is "
                                 "RFC 9457 problem details (`Problem`). Jobs: docs/jobs.md."},
-        "paths": operations(),
-        "components": {
-            "schemas": schemas["$defs"],
-            "securitySchemes": {
-                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
-                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
-                "deploymentKey": {"type": "http", "scheme": "bearer",
-                                  "description": "`IMAGEGEN_API_KEY`, on /api/images/generations only"},
-                "deploymentApiKey": {"type": "apiKey", "in": "header", "name": "api-key"},
-            },
-        },
-        "security": [{"functionKey": []}, {"functionKeyQuery": []}],
+        "paths": operations(sign_in, deployment_key),
+        "components": {"schemas": schemas["$defs"], "securitySchemes": schemes},
+        "security": [{"entraSignIn": []}] if sign_in == "entra" else FUNCTION_KEYS,
     }
 
 
