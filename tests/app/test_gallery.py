@@ -198,13 +198,22 @@ def test_review_in_the_gallery_approves_two_images_and_they_are_published(app, p
     assert sorted(store.list("published", f"{job_id}/")) == sorted(v["review"]["published"] for v in approved)
     assert all(store.get(v["review"]["published"]) == store.get(v["blob"]) for v in approved)
 
-    # 5. Rejecting an image and finishing the review end it; the page says so.
+    # 5. Rejecting an image here, then another reviewer's decision made elsewhere on the last
+    #    one: it appears on this page with no action here, and with every image decided the
+    #    review ends by itself; the page says so.
     figures.nth(0).click()
     page.locator("#reject").click()
     page.locator(".grid .variant.d-rejected").wait_for()
-    page.locator("#finish").click()
+    other = figures.nth(3).get_attribute("data-variant")
+    response = requests.post(f"{app.url}/api/jobs/{job_id}/review", timeout=30,
+                             json={"reject": [other], "reviewer": "Bo Other", "note": "off-brand"})
+    assert response.status_code == 202, response.text
+    page.locator(f'.grid .variant.d-rejected[data-variant="{other}"]').wait_for(timeout=30_000)
+    assert "Bo Other" in figures.nth(3).locator(".decision").get_attribute("title")
     page.locator("#job-status.s-completed").wait_for()
     assert app.wait(job_id)["summary"]["approved"] == 2
+    assert "all decided" in page.locator("#review-message").inner_text()
+    assert page.locator('[data-count="undecided"]').inner_text() == "0"
     assert page.evaluate("window.__notReloaded") is True
     page.screenshot(path=tmp_path / "review-finished.png", full_page=True)
 

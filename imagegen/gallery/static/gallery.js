@@ -159,9 +159,31 @@
     }).catch(function () { say("Could not reach the server.", true); })
       .then(function () { document.getElementById("finish").disabled = false; update(); });
   }
+  // Other reviewers' decisions, and the timeout's, appear as they land: while the review is
+  // open, the page reads the manifest every few seconds (one watcher per page).
+  var watching = null;
+  function watch(job) {
+    if (watching === job) return;
+    watching = job;
+    (function next() {
+      setTimeout(function () {
+        var panel = document.getElementById("review");
+        if (!panel || panel.dataset.job !== job) { watching = null; return; }
+        fetch("/api/jobs/" + encodeURIComponent(job) + "/manifest", { credentials: "same-origin", cache: "no-store" })
+          .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+          .then(function (manifest) {
+            applyManifest(manifest);
+            if (!manifest.review || manifest.review.state === "awaiting") next(); else watching = null;
+          })
+          .catch(next);
+      }, WATCH_MS);
+    })();
+  }
+  var WATCH_MS = 3000;
   function bindReview() {
     var panel = document.getElementById("review");
     if (!panel) return;
+    watch(panel.dataset.job);
     var reviewer = document.getElementById("reviewer");
     if (reviewer) { try { reviewer.value = localStorage.getItem("reviewer") || ""; } catch (e) { /* private mode */ } }
     document.getElementById("approve").addEventListener("click", function () { decide("approve"); });
