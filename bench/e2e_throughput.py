@@ -7,7 +7,8 @@ default), run two ways in one run:
           local safety checks; wall time from the POST to the first GET that shows a
           terminal status (polled every 50 ms). One warm-up job, then the median of --runs.
   engine  `DiffusionEngine.generate` on the same variants, in this process, in one call
-          on one torch thread (the median of --runs calls after a warm-up call).
+          on one torch thread (the median of --runs calls after a warm-up call), each
+          call right after a job, so that both medians come from the same minutes.
 
 The job's images are compared with the engine's pixel for pixel (a fast job that made
 other images would be no win). The breakdown per stage comes from the job's trace (the
@@ -129,8 +130,9 @@ def run_job(url: str, body: dict, timeout: float = 900) -> tuple[str, float, dic
     raise TimeoutError(f"job {job_id} did not end within {timeout} s")
 
 
-def engine_alone(body: dict, runs: int) -> tuple[list[float], dict[str, bytes]]:
-    """Seconds of each timed `generate` call of every variant at once, and the images' pixels."""
+def engine_alone(body: dict):
+    """A call that times `generate` of every variant at once, returning its seconds and the
+    images' pixels; the engine is loaded and warmed up before the first."""
     import torch
 
     from imagegen.diffusion import DiffusionEngine
@@ -144,12 +146,14 @@ def engine_alone(body: dict, runs: int) -> tuple[list[float], dict[str, bytes]]:
     variants = expand(parse_job(body))
     batch = Batch(id="b000", variants=variants)
     engine.generate(Batch(id="warm", variants=variants[:2]))  # load and warm up off the clock
-    seconds, images = [], []
-    for _ in range(runs):
+
+    def timed_call() -> tuple[float, dict[str, bytes]]:
         began = time.perf_counter()
         images = engine.generate(batch)
-        seconds.append(time.perf_counter() - began)
-    return seconds, {image.variant_id: image.image.convert("RGB").tobytes() for image in images}
+        seconds = time.perf_counter() - began
+        return seconds, {image.variant_id: image.image.convert("RGB").tobytes() for image in images}
+
+    return timed_call
 
 
 def job_pixels(connection_string: str, url: str, job_id: str) -> dict[str, bytes]:
@@ -259,7 +263,10 @@ def outside_spans(spans: list[dict], job_wall: float) -> float | None:
 def measure(stack: Stack, variants: int, size: int, steps: int, runs: int, check_images: bool) -> dict:
     body = job_body(f"bench-{variants}", variants, size, steps)
     run_job(stack.url, body)  # warm-up: loads the model and the safety models in the host
-    walls, ids, generation = [], [], []
+    engine_call = engine_alone(body)
+    walls, ids, generation, engine_runs = [], [], [], []
+    # Job and engine take turns, so that both medians come from the same minutes of a
+    # machine whose speed drifts (a shared VM).
     for _ in range(runs):
         job_id, wall, status = run_job(stack.url, body)
         if status["status"] != "completed":
@@ -267,7 +274,8 @@ def measure(stack: Stack, variants: int, size: int, steps: int, runs: int, check
         walls.append(wall)
         ids.append(job_id)
         generation.append(manifest_generation_seconds(stack.url, job_id))
-    engine_runs, engine_images = engine_alone(body, runs)
+        seconds, engine_images = engine_call()
+        engine_runs.append(seconds)
     median_index = sorted(range(runs), key=lambda i: walls[i])[runs // 2]
     median_job = ids[median_index]
     pixel_diff = None
