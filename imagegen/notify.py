@@ -82,31 +82,41 @@ def address_problem(address: str) -> str | None:
 
 
 def job_url_problems(url: str, allowed: tuple[str, ...], resolver: Resolver = resolve,
-                     path: str = "notify.url") -> list[FieldError]:
+                     path: str = "notify.url", forbidden: Callable[[str], str | None] = address_problem,
+                     ) -> list[FieldError]:
     """What is wrong with a job's own webhook URL under these deployment rules ([] if nothing)."""
+    return checked_job_url(url, allowed, resolver, path, forbidden)[0]
+
+
+def checked_job_url(url: str, allowed: tuple[str, ...], resolver: Resolver = resolve, path: str = "notify.url",
+                    forbidden: Callable[[str], str | None] = address_problem) -> tuple[list[FieldError], list[str]]:
+    """The problems of a job's webhook URL, and the addresses its host resolved to when it has none."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme != "https":
-        return [FieldError(path=path, rule="https_only", message=f"`{path}` must be an https URL, got {url[:60]!r}")]
+        return [FieldError(path=path, rule="https_only", message=f"`{path}` must be an https URL, got {url[:60]!r}")], []
     if not allowed:
         return [FieldError(path=path, rule="notify_hosts", message=(
             f"`{path}` names host {host!r}, but this deployment allows no webhook hosts in jobs "
-            "(setting `IMAGEGEN_NOTIFY_HOSTS`); remove `notify` or ask the operator to allow the host"))]
+            "(setting `IMAGEGEN_NOTIFY_HOSTS`); remove `notify` or ask the operator to allow the host"))], []
     if not host_allowed(host, allowed):
         return [FieldError(path=path, rule="notify_hosts", message=(
             f"`{path}` names host {host!r}, which is not one this deployment allows "
-            f"(`IMAGEGEN_NOTIFY_HOSTS`: {', '.join(allowed)})"))]
+            f"(`IMAGEGEN_NOTIFY_HOSTS`: {', '.join(allowed)})"))], []
     try:
         addresses = resolver(host, parts.port or 443)
     except OSError:
-        return [FieldError(path=path, rule="notify_resolve", message=f"`{path}` names host {host!r}, which does not resolve")]
+        addresses = []
+    if not addresses:
+        return [FieldError(path=path, rule="notify_resolve",
+                           message=f"`{path}` names host {host!r}, which does not resolve")], []
     for address in addresses:
-        problem = address_problem(address)
+        problem = forbidden(address)
         if problem:
             return [FieldError(path=path, rule="notify_address", message=(
                 f"`{path}` names host {host!r}, which resolves to a {problem} address; "
-                "webhooks may only go to public addresses"))]
-    return []
+                "webhooks may only go to public addresses"))], []
+    return [], addresses
 
 
 def check_job_url(url: str, allowed: tuple[str, ...], resolver: Resolver = resolve) -> None:
@@ -136,11 +146,15 @@ def message(event: NotifyEvent, *, job_id: str, name: str, status: str, counts: 
 
 
 def send(url: str, body: dict, *, event: NotifyEvent, allowed: tuple[str, ...] | None,
-         resolver: Resolver = resolve, attempts: int = ATTEMPTS, timeout: float = TIMEOUT_SECONDS,
-         delays: tuple[float, ...] = RETRY_DELAYS) -> NotifyRecord:
+         resolver: Resolver = resolve, forbidden: Callable[[str], str | None] = address_problem,
+         attempts: int = ATTEMPTS, timeout: float = TIMEOUT_SECONDS, delays: tuple[float, ...] = RETRY_DELAYS,
+         ca_certs: str | None = None) -> NotifyRecord:
     """POST `body` to `url`, retrying; never raises. `allowed` None: the operator's URL (used
-    as set); else a job's URL, checked again against the rules before sending."""
+    as set); else a job's URL, checked again against the rules before sending and sent to
+    the address that was checked (`ca_certs`: the CAs its certificate may chain to, default
+    the public ones)."""
     import requests  # the app's HTTP client (azure-core's too); imported where it is used
+    import urllib3
 
     host = (urlsplit(url).hostname or "?").lower()
 
@@ -148,25 +162,53 @@ def send(url: str, body: dict, *, event: NotifyEvent, allowed: tuple[str, ...] |
         return NotifyRecord(event=event, host=host, status=status, attempts=tries, http_status=http_status,
                             error=error, at=datetime.now(timezone.utc))
 
+    address = None
     if allowed is not None:
-        problems = job_url_problems(url, allowed, resolver)
+        problems, addresses = checked_job_url(url, allowed, resolver, forbidden=forbidden)
         if problems:
             return record("refused", 0, error=problems[0].message)
+        # Connect to the address just checked: a second lookup could answer another one
+        # (DNS rebinding: a public address for the check, a private one for the connection).
+        address = addresses[0]
     data = json.dumps(body).encode("utf-8")
     http_status, error = None, None
     for attempt in range(1, attempts + 1):
         if attempt > 1:
             time.sleep(delays[min(attempt - 2, len(delays) - 1)] if delays else 0)
         try:
-            response = requests.post(url, data=data, headers={"Content-Type": "application/json"},
-                                     timeout=timeout, allow_redirects=False)
-        except requests.RequestException as exc:
+            if address is None:
+                response = requests.post(url, data=data, headers={"Content-Type": "application/json"},
+                                         timeout=timeout, allow_redirects=False)
+                http_status, text = response.status_code, response.text
+            else:
+                http_status, text = post_to_address(url, address, data, timeout, ca_certs)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             http_status, error = None, type(exc).__name__  # never the URL: it may hold a token
             continue
-        http_status = response.status_code
         if 200 <= http_status < 300:
             return record("sent", attempt, http_status)
-        error = f"HTTP {http_status}: {response.text[:MAX_RESPONSE_TEXT]}"
+        error = f"HTTP {http_status}: {text[:MAX_RESPONSE_TEXT]}"
         if http_status < 500 and http_status not in (408, 429):
             return record("failed", attempt, http_status, error)  # a refusal or a redirect: asking again will not help
     return record("failed", attempts, http_status, error)
+
+
+def post_to_address(url: str, address: str, data: bytes, timeout: float, ca_certs: str | None = None) -> tuple[int, str]:
+    """POST JSON to https `url` over a connection to `address`, with no lookup of its host:
+    SNI, the certificate's name check and the Host header still use the URL's host name.
+    Never follows a redirect. Returns the status and the response's text."""
+    import certifi
+    import urllib3
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    pool = urllib3.HTTPSConnectionPool(
+        address, port, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED",
+        ca_certs=ca_certs or certifi.where(), timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False)
+    try:
+        response = pool.urlopen(
+            "POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=data, redirect=False,
+            headers={"Host": host if port == 443 else f"{host}:{port}", "Content-Type": "application/json"})
+        return response.status, response.data.decode("utf-8", "replace")
+    finally:
+        pool.close()

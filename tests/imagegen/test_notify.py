@@ -148,3 +148,97 @@ def test_a_job_url_is_checked_again_before_sending():
     record = notify.send("https://hooks.example.com/x", {}, event="ended", allowed=("hooks.example.com",),
                          resolver=resolver({"hooks.example.com": ["10.0.0.9"]}))
     assert (record.status, record.attempts) == ("refused", 0) and "private address" in record.error
+
+
+def tls_files(folder, name: str) -> tuple[str, str, str]:
+    """A test CA, and a certificate it issued for `name`: (CA file, certificate, key)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def certificate(subject, key, issuer, issuer_key, ca):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(hours=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook test CA")])
+    ca = certificate(ca_name, ca_key, ca_name, ca_key, ca=True)
+    leaf = certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), key, ca_name, ca_key, ca=False)
+    files = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    files[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return tuple(str(f) for f in files)
+
+
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """An https receiver on 127.0.0.1 whose certificate names hooks.example.com; it records
+    each call's Host header and body."""
+    import ssl
+
+    ca_file, cert_file, key_file = tls_files(tmp_path, "hooks.example.com")
+    calls = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            calls.append((self.headers["Host"], json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port, ca_file, calls
+    server.shutdown()
+
+
+def rebinding_resolver(first: str, then: str):
+    """Answers `first` to the first lookup and `then` to every later one."""
+    answers = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        answers.append(host)
+        return [first if len(answers) == 1 else then]
+    return resolve
+
+
+def loopback_is_public_here(address: str) -> str | None:
+    # The receiver can only be on 127.0.0.1: these tests treat it as the public address,
+    # and 10.x as the private one a rebinding DNS answer would lead to.
+    return "private" if address.startswith("10.") else None
+
+
+def test_a_job_url_is_sent_to_the_address_that_was_checked_not_to_a_second_lookup(tls_receiver):
+    port, ca_file, calls = tls_receiver
+    url = f"https://hooks.example.com:{port}/hook/secret-token"
+    record = notify.send(url, {"text": "done"}, event="ended", allowed=("hooks.example.com",), delays=(0, 0),
+                         resolver=rebinding_resolver("127.0.0.1", "10.9.9.9"), forbidden=loopback_is_public_here,
+                         ca_certs=ca_file)
+    assert (record.status, record.http_status, record.attempts) == ("sent", 204, 1)
+    # The certificate was checked against the URL's host name, which the request also names.
+    assert calls == [(f"hooks.example.com:{port}", {"text": "done"})]
+
+
+def test_a_job_url_whose_certificate_names_another_host_is_not_sent(tls_receiver):
+    port, ca_file, calls = tls_receiver
+    record = notify.send(f"https://other.example.com:{port}/hook", {"text": "done"}, event="ended",
+                         allowed=("other.example.com",), delays=(0, 0), resolver=rebinding_resolver("127.0.0.1", "127.0.0.1"),
+                         forbidden=loopback_is_public_here, ca_certs=ca_file)
+    assert (record.status, record.http_status) == ("failed", None) and record.error
+    assert calls == []
