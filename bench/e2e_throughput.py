@@ -4,13 +4,18 @@ For each --variants N: one prompt times N seeds (the tiny model, 128x128, 8 step
 default), run two ways in one run:
 
   job     POST /api/jobs to a devhost serving this app over a private Azurite, with the
-          local safety checks; wall time from the POST to the first GET that shows a
-          moment the orchestration ended, as its status records it (`lastUpdatedTime`; the
-          client polls every 0.25 s, which then adds nothing to the figure, and polling
-          faster would load the host it measures). One warm-up job, then the median of --runs.
+          local safety checks; wall time from the POST to the moment the orchestration
+          ended, as its status records it (`lastUpdatedTime`; the client polls every
+          0.25 s, which then adds nothing to the figure, and polling faster would load the
+          host it measures). One warm-up job, then the median of --runs.
   engine  `DiffusionEngine.generate` on the same variants, in this process, in one call
-          on one torch thread (the median of --runs calls after a warm-up call), each
-          call right after a job, so that both medians come from the same minutes.
+          (on one torch thread on a CPU), the median of --runs calls after a warm-up call,
+          each call right after a job, so that both medians come from the same minutes.
+
+--model is the model both use: `tiny` (default), a hub id or folder, or `sd15-random` /
+`sdxl-random`: that architecture with random weights (bench/gpu_throughput.py builds it;
+speed does not depend on the weights' values), saved once under --model-cache as a model
+folder the app loads like any other. --device is theirs too (default auto).
 
 The job's images are compared with the engine's pixel for pixel (a fast job that made
 other images would be no win). The breakdown per stage comes from the job's trace (the
@@ -20,7 +25,8 @@ replays, polling). Prints a markdown table with the load average, because other 
 a shared machine moves these figures.
 
   python bench/e2e_throughput.py [--variants 16,64] [--runs 3] [--size 128] [--steps 8]
-                                 [--foundry 5] [--json bench/results/e2e_throughput.json]
+                                 [--model tiny] [--device auto] [--foundry 5]
+                                 [--json bench/results/e2e_throughput.json]
 
 With --foundry RUNS it also times one-image requests to the sync Foundry route
 (`POST /api/images/generations`): how long after its image's check the answer arrives.
@@ -93,7 +99,7 @@ def start_stack(workdir: Path, env: dict[str, str] | None = None) -> Stack:
     (workdir / "devhost").mkdir(parents=True, exist_ok=True)
     process_env = {
         **os.environ, "AzureWebJobsStorage": azurite.connection_string, "PYTHONUNBUFFERED": "1",
-        "IMAGEGEN_MODEL": "tiny", "SAFETY_PROVIDER": "local", "IMAGEGEN_TELEMETRY_FILE": str(trace_file),
+        "SAFETY_PROVIDER": "local", "IMAGEGEN_TELEMETRY_FILE": str(trace_file),
         "IMAGEGEN_SCHEDULE_TICK": "0 0 * * * *",  # the schedules timer, once an hour: out of the way
         **(env or {}),
     }
@@ -135,7 +141,7 @@ def run_job(url: str, body: dict, timeout: float = 900) -> tuple[str, float, dic
     raise TimeoutError(f"job {job_id} did not end within {timeout} s")
 
 
-def engine_alone(body: dict):
+def engine_alone(body: dict, model: str, device: str):
     """A call that times `generate` of every variant at once, returning its seconds and the
     images' pixels; the engine is loaded and warmed up before the first."""
     import torch
@@ -146,8 +152,9 @@ def engine_alone(body: dict):
     from imagegen.variants import expand
     from imagegen.types import Batch
 
-    torch.set_num_threads(1)
-    engine = DiffusionEngine("tiny", settings=Settings(device="cpu"))
+    engine = DiffusionEngine(model, settings=Settings(device=device))
+    if engine.device.type == "cpu":
+        torch.set_num_threads(1)
     variants = expand(parse_job(body))
     batch = Batch(id="b000", variants=variants)
     engine.generate(Batch(id="warm", variants=variants[:2]))  # load and warm up off the clock
@@ -265,10 +272,11 @@ def outside_spans(spans: list[dict], job_wall: float) -> float | None:
     return max(0.0, job_wall - union)
 
 
-def measure(stack: Stack, variants: int, size: int, steps: int, runs: int, check_images: bool) -> dict:
+def measure(stack: Stack, variants: int, size: int, steps: int, runs: int, check_images: bool,
+            model: str = "tiny", device: str = "auto") -> dict:
     body = job_body(f"bench-{variants}", variants, size, steps)
     run_job(stack.url, body)  # warm-up: loads the model and the safety models in the host
-    engine_call = engine_alone(body)
+    engine_call = engine_alone(body, model, device)
     walls, ids, generation, engine_runs = [], [], [], []
     # Job and engine take turns, so that both medians come from the same minutes of a
     # machine whose speed drifts (a shared VM).
@@ -322,8 +330,31 @@ def measure_foundry(stack: Stack, size: int, steps: int, runs: int) -> dict:
             "after_check_runs_s": [round(a, 4) for a in after_check]}
 
 
-def print_table(results: list[dict], load: tuple[float, float]) -> None:
-    print(f"\ntiny model on CPU, devhost + Azurite + local safety; python {platform.python_version()}, "
+def random_weights_model(name: str, cache: Path) -> str:
+    """`sd15-random` / `sdxl-random`: that architecture with random weights, saved once as
+    a model folder under `cache`; any other name is returned as it is."""
+    arch = {"sd15-random": "sd15", "sdxl-random": "sdxl"}.get(name)
+    if arch is None:
+        return name
+    folder = cache / name
+    if not (folder / "model_index.json").exists():
+        import importlib.util
+
+        import torch
+
+        spec = importlib.util.spec_from_file_location("gpu_throughput", Path(__file__).with_name("gpu_throughput.py"))
+        harness = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = harness
+        spec.loader.exec_module(harness)
+        cuda = torch.cuda.is_available()
+        pipe = harness.build_pipeline(arch, torch.device("cuda" if cuda else "cpu"),
+                                      torch.float16 if cuda else torch.float32)
+        pipe.save_pretrained(folder)
+    return str(folder)
+
+
+def print_table(results: list[dict], load: tuple[float, float], model: str = "tiny", device: str = "auto") -> None:
+    print(f"\n{model} model on {device}, devhost + Azurite + local safety; python {platform.python_version()}, "
           f"{os.cpu_count()} cores, load average {load[0]:.1f} before / {load[1]:.1f} after\n")
     print("| variants | job wall | engine alone | job ÷ engine | generation inside the job (manifest) | max pixel diff |")
     print("|---:|---:|---:|---:|---:|---:|")
@@ -354,21 +385,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="a setting for the devhost (repeatable), e.g. IMAGEGEN_MAX_BATCH=8")
     parser.add_argument("--foundry", type=int, default=0, metavar="RUNS",
                         help="also time RUNS one-image requests to the sync Foundry route (default 0: none)")
+    parser.add_argument("--model", default="tiny", help="tiny, a hub id or folder, sd15-random or sdxl-random")
+    parser.add_argument("--model-cache", type=Path, default=Path.home() / ".cache" / "durable-diffusion-bench",
+                        help="where sd15-random / sdxl-random are saved once")
+    parser.add_argument("--device", default="auto", help="auto, cuda or cpu: for the devhost and the engine alone")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
-    env = dict(item.split("=", 1) for item in args.env)
+    model = random_weights_model(args.model, args.model_cache)
+    env = {"IMAGEGEN_MODEL": model, "IMAGEGEN_DEVICE": args.device,
+           **dict(item.split("=", 1) for item in args.env)}
     results = []
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as scratch:
         stack = start_stack(Path(scratch), env)
         try:
             for variants in (int(v) for v in args.variants.split(",") if v):
-                results.append(measure(stack, variants, args.size, args.steps, args.runs, args.check_images))
+                results.append(measure(stack, variants, args.size, args.steps, args.runs, args.check_images,
+                                       model, args.device))
             foundry = measure_foundry(stack, args.size, args.steps, args.foundry) if args.foundry else None
         finally:
             stack.stop()
     load = (load_before, os.getloadavg()[0])
-    print_table(results, load)
+    print_table(results, load, args.model, args.device)
     if foundry:
         print(f"\nsync Foundry route, one image ({args.size}x{args.size}, {args.steps} steps), median of {foundry['runs']}: "
               f"answered in {foundry['wall_s']:.2f} s, {foundry['after_check_s'] * 1000:.0f} ms after its image was checked")
