@@ -73,10 +73,11 @@ def start(settings: Settings) -> None:
 def submit(call: GpuCall, settings: Settings) -> Future:
     """Check and store `call`'s images; the future's result is one `CheckedImage` per image."""
     headers = telemetry.carrier()  # the checker's spans and log records join this job's trace
+    checker = _checker(settings)
     try:
-        return _checker(settings).submit(check_and_store, call, settings, headers)
+        return checker.submit(check_and_store, call, settings, headers)
     except BrokenProcessPool:  # the checker process died: its calls failed with it; start another
-        return _checker(settings, restart=True).submit(check_and_store, call, settings, headers)
+        return _checker(settings, broken=checker).submit(check_and_store, call, settings, headers)
 
 
 # 1. Where checks run: one executor per process, made on first use.
@@ -86,12 +87,14 @@ _executor_settings: Settings | None = None
 _executor_lock = threading.Lock()
 
 
-def _checker(settings: Settings, restart: bool = False) -> Executor:
+def _checker(settings: Settings, broken: Executor | None = None) -> Executor:
+    """The checker for `settings`; a new one when `broken` is the current one (several
+    activities may find it broken at once: only the first replaces it)."""
     global _executor, _executor_settings
     with _executor_lock:
         # A checker process reads its environment once, as it starts: new settings (only
         # ever in tests; a host's are fixed) need a new one.
-        if _executor is not None and (restart or settings != _executor_settings):
+        if _executor is not None and (_executor is broken or settings != _executor_settings):
             _executor.shutdown(wait=False, cancel_futures=True)
             _executor = None
         if _executor is None:
@@ -99,7 +102,9 @@ def _checker(settings: Settings, restart: bool = False) -> Executor:
                 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegen-check")
             else:
                 # spawn, not fork: the generating process runs torch's threads, which a fork
-                # would copy in whatever state they are.
+                # would copy in whatever state they are. spawn imports the host's main module
+                # again, so that must start nothing unless run as `__main__` (as the Functions
+                # worker and devhost do).
                 _executor = ProcessPoolExecutor(
                     max_workers=settings.check_processes, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_checker_process_started, initargs=(os.getpid(),))
