@@ -7,8 +7,8 @@
 - `fail-check-once`: its first output check fails (the job's other checks run);
 - `fail-sign`: signing each of its images fails, as when Key Vault is down.
 
-What has failed once is remembered per process: the output checks run in the checker
-process (`imagegen.output_checks`), so `fail-check-once` is counted there.
+What has failed once is remembered per process: the host's, which decides for the output
+checks too before handing them to a checker process (`imagegen.output_checks`).
 """
 
 from __future__ import annotations

@@ -73,11 +73,23 @@ def start(settings: Settings) -> None:
 def submit(call: GpuCall, settings: Settings) -> Future:
     """Check and store `call`'s images; the future's result is one `CheckedImage` per image."""
     headers = telemetry.carrier()  # the checker's spans and log records join this job's trace
+    fault = check_fault(call.job_id, settings)
     checker = _checker(settings)
     try:
-        return checker.submit(check_and_store, call, settings, headers)
+        return checker.submit(check_and_store, call, settings, headers, fault)
     except BrokenProcessPool:  # the checker process died: its calls failed with it; start another
-        return _checker(settings, broken=checker).submit(check_and_store, call, settings, headers)
+        return _checker(settings, broken=checker).submit(check_and_store, call, settings, headers, fault)
+
+
+def check_fault(job_id: str, settings: Settings) -> str | None:
+    """`fail-check-once` (imagegen.faults): the reason the job's first checked image is made
+    unchecked, decided here in the host, which sees every call of the job (there may be
+    several checker processes)."""
+    try:
+        inject_check_fault(job_id, "image 0", settings)
+    except RuntimeError as error:
+        return str(error)
+    return None
 
 
 # 1. Where checks run: one executor per process, made on first use.
@@ -144,7 +156,8 @@ def warm_up(settings: Settings) -> None:
 
 # 2. The check of one GPU call: encode and sign, check, write each image once.
 
-def check_and_store(call: GpuCall, settings: Settings, headers: dict[str, str]) -> list[CheckedImage]:
+def check_and_store(call: GpuCall, settings: Settings, headers: dict[str, str],
+                    fault: str | None = None) -> list[CheckedImage]:
     """Encode and sign each image, check them in one safety call, and write each once: to
     `outputs/` only if safe. An image whose signing failed is not checked (fail closed)."""
     with telemetry.resumed(headers), telemetry.span("check_images", images=len(call.images)):
@@ -165,7 +178,8 @@ def check_and_store(call: GpuCall, settings: Settings, headers: dict[str, str]) 
             ))
             stored_bytes.append(data)
         signed = [index for index, image in enumerate(held_images) if image.signing_error is None]
-        verdicts = dict(zip(signed, check_outputs(call.job_id, [stored_bytes[index] for index in signed], settings)))
+        verdicts = dict(zip(signed, check_outputs(call.job_id, [stored_bytes[index] for index in signed], settings,
+                                                  fault)))
         checked = []
         for index, (image, data) in enumerate(zip(held_images, stored_bytes)):
             verdict = verdicts.get(index) or Verdict(status="unchecked", provider="none",
@@ -178,18 +192,15 @@ def check_and_store(call: GpuCall, settings: Settings, headers: dict[str, str]) 
         return checked
 
 
-def check_outputs(job_id: str, images: list[bytes], settings: Settings) -> list[Verdict]:
+def check_outputs(job_id: str, images: list[bytes], settings: Settings, fault: str | None = None) -> list[Verdict]:
     """A verdict per image, all checked in one provider call. Fail closed: an image whose
-    check raised is `unchecked` (held back), and so is every image of a call that raised."""
+    check failed is `unchecked` (held back), and so is every image of a call that raised.
+    `fault` (fault injection) fails the first image's check alone."""
     verdicts: list[Verdict | None] = [None] * len(images)
-    to_check = []
-    for index in range(len(images)):
-        try:
-            inject_check_fault(job_id, f"image {index}", settings)
-        except Exception as error:  # noqa: BLE001 - this image alone is unchecked
-            verdicts[index] = unchecked_verdict("none", str(error))
-        else:
-            to_check.append(index)
+    to_check = list(range(len(images)))
+    if fault and images:
+        verdicts[0] = unchecked_verdict("none", fault)
+        to_check = to_check[1:]
     provider = get_provider(settings)
     try:
         with telemetry.span("safety.check_images", provider=provider.name, images=len(to_check)):

@@ -56,11 +56,11 @@ def test_a_try_that_fails_after_some_images_were_stored_leaves_none(app_env, mon
     calls = []
     check_outputs = output_checks.check_outputs
 
-    def storage_fails_on_the_second_call(job_id, images, settings):
+    def storage_fails_on_the_second_call(job_id, images, settings, fault=None):
         calls.append(job_id)
         if len(calls) == 2:
             raise ConnectionError("storage went away")
-        return check_outputs(job_id, images, settings)
+        return check_outputs(job_id, images, settings, fault)
 
     monkeypatch.setattr(output_checks, "check_outputs", storage_fails_on_the_second_call)
     with pytest.raises(ConnectionError):
@@ -68,6 +68,15 @@ def test_a_try_that_fails_after_some_images_were_stored_leaves_none(app_env, mon
 
     # The retry makes the same images again; a batch that fails for good has none stored.
     assert app_env.list("outputs", "failing-1/") == [] and app_env.list("quarantine", "failing-1/") == []
+
+
+def test_with_several_checker_processes_fail_check_once_still_fails_one_check_of_the_job(app_env, monkeypatch):
+    monkeypatch.setenv("IMAGEGEN_CHECK_PROCESSES", "2")
+    monkeypatch.setenv("IMAGEGEN_FAULTS", "halfchecked-*=fail-check-once")
+    checked = operations.generate_images(batch_request("halfchecked")).images  # 3 GPU calls, 2 checkers
+
+    assert [c.verdict.status for c in checked] == ["unchecked", "safe", "safe"]
+    assert "injected fault" in checked[0].verdict.reasons[0] and checked[0].ref == checked[0].image.held
 
 
 class ExitsWhenUnpickled:
