@@ -24,8 +24,6 @@ Implemented: `GET /certificates/{name}[/{version}]`, `GET /secrets/{name}/{versi
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import ssl
 import tempfile
@@ -42,7 +40,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+
+from tests.tls import issue_tls_files
 
 RESOURCE = "https://vault.azure.net"
 TENANT = "00000000-0000-0000-0000-000000000001"
@@ -170,7 +169,8 @@ class KeyVaultServer:
                 pass
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*self._tls_files())
+        _ca, cert_file, key_file = issue_tls_files(self._folder, "127.0.0.1")  # the CA is tls_ca_file
+        context.load_cert_chain(cert_file, key_file)
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._http.socket = context.wrap_socket(self._http.socket, server_side=True)
         self._http.daemon_threads = True
@@ -188,19 +188,6 @@ class KeyVaultServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-    def _tls_files(self) -> tuple[str, str]:
-        ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "key vault test TLS CA")])
-        ca = _cert(ca_name, ca_key.public_key(), ca_name, ca_key, ca=True)
-        leaf = _cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), key.public_key(),
-                     ca_name, ca_key, ca=False)
-        self.tls_ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-        cert_file, key_file = self._folder / "tls.pem", self._folder / "tls-key.pem"
-        cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-        return str(cert_file), str(key_file)
 
     # -- the contract ---------------------------------------------------------------
 
@@ -316,15 +303,3 @@ def _b64url(data: bytes) -> str:
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> tuple[int, dict, dict]:
     return status, {"error": {"code": code, "message": message}}, headers or {}
-
-
-def _cert(subject: x509.Name, public_key, issuer: x509.Name, issuer_key, ca: bool) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                                        critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())

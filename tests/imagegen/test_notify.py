@@ -15,6 +15,7 @@ import pytest
 from imagegen import notify
 from imagegen.spec import parse_job
 from imagegen.types import JobValidationError
+from tests.tls import issue_tls_files
 
 PUBLIC = "20.50.2.1"
 
@@ -150,44 +151,13 @@ def test_a_job_url_is_checked_again_before_sending():
     assert (record.status, record.attempts) == ("refused", 0) and "private address" in record.error
 
 
-def tls_files(folder, name: str) -> tuple[str, str, str]:
-    """A test CA, and a certificate it issued for `name`: (CA file, certificate, key)."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    def certificate(subject, key, issuer, issuer_key, ca):
-        now = datetime.datetime.now(datetime.timezone.utc)
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
-                   .not_valid_after(now + datetime.timedelta(hours=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if not ca:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook test CA")])
-    ca = certificate(ca_name, ca_key, ca_name, ca_key, ca=True)
-    leaf = certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), key, ca_name, ca_key, ca=False)
-    files = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
-    files[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    files[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return tuple(str(f) for f in files)
-
-
 @pytest.fixture
 def tls_receiver(tmp_path):
     """An https receiver on 127.0.0.1 whose certificate names hooks.example.com; it records
     each call's Host header and body."""
     import ssl
 
-    ca_file, cert_file, key_file = tls_files(tmp_path, "hooks.example.com")
+    ca_file, cert_file, key_file = issue_tls_files(tmp_path, "hooks.example.com")
     calls = []
 
     class Handler(BaseHTTPRequestHandler):
