@@ -117,17 +117,16 @@ class ModerateTextResult(BaseModel):
 # -- moderate_image -----------------------------------------------------------------------
 
 class ModerateImageRequest(BaseModel):
-    """Check one image. A source image is only checked (`publish_to` is None); a generated
-    image held in quarantine is moved to `publish_to` when, and only when, it is safe."""
+    """Check one img2img source image; it stays where it is. (Generated images are checked
+    inside `generate_images`.)"""
 
     job_id: str
-    image: str  # blob name of the image to check: inputs/… or quarantine/…
-    publish_to: str | None = None  # blob name in outputs/ for a generated image
+    image: str  # blob name of the image to check: inputs/…
 
 
 class ModerateImageResult(BaseModel):
     verdict: Verdict
-    image: str  # the image's blob name after the check: `publish_to` only when safe
+    image: str  # the image's blob name
 
 
 # -- render_batch (sub-orchestration) and generate_images ---------------------------------

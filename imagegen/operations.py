@@ -45,7 +45,7 @@ from imagegen.manifest import (
 )
 from imagegen.safety import get_provider, unchecked_verdict
 from imagegen.settings import Settings
-from imagegen.faults import inject_check_fault, inject_fault
+from imagegen.faults import inject_fault
 from imagegen.limits import Limits
 from imagegen.source_images import check_source_image
 from imagegen.types import Variant, Verdict
@@ -62,33 +62,16 @@ def moderate_text(request: ModerateTextRequest) -> ModerateTextResult:
 
 
 def moderate_image(request: ModerateImageRequest) -> ModerateImageResult:
-    """Check one image; a generated image is published only when it is safe.
-
-    A source image (no `publish_to`) stays where it is. A generated image held in
-    quarantine moves to `publish_to` when safe and stays held otherwise. Activities run
-    at least once: when a re-run finds the move already done, it checks the published
-    copy again and moves it back to quarantine unless it is still safe.
-    """
-    held, publish_to = request.image, request.publish_to
-    if publish_to:
-        inject_check_fault(held.split("/")[1], held)  # quarantine/{job_id}/{variant_id}.{ext}
-    store = storage.get_store()
-    where = held
-    if publish_to and not store.exists(held) and store.exists(publish_to):
-        where = publish_to  # a re-run after the move
+    """Check one source image; it stays where it is. One that cannot be read is unchecked."""
     try:
-        data = store.get(where)
+        data = storage.get_store().get(request.image)
     except storage.BlobNotFound:
-        return ModerateImageResult(verdict=unchecked_verdict("none", f"image {where} was not found"), image=where)
+        return ModerateImageResult(verdict=unchecked_verdict("none", f"image {request.image} was not found"),
+                                   image=request.image)
     provider = get_provider()
     with telemetry.span("safety.check_image", provider=provider.name, bytes=len(data)):
         verdict = provider.check_image(data)
-    if publish_to:
-        destination = publish_to if verdict.status == "safe" else held
-        if where != destination:
-            store.move(where, destination)
-        where = destination
-    return ModerateImageResult(verdict=verdict, image=where)
+    return ModerateImageResult(verdict=verdict, image=request.image)
 
 
 def generate_images(request: BatchRequest) -> GenerateImagesResult:

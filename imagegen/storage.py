@@ -333,27 +333,6 @@ class BlobStore:
         except ResourceNotFoundError:
             return []
 
-    def move(self, src: str, dst: str) -> None:
-        """Copy `src` to `dst` (content type and metadata kept), then delete `src`.
-
-        Idempotent: if a previous attempt already moved it (src gone, dst there), this
-        does nothing. Copies through this process rather than with a server-side copy,
-        which may finish asynchronously and needs extra rights on the source under a
-        managed identity; the blobs we move (job files, images) are small.
-        """
-        source = self._blob(src)
-        target = self._blob(dst)
-        try:
-            downloader = source.download_blob()
-            data = downloader.readall()
-        except ResourceNotFoundError:
-            if target.exists():
-                return
-            raise BlobNotFound(src) from None
-        properties = downloader.properties
-        self.put(dst, data, properties.content_settings.content_type, dict(properties.metadata or {}))
-        self.delete(src)
-
     def copy(self, src: str, dst: str, *, wait_seconds: float = 60.0) -> None:
         """Server-side copy of `src` to `dst` in this account (the bytes never pass through
         this process); waits until the copy is done. Idempotent: copying again overwrites

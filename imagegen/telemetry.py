@@ -320,8 +320,8 @@ def request_attributes(request: Mapping[str, Any]) -> dict[str, Any]:
             first = variants[0]
             attributes.update({"image.width": first.get("width"), "image.height": first.get("height"),
                                "image.steps": first.get("steps")})
-    if "image" in request:  # an output check publishes what passes; an input check does not
-        attributes["check"] = "output" if request.get("publish_to") else "input"
+    if "image" in request:  # moderate_image checks a source image (generate_images checks its own)
+        attributes["check"] = "input"
     if "texts" in request:
         attributes["texts"] = len(request["texts"])
     if "refs" in request:

@@ -15,7 +15,7 @@ from imagegen.diffusion import get_engine
 from imagegen.messages import BatchRequest, ModerateImageRequest, ModerateTextRequest
 from imagegen.spec import parse_job
 from imagegen.variants import batches, expand
-from imagegen.storage import BlobStore, output_ref, quarantine_ref
+from imagegen.storage import BlobStore
 from tests.imagegen.conftest import png
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -128,20 +128,6 @@ def test_moderate_text_answers_one_verdict_per_text_in_order(store, job_id):
     assert [verdict.status for verdict in result.verdicts] == ["safe", "safe"]
 
 
-def test_a_safe_generated_image_moves_from_quarantine_to_outputs(store, job_id):
-    held, publish_to = quarantine_ref(job_id, "v000", "png"), output_ref(job_id, "v000", "png")
-    store.put(held, png(64, 64))
-    result = operations.moderate_image(ModerateImageRequest(job_id=job_id, image=held, publish_to=publish_to))
-    assert (result.verdict.status, result.image) == ("safe", publish_to)
-    assert store.exists(publish_to) and not store.exists(held)
-
-    # Run again (activities run at least once): the move already happened, so the published
-    # copy is checked again and stays where it is.
-    again = operations.moderate_image(ModerateImageRequest(job_id=job_id, image=held, publish_to=publish_to))
-    assert (again.verdict.status, again.image) == ("safe", publish_to)
-    assert store.exists(publish_to) and not store.exists(held)
-
-
 def test_a_source_image_is_only_checked_never_moved(store, job_id):
     source = f"inputs/{job_id}.png"
     store.put(source, png(64, 64))
@@ -150,9 +136,8 @@ def test_a_source_image_is_only_checked_never_moved(store, job_id):
     assert store.exists(source)
 
 
-def test_a_missing_image_is_unchecked_and_stays_held(store, job_id):
-    held, publish_to = quarantine_ref(job_id, "v001", "png"), output_ref(job_id, "v001", "png")
-    result = operations.moderate_image(ModerateImageRequest(job_id=job_id, image=held, publish_to=publish_to))
-    assert (result.verdict.status, result.image) == ("unchecked", held)
-    assert result.verdict.reasons == [f"image {held} was not found"]
-    assert not store.exists(publish_to)
+def test_a_missing_source_image_is_unchecked(store, job_id):
+    source = f"inputs/{job_id}-gone.png"
+    result = operations.moderate_image(ModerateImageRequest(job_id=job_id, image=source))
+    assert (result.verdict.status, result.image) == ("unchecked", source)
+    assert result.verdict.reasons == [f"image {source} was not found"]

@@ -159,20 +159,6 @@ def test_list_by_prefix_returns_refs_in_name_order(store, job_id):
         store.list("nope")
 
 
-def test_move_keeps_content_and_is_harmless_when_repeated(store, job_id):
-    src = output_ref(job_id, "v004", "webp")
-    dst = quarantine_ref(job_id, "v004", "webp")
-    store.put(src, b"webp bytes", metadata={"verdict": "blocked"})
-    store.move(src, dst)
-    assert not store.exists(src)
-    assert store.get(dst) == b"webp bytes"
-    store.move(src, dst)  # a retried activity moves again: nothing happens
-    assert store.get(dst) == b"webp bytes"
-    with pytest.raises(BlobNotFound) as error:
-        store.move(output_ref(job_id, "never", "png"), quarantine_ref(job_id, "never", "png"))
-    assert error.value.ref == output_ref(job_id, "never", "png")
-
-
 def test_missing_blob_raises_blob_not_found_naming_the_ref(store, job_id):
     ref = manifest_ref(job_id)
     with pytest.raises(BlobNotFound) as error:

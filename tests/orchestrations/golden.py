@@ -82,7 +82,7 @@ class Scenario:
         if name == "moderate_image":
             check = ModerateImageRequest.model_validate(payload)
             return True, ModerateImageResult(verdict=Verdict(status="safe", provider="local"),
-                                             image=check.publish_to or check.image).model_dump_json()
+                                             image=check.image).model_dump_json()
         if name == "generate_images":
             batch = BatchRequest.model_validate(payload)
             if batch.batch.id == self.failing_batch:
