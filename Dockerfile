@@ -68,7 +68,7 @@ RUN useradd --uid 1000 --user-group --no-create-home --home-dir /home --shell /u
 #    diffusers pipeline loads (DiffusionPipeline.download reads model_index.json and skips
 #    the rest). The Bicep sets HF_HUB_OFFLINE=1 for a baked image, so a missing file fails
 #    loudly at run time instead of downloading. MODEL_VARIANT must match what
-#    imagegen.diffusion asks from_pretrained for (empty: the full-precision files, which
+#    imagegen.generation.engine asks from_pretrained for (empty: the full-precision files, which
 #    is what it loads today; "fp16": half the bytes). The tiny VAE is baked with it: only
 #    config.json and the safetensors weights, all AutoencoderTiny.from_pretrained reads
 #    (a few MB). A value starting with / or . is a local folder, not a hub id: no download.

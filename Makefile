@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup chromium test demo bench clean
+.PHONY: setup chromium lint test demo bench clean
 
 setup: $(VENV)/.installed node_modules/.installed chromium
 
@@ -25,7 +25,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-test: setup
+# Lint (ruff, with import sorting) and types (mypy, settings in pyproject.toml) before the tests.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup lint
 	$(BIN)/python -m pytest
 
 demo: setup

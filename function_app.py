@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 
 from activities import bp as activities
-from imagegen.startup import check_settings
+from imagegen.core.startup import check_settings
 from orchestrations import bp as orchestrations
 from triggers.blob_drop import bp as blob_drop
 from triggers.foundry import bp as foundry

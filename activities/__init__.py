@@ -1,4 +1,4 @@
-"""Activities: thin side-effecting steps, each one call into `imagegen.operations`."""
+"""Activities: thin side-effecting steps, each one call into `imagegen.service.operations`."""
 
 from activities.functions import bp
 

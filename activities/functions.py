@@ -1,17 +1,17 @@
 """The activities of the pipeline, registered under the names the orchestrators call.
 
 Each reads its request model from the JSON the orchestrator sent, makes one call into the
-function of the same name in `imagegen.operations`, and returns its result model as JSON
+function of the same name in `imagegen.service.operations`, and returns its result model as JSON
 (the Functions worker and devhost pass activity inputs and outputs as plain JSON).
 
-Each runs inside its telemetry span (`imagegen.telemetry.activity`): one span per run,
+Each runs inside its telemetry span (`imagegen.core.telemetry.activity`): one span per run,
 under the job's trace, and log records made inside carry the job id.
 """
 
 import azure.durable_functions as df
 
-from imagegen import operations, telemetry
-from imagegen.messages import (
+from imagegen.core import telemetry
+from imagegen.records.messages import (
     BatchRequest,
     ModerateImageRequest,
     ModerateTextRequest,
@@ -19,6 +19,7 @@ from imagegen.messages import (
     PublishImagesRequest,
     WriteManifestRequest,
 )
+from imagegen.service import operations
 
 bp = df.Blueprint()
 

@@ -23,15 +23,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from PIL import Image
 
-from imagegen import provenance
+from imagegen.checks import provenance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' Key Vault server, from a checkout
-from imagegen.keyvault_signer import KeyVaultSigner
+from imagegen.checks.keyvault_signer import KeyVaultSigner
 from tests.imagegen.key_vault_server import KeyVaultServer
 
 CASES = (("png", 512), ("jpeg", 1024))

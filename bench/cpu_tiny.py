@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from imagegen.diffusion import DiffusionEngine
-from imagegen.settings import Settings
-from imagegen.types import Batch, Variant
+from imagegen.core.settings import Settings
+from imagegen.core.types import Batch, Variant
+from imagegen.generation.engine import DiffusionEngine
 
 SIZES = (64, 256)
 STEPS = (4, 25)

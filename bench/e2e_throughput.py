@@ -19,7 +19,7 @@ folder the app loads like any other. --device is theirs too (default auto).
 
 The job's images are compared with the engine's pixel for pixel (a fast job that made
 other images would be no win). The breakdown per stage comes from the job's trace (the
-spans `imagegen.telemetry` writes to the devhost's JSON-lines file): seconds spent in
+spans `imagegen.core.telemetry` writes to the devhost's JSON-lines file): seconds spent in
 each kind of span, summed over the job, and the wall time no span covers (queues,
 replays, polling). Prints a markdown table with the load average, because other work on
 a shared machine moves these figures.
@@ -45,8 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -55,7 +55,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere
 
 from devhost.azurite import free_port, start_azurite  # noqa: E402
-from imagegen.types import ENDED_STATES  # noqa: E402
+from imagegen.core.types import ENDED_STATES  # noqa: E402
 
 PROMPT = "a red sneaker on a white background, studio lighting"
 TERMINAL = ENDED_STATES
@@ -146,11 +146,11 @@ def engine_alone(body: dict, model: str, device: str):
     images' pixels; the engine is loaded and warmed up before the first."""
     import torch
 
-    from imagegen.diffusion import DiffusionEngine
-    from imagegen.settings import Settings
-    from imagegen.spec import parse_job
-    from imagegen.variants import expand
-    from imagegen.types import Batch
+    from imagegen.core.settings import Settings
+    from imagegen.core.types import Batch
+    from imagegen.generation.engine import DiffusionEngine
+    from imagegen.jobs.spec import parse_job
+    from imagegen.jobs.variants import expand
 
     engine = DiffusionEngine(model, settings=Settings(device=device))
     if engine.device.type == "cpu":
@@ -172,7 +172,7 @@ def job_pixels(connection_string: str, url: str, job_id: str) -> dict[str, bytes
     """The published images of a job, decoded, by variant id."""
     from PIL import Image
 
-    from imagegen.storage import BlobStore
+    from imagegen.storage.blobs import BlobStore
 
     store = BlobStore.from_connection_string(connection_string)
     manifest = requests.get(f"{url}/api/jobs/{job_id}/manifest", timeout=60).json()

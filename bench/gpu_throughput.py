@@ -11,12 +11,12 @@ Variants:
   seed      the seed project's settings: fp16, batch 1, attention slicing over SDPA,
             DPM-Solver++, no compile
   eager     our engine without torch.compile: bf16, SDPA, channels_last, fused QKV
-  compiled  our engine's path: `imagegen.diffusion.optimize_for_cuda` (the engine's one
+  compiled  our engine's path: `imagegen.generation.engine.optimize_for_cuda` (the engine's one
             function), torch.compile of UNet and VAE decoder per --compile-modes;
             the first call (compile) is reported as warm-up, apart from the timings
 
 The options that change the image, each on the eager path (the same pipeline as
-`eager`), applied only through `imagegen.diffusion.speedups`, as a job asks for them:
+`eager`), applied only through `imagegen.generation.engine.speedups`, as a job asks for them:
   deepcache    DeepCache, the whole UNet every --deepcache-interval steps
   tiny-vae     decoding with a tiny VAE: AutoencoderTiny from TAESD's published config
                (taesd and taesdxl share it) with random weights
@@ -64,9 +64,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from imagegen.deepcache import MAX_INTERVAL, deepcache
-from imagegen.diffusion import COMPILE_MODE, optimize_for_cuda, pick_device, pick_dtype, speedups
-from imagegen.tiny_model import build_tiny_autoencoder, build_tiny_pipeline, build_tokenizer
+from imagegen.generation.deepcache import MAX_INTERVAL, deepcache
+from imagegen.generation.engine import COMPILE_MODE, optimize_for_cuda, pick_device, pick_dtype, speedups
+from imagegen.generation.tiny_model import build_tiny_autoencoder, build_tiny_pipeline, build_tokenizer
 
 PROMPT = "a red sneaker on a white table, studio lighting, high quality photo"
 NEGATIVE = "blurry, low quality"
@@ -226,7 +226,7 @@ def activation_bytes(model_class, config: dict, call) -> int:
 
 def vae_decode_activation_bytes(arch: str, size: int, *, tiny_vae: bool = False) -> int:
     """Decoding one image: the SD VAE decoder's activations (TAESD's with `tiny_vae`).
-    What one more image in a call costs (imagegen.diffusion's CUDA_BYTES_PER_PIXEL)."""
+    What one more image in a call costs (imagegen.generation.engine's CUDA_BYTES_PER_PIXEL)."""
     if tiny_vae:  # TAESD is AutoencoderTiny's default configuration
         config = {} if arch != "tiny" else {  # block_out_channels: recorded, not an argument
             key: value for key, value in build_tiny_autoencoder().config.items() if key != "block_out_channels"}

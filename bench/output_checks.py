@@ -1,7 +1,7 @@
 """How many images a second one checker process signs, checks and stores.
 
 On a GPU the engine makes images faster than on this CPU; the checker
-(`imagegen.output_checks`) must keep up, or it becomes the job's bottleneck. This times
+(`imagegen.checks.output_checks`) must keep up, or it becomes the job's bottleneck. This times
 the checker alone, on this machine's CPU, at the sizes the GPU bench makes (512x512 for
 SD 1.5, 1024x1024 for SDXL): GPU calls of --call images, each encoded as PNG, signed with
 the local C2PA signer, checked by the local NSFW model and written to a private Azurite,
@@ -48,9 +48,9 @@ def photo_like(size: int, seed: int) -> Image.Image:
 
 
 def gpu_calls(size: int, images: int, call: int, job_id: str) -> list:
-    from imagegen.output_checks import GpuCall
-    from imagegen.spec import parse_job
-    from imagegen.variants import expand
+    from imagegen.checks.output_checks import GpuCall
+    from imagegen.jobs.spec import parse_job
+    from imagegen.jobs.variants import expand
 
     variants = expand(parse_job({"name": "checks", "prompts": [{"text": "a red sneaker"}],
                                  "variants": {"seeds": images, "sizes": [f"{size}x{size}"], "steps": 25}}))
@@ -65,7 +65,7 @@ def gpu_calls(size: int, images: int, call: int, job_id: str) -> list:
 def time_checker(calls: list, settings) -> float:
     """Seconds from the first submit to the last call's result, every image checked `safe`
     or not: the checker's throughput when GPU calls come faster than it keeps up."""
-    from imagegen import output_checks
+    from imagegen.checks import output_checks
 
     began = time.perf_counter()
     futures = [output_checks.submit(call, settings) for call in calls]
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     environment = dict(os.environ)
     os.environ.update({"AzureWebJobsStorage": azurite.connection_string, "SAFETY_PROVIDER": "local",
                        "IMAGEGEN_TELEMETRY_FILE": str(trace_file), "IMAGEGEN_CHECK_PROCESSES": "1"})
-    from imagegen import output_checks
-    from imagegen.settings import Settings
+    from imagegen.checks import output_checks
+    from imagegen.core.settings import Settings
 
     settings = Settings.from_env()
     load_before = os.getloadavg()

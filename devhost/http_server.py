@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+
 from aiohttp import web
 
 from devhost import http_triggers

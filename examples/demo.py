@@ -26,7 +26,8 @@ from pathlib import Path
 
 import requests
 
-from imagegen.cli import Api, ApiError, download, gallery_url, job_body, main as imagegen, summary_line, wait
+from imagegen.cli.main import Api, ApiError, download, gallery_url, job_body, summary_line, wait
+from imagegen.cli.main import main as imagegen
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = [ROOT / "examples" / "spring-campaign.yaml", ROOT / "examples" / "sneaker-restyle.yaml"]
@@ -121,7 +122,7 @@ def main() -> int:
 
 def check_credentials(folders: list[Path]) -> int:
     """Every downloaded image carries valid Content Credentials from the development CA."""
-    from imagegen import provenance
+    from imagegen.checks import provenance
 
     if os.environ.get("C2PA_SIGNER", "local") != "local":
         print(f"\nC2PA_SIGNER={os.environ['C2PA_SIGNER']}: images are not checked against the development CA.")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from imagegen.messages import (
+from imagegen.core.types import OutcomeCounts, Variant, Verdict
+from imagegen.jobs.spec import JobSpec
+from imagegen.jobs.variants import batches, expand
+from imagegen.records.messages import (
     BatchRequest,
     GenerateImagesResult,
     JobRequest,
@@ -18,17 +21,14 @@ from imagegen.messages import (
     ModerateImageResult,
     ModerateTextRequest,
     ModerateTextResult,
+    NotifyJobRequest,
     Progress,
     RenderBatchResult,
     VariantRecord,
     WriteManifestRequest,
     WriteManifestResult,
-    NotifyJobRequest,
     input_rejections,
 )
-from imagegen.spec import JobSpec
-from imagegen.types import OutcomeCounts, Variant, Verdict
-from imagegen.variants import batches, expand
 from orchestrations.review import await_review
 
 bp = df.Blueprint()

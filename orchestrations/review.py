@@ -17,9 +17,9 @@ from typing import Callable
 
 import azure.durable_functions as df
 
-from imagegen.messages import NotifyJobRequest, PublishImagesRequest, PublishImagesResult, WriteManifestRequest
-from imagegen.review import ReviewBook, ReviewDecision
-from imagegen.spec import ReviewSpec
+from imagegen.jobs.spec import ReviewSpec
+from imagegen.records.messages import NotifyJobRequest, PublishImagesRequest, PublishImagesResult, WriteManifestRequest
+from imagegen.records.review_book import ReviewBook, ReviewDecision
 
 # Publishing is a copy inside one storage account: retried a few times, a few seconds apart.
 PUBLISH_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2_000, max_number_of_attempts=3)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from imagegen.settings import SETTINGS
+from imagegen.core.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,11 +24,28 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("imagegen", "activities", "orchestrations", "triggers", "devhost")
 # Left to right: each may import itself and what is to its right.
 LAYERS = ("function_app", "triggers", "orchestrations", "activities", "imagegen")
-# What an orchestrator must never reach, even through another module: I/O and the GPU.
-NOT_REPLAY_SAFE = {
-    "imagegen.storage", "imagegen.diffusion", "imagegen.operations", "imagegen.safety", "imagegen.provenance",
-    "imagegen.telemetry", "imagegen.tiny_model", "imagegen.deepcache", "imagegen.keyvault_signer",
-}
+# `imagegen`'s own floors, lowest first: a subpackage imports only its own floor and those
+# below it. Subpackages on one floor do not import each other.
+IMAGEGEN_FLOORS: tuple[tuple[str, ...], ...] = (
+    ("core",),
+    ("jobs",),
+    ("records",),
+    ("storage", "generation"),
+    ("checks",),
+    ("service",),
+    ("cli", "gallery_pages"),
+)
+# The most modules `imagegen/` keeps at its top level (the rest live in the floors).
+MOST_TOP_LEVEL_MODULES = 4
+# What orchestrator code may import (they replay: no I/O, clock, randomness or GPU), even
+# through another module: an allow-list, so a new import has to be judged before it lands.
+REPLAY_SAFE_PACKAGES = ("orchestrations", "imagegen.core.types", "imagegen.core.field_errors",
+                        "imagegen.core.limits", "imagegen.core.documents",
+                        "imagegen.core.storable_text", "imagegen.core.blob_names", "imagegen.jobs.spec",
+                        "imagegen.jobs.variants", "imagegen.records")
+REPLAY_SAFE_EXTERNAL = ("__future__", "typing", "collections", "dataclasses", "datetime", "enum", "functools",
+                        "itertools", "math", "re", "json", "hashlib", "string", "pydantic", "azure.durable_functions",
+                        "yaml", "annotated_types", "pydantic_core", "difflib", "types", "urllib.parse")
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,14 @@ def our_modules() -> dict[str, Path]:
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> list[Import]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    # Imports under `if TYPE_CHECKING:` never run: they are for the type checker alone.
+    type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                 and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                 for statement in block.body for node in ast.walk(statement)}
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Import):
             found += [Import(name, alias.name, where) for alias in node.names]
@@ -130,12 +154,48 @@ def reachable(start: str) -> dict[str, list[str]]:
     return chains
 
 
+def replay_safe(module: str) -> bool:
+    return module == "imagegen" or any(module == name or module.startswith(name + ".") for name in REPLAY_SAFE_PACKAGES)
+
+
 def test_orchestrators_reach_only_replay_safe_modules():
     for name in (m for m in MODULES if top(m) == "orchestrations"):
         chains = reachable(name)
-        bad = [" -> ".join(chains[m]) for m in chains if m in NOT_REPLAY_SAFE or any(
-            m.startswith(prefix + ".") for prefix in NOT_REPLAY_SAFE)]
-        assert not bad, "an orchestrator replays; it must not reach I/O or the GPU:\n" + "\n".join(bad)
+        bad = [" -> ".join(chains[m]) for m in chains if not replay_safe(m)]
+        assert not bad, "an orchestrator replays; it must not reach I/O, clocks or the GPU:\n" + "\n".join(bad)
+        external = [f"{imp.where}: {imp.source} imports {imp.target}" for imp in IMPORTS
+                    if imp.source in chains and imp.target not in MODULES
+                    and not any(imp.target == ok or imp.target.startswith(ok + ".") for ok in REPLAY_SAFE_EXTERNAL)]
+        assert not external, ("orchestrator code imports a library not on the replay-safe list (add it to "
+                              "REPLAY_SAFE_EXTERNAL only if it does no I/O and reads no clock):\n" + "\n".join(external))
+
+
+def floor(module: str) -> int | None:
+    """The floor of an `imagegen` subpackage module; None for the top level."""
+    parts = module.split(".")
+    if parts[0] != "imagegen" or len(parts) < 2:
+        return None
+    return next((i for i, names in enumerate(IMAGEGEN_FLOORS) if parts[1] in names), None)
+
+
+def test_imagegen_is_only_floors_and_a_few_top_level_modules():
+    top_level = sorted(p.name for p in (ROOT / "imagegen").glob("*.py"))
+    assert len(top_level) <= MOST_TOP_LEVEL_MODULES, f"imagegen/ has {len(top_level)} modules at its top: {top_level}"
+    packages = sorted(p.parent.name for p in (ROOT / "imagegen").glob("*/__init__.py"))
+    assert packages == sorted(name for names in IMAGEGEN_FLOORS for name in names), (
+        f"every subpackage of imagegen/ has a floor in IMAGEGEN_FLOORS (and docs/architecture.md): {packages}")
+
+
+def test_imagegen_imports_only_its_own_floor_and_below():
+    upward = []
+    for imp in OURS:
+        source, target = floor(imp.source), floor(imp.target)
+        if source is None or target is None:
+            continue
+        same_package = imp.source.split(".")[1] == imp.target.split(".")[1]
+        if target > source or (target == source and not same_package):
+            upward.append(f"{imp.where}: {imp.source} (floor {source}) imports {imp.target} (floor {target})")
+    assert not upward, "imports against imagegen's floors (docs/architecture.md):\n" + "\n".join(upward)
 
 
 def test_no_import_cycles():
@@ -152,4 +212,4 @@ def test_the_checks_see_the_code():
     # The tests above pass vacuously if the walk finds nothing: it must see every layer.
     assert {top(m) for m in MODULES} == {*LAYERS, "devhost"}
     assert any(imp.source == "function_app" and top(imp.target) == "triggers" for imp in OURS)
-    assert any(imp.source.startswith("orchestrations") and imp.target == "imagegen.messages" for imp in OURS)
+    assert any(imp.source.startswith("orchestrations") and imp.target == "imagegen.records.messages" for imp in OURS)

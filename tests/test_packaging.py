@@ -82,7 +82,7 @@ def test_the_installed_cli_shows_a_job_with_options_after_the_subcommand(cli):
 
 
 def test_the_installed_cli_verifies_content_credentials(cli, tmp_path):
-    from imagegen import provenance
+    from imagegen.checks import provenance
 
     image = tmp_path / "signed.png"
     plain = tmp_path / "plain.png"

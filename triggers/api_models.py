@@ -1,8 +1,8 @@
 """What the HTTP API answers, as pydantic models: the routes build their bodies from these,
 and `triggers.openapi` describes the API from the same models.
 
-Request bodies are `imagegen.spec.JobSpec` (a job) and `imagegen.foundry.FoundryRequest`
-(the Foundry / OpenAI images body); the manifest is `imagegen.manifest.Manifest`.
+Request bodies are `imagegen.jobs.spec.JobSpec` (a job) and `imagegen.jobs.foundry_body.FoundryRequest`
+(the Foundry / OpenAI images body); the manifest is `imagegen.records.manifest.Manifest`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from imagegen.types import FieldError
+from imagegen.core.types import FieldError
 
 
 class Problem(BaseModel):

@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagegen import intake, storage
-from imagegen.types import FieldError, JobValidationError
+from imagegen.core import blob_names
+from imagegen.core.types import FieldError, JobValidationError
+from imagegen.jobs import intake
+from imagegen.storage import blobs as storage
 from triggers.jobs import start_job
 
 bp = df.Blueprint()
@@ -39,7 +41,7 @@ async def drop_job(blob: func.InputStream, client: df.DurableOrchestrationClient
         log.info("%r was deleted before it could be read", ref)
         return
     try:
-        storage.check_path(name)
+        blob_names.check_path(name)
     except ValueError as error:
         # A name no job, image link or API route could address: moved aside, not run.
         reject(store, name, data, [FieldError(path="name", rule="blob_name", message=str(error))])
@@ -60,13 +62,13 @@ def reject(store: storage.BlobStore, name: str, data: bytes, errors: list[FieldE
     """Move the file `prompts/{name}` to prompts-rejected/ with an error report beside it, copy
     first. A name the store cannot address as it is goes there percent-encoded."""
     ref = f"prompts/{name}"
-    aside = storage.clean_name(name)
+    aside = blob_names.clean_name(name)
     report = {
         "file": ref,
         "rejectedAt": datetime.now(timezone.utc).isoformat(),
         "errors": [error.model_dump() for error in errors],
     }
-    store.put(storage.rejected_error_ref(aside), json.dumps(report, indent=2).encode(), "application/json")
-    store.put(storage.rejected_ref(aside), data)
+    store.put(blob_names.rejected_error_ref(aside), json.dumps(report, indent=2).encode(), "application/json")
+    store.put(blob_names.rejected_ref(aside), data)
     store.delete_dropped(name)
     log.warning("rejected %r: %s", ref, "; ".join(error.message for error in errors))

@@ -21,13 +21,16 @@ import time
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagegen import intake, job_events, storage
-from imagegen.manifest import read_manifest
-from imagegen.settings import Settings
-from imagegen.foundry import job_from_foundry
-from imagegen.limits import Limits
-from imagegen.spec import with_source_image
-from imagegen.types import JobValidationError
+from imagegen.core import blob_names
+from imagegen.core.limits import Limits
+from imagegen.core.settings import Settings
+from imagegen.core.types import JobValidationError
+from imagegen.jobs import intake
+from imagegen.jobs.foundry_body import job_from_foundry
+from imagegen.jobs.spec import with_source_image
+from imagegen.service import job_events
+from imagegen.storage import blobs as storage
+from imagegen.storage.manifests import read_manifest
 from triggers import api_key
 from triggers.api_models import FoundryAccepted, FoundryResponse
 from triggers.jobs import TERMINAL, job_state, origin, start_job
@@ -121,7 +124,7 @@ def read_foundry_job(body: dict, store: storage.BlobStore, limits: Limits):
     """The checked job of a Foundry body, its source image (if any) stored under inputs/."""
     job, source = job_from_foundry(body, limits)
     if source is not None:
-        ref = storage.input_ref(f"foundry-{hashlib.sha256(source).hexdigest()[:16]}.png")
+        ref = blob_names.input_ref(f"foundry-{hashlib.sha256(source).hexdigest()[:16]}.png")
         store.put(ref, source)
         job = with_source_image(job, ref)
     return job
@@ -137,7 +140,7 @@ def finished(store: storage.BlobStore, job_id: str, status, image_base: str | No
     manifest = read_manifest(store, job_id)
     data = [
         {"b64_json": base64.b64encode(store.get(v.blob)).decode("ascii"), "seed": v.seed,
-         "revised_prompt": v.prompt, "content_type": storage.guess_content_type(v.blob)}
+         "revised_prompt": v.prompt, "content_type": blob_names.guess_content_type(v.blob)}
         for v in manifest.variants if v.status == "ok" and v.blob
     ]
     if not data:

@@ -5,7 +5,7 @@
     GET /api/gallery/new                 a form that submits a job through POST /api/jobs
     GET /api/gallery/static/{name}       the stylesheet and script
 
-Pages are rendered by `imagegen.gallery` from the same views as the jobs API; images
+Pages are rendered by `imagegen.gallery_pages` from the same views as the jobs API; images
 come from `GET /api/jobs/{id}/images/{variant}`, which serves only published (ok) images.
 """
 
@@ -14,8 +14,10 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagegen import gallery, storage
-from imagegen.manifest import Manifest, read_manifest
+from imagegen import gallery_pages as gallery
+from imagegen.records.manifest import Manifest
+from imagegen.storage import blobs as storage
+from imagegen.storage.manifests import read_manifest
 from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, job_view, origin
 from triggers.responses import not_found, problem
 

@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from imagegen.operations import health
+from imagegen.service.operations import health
 from triggers.api_models import Health
 from triggers.responses import json_response
 

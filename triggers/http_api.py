@@ -22,9 +22,13 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagegen import intake, review, storage
-from imagegen.manifest import ManifestVariant, read_manifest
-from imagegen.types import FieldError, JobValidationError
+from imagegen.core import blob_names
+from imagegen.core.types import FieldError, JobValidationError
+from imagegen.records import review_book as review
+from imagegen.records.manifest import ManifestVariant
+from imagegen.storage import blobs as storage
+from imagegen.storage import source_images
+from imagegen.storage.manifests import read_manifest
 from triggers.api_models import CancelAccepted, JobList, ReviewAccepted
 from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, TERMINAL, accepted, is_job_id, job_state, job_view, origin, start_job
 from triggers.responses import invalid_job, json_response, not_found, problem, problems_on_failure
@@ -43,7 +47,7 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     filename = body_filename(req)
     try:
         job_id, _ = await start_job(
-            client, lambda store, limits: intake.read_job_body(body, filename, store, limits), source="http")
+            client, lambda store, limits: source_images.read_job_body(body, filename, store, limits), source="http")
     except JobValidationError as error:
         return invalid_job(error.errors)
     return accepted(client, req, job_id)
@@ -122,7 +126,7 @@ def get_image(req: func.HttpRequest) -> func.HttpResponse:
         # Blocked and unchecked images stay in quarantine: the API never serves them.
         return problem(404, "Image not published", f"Variant {variant_id!r} is {entry.status}: it has no published image.")
     data = store.get(entry.blob)
-    return func.HttpResponse(data, mimetype=storage.guess_content_type(entry.blob))
+    return func.HttpResponse(data, mimetype=blob_names.guess_content_type(entry.blob))
 
 
 @bp.route(route="jobs/{id}/published/{variant}", methods=["GET"])
@@ -136,7 +140,7 @@ def get_published_image(req: func.HttpRequest) -> func.HttpResponse:
     if entry.review is None or entry.review.published is None:
         decided = entry.review.decision if entry.review else "not approved"
         return problem(404, "Image not published", f"Variant {variant_id!r} is {decided}: it has no copy in published/.")
-    return func.HttpResponse(store.get(entry.review.published), mimetype=storage.guess_content_type(entry.review.published))
+    return func.HttpResponse(store.get(entry.review.published), mimetype=blob_names.guess_content_type(entry.review.published))
 
 
 @bp.route(route="jobs/{id}/cancel", methods=["POST"])
@@ -157,7 +161,7 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     # Not a termination: the marker stops the job's GPU work at its next diffusion step,
     # and the event lets the orchestration collect what was made and write the manifest.
     store = storage.get_store()
-    await asyncio.to_thread(store.put, storage.cancel_marker_ref(job_id), b"cancelled by user\n")
+    await asyncio.to_thread(store.put, blob_names.cancel_marker_ref(job_id), b"cancelled by user\n")
     await client.raise_event(job_id, "cancel", {"by": "user"})
     return json_response(CancelAccepted(id=job_id, status="cancelling").model_dump(), status=202)
 
@@ -207,12 +211,6 @@ async def review_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     taken = ReviewAccepted(id=job_id, status="awaiting_review", reviewer=reviewer, approve=decision.approve,
                            reject=decision.reject, finish=decision.finish)
     return json_response(taken.model_dump(mode="json"), status=202)
-
-
-def is_job_id(job_id: str) -> bool:
-    """Whether `job_id` could name an instance: `.` and `..` (also sent as `%2e`) cannot,
-    and the durable client mistakes them for the instances collection."""
-    return job_id.strip(".") != "" and "/" not in job_id
 
 
 def body_filename(req: func.HttpRequest) -> str:

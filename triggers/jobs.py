@@ -18,11 +18,13 @@ from typing import Any, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagegen import intake, storage
-from imagegen.source_images import attach_images
-from imagegen.settings import Settings
-from imagegen.spec import JobSpec, Limits
-from imagegen.types import JobSource
+from imagegen.core.settings import Settings
+from imagegen.core.types import JobSource
+from imagegen.jobs import intake
+from imagegen.jobs.spec import JobSpec, Limits
+from imagegen.records import messages
+from imagegen.storage import blobs as storage
+from imagegen.storage.source_images import attach_images
 from triggers.api_models import JobView
 from triggers.responses import json_response
 
@@ -56,7 +58,7 @@ async def start_job(client: df.DurableOrchestrationClient, read: JobReader, *, s
     # on the host's event loop they would stall every other request.
     job = await asyncio.to_thread(_read_and_attach, read, store, limits, images_from)
     job_id = job_id or intake.new_job_id(job.name)
-    request = intake.job_request(job, source, origin=origin, settings=settings)
+    request = messages.job_request(job, source, origin=origin, settings=settings)
     await client.start_new(ORCHESTRATION, job_id, request.model_dump())
     log.info("started job %s (%s) from %s", job_id, job.name, origin or source)
     return job_id, job

@@ -15,11 +15,11 @@ from typing import Any
 import azure.functions as func
 from pydantic.json_schema import models_json_schema
 
-from imagegen.foundry import FoundryRequest
-from imagegen.manifest import Manifest
-from imagegen.review import ReviewDecision
-from imagegen.settings import Settings
-from imagegen.spec import JobSpec
+from imagegen.core.settings import Settings
+from imagegen.jobs.foundry_body import FoundryRequest
+from imagegen.jobs.spec import JobSpec
+from imagegen.records.manifest import Manifest
+from imagegen.records.review_book import ReviewDecision
 from triggers import api_models as m
 
 bp = func.Blueprint()

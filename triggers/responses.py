@@ -10,7 +10,7 @@ from typing import Any
 
 import azure.functions as func
 
-from imagegen.types import FieldError
+from imagegen.core.types import FieldError
 
 log = logging.getLogger(__name__)
 

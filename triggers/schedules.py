@@ -16,11 +16,13 @@ from datetime import datetime, timedelta, timezone
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagegen import intake, storage
-from imagegen.schedules import due_slot, parse_schedule
-from imagegen.settings import Settings
-from imagegen.spec import Limits
-from imagegen.types import JobValidationError
+from imagegen.core import blob_names
+from imagegen.core.settings import Settings
+from imagegen.core.types import JobValidationError
+from imagegen.jobs import intake
+from imagegen.jobs.schedule_files import due_slot, parse_schedule
+from imagegen.jobs.spec import Limits
+from imagegen.storage import blobs as storage
 from triggers.jobs import start_job
 
 bp = df.Blueprint()
@@ -41,8 +43,8 @@ async def run_schedules(timer: func.TimerRequest, client: df.DurableOrchestratio
     for ref in store.list("schedules"):
         if not ref.lower().endswith((".yaml", ".yml")):
             continue
-        name = storage.split_ref(ref)[1]
-        error_ref = storage.schedule_error_ref(name)
+        name = blob_names.split_ref(ref)[1]
+        error_ref = blob_names.schedule_error_ref(name)
         try:
             schedule, job = parse_schedule(store.get(ref), name, limits)
         except JobValidationError as error:

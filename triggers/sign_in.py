@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from imagegen.settings import Settings
+from imagegen.core.settings import Settings
 
 
 def routes_auth_level(settings: Settings) -> func.AuthLevel:

@@ -12,8 +12,7 @@ hub), `engine` (the I/O loop), `status` (status bodies, list query), `registry`.
 """
 
 from devhost.durable.engine import DurableEngine, EngineStats
-from devhost.durable.errors import (DurableError, InstanceExists, InstanceNotFound, InstanceNotRunning,
-                                    UnknownOrchestrator)
+from devhost.durable.errors import DurableError, InstanceExists, InstanceNotFound, InstanceNotRunning, UnknownOrchestrator
 from devhost.durable.registry import Registry
 
 __all__ = ["DurableEngine", "EngineStats", "Registry", "DurableError", "InstanceExists",

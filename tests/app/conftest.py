@@ -12,8 +12,8 @@ import time
 import pytest
 import requests
 
-from imagegen.foundry import job_from_foundry
-from imagegen.storage import BlobStore
+from imagegen.jobs.foundry_body import job_from_foundry
+from imagegen.storage.blobs import BlobStore
 from tests.app.storage_invariants import assert_job_storage_consistent
 from tests.devhost.conftest import REPO_ROOT, launch_devhost
 

@@ -12,7 +12,7 @@ Used by the end-to-end tests after a job ends (completed, partial, cancelled or 
 
 from __future__ import annotations
 
-from imagegen.storage import BlobStore
+from imagegen.storage.blobs import BlobStore
 
 
 def storage_problems(store: BlobStore, job_id: str, manifest: dict) -> list[str]:
@@ -46,7 +46,7 @@ def storage_problems(store: BlobStore, job_id: str, manifest: dict) -> list[str]
 
 def assert_job_storage_consistent(store: BlobStore, job_id: str) -> None:
     """The invariants above for an ended job, its manifest read from storage as written."""
-    from imagegen.manifest import read_manifest
+    from imagegen.storage.manifests import read_manifest
 
     manifest = read_manifest(store, job_id).model_dump(mode="json")
     problems = storage_problems(store, job_id, manifest)

@@ -12,7 +12,7 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 
 from devhost.blob_triggers import same_etag
-from imagegen.storage import BlobStore
+from imagegen.storage.blobs import BlobStore
 from tests.app.conftest import tiny_job
 
 
@@ -34,8 +34,9 @@ def test_a_dropped_json_job_runs(app, store):
 
 
 def test_a_dropped_yaml_job_with_an_image_beside_it_runs(app, store):
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     image_name = unique("source") + ".png"
     buffer = io.BytesIO()

@@ -7,7 +7,7 @@ import json
 import yaml
 from PIL import Image
 
-from imagegen.cli import main
+from imagegen.cli.main import main
 from tests.app.conftest import tiny_job
 
 

@@ -16,8 +16,9 @@ import pytest
 import requests
 from PIL import Image
 
-from imagegen import cli, provenance
-from imagegen.metadata import read_parameters
+from imagegen.checks import provenance
+from imagegen.cli import main as cli
+from imagegen.records.metadata import read_parameters
 from tests.app.conftest import tiny_job
 from tests.app.storage_invariants import storage_problems
 from tests.devhost.conftest import REPO_ROOT

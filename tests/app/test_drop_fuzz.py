@@ -22,7 +22,7 @@ from azure.storage.blob import BlobServiceClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagegen.storage import clean_name
+from imagegen.core.blob_names import clean_name
 from tests.app.conftest import tiny_job
 
 ODD = st.sampled_from(["", " ", "\t", "%", "%2F", "'", '"', "#", "?", "é", "名", "😀", "-", "_"])

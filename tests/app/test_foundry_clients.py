@@ -14,7 +14,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.app.conftest import AppClient, launch_app
+from tests.app.conftest import launch_app
 from tests.app.storage_invariants import assert_job_storage_consistent
 
 API_KEY = "deployment-key-for-tests-0123456789"

@@ -11,8 +11,8 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from imagegen.cli import job_body
-from imagegen.metadata import read_parameters
+from imagegen.cli.main import job_body
+from imagegen.records.metadata import read_parameters
 from tests.app.conftest import BLOCKED_WORD, FOUNDRY_BROKEN_BODY, tiny_job
 from tests.app.storage_invariants import storage_problems
 

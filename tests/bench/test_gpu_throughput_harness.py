@@ -95,7 +95,7 @@ def test_flop_counts_of_a_full_and_a_deepcache_step_need_no_gpu(harness):
 
 
 def test_memory_counts_that_size_auto_batches_need_no_gpu(harness):
-    from imagegen.diffusion import CUDA_BYTES_PER_PIXEL
+    from imagegen.generation.engine import CUDA_BYTES_PER_PIXEL
 
     decode = harness.vae_decode_activation_bytes("sd15", 512)
     # The engine's per-pixel figure is this count, so "auto" batches follow the model.

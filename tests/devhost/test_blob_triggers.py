@@ -12,8 +12,14 @@ from azure.storage.queue import QueueClient
 
 from devhost.azurite import connection_string, free_port
 from devhost.blob_triggers import (
-    POISON_QUEUE, RECEIPTS_CONTAINER, BlobTriggerError, BlobTriggerPoller, Receipt, ReceiptStore,
-    decode_poison_message, parse_blob_path,
+    POISON_QUEUE,
+    RECEIPTS_CONTAINER,
+    BlobTriggerError,
+    BlobTriggerPoller,
+    Receipt,
+    ReceiptStore,
+    decode_poison_message,
+    parse_blob_path,
 )
 
 FAST = 0.1   # poll interval for tests; the host's default is 1 s

@@ -21,8 +21,7 @@ from datetime import datetime, timedelta, timezone
 import azure.durable_functions as df
 import pytest
 
-from devhost.durable import (DurableEngine, InstanceExists, InstanceNotFound, InstanceNotRunning, Registry,
-                             UnknownOrchestrator)
+from devhost.durable import DurableEngine, InstanceExists, InstanceNotFound, InstanceNotRunning, Registry, UnknownOrchestrator
 from devhost.durable import history as h
 from devhost.durable.store import Store
 

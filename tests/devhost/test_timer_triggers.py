@@ -10,7 +10,12 @@ import pytest
 
 from devhost.ncrontab import TimerScheduleError, parse_timer_schedule
 from devhost.timer_triggers import (
-    NEVER, ScheduleStatus, TimerScheduler, read_status, status_after_run, status_on_start,
+    NEVER,
+    ScheduleStatus,
+    TimerScheduler,
+    read_status,
+    status_after_run,
+    status_on_start,
     write_status,
 )
 

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from imagegen.spec import parse_job
-from imagegen.types import JobValidationError
+from imagegen.core.types import JobValidationError
+from imagegen.jobs.spec import parse_job
 
 CAMPAIGN_YAML = """\
 name: spring-campaign

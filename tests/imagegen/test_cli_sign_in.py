@@ -13,7 +13,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
-from imagegen import cli
+from imagegen.cli import main as cli
 
 TOKEN = "eyJ0eXAiOiJKV1QiLCJub3QiOiJhIHJlYWwgdG9rZW4ifQ.e30.c2lnbmF0dXJl"
 SCOPE = "api://00000000-0000-0000-0000-000000000001/.default"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagegen.contact_sheet import contact_sheet
+from imagegen.cli.contact_sheet import contact_sheet
 
 
 def entry(variant_id: str, **changes) -> dict:

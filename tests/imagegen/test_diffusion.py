@@ -10,10 +10,10 @@ import PIL.Image
 import pytest
 import torch
 
-from imagegen import diffusion
-from imagegen.diffusion import DiffusionEngine, GeneratedImage, get_engine
-from imagegen.settings import Settings
-from imagegen.types import Batch, Scheduler, Variant
+from imagegen.core.settings import Settings
+from imagegen.core.types import Batch, Scheduler, Variant
+from imagegen.generation import engine as diffusion
+from imagegen.generation.engine import DiffusionEngine, GeneratedImage, get_engine
 
 TOLERANCE = 2  # out of 255: thread counts change the last bit of float sums
 
@@ -169,7 +169,7 @@ def tiny_sdxl_pipeline():
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from imagegen.tiny_model import build_tokenizer
+    from imagegen.generation.tiny_model import build_tokenizer
 
     torch.manual_seed(0)
     tokenizer = build_tokenizer()
@@ -198,7 +198,7 @@ def tiny_sdxl_pipeline():
 
 
 def test_a_model_folder_loads_and_matches_the_same_weights_built_in_memory(engine, tmp_path):
-    from imagegen.tiny_model import build_tiny_pipeline
+    from imagegen.generation.tiny_model import build_tiny_pipeline
 
     build_tiny_pipeline().save_pretrained(tmp_path)
     from_folder = DiffusionEngine(str(tmp_path), settings=Settings(device="cpu"))
@@ -222,7 +222,7 @@ def test_an_sdxl_family_folder_runs_txt2img_and_img2img(tmp_path):
 
 
 def test_prompt_warnings_read_the_folders_tokenizer_without_loading_the_model(tmp_path):
-    from imagegen.tiny_model import build_tiny_pipeline
+    from imagegen.generation.tiny_model import build_tiny_pipeline
 
     build_tiny_pipeline().save_pretrained(tmp_path)
     from_folder = DiffusionEngine(str(tmp_path), settings=Settings(device="cpu"))
@@ -235,7 +235,7 @@ def test_prompt_warnings_read_the_folders_tokenizer_without_loading_the_model(tm
 
 def test_loading_the_tiny_model_warns_loudly_once(caplog):
     fresh = DiffusionEngine("tiny", settings=Settings(device="cpu"))
-    with caplog.at_level("WARNING", logger="imagegen.diffusion"):
+    with caplog.at_level("WARNING", logger="imagegen.generation.engine"):
         fresh.load()
         fresh.load()
     noise_warnings = [r for r in caplog.records if "NOISE" in r.getMessage()]
@@ -265,7 +265,7 @@ def test_device_setting_is_checked():
 def test_schedulers_keep_the_models_noise_schedule_and_prediction_type():
     from diffusers import DDIMScheduler
 
-    from imagegen.diffusers_schedulers import SCHEDULERS, make_scheduler
+    from imagegen.generation.schedulers import SCHEDULERS, make_scheduler
 
     # An SD 2.x 768 model predicts v, not noise: every scheduler must keep that.
     config = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,

@@ -6,12 +6,11 @@ import base64
 
 import pytest
 
-from imagegen.foundry import job_from_foundry
-from imagegen.spec import with_source_image
-from imagegen.types import JobValidationError
-from imagegen.variants import expand
+from imagegen.core.types import JobValidationError
+from imagegen.jobs.foundry_body import job_from_foundry
+from imagegen.jobs.spec import with_source_image
+from imagegen.jobs.variants import expand
 from tests.imagegen.conftest import png
-
 
 # --- the Foundry body -----------------------------------------------------------------------------------
 

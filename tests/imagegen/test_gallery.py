@@ -1,10 +1,10 @@
-"""imagegen.gallery: what each page shows, what it never shows, and that user text is escaped."""
+"""imagegen.gallery_pages: what each page shows, what it never shows, and that user text is escaped."""
 
 from __future__ import annotations
 
-from imagegen import gallery
+from imagegen import gallery_pages as gallery
+from imagegen.records.manifest import ManifestVariant
 from tests.imagegen.test_manifest import entry, manifest, variant
-from imagegen.manifest import ManifestVariant
 
 HOSTILE = '<img src=x onerror=alert(1)><script>alert(2)</script>'
 

@@ -9,10 +9,12 @@ from datetime import datetime
 import pytest
 from PIL import Image
 
-from imagegen import intake, source_images
-from imagegen.settings import Settings
-from imagegen.storage import BlobStore
-from imagegen.types import JobValidationError
+from imagegen.core.settings import Settings
+from imagegen.core.types import JobValidationError
+from imagegen.jobs import intake
+from imagegen.records import messages
+from imagegen.storage import source_images
+from imagegen.storage.blobs import BlobStore
 
 
 def png(size=(80, 80)) -> bytes:
@@ -47,7 +49,7 @@ def test_inline_images_are_stored_under_inputs_and_bare_names_resolved(store):
     data = png()
     body = ('{"name": "inline", "prompts": [{"text": "a", "image": "data:image/png;base64,'
             + base64.b64encode(data).decode() + '", "strength": 0.5}]}').encode()
-    job = intake.read_job_body(body, "job.json", store)
+    job = source_images.read_job_body(body, "job.json", store)
     ref = job.prompts[0].image
     assert ref.startswith("inputs/") and store.get(ref) == data
     assert source_images.attach_images(job, store).prompts[0].image == ref  # full names stay as they are
@@ -81,9 +83,9 @@ def test_ids_are_stable_for_the_same_file_and_slot_and_new_for_a_changed_one():
 
 
 def test_lone_surrogates_are_refused_everywhere_and_pairs_joined():
-    from imagegen.foundry import job_from_foundry
-    from imagegen.spec import parse_job
-    from imagegen.types import JobValidationError
+    from imagegen.core.types import JobValidationError
+    from imagegen.jobs.foundry_body import job_from_foundry
+    from imagegen.jobs.spec import parse_job
 
     # YAML spells an emoji as a UTF-16 pair of escapes: one character, accepted.
     job = parse_job('name: pair\nprompts: [{text: "a cat \\ud83d\\ude00"}]\n', filename="j.yaml")
@@ -101,13 +103,13 @@ def test_lone_surrogates_are_refused_everywhere_and_pairs_joined():
 
 def test_review_comes_from_the_job_else_the_deployment_default():
     plain = intake.read_job_file(b"a lighthouse\n", "banners.txt", settings=Settings(default_size="64x64"))
-    assert intake.job_request(plain, "blob", settings=Settings()).review is None
-    on = intake.job_request(plain, "blob", settings=Settings(review=True)).review
+    assert messages.job_request(plain, "blob", settings=Settings()).review is None
+    on = messages.job_request(plain, "blob", settings=Settings(review=True)).review
     assert on == {"required": True, "timeout": "72h", "on_timeout": "reject"}
     opted_out = intake.read_job_file(b"name: a\nprompts: [{text: a}]\nreview: {required: false}\n", "a.yaml")
-    assert intake.job_request(opted_out, "http", settings=Settings(review=True)).review is None
+    assert messages.job_request(opted_out, "http", settings=Settings(review=True)).review is None
     short = intake.read_job_file(b"name: a\nprompts: [{text: a}]\nreview: {timeout: 5s}\n", "a.yaml")
-    assert intake.job_request(short, "http", settings=Settings()).review["timeout"] == "5s"
+    assert messages.job_request(short, "http", settings=Settings()).review["timeout"] == "5s"
 
 
 def test_a_job_naming_a_webhook_host_the_deployment_does_not_allow_is_refused_at_submit():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from imagegen import job_events
+from imagegen.service import job_events
 
 
 def test_a_waiter_wakes_when_another_thread_writes_the_manifest():

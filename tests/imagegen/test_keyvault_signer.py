@@ -6,7 +6,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from imagegen import keyvault_signer, provenance
+from imagegen.checks import keyvault_signer, provenance
 from tests.imagegen.key_vault_server import KeyVaultServer
 from tests.imagegen.test_provenance import SOFTWARE, generation, noise_image
 

@@ -1,4 +1,4 @@
-"""imagegen.manifest: the model's rules, computed totals, the schema file, and a real write."""
+"""imagegen.records.manifest: the model's rules, computed totals, the schema file, and a real write."""
 
 from __future__ import annotations
 
@@ -11,16 +11,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from imagegen.manifest import (
-    Manifest,
-    ManifestVariant,
-    build_manifest,
-    manifest_schema,
-    read_manifest,
-    upload_manifest,
-)
-from imagegen.storage import BlobNotFound, BlobStore, manifest_ref, output_ref, quarantine_ref
-from imagegen.types import Variant, Verdict
+from imagegen.core.blob_names import manifest_ref, output_ref, quarantine_ref
+from imagegen.core.types import Variant, Verdict
+from imagegen.records.manifest import Manifest, ManifestVariant, build_manifest, manifest_schema
+from imagegen.storage.blobs import BlobNotFound, BlobStore
+from imagegen.storage.manifests import read_manifest, upload_manifest
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "manifest.schema.json"
 CREATED = datetime(2026, 11, 21, 13, 0, 0, tzinfo=timezone.utc)
@@ -139,7 +134,7 @@ def test_schema_file_is_up_to_date():
     expected = json.dumps(manifest_schema(), indent=2) + "\n"
     assert SCHEMA_FILE.read_text() == expected, (
         "docs/manifest.schema.json is stale: run "
-        "`.venv/bin/python -m imagegen.manifest > docs/manifest.schema.json`"
+        "`.venv/bin/python -m imagegen.records.manifest > docs/manifest.schema.json`"
     )
     assert {"status", "totals", "variants"} <= set(manifest_schema()["properties"])
 
@@ -203,8 +198,8 @@ def test_only_approved_ok_images_are_published(status, review, words):
 
 
 def test_a_rewrite_keeps_the_notifications_recorded_beside_it(storage_connection_string):
-    from imagegen.manifest import record_notification
-    from imagegen.notify import NotifyRecord
+    from imagegen.records.notifications import NotifyRecord
+    from imagegen.storage.manifests import record_notification
 
     store = BlobStore.from_connection_string(storage_connection_string)
     store.ensure_containers()

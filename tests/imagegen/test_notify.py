@@ -1,4 +1,4 @@
-"""imagegen.notify: which webhook URLs a job may name, and a sender that never raises.
+"""imagegen.service.notify: which webhook URLs a job may name, and a sender that never raises.
 
 The sender is exercised against a real HTTP receiver on 127.0.0.1 (the operator's URL may
 point there); a job's own URL never may, which the address rules test with a fake resolver.
@@ -12,9 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from imagegen import notify
-from imagegen.spec import parse_job
-from imagegen.types import JobValidationError
+from imagegen.core.types import JobValidationError
+from imagegen.jobs import webhook_urls
+from imagegen.jobs.spec import parse_job
+from imagegen.service import notify
 from tests.tls import issue_tls_files
 
 PUBLIC = "20.50.2.1"
@@ -41,17 +42,17 @@ def resolver(table: dict[str, list[str]]):
 ])
 def test_a_job_url_is_refused_with_field_rule_and_why(url, allowed, addresses, rule, words):
     host = url.split("/")[2]
-    found = notify.job_url_problems(url, allowed, resolver({host: addresses}))
+    found = webhook_urls.job_url_problems(url, allowed, resolver({host: addresses}))
     assert [(p.path, p.rule) for p in found] == [("notify.url", rule)]
     assert words in found[0].message
 
 
 def test_a_listed_public_host_and_a_wildcard_subdomain_are_allowed():
     public = resolver({"hooks.example.com": [PUBLIC], "a.b.example.org": [PUBLIC]})
-    assert notify.job_url_problems("https://hooks.example.com/x", ("hooks.example.com",), public) == []
-    assert notify.job_url_problems("https://a.b.example.org/x", ("*.example.org",), public) == []
-    assert notify.job_url_problems("https://example.org/x", ("*.example.org",), resolver({"example.org": [PUBLIC]}))
-    assert notify.job_url_problems("https://gone.example.com/x", ("gone.example.com",), resolver({}))[0].rule == "notify_resolve"
+    assert webhook_urls.job_url_problems("https://hooks.example.com/x", ("hooks.example.com",), public) == []
+    assert webhook_urls.job_url_problems("https://a.b.example.org/x", ("*.example.org",), public) == []
+    assert webhook_urls.job_url_problems("https://example.org/x", ("*.example.org",), resolver({"example.org": [PUBLIC]}))
+    assert webhook_urls.job_url_problems("https://gone.example.com/x", ("gone.example.com",), resolver({}))[0].rule == "notify_resolve"
 
 
 @pytest.mark.parametrize(("url", "rule"), [

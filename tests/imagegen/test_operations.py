@@ -1,4 +1,4 @@
-"""The activities' work (`imagegen.operations`) against Azurite, the tiny model and the local
+"""The activities' work (`imagegen.service.operations`) against Azurite, the tiny model and the local
 safety checks: one request model in, one result model out, and where each image is written."""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
-from imagegen import operations, output_checks
-from imagegen.diffusion import get_engine
-from imagegen.messages import BatchRequest, ModerateImageRequest, ModerateTextRequest
-from imagegen.spec import parse_job
-from imagegen.variants import batches, expand
-from imagegen.storage import BlobStore
+from imagegen.checks import output_checks
+from imagegen.generation.engine import get_engine
+from imagegen.jobs.spec import parse_job
+from imagegen.jobs.variants import batches, expand
+from imagegen.records.messages import BatchRequest, ModerateImageRequest, ModerateTextRequest
+from imagegen.service import operations
+from imagegen.storage.blobs import BlobStore
 from tests.imagegen.conftest import png
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -15,8 +15,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = textwrap.dedent("""
     import os
     if __name__ == "__main__":
-        from imagegen import output_checks
-        from imagegen.settings import Settings
+        from imagegen.checks import output_checks
+        from imagegen.core.settings import Settings
         # The checker's pid, as the checker itself answers it: it is up and running.
         print(output_checks._checker(Settings(check_processes=1)).submit(os.getpid).result(), flush=True)
         import time

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagegen import cli, provenance
-from imagegen.settings import Settings
+from imagegen.checks import provenance
+from imagegen.cli import main as cli
+from imagegen.core.settings import Settings
 
 SOFTWARE = "durable-diffusion test"
 

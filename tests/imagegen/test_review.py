@@ -1,11 +1,11 @@
-"""imagegen.review: which decisions can be applied, and what passes of them add up to."""
+"""imagegen.records.review_book: which decisions can be applied, and what passes of them add up to."""
 
 from __future__ import annotations
 
 import pytest
 
-from imagegen.review import ReviewBook, ReviewDecision, decision_problems, parse_decision
-from imagegen.types import JobValidationError
+from imagegen.core.types import JobValidationError
+from imagegen.records.review_book import ReviewBook, ReviewDecision, decision_problems, parse_decision
 
 IDS = ["v000-a", "v001-b", "v002-c", "v003-d"]
 

@@ -12,12 +12,12 @@ import pytest
 from azure.ai.contentsafety import ContentSafetyClient
 from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline.policies import RetryPolicy
-from tests.imagegen.content_safety_server import ContentSafetyServer
 from PIL import Image
 
-from imagegen.safety import get_provider, resolve_thresholds
-from imagegen.safety.azure_provider import AzureProvider, Retry, retry_after_seconds, split_text
-from imagegen.settings import Settings
+from imagegen.checks.safety import get_provider, resolve_thresholds
+from imagegen.checks.safety.azure_provider import AzureProvider, Retry, retry_after_seconds, split_text
+from imagegen.core.settings import Settings
+from tests.imagegen.content_safety_server import ContentSafetyServer
 
 FAST_RETRY = Retry(attempts=3, backoff_seconds=0.01, max_wait_seconds=0.05, total_seconds=5, request_timeout_seconds=5)
 

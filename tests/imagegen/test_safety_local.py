@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagegen.safety import get_provider, resolve_thresholds
-from imagegen.safety.blocklist import default_blocklist
-from imagegen.safety.local_provider import LocalProvider
-from imagegen.settings import Settings
+from imagegen.checks.safety import get_provider, resolve_thresholds
+from imagegen.checks.safety.blocklist import default_blocklist
+from imagegen.checks.safety.local_provider import LocalProvider
+from imagegen.core.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def test_a_batch_of_images_gets_the_verdicts_each_would_get_alone(provider):
 
 
 def test_a_batch_whose_model_call_fails_is_unchecked_not_passed(provider, monkeypatch):
-    from imagegen.safety import local_provider
+    from imagegen.checks.safety import local_provider
 
     def broken(images):
         raise RuntimeError("onnx session lost")

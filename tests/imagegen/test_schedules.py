@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from imagegen.schedules import due_slot, parse_schedule
-from imagegen.types import JobValidationError
+from imagegen.core.types import JobValidationError
+from imagegen.jobs.schedule_files import due_slot, parse_schedule
 
 T = datetime(2026, 3, 2, 9, 0, 7, tzinfo=timezone.utc)  # a Monday
 

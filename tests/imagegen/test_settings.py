@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagegen.settings import Settings
-from imagegen.startup import check_settings
+from imagegen.core.settings import Settings
+from imagegen.core.startup import check_settings
 
 
 @pytest.mark.parametrize("name, value, words", [
@@ -55,7 +55,7 @@ def test_the_defaults_pass(monkeypatch):
 
 
 def test_auto_check_processes_are_one_per_four_cores_from_one_to_four(monkeypatch):
-    from imagegen.settings import check_processes
+    from imagegen.core.settings import check_processes
 
     for cores, processes in ((1, 1), (2, 1), (8, 2), (16, 4), (96, 4)):
         monkeypatch.setattr("os.cpu_count", lambda: cores)

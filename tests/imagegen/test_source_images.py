@@ -8,11 +8,10 @@ import zlib
 import pytest
 from PIL import Image
 
-from imagegen.limits import Limits
-from imagegen.source_images import check_source_image
-from imagegen.types import JobValidationError
+from imagegen.core.limits import Limits
+from imagegen.core.types import JobValidationError
+from imagegen.jobs.source_image_checks import check_source_image
 from tests.imagegen.conftest import png
-
 
 # --- source images ------------------------------------------------------------------------------------
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from imagegen.settings import Settings
-from imagegen.spec import JobSpec, Limits, parse_job, render_schema
-from imagegen.variants import batches, expand
+from imagegen.core.settings import Settings
+from imagegen.jobs.spec import JobSpec, Limits, parse_job, render_schema
+from imagegen.jobs.variants import batches, expand
 from tests.imagegen.conftest import CAMPAIGN_YAML, errors_of, job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,7 +238,7 @@ def test_batches_keep_different_speedups_apart():
 
 
 def test_command_line_checks_a_job_file(tmp_path, capsys):
-    from imagegen.check_job import main
+    from imagegen.jobs.check_job import main
 
     good, bad = tmp_path / "Good Job.yaml", tmp_path / "bad.json"
     good.write_text("prompts: [{text: a cat}]\nvariants: {seeds: [5, 6]}\n")
@@ -252,7 +252,7 @@ def test_command_line_checks_a_job_file(tmp_path, capsys):
 
 def test_committed_schema_is_up_to_date():
     committed = (ROOT / "docs" / "job.schema.json").read_text(encoding="utf-8")
-    assert committed == render_schema(), "regenerate: python -m imagegen.check_job --schema > docs/job.schema.json"
+    assert committed == render_schema(), "regenerate: python -m imagegen.jobs.check_job --schema > docs/job.schema.json"
 
 
 def test_schema_describes_the_job():

@@ -9,10 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagegen.foundry import job_from_foundry
-from imagegen.spec import Limits, parse_job
-from imagegen.variants import batches, expand
-from imagegen.types import JobValidationError
+from imagegen.core.types import JobValidationError
+from imagegen.jobs.foundry_body import job_from_foundry
+from imagegen.jobs.spec import Limits, parse_job
+from imagegen.jobs.variants import batches, expand
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,10 +10,10 @@ import PIL.Image
 import pytest
 import torch
 
-from imagegen.deepcache import deep_blocks, deepcache
-from imagegen.diffusion import DiffusionEngine, speedups
-from imagegen.settings import Settings
-from imagegen.tiny_model import build_tiny_pipeline
+from imagegen.core.settings import Settings
+from imagegen.generation.deepcache import deep_blocks, deepcache
+from imagegen.generation.engine import DiffusionEngine, speedups
+from imagegen.generation.tiny_model import build_tiny_pipeline
 from tests.imagegen.test_diffusion import TOLERANCE, batch, max_difference, pixels, tiny_sdxl_pipeline, variant
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -119,7 +119,7 @@ def test_a_real_model_without_a_tiny_vae_setting_refuses_tiny_vae(tmp_path):
 
 
 def test_a_tiny_vae_folder_is_loaded_from_the_setting(tmp_path):
-    from imagegen.tiny_model import build_tiny_autoencoder
+    from imagegen.generation.tiny_model import build_tiny_autoencoder
 
     build_tiny_pipeline().save_pretrained(tmp_path / "model")
     build_tiny_autoencoder().save_pretrained(tmp_path / "taesd")

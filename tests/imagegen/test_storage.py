@@ -1,4 +1,4 @@
-"""imagegen.storage against a real Azurite: the blob layout and the client."""
+"""imagegen.storage.blobs against a real Azurite: the blob layout and the client."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ import uuid
 
 import pytest
 
-from imagegen import storage
-from imagegen.settings import Settings
-from imagegen.storage import (
+from imagegen.core import blob_names
+from imagegen.core.blob_names import (
     CONTAINERS,
     clean_name,
-    BlobChanged,
-    BlobNotFound,
-    BlobStore,
-    ContainerNotFound,
-    get_store,
     input_ref,
     manifest_ref,
     output_ref,
@@ -26,6 +20,9 @@ from imagegen.storage import (
     schedule_error_ref,
     split_ref,
 )
+from imagegen.core.settings import Settings
+from imagegen.storage import blobs as storage
+from imagegen.storage.blobs import BlobChanged, BlobNotFound, BlobStore, ContainerNotFound, get_store
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +230,7 @@ def test_a_dropped_name_the_store_refuses_gets_a_clean_reversible_name_to_be_mov
 
 def test_copy_is_server_side_and_may_be_repeated(store, job_id):
     src = output_ref(job_id, "v000", "png")
-    dst = storage.published_ref(job_id, "v000", "png")
+    dst = blob_names.published_ref(job_id, "v000", "png")
     store.put(src, b"\x89PNG approved bytes")
     store.copy(src, dst)
     store.copy(src, dst)  # a retried publish overwrites with the same bytes
@@ -241,4 +238,4 @@ def test_copy_is_server_side_and_may_be_repeated(store, job_id):
     assert store.get(src) == b"\x89PNG approved bytes"  # a copy: the original stays in outputs/
     assert dst == f"published/{job_id}/v000.png"
     with pytest.raises(storage.BlobNotFound):
-        store.copy(output_ref(job_id, "v999", "png"), storage.published_ref(job_id, "v999", "png"))
+        store.copy(output_ref(job_id, "v999", "png"), blob_names.published_ref(job_id, "v999", "png"))

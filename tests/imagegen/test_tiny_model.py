@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from imagegen.tiny_model import MAX_TOKENS, build_tiny_pipeline, build_tokenizer
+from imagegen.generation.tiny_model import MAX_TOKENS, build_tiny_pipeline, build_tokenizer
 
 
 def test_built_twice_has_identical_weights():

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from imagegen.spec import parse_job
-from imagegen.types import Batch
-from imagegen.variants import batches, expand, split_batch
+from imagegen.core.types import Batch
+from imagegen.jobs.spec import parse_job
+from imagegen.jobs.variants import batches, expand, split_batch
 from tests.imagegen.conftest import CAMPAIGN_YAML, job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,8 +63,8 @@ def test_image_names_become_blob_names_with_a_default_strength():
 
 EXPAND_SCRIPT = """
 import json, sys
-from imagegen.spec import parse_job
-from imagegen.variants import expand
+from imagegen.jobs.spec import parse_job
+from imagegen.jobs.variants import expand
 job = parse_job(sys.stdin.read())
 print(json.dumps([v.model_dump(mode="json") for v in expand(job)]))
 """

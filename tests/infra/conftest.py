@@ -6,6 +6,7 @@ import json
 
 import pytest
 import yaml
+
 from tests.infra.deployfiles import INFRA, ROOT, parse_bicep
 
 

@@ -9,9 +9,9 @@ import re
 from datetime import timedelta
 
 import pytest
-from tests.infra.deployfiles import INFRA, ROOT, dockerfile_instructions
 
-from imagegen.storage import CONTAINERS
+from imagegen.core.blob_names import CONTAINERS
+from tests.infra.deployfiles import INFRA, ROOT, dockerfile_instructions
 
 SECRET_WORDS = re.compile(r"key|password|secret|connectionstring|token|sas", re.IGNORECASE)
 
@@ -178,7 +178,7 @@ def leaves_lists(tree: object):
 
 def test_bicep_creates_exactly_the_containers_the_code_uses(bicep):
     names = bicep["modules/storage.bicep"]["variables"]["containerNames"]["value"]
-    assert sorted(names) == sorted(CONTAINERS), f"Bicep creates {sorted(names)}, imagegen.storage uses {sorted(CONTAINERS)}"
+    assert sorted(names) == sorted(CONTAINERS), f"Bicep creates {sorted(names)}, imagegen.storage.blobs uses {sorted(CONTAINERS)}"
 
 
 def test_storage_is_private_and_keyless(bicep):

@@ -9,7 +9,7 @@ import json
 from tests.infra.deployfiles import INFRA
 from tests.infra.test_role_assignments import role_assignments
 
-# What imagegen/keyvault_signer.py calls: get_certificate, get_secret (the chain),
+# What imagegen/checks/keyvault_signer.py calls: get_certificate, get_secret (the chain),
 # CryptographyClient (reads the public key, then signs).
 SIGNER_DATA_ACTIONS = {
     "Microsoft.KeyVault/vaults/certificates/read",

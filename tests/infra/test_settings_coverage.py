@@ -1,6 +1,6 @@
 """Every setting the app reads is set in Azure by the Bicep, or has a default.
 
-The names come from `imagegen.settings.SETTINGS` (the one place that reads the
+The names come from `imagegen.core.settings.SETTINGS` (the one place that reads the
 environment) plus any stray `os.environ` / `os.getenv` read elsewhere in the app code,
 found by walking its syntax trees.
 """
@@ -11,10 +11,10 @@ import ast
 from pathlib import Path
 
 import pytest
-from tests.infra.deployfiles import ROOT
 
-from imagegen.settings import SETTINGS, Settings
-from imagegen.startup import check_settings
+from imagegen.core.settings import SETTINGS
+from imagegen.core.startup import check_settings
+from tests.infra.deployfiles import ROOT
 
 # Settings deliberately left unset in Azure, each with the reason. A new setting with no
 # default must be set in infra/modules/app.bicep or be listed here with its reason.
@@ -83,7 +83,7 @@ def test_every_setting_is_set_in_azure_or_has_a_default(app_settings):
 
 def test_exemptions_are_still_real(app_settings):
     for name in UNSET_IN_AZURE:
-        assert name in SETTINGS, f"UNSET_IN_AZURE lists `{name}`, which imagegen/settings.py no longer has"
+        assert name in SETTINGS, f"UNSET_IN_AZURE lists `{name}`, which imagegen/core/settings.py no longer has"
         assert name not in app_settings, f"UNSET_IN_AZURE lists `{name}`, but app.bicep sets it"
 
 
@@ -96,7 +96,7 @@ def test_no_stray_environment_reads(app_settings):
             if name is None:
                 problems.append(f"{where} reads an environment variable whose name is not a literal")
             elif name not in known:
-                problems.append(f"{where} reads `{name}`, which is neither in imagegen.settings.SETTINGS nor set by app.bicep")
+                problems.append(f"{where} reads `{name}`, which is neither in imagegen.core.settings.SETTINGS nor set by app.bicep")
     assert not problems, "\n".join(problems)
 
 

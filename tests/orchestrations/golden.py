@@ -26,7 +26,9 @@ import azure.durable_functions as df
 
 from devhost.durable import history as h
 from devhost.durable.core import TERMINAL_STATUSES, Message, OrchestrationState, run_episode
-from imagegen.messages import (
+from imagegen.core.types import Verdict
+from imagegen.jobs.spec import parse_job
+from imagegen.records.messages import (
     BatchRequest,
     CheckedImage,
     GenerateImagesResult,
@@ -39,8 +41,6 @@ from imagegen.messages import (
     WriteManifestRequest,
     WriteManifestResult,
 )
-from imagegen.spec import parse_job
-from imagegen.types import Verdict
 from orchestrations.generate_batch import bp
 
 GOLDEN = Path(__file__).with_name("golden")

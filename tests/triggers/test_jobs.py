@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagegen.types import ENDED_STATES, JOB_STATES
+from imagegen.core.types import ENDED_STATES, JOB_STATES
 from triggers.jobs import TERMINAL, is_job_id, job_state
 
 

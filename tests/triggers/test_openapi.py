@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagegen.settings import Settings
+from imagegen.core.settings import Settings
 from triggers.openapi import openapi_document
 
 KEY = "a-deployment-key-of-32-characters"

@@ -6,9 +6,8 @@ what ran, and how often, from outside the host process.
 
 import azure.durable_functions as df
 import azure.functions as func
-
-from sample_orchestrations import bp as orchestrations_bp
 from sample_http import bp as http_bp
+from sample_orchestrations import bp as orchestrations_bp
 from storage_triggers import bp as storage_bp
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)

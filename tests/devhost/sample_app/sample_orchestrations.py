@@ -4,7 +4,6 @@ import time
 from datetime import timedelta
 
 import azure.durable_functions as df
-
 from effects import count_attempt, record_once
 
 bp = df.Blueprint()

@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
-
 from effects import count_attempt, effects_dir, record_once
 
 bp = func.Blueprint()

@@ -1,0 +1,252 @@
+"""Sign, check and store each GPU call's images, in a process beside the one that generates.
+
+After each GPU call its images are encoded, signed with Content Credentials, checked in
+one safety call and written once: to `outputs/` when the verdict is `safe`, else to
+`quarantine/` (blocked; or unchecked because the check, or the signing, failed). Nothing
+is ever in `outputs/` unchecked. This runs while the engine makes the next call.
+
+It runs in a process of its own (`IMAGEGEN_CHECK_PROCESSES`, default 1) because much of
+it is Python that holds the interpreter lock (the blob and Content Safety clients, the
+C2PA and PNG calls' wrappers, span export): on a thread of the generating process it made
+the diffusion thread wait for the lock between its torch ops (docs/performance.md). `0`
+runs it on one thread of this process instead.
+
+What a check needs travels with it, pickled: the images' pixels, the variants, the
+settings and the trace context. The checker shares nothing with the generating process but
+the blob store, so a checker that dies fails only the calls it held (their activity is
+retried) and the next call starts a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from PIL import Image
+
+from imagegen.checks import provenance
+from imagegen.checks.safety import get_provider, unchecked_verdict
+from imagegen.core import blob_names, telemetry
+from imagegen.core.settings import Settings
+from imagegen.core.types import ContentCredentials, Variant, Verdict
+from imagegen.records.messages import CheckedImage, HeldImage
+from imagegen.records.metadata import encode_image
+from imagegen.service.faults import inject_check_fault, inject_sign_fault
+from imagegen.storage import blobs as storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GpuCall:
+    """One engine call's images, in the order of its variants, and what made them."""
+
+    job_id: str
+    variants: list[Variant]
+    images: list[Image.Image]
+    seconds: list[float]  # each image's share of the call's wall time
+    started: str
+    finished: str
+    model: str
+    revision: str | None
+    device: str
+    ingredient: provenance.Source | None = None  # the img2img source, for the C2PA manifest
+
+    def refs(self) -> list[str]:
+        """Every blob a check of this call may write: each image's two possible places."""
+        return [ref for variant in self.variants
+                for ref in (blob_names.output_ref(self.job_id, variant.id, extension(variant.format)),
+                            blob_names.quarantine_ref(self.job_id, variant.id, extension(variant.format)))]
+
+
+def start(settings: Settings) -> None:
+    """Start the checker now, so that it is ready by the time the first GPU call ends."""
+    _checker(settings)
+
+
+def submit(call: GpuCall, settings: Settings) -> Future:
+    """Check and store `call`'s images; the future's result is one `CheckedImage` per image."""
+    headers = telemetry.carrier()  # the checker's spans and log records join this job's trace
+    fault = check_fault(call.job_id, settings)
+    checker = _checker(settings)
+    try:
+        return checker.submit(check_and_store, call, settings, headers, fault)
+    except BrokenProcessPool:  # the checker process died: its calls failed with it; start another
+        return _checker(settings, broken=checker).submit(check_and_store, call, settings, headers, fault)
+
+
+def check_fault(job_id: str, settings: Settings) -> str | None:
+    """`fail-check-once` (imagegen.service.faults): the reason the job's first checked image is made
+    unchecked, decided here in the host, which sees every call of the job (there may be
+    several checker processes)."""
+    try:
+        inject_check_fault(job_id, "image 0", settings)
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+# 1. Where checks run: one executor per process, made on first use.
+
+_executor: Executor | None = None
+_executor_settings: Settings | None = None
+_executor_lock = threading.Lock()
+
+
+def _checker(settings: Settings, broken: Executor | None = None) -> Executor:
+    """The checker for `settings`; a new one when `broken` is the current one (several
+    activities may find it broken at once: only the first replaces it)."""
+    global _executor, _executor_settings
+    with _executor_lock:
+        # A checker process reads its environment once, as it starts: new settings (only
+        # ever in tests; a host's are fixed) need a new one.
+        if _executor is not None and (_executor is broken or settings != _executor_settings):
+            _executor.shutdown(wait=False, cancel_futures=True)
+            _executor = None
+        if _executor is None:
+            if settings.check_processes == 0:
+                _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegen-check")
+            else:
+                # spawn, not fork: the generating process runs torch's threads, which a fork
+                # would copy in whatever state they are. spawn imports the host's main module
+                # again, so that must start nothing unless run as `__main__` (as the Functions
+                # worker and devhost do).
+                _executor = ProcessPoolExecutor(
+                    max_workers=settings.check_processes, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_checker_process_started, initargs=(os.getpid(),))
+                _executor.submit(warm_up, settings)  # load the checks while the first GPU call runs
+            _executor_settings = settings
+        return _executor
+
+
+def stop() -> None:
+    """Stop the checker once the checks it holds are done (a process stops it by itself as it exits)."""
+    global _executor
+    with _executor_lock:
+        if _executor is not None:
+            _executor.shutdown(wait=True)
+            _executor = None
+
+
+def _checker_process_started(parent_pid: int) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the host stops its checker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def exit_with_parent() -> None:
+        # A host that is killed (not stopped) cannot stop its checker: it goes by itself.
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_parent, name="imagegen-check-parent", daemon=True).start()
+
+
+def warm_up(settings: Settings) -> None:
+    """Load the safety checks, the signer and the blob client before the first image."""
+    get_provider(settings).check_images([encode_image(Image.new("RGB", (64, 64)), "png", {})])
+    provenance.signer_from_settings(settings)
+    storage.get_store(settings)
+
+
+# 2. The check of one GPU call: encode and sign, check, write each image once.
+
+def check_and_store(call: GpuCall, settings: Settings, headers: dict[str, str],
+                    fault: str | None = None) -> list[CheckedImage]:
+    """Encode and sign each image, check them in one safety call, and write each once: to
+    `outputs/` only if safe. An image whose signing failed is not checked (fail closed)."""
+    with telemetry.resumed(headers), telemetry.span("check_images", images=len(call.images)):
+        store = storage.get_store(settings)
+        held_images, stored_bytes = [], []
+        for variant, image, seconds in zip(call.variants, call.images, call.seconds):
+            data = encode_image(image, variant.format, image_parameters(variant, call.model, call.revision))
+            data, credentials, signing_error = sign_image(data, call, variant, settings)
+            ext = extension(variant.format)
+            held_images.append(HeldImage(
+                variant_id=variant.id, held=blob_names.quarantine_ref(call.job_id, variant.id, ext),
+                publish_to=blob_names.output_ref(call.job_id, variant.id, ext),
+                sha256=hashlib.sha256(data).hexdigest(),
+                width=image.width, height=image.height, seconds=round(seconds, 3),
+                model=call.model, revision=call.revision, device=call.device,
+                content_credentials=credentials, signing_error=signing_error,
+                started_at=call.started, finished_at=call.finished,
+            ))
+            stored_bytes.append(data)
+        signed = [index for index, image in enumerate(held_images) if image.signing_error is None]
+        verdicts = dict(zip(signed, check_outputs(call.job_id, [stored_bytes[index] for index in signed], settings,
+                                                  fault)))
+        checked = []
+        for index, (image, data) in enumerate(zip(held_images, stored_bytes)):
+            verdict = verdicts.get(index) or Verdict(status="unchecked", provider="none",
+                                                     reasons=[image.signing_error or "not signed"])
+            ref = image.publish_to if verdict.status == "safe" else image.held
+            store.put(ref, data)
+            checked.append(CheckedImage(image=image, verdict=verdict, ref=ref))
+        log.info("checked %d images of job %s: %d safe", len(checked), call.job_id,
+                 sum(c.verdict.status == "safe" for c in checked))
+        return checked
+
+
+def check_outputs(job_id: str, images: list[bytes], settings: Settings, fault: str | None = None) -> list[Verdict]:
+    """A verdict per image, all checked in one provider call. Fail closed: an image whose
+    check failed is `unchecked` (held back), and so is every image of a call that raised.
+    `fault` (fault injection) fails the first image's check alone."""
+    verdicts: list[Verdict | None] = [None] * len(images)
+    to_check = list(range(len(images)))
+    if fault and images:
+        verdicts[0] = unchecked_verdict("none", fault)
+        to_check = to_check[1:]
+    provider = get_provider(settings)
+    try:
+        with telemetry.span("safety.check_images", provider=provider.name, images=len(to_check)):
+            results = provider.check_images([images[index] for index in to_check]) if to_check else []
+    except Exception as error:  # noqa: BLE001 - fail closed, whatever broke
+        log.exception("output check of job %s failed", job_id)
+        results = [unchecked_verdict(provider.name, f"the safety check failed ({type(error).__name__})")
+                   for _ in to_check]
+    for index, verdict in zip(to_check, results):
+        verdicts[index] = verdict
+    return verdicts  # type: ignore[return-value]  # every index is filled by now
+
+
+def sign_image(data: bytes, call: GpuCall, variant: Variant,
+               settings: Settings) -> tuple[bytes, ContentCredentials | None, str | None]:
+    """The image as it is held: signed with C2PA Content Credentials by the configured signer.
+
+    Returns (bytes, credentials, None), or (the unsigned bytes, None, reason) when signing
+    fails: that image is held in quarantine and never published (fail closed). With
+    `C2PA_SIGNER=off` the bytes come back unsigned, with neither.
+    """
+    try:
+        with telemetry.span("c2pa_sign", variant_id=variant.id, signer=settings.c2pa_signer):
+            inject_sign_fault(call.job_id, settings)
+            signed = provenance.sign_variant(data, call.job_id, variant, call.model, call.revision, settings,
+                                             call.ingredient)
+    except provenance.SigningFailed as failure:
+        log.warning("image %s of job %s is held unsigned: %s", variant.id, call.job_id, failure.reason)
+        return data, None, f"C2PA signing failed: {failure.reason}"
+    if signed is None:
+        return data, None, None
+    return signed.data, ContentCredentials(manifest_label=signed.manifest_label, signer=signed.signer), None
+
+
+def image_parameters(variant: Variant, model: str, revision: str | None) -> dict:
+    """The parameters embedded in each image, enough to make it again."""
+    return {
+        "prompt": variant.prompt, "negative": variant.negative, "steps": variant.steps,
+        "scheduler": variant.scheduler, "guidance": variant.guidance, "seed": variant.seed,
+        "width": variant.width, "height": variant.height, "strength": variant.strength,
+        "source_image": variant.image, "deepcache": variant.deepcache, "tiny_vae": variant.tiny_vae,
+        "model": model, "model_revision": revision, "variant_id": variant.id,
+    }
+
+
+def extension(fmt: str) -> str:
+    return {"jpeg": "jpg"}.get(fmt, fmt)

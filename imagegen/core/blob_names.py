@@ -1,0 +1,177 @@
+"""Blob names: the one place that names blobs. Pure: no client, no I/O.
+
+Blobs are referred to everywhere by a *ref*, the string `"{container}/{path}"`
+(e.g. `"outputs/job-1/v003.png"`): refs are what travel through orchestration history,
+never bytes. The layout functions below (`output_ref`, `manifest_ref`, ...) are the only
+code that builds refs, and they are deterministic, so an activity that is retried writes
+the same name again and overwrites rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import urllib.parse
+
+# Every container the app uses; tests/infra compares this with the Bicep templates.
+CONTAINERS: tuple[str, ...] = (
+    "prompts",  # drop job files here (blob trigger)
+    "prompts-rejected",  # job files that failed validation, each with NAME.error.json
+    "schedules",  # schedule YAML files
+    "inputs",  # img2img source images
+    "outputs",  # published images: outputs/{job_id}/{variant_id}.{ext}
+    "quarantine",  # blocked or unchecked images: quarantine/{job_id}/{variant_id}.{ext}
+    "manifests",  # one JSON per job: manifests/{job_id}.json
+    "published",  # images a reviewer approved: published/{job_id}/{variant_id}.{ext}
+)
+
+# Ids become one path segment: letters, digits, `.`, `_`, `-`, starting with a letter or
+# digit (so never `.` or `..`), and short enough that every name stays far below Azure's
+# 1,024-character blob name limit.
+MAX_ID_LENGTH = 128
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_EXT = re.compile(r"[a-z0-9]{1,8}")
+MAX_PATH_LENGTH = 1024
+
+# Content types for what we store; anything else falls back to `mimetypes`.
+_CONTENT_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "json": "application/json",
+    "yaml": "application/yaml",
+    "yml": "application/yaml",
+    "txt": "text/plain; charset=utf-8",
+}
+
+
+def check_id(value: str, field: str = "id") -> str:
+    """Return `value` if it is safe as one path segment of a blob name, else raise ValueError."""
+    if not isinstance(value, str) or value == "":
+        raise ValueError(f"`{field}` must be a non-empty string, got {value!r}")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(
+            f"`{field}` must be at most {MAX_ID_LENGTH} characters, got {len(value)} ({value[:20]!r}...)"
+        )
+    if not _ID.fullmatch(value):
+        raise ValueError(
+            f"`{field}` must be letters, digits, `.`, `_` or `-`, starting with a letter or digit, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def check_path(path: str, field: str = "name") -> str:
+    """Return `path` if it is a clean blob path (`a/b.png`), else raise ValueError.
+
+    Rejects what would name a different blob than it seems to: empty segments (`a//b`,
+    leading or trailing `/`), `.` and `..` segments, backslashes and control characters.
+    """
+    if not isinstance(path, str) or path == "":
+        raise ValueError(f"`{field}` must be a non-empty blob path, got {path!r}")
+    if len(path) > MAX_PATH_LENGTH:
+        raise ValueError(f"`{field}` must be at most {MAX_PATH_LENGTH} characters, got {len(path)}")
+    if "\\" in path or any(ord(char) < 32 or ord(char) == 127 for char in path):
+        raise ValueError(f"`{field}` must not contain backslashes or control characters, got {path!r}")
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            raise ValueError(
+                f"`{field}` must not have empty, `.` or `..` path segments, got {path!r}"
+            )
+    return path
+
+
+def check_container(container: str) -> str:
+    if container not in CONTAINERS:
+        raise ValueError(f"container must be one of {', '.join(CONTAINERS)}; got {container!r}")
+    return container
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """`"outputs/job-1/v003.png"` -> `("outputs", "job-1/v003.png")`, validating both parts."""
+    if not isinstance(ref, str) or "/" not in ref:
+        raise ValueError(f"blob ref must look like `container/path`, got {ref!r}")
+    container, path = ref.split("/", 1)
+    if container not in CONTAINERS:
+        raise ValueError(
+            f"blob ref `{ref}` names unknown container {container!r}; "
+            f"containers are {', '.join(CONTAINERS)}"
+        )
+    check_path(path, field=f"path of blob ref `{ref}`")
+    return container, path
+
+
+def _ext(ext: str) -> str:
+    if not isinstance(ext, str) or not _EXT.fullmatch(ext):
+        raise ValueError(f"`ext` must be 1 to 8 lowercase letters or digits without a dot, got {ext!r}")
+    return ext
+
+
+def prompt_ref(name: str) -> str:
+    return f"prompts/{check_path(name)}"
+
+
+def clean_name(name: str) -> str:
+    """`name` when it is a clean blob path; else one flat, clean, reversible name for it
+    (percent-encoded: `a//b.yaml` -> `a%2F%2Fb.yaml`), so a bad name can be moved aside."""
+    try:
+        return check_path(name)
+    except ValueError:
+        return check_path(urllib.parse.quote(name, safe="") or "%00")
+
+
+def rejected_ref(name: str) -> str:
+    """Where a job file `prompts/{name}` goes when it is rejected."""
+    return f"prompts-rejected/{check_path(name)}"
+
+
+def rejected_error_ref(name: str) -> str:
+    """The error report written beside a rejected job file."""
+    return f"prompts-rejected/{check_path(name)}.error.json"
+
+
+def schedule_error_ref(name: str) -> str:
+    """The error report written beside an invalid schedule file (deleted once it is fixed)."""
+    return f"schedules/{check_path(name)}.error.json"
+
+
+def input_ref(name: str) -> str:
+    """An img2img source image, e.g. `input_ref("sneaker.png")` -> `"inputs/sneaker.png"`."""
+    return f"inputs/{check_path(name)}"
+
+
+def output_ref(job_id: str, variant_id: str, ext: str) -> str:
+    """A published image: `outputs/{job_id}/{variant_id}.{ext}`."""
+    return f"outputs/{check_id(job_id, 'job_id')}/{check_id(variant_id, 'variant_id')}.{_ext(ext)}"
+
+
+def quarantine_ref(job_id: str, variant_id: str, ext: str) -> str:
+    """A blocked or unchecked image, never published: `quarantine/{job_id}/{variant_id}.{ext}`."""
+    return f"quarantine/{check_id(job_id, 'job_id')}/{check_id(variant_id, 'variant_id')}.{_ext(ext)}"
+
+
+def published_ref(job_id: str, variant_id: str, ext: str) -> str:
+    """An image a reviewer approved: `published/{job_id}/{variant_id}.{ext}`."""
+    return f"published/{check_id(job_id, 'job_id')}/{check_id(variant_id, 'variant_id')}.{_ext(ext)}"
+
+
+def manifest_ref(job_id: str) -> str:
+    return f"manifests/{check_id(job_id, 'job_id')}.json"
+
+
+def cancel_marker_ref(job_id: str) -> str:
+    """Written when a job is cancelled: the GPU work of that job looks for it and stops.
+
+    A blob rather than the durable status, so an activity learns of it with the storage
+    access it already has, in Azure as under devhost.
+    """
+    return f"manifests/{check_id(job_id, 'job_id')}.cancelled"
+
+
+def guess_content_type(ref: str) -> str:
+    name = ref.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if ext in _CONTENT_TYPES:
+        return _CONTENT_TYPES[ext]
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"

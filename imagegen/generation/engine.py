@@ -1,0 +1,452 @@
+"""The diffusion engine: one loaded model per process, txt2img and img2img over diffusers.
+
+`get_engine()` returns the process's engine for a model; `DiffusionEngine.generate(batch)`
+makes a whole batch in one pipeline call. Every image gets its own `torch.Generator`
+seeded with its variant's seed, so an image is reproducible from its seed alone: a batch
+of four equals the same four made one by one.
+
+The model (`IMAGEGEN_MODEL`) is a hub id, a local folder, or `tiny`, the offline random
+test model of `imagegen.generation.tiny_model` (its images are noise). `AutoPipelineForText2Image`
+picks the pipeline class (SD 1.5, SD 2.x, SDXL), and the image-to-image pipeline is made
+`from_pipe` so both share one copy of the weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import PIL.Image
+import torch
+from diffusers import AutoencoderTiny, AutoPipelineForImage2Image, AutoPipelineForText2Image, DiffusionPipeline
+from transformers import AutoTokenizer
+
+from imagegen.core.limits import AUTO_MAX_BATCH
+from imagegen.core.settings import Settings
+from imagegen.core.types import Batch, Variant
+from imagegen.generation import tiny_model
+from imagegen.generation.deepcache import MAX_INTERVAL, deepcache
+from imagegen.generation.schedulers import make_scheduler
+from imagegen.jobs.variants import call_groups
+
+log = logging.getLogger(__name__)
+
+# Images per call when IMAGEGEN_MAX_BATCH=auto and there is no CUDA GPU to measure.
+CPU_MAX_BATCH = 4
+# Largest automatic batch on CUDA: what the orchestration hands one activity.
+CUDA_MAX_AUTO_BATCH = AUTO_MAX_BATCH
+# Peak GPU memory one extra image costs, per output pixel, in the 16-bit SD/SDXL
+# pipelines: the VAE decoder's activations, 1536 bytes per pixel in bf16 (384 MiB at
+# 512x512, 1.5 GiB at 1024x1024), counted on fake tensors by
+# `bench/gpu_throughput.py --flops-only`. They dominate: a guided SD 1.5 UNet step at
+# 512x512 peaks at 130 MiB of activations per image, and the two never overlap. The 20%
+# headroom in max_batch_size is for the allocator and kernel workspaces, which the count
+# leaves out; check it against the harness's peak memory on a GPU.
+CUDA_BYTES_PER_PIXEL = 1536
+# torch.compile mode for the UNet and VAE decoder. CUDA graphs ("reduce-overhead",
+# "max-autotune") are recorded per thread and the Functions host runs activities on
+# worker threads, so the default keeps autotuned kernels without CUDA graphs.
+COMPILE_MODE = "max-autotune-no-cudagraphs"
+
+
+@dataclass
+class GeneratedImage:
+    variant_id: str
+    image: PIL.Image.Image
+    seconds: float  # this image's share of its pipeline call's wall time
+
+
+# --- device and precision --------------------------------------------------------------
+
+
+def pick_device(setting: str = "auto") -> torch.device:
+    """CUDA, else Apple MPS, else CPU; `IMAGEGEN_DEVICE` may force one."""
+    if setting not in ("auto", "cuda", "mps", "cpu"):
+        raise ValueError(f"setting `IMAGEGEN_DEVICE` must be auto, cuda, mps or cpu, got {setting!r}")
+    if setting == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("setting `IMAGEGEN_DEVICE` is `cuda` but torch sees no CUDA GPU")
+    if setting == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("setting `IMAGEGEN_DEVICE` is `mps` but torch sees no MPS device")
+    return torch.device(setting)
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs that have it (no fp16 overflow in the VAE), fp16 on older ones, fp32 on CPU."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def optimize_for_cuda(pipe: DiffusionPipeline, *, compile_mode: str | None = COMPILE_MODE) -> None:
+    """The CUDA speed-ups that leave a seed's image unchanged (beyond 16-bit noise).
+
+    The one place for them: the engine and bench/gpu_throughput.py both call this.
+    channels_last convolutions, fused QKV projections (one matmul instead of three),
+    and `torch.compile` of the UNet and the VAE decoder with static shapes (compiled on
+    the first call at each image size and batch size, then reused by the process).
+    Nothing here changes steps, the scheduler or the VAE. Does nothing off CUDA.
+    """
+    if pipe.device.type != "cuda":
+        return
+    pipe.unet.to(memory_format=torch.channels_last)
+    pipe.vae.to(memory_format=torch.channels_last)
+    pipe.fuse_qkv_projections()  # keeps PyTorch SDPA attention, with fused processors
+    if compile_mode:
+        # Every (batch, size) is a separate static graph: allow enough of them.
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        pipe.unet = torch.compile(pipe.unet, mode=compile_mode, fullgraph=True, dynamic=False)
+        pipe.vae.decode = torch.compile(pipe.vae.decode, mode=compile_mode, fullgraph=True, dynamic=False)
+
+
+@contextmanager
+def speedups(pipe: DiffusionPipeline, *, deepcache_interval: int = 1,
+             tiny_vae: AutoencoderTiny | None = None) -> Iterator[DiffusionPipeline]:
+    """The speed-ups that DO change the image, on `pipe` for one call, undone afterwards.
+
+    The one place for them (a job's `speedups`; bench/gpu_throughput.py calls this too):
+    DeepCache every `deepcache_interval` steps (1: off), and decoding with a tiny VAE
+    (TAESD) instead of the model's own. Neither is ever on unless a job asks.
+    """
+    unet, vae = pipe.unet, pipe.vae
+    try:
+        if tiny_vae is not None:
+            pipe.vae = tiny_vae
+        if deepcache_interval > 1:
+            # DeepCache swaps the deep blocks' forward between steps; a compiled graph
+            # would not see the swap, so the call runs the module under the compiler.
+            pipe.unet = getattr(unet, "_orig_mod", unet)
+        with deepcache(pipe.unet, deepcache_interval):
+            yield pipe
+    finally:
+        pipe.unet, pipe.vae = unet, vae
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def load_text2image(model: str, revision: str | None, device: torch.device, dtype: torch.dtype,
+                    compile_mode: str | None = None) -> DiffusionPipeline:
+    """The text-to-image pipeline for `model`, on `device` in `dtype`, speed-ups applied."""
+    if model == tiny_model.TINY_MODEL_ID:
+        _warn_tiny()
+        pipe = tiny_model.build_tiny_pipeline()  # built in fp32
+        if dtype != torch.float32:
+            pipe.to(dtype=dtype)
+    else:
+        options: dict[str, Any] = {}
+        if "safety_checker" in AutoPipelineForText2Image.load_config(model, revision=revision):
+            # Moderation is ours (imagegen.checks.safety) and runs on every output; SD's own
+            # checker would black out images before we could quarantine them.
+            options = {"safety_checker": None, "requires_safety_checker": False}
+        pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, dtype=dtype, **options)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    optimize_for_cuda(pipe, compile_mode=compile_mode)
+    return pipe
+
+
+def _warn_tiny() -> None:
+    # Once per engine, and engines are cached per process: once per process in the app.
+    log.warning(
+        "Loading the TINY test model (IMAGEGEN_MODEL=tiny): its weights are random and every "
+        "image it makes is NOISE. Set IMAGEGEN_MODEL to a model id or folder for real images."
+    )
+
+
+# --- the engine ------------------------------------------------------------------------
+
+
+class DiffusionEngine:
+    """One model on one device; generates batches. Thread-safe; use `get_engine()`."""
+
+    def __init__(self, model: str, revision: str | None = None, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+        self.model = model
+        if model == tiny_model.TINY_MODEL_ID:
+            if revision not in (None, tiny_model.TINY_REVISION):
+                raise ValueError(
+                    f"`revision` of model `tiny` must be {tiny_model.TINY_REVISION!r}, got {revision!r}"
+                )
+            revision = tiny_model.TINY_REVISION
+        self.revision = revision
+        self.device = pick_device(self.settings.device)
+        self.dtype = pick_dtype(self.device)
+        self._load_lock = threading.Lock()
+        # Schedulers are swapped on the shared pipeline and are stateful: one call at a time.
+        self._generate_lock = threading.Lock()
+        self._text2image: DiffusionPipeline | None = None
+        self._image2image: DiffusionPipeline | None = None
+        self._tiny_vae: AutoencoderTiny | None = None  # loaded when a job first asks
+        # A compiled UNet is static-shape: each new batch size compiles (minutes with
+        # max-autotune). Padding calls to a power of two keeps that to a handful of sizes.
+        self.pad_batches = self.device.type == "cuda" and self.settings.compile_mode is not None
+        self._scheduler_config: Any = None
+        self._tokenizer: Any = None  # read without loading the model, see tokenizer()
+
+    @property
+    def loaded(self) -> bool:
+        return self._text2image is not None
+
+    def load(self) -> DiffusionPipeline:
+        """Load the model once; threads asking at the same time wait for the one load."""
+        with self._load_lock:
+            if self._text2image is None:
+                set_torch_threads(self.settings.torch_threads, self.device)
+                started = time.perf_counter()
+                pipe = load_text2image(self.model, self.revision, self.device, self.dtype,
+                                       compile_mode=self.settings.compile_mode)
+                self._scheduler_config = pipe.scheduler.config
+                self._image2image = AutoPipelineForImage2Image.from_pipe(pipe)
+                self._image2image.set_progress_bar_config(disable=True)
+                self._text2image = pipe
+                log.info(
+                    "loaded model %s (revision %s) on %s as %s in %.1f s",
+                    self.model, self.revision, self.device, str(self.dtype).removeprefix("torch."),
+                    time.perf_counter() - started,
+                )
+            return self._text2image
+
+    def load_tiny_vae(self) -> AutoencoderTiny:
+        """The tiny VAE for `speedups.tiny_vae`: `IMAGEGEN_TINY_VAE` (TAESD), or the tiny
+        model's own. Loaded once, on the first job that asks."""
+        with self._load_lock:
+            if self._tiny_vae is None:
+                if self.model == tiny_model.TINY_MODEL_ID:
+                    vae = tiny_model.build_tiny_autoencoder()  # built in fp32
+                    if self.dtype != torch.float32:
+                        vae.to(dtype=self.dtype)
+                elif self.settings.tiny_vae:
+                    vae = AutoencoderTiny.from_pretrained(self.settings.tiny_vae, dtype=self.dtype)
+                else:
+                    raise ValueError("`speedups.tiny_vae` needs setting `IMAGEGEN_TINY_VAE` (e.g. "
+                                     "madebyollin/taesd for SD 1.x/2.x), and it is unset")
+                self._tiny_vae = vae.to(self.device)
+                log.info("loaded tiny VAE %s", self.settings.tiny_vae or "(tiny model's)")
+            return self._tiny_vae
+
+    def generate(self, batch: Batch, source_image: PIL.Image.Image | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> list[GeneratedImage]:
+        """Make every variant of `batch`, in order; img2img when its variants have a source.
+
+        Variants that share size, steps, scheduler, guidance, strength and speed-ups go
+        in one pipeline call (the normal case: `spec.batches` groups them that way).
+        `cancelled` is asked between diffusion steps: when it says yes, the call stops
+        with `GenerationCancelled` and makes no image.
+        """
+        # 1. Check inputs before any heavy work.
+        check_batch(batch, source_image)
+        self.load()
+        results: dict[str, GeneratedImage] = {}
+        # 2. One pipeline call per group of variants that share the call's settings.
+        for group in call_groups(batch.variants):
+            for image in self._generate_group(group, source_image, cancelled):
+                results[image.variant_id] = image
+        return [results[variant.id] for variant in batch.variants]
+
+    def _generate_group(self, variants: list[Variant], source_image: PIL.Image.Image | None,
+                        cancelled: Callable[[], bool] | None = None) -> list[GeneratedImage]:
+        first = variants[0]
+        img2img = first.image is not None
+        tiny_vae = self.load_tiny_vae() if first.tiny_vae else None
+        # 3. Pad a compiled engine's call to a size it has compiled, with copies of the last
+        #    variant whose images are thrown away (each image depends on its own seed only).
+        calls = list(variants)
+        if self.pad_batches:
+            calls += [variants[-1]] * (self.padded_size(first, len(variants)) - len(variants))
+        # 4. One generator per image, seeded with that image's seed (reproducible alone).
+        generators = [torch.Generator(device=self._generator_device()).manual_seed(v.seed) for v in calls]
+        arguments: dict[str, Any] = dict(
+            prompt=[v.prompt for v in calls],
+            # Always a list, even of empty strings: SDXL zeroes a missing negative but
+            # encodes "" otherwise, and an image must not depend on its batch-mates.
+            negative_prompt=[v.negative for v in calls],
+            num_inference_steps=first.steps,
+            guidance_scale=first.guidance,
+            generator=generators,
+            output_type="pil",
+        )
+        if cancelled is not None:
+            arguments["callback_on_step_end"] = stop_when(cancelled)
+        if img2img:
+            # 5a. img2img: the source at the variant's size, the same for each image.
+            source = source_image.convert("RGB").resize((first.width, first.height), PIL.Image.LANCZOS)
+            arguments.update(image=[source] * len(calls), strength=first.strength)
+        else:
+            # 5b. txt2img: the size comes from the arguments.
+            arguments.update(width=first.width, height=first.height)
+        # 6. Run the pipeline with a fresh scheduler and the job's speed-ups, one call at a time.
+        with self._generate_lock:
+            pipe = self._image2image if img2img else self._text2image
+            pipe.scheduler = make_scheduler(first.scheduler, self._scheduler_config)
+            started = time.perf_counter()
+            with speedups(pipe, deepcache_interval=first.deepcache, tiny_vae=tiny_vae), torch.inference_mode():
+                images = pipe(**arguments).images[: len(variants)]
+            seconds = (time.perf_counter() - started) / len(variants)
+        return [GeneratedImage(variant_id=v.id, image=image, seconds=seconds) for v, image in zip(variants, images)]
+
+    def _generator_device(self) -> str:
+        # MPS generators are unreliable; diffusers draws on the CPU and moves the noise.
+        return "cuda" if self.device.type == "cuda" else "cpu"
+
+    def tokenizer(self) -> Any:
+        """The model's (first) tokenizer, without loading the model when it is not loaded:
+        an HTTP process checks prompts without a GPU or gigabytes of weights."""
+        if self._text2image is not None:
+            return self._text2image.tokenizer
+        with self._load_lock:
+            if self._tokenizer is None:
+                if self.model == tiny_model.TINY_MODEL_ID:
+                    self._tokenizer = tiny_model.build_tokenizer()
+                else:
+                    self._tokenizer = AutoTokenizer.from_pretrained(self.model, subfolder="tokenizer", revision=self.revision)
+            return self._tokenizer
+
+    def prompt_warnings(self, texts: list[str], names: list[str] | None = None) -> list[str]:
+        """A warning for each text the model's tokenizer truncates, naming it by `names`
+        (default: "prompt N", counted from 1)."""
+        tokenizer = self.tokenizer()
+        limit = tokenizer.model_max_length
+        names = names or [f"prompt {number}" for number in range(1, len(texts) + 1)]
+        warnings = []
+        for name, text in zip(names, texts):
+            ids = tokenizer(text, truncation=False, verbose=False).input_ids  # with start and end tokens
+            if len(ids) > limit:
+                # The end token takes the last slot, so text tokens from limit-1 on are lost.
+                dropped = tokenizer.decode(ids[limit - 1 : -1])
+                warnings.append(
+                    f"{name} is {len(ids)} tokens; the model reads only the first {limit}: "
+                    f"'...{dropped}' is ignored"
+                )
+        return warnings
+
+    def describe(self) -> dict:
+        """What the health endpoint shows: model, device, precision, GPU, loaded or not."""
+        gpu_name = gpu_memory_gb = None
+        if self.device.type == "cuda":
+            index = self.device.index or 0
+            gpu_name = torch.cuda.get_device_name(index)
+            gpu_memory_gb = round(torch.cuda.get_device_properties(index).total_memory / 2**30, 1)
+        description = {
+            "model": self.model,
+            "revision": self.revision,
+            "device": self.device.type,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "gpu_name": gpu_name,
+            "gpu_memory_gb": gpu_memory_gb,
+            "loaded": self.loaded,
+        }
+        if self.model == tiny_model.TINY_MODEL_ID:
+            description["note"] = "tiny offline test model with random weights: its images are noise"
+        return description
+
+    def peak_memory_bytes(self) -> int | None:
+        """Peak GPU memory since the last ask (None off CUDA), for the `imagegen.gpu.memory` metric."""
+        if self.device.type != "cuda":
+            return None
+        peak = torch.cuda.max_memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        return int(peak)
+
+    def padded_size(self, variant: Variant, count: int) -> int:
+        """`count` images rounded up to a power of two, but never past the most a call of
+        this size may hold (then to that most, which is what full batches use anyway)."""
+        most = max(count, self.max_batch_size(variant.width, variant.height))
+        return min(1 << (count - 1).bit_length(), most)
+
+    def max_batch_size(self, width: int, height: int) -> int:
+        """Images per pipeline call: `IMAGEGEN_MAX_BATCH`, or from free GPU memory when auto."""
+        if self.settings.max_batch_images is not None:
+            return self.settings.max_batch_images
+        if self.device.type != "cuda":
+            return CPU_MAX_BATCH
+        free_bytes, _total = torch.cuda.mem_get_info(self.device)
+        per_image = CUDA_BYTES_PER_PIXEL * width * height
+        return max(1, min(CUDA_MAX_AUTO_BATCH, int(free_bytes * 0.8) // per_image))
+
+
+def set_torch_threads(setting: str, device: torch.device) -> None:
+    """torch's CPU threads for the host: on a CPU device one per core but one, so the image
+    checks, storage and the host run beside the diffusion model instead of stalling its
+    threads (which wait for each other at every op); on a GPU torch's default."""
+    if setting == "auto":
+        if device.type != "cpu":
+            return
+        threads = max(1, (os.cpu_count() or 1) - 1)
+    elif setting.isdigit() and int(setting) >= 1:
+        threads = int(setting)
+    else:
+        raise ValueError(f"setting `IMAGEGEN_TORCH_THREADS` must be `auto` or a whole number >= 1, got {setting!r}")
+    torch.set_num_threads(threads)
+
+
+def check_batch(batch: Batch, source_image: PIL.Image.Image | None) -> None:
+    """Raise ValueError naming the variant and field when a batch cannot be generated."""
+    for variant in batch.variants:
+        where = f"batch `{batch.id}` variant `{variant.id}`"
+        if variant.width % 8 or variant.height % 8:
+            raise ValueError(f"{where}: `width` and `height` must be multiples of 8, got {variant.width}x{variant.height}")
+        if variant.image is not None and source_image is None:
+            raise ValueError(f"{where}: `image` is {variant.image!r} but no source image was given")
+        if variant.image is not None and not (variant.strength is not None and 0 < variant.strength <= 1):
+            raise ValueError(f"{where}: `strength` must be in (0, 1] for img2img, got {variant.strength!r}")
+        if not 1 <= variant.deepcache <= MAX_INTERVAL:
+            raise ValueError(f"{where}: `deepcache` must be from 1 (off) to {MAX_INTERVAL}, got {variant.deepcache!r}")
+    if source_image is not None and len({v.image for v in batch.variants}) > 1:
+        raise ValueError(f"batch `{batch.id}`: all variants must share one source `image`, got several")
+
+
+class GenerationCancelled(Exception):
+    """The job was cancelled while its images were being made."""
+
+
+def stop_when(cancelled: Callable[[], bool], every_seconds: float = 1.0):
+    """A diffusers `callback_on_step_end` that stops the call once `cancelled()` says yes.
+
+    Asked at most once a second: a step can be far shorter than a storage round trip.
+    """
+    asked = [time.monotonic()]
+
+    def callback(pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        now = time.monotonic()
+        if now - asked[0] >= every_seconds:
+            asked[0] = now
+            if cancelled():
+                raise GenerationCancelled(f"cancelled at step {step}")
+        return callback_kwargs
+
+    return callback
+
+
+# --- the process's engines ----------------------------------------------------------------
+
+_engines: dict[tuple[str, str | None], DiffusionEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(model: str | None = None, revision: str | None = None) -> DiffusionEngine:
+    """The process's engine for `model` (default `IMAGEGEN_MODEL`); loads on first use."""
+    settings = Settings.from_env()
+    model = model or settings.model
+    if revision is None and model == settings.model:
+        revision = settings.model_revision
+    if revision is None and model == tiny_model.TINY_MODEL_ID:
+        revision = tiny_model.TINY_REVISION  # one key, one engine, however it is asked for
+    with _engines_lock:
+        key = (model, revision)
+        if key not in _engines:
+            _engines[key] = DiffusionEngine(model, revision, settings)
+        return _engines[key]

@@ -1,0 +1,286 @@
+"""The messages of the `generate_batch` orchestration: its input, custom status and output,
+and the request and result of every activity and sub-orchestration it calls.
+
+Why this module is in `imagegen/`: both ends of every call import the same model — the
+orchestrators (`orchestrations/`) build requests and read results, the activities
+(`activities/`, through `imagegen.service.operations`) read requests and build results — and the
+layers import only downward (triggers → orchestrations → activities → imagegen). The
+lowest layer both can reach is `imagegen`. The models are pure (no I/O), so an
+orchestrator may use them while it replays.
+
+These are the JSON shapes recorded in orchestration history, so they stay small: blob
+names, never image bytes. A replay of an in-flight instance reads the recorded shapes
+back through these models: rename or retype a field and that replay breaks; add new
+fields with defaults.
+
+| call | kind | request | result |
+|---|---|---|---|
+| `generate_batch` | orchestration | `JobRequest` | `JobSummary` (custom status `Progress`) |
+| `moderate_text` | activity | `ModerateTextRequest` | `ModerateTextResult` |
+| `moderate_image` | activity | `ModerateImageRequest` | `ModerateImageResult` |
+| `render_batch` | sub-orchestration | `BatchRequest` | `RenderBatchResult` |
+| `generate_images` | activity | `BatchRequest` | `GenerateImagesResult` |
+| `write_manifest` | activity | `WriteManifestRequest` | `WriteManifestResult` |
+| `publish_images` | activity | `PublishImagesRequest` | `PublishImagesResult` |
+| `notify_job` | activity | `NotifyJobRequest` | `NotifyJobResult` |
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from imagegen.core.limits import AUTO_MAX_BATCH
+from imagegen.core.types import (
+    Batch,
+    ContentCredentials,
+    JobSource,
+    JobStatus,
+    OutcomeCounts,
+    Variant,
+    VariantStatus,
+    Verdict,
+)
+from imagegen.jobs.spec import JobSpec, ReviewSpec
+from imagegen.records.notifications import NotifyEvent, NotifyRecord
+
+Phase = Literal["moderating inputs", "generating", "cancelling", "awaiting review", "publishing",
+                "writing manifest", "done"]
+
+if TYPE_CHECKING:
+    from imagegen.core.settings import Settings
+
+
+# -- generate_batch: the orchestration ----------------------------------------------------
+
+class JobRequest(BaseModel):
+    """The orchestration's input: the job as JSON plus where it came from."""
+
+    job: dict  # a validated JobSpec, as JSON
+    source: JobSource = "http"
+    origin: str = ""  # the dropped blob's name or the schedule's name
+    max_batch: int = Field(default=AUTO_MAX_BATCH, ge=1, le=64)  # variants per GPU activity call
+    # Decided at submit from the job and the deployment (`intake.review_of`): a ReviewSpec as
+    # JSON when the job waits for a reviewer, else None.
+    review: dict | None = None
+    # Whether a webhook is to be called (the job's own `notify.url` or IMAGEGEN_NOTIFY_URL);
+    # the operator's URL never travels through history, the activity reads it from settings.
+    notify: bool = False
+
+
+def job_request(job: JobSpec, source: JobSource, origin: str = "", settings: Settings | None = None) -> JobRequest:
+    settings = settings or Settings.from_env()
+    max_batch = settings.max_batch_images or AUTO_MAX_BATCH
+    return JobRequest(job=job.model_dump(mode="json"), source=source, origin=origin, max_batch=max_batch,
+                      review=review_of(job, settings), notify=job.notify is not None or bool(settings.notify_url))
+
+
+def review_of(job: JobSpec, settings: Settings) -> dict | None:
+    """The review this job gets: its own `review`, else the deployment's `IMAGEGEN_REVIEW`
+    (`on`: the defaults, 72h then reject); None when it publishes without one."""
+    review = job.review if job.review is not None else (ReviewSpec() if settings.review else None)
+    return review.model_dump() if review is not None and review.required else None
+
+
+class Progress(OutcomeCounts):
+    """The orchestration's customStatus: what a user polling the job sees."""
+
+    phase: Phase
+    total: int
+    done: int = 0
+    # Jobs with review: the decisions so far ({approved, rejected, undecided}) and when the
+    # wait times out (ISO 8601, UTC); None for a job without review.
+    review: dict | None = None
+    deadline: str | None = None
+    # Set with phase `done` when a last notification is still to be sent: the job's final
+    # status and summary, shown before the orchestration itself completes.
+    status: str | None = None
+    summary: dict | None = None
+
+    def add(self, records: list[VariantRecord]) -> None:
+        self.done += len(records)
+        self.count(record.status for record in records)
+
+
+class JobSummary(OutcomeCounts):
+    """The orchestration's output."""
+
+    job_id: str
+    name: str
+    status: JobStatus
+    total: int
+    # Jobs with review: how many ok variants were approved, rejected, left undecided.
+    approved: int | None = None
+    rejected: int | None = None
+    undecided: int | None = None
+    manifest: str  # blob name
+    manifest_url: str
+    reasons: list[str] = Field(default_factory=list)  # why a job was rejected or partial
+
+
+# -- moderate_text ------------------------------------------------------------------------
+
+class ModerateTextRequest(BaseModel):
+    """Every distinct prompt and negative prompt of a job, checked in one call."""
+
+    job_id: str
+    texts: list[str]
+
+
+class ModerateTextResult(BaseModel):
+    verdicts: list[Verdict]  # one per text, in the request's order
+
+
+# -- moderate_image -----------------------------------------------------------------------
+
+class ModerateImageRequest(BaseModel):
+    """Check one img2img source image; it stays where it is. (Generated images are checked
+    inside `generate_images`.)"""
+
+    job_id: str
+    image: str  # blob name of the image to check: inputs/…
+
+
+class ModerateImageResult(BaseModel):
+    verdict: Verdict
+    image: str  # the image's blob name
+
+
+# -- render_batch (sub-orchestration) and generate_images ---------------------------------
+
+class BatchRequest(BaseModel):
+    """One GPU batch of a job: the input of `render_batch` and of `generate_images`."""
+
+    job_id: str
+    batch: Batch
+
+
+class HeldImage(BaseModel):
+    """What `generate_images` made for one variant: its two possible blob names, its hash,
+    its Content Credentials and when its GPU call ran."""
+
+    variant_id: str
+    held: str  # blob name in quarantine/, where an image not checked safe is stored
+    publish_to: str  # blob name in outputs/, where an image checked safe is stored
+    sha256: str
+    width: int
+    height: int
+    seconds: float
+    model: str
+    revision: str | None = None
+    device: str
+    # The C2PA Content Credentials signed into the stored bytes (`sha256` is of the signed
+    # file); None when signing is off. `signing_error` says why signing that was
+    # configured failed: such an image is never checked or published (fail closed).
+    content_credentials: ContentCredentials | None = None
+    signing_error: str | None = None
+    # When the GPU call that made it started and ended (UTC, ISO 8601): the job's timeline.
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class CheckedImage(BaseModel):
+    """One image as `generate_images` stored it: checked first, then written once where its
+    verdict says (`publish_to` only when `safe`; `held` when blocked or unchecked)."""
+
+    image: HeldImage
+    verdict: Verdict
+    ref: str
+
+
+class GenerateImagesResult(BaseModel):
+    """The images made, in the batch's order; fewer than asked when the job was cancelled."""
+
+    images: list[CheckedImage]
+    warnings: list[str] = Field(default_factory=list)  # e.g. a prompt the text encoder truncates
+
+
+class VariantRecord(BaseModel):
+    """The outcome for one variant, as the manifest lists it."""
+
+    variant: Variant
+    status: VariantStatus
+    image: HeldImage | None = None
+    ref: str | None = None  # where the image is now: outputs/… when ok, quarantine/… otherwise
+    verdict: Verdict | None = None
+    error: str | None = None
+
+
+class RenderBatchResult(BaseModel):
+    """One record per variant of the batch: `render_batch` never fails, it reports."""
+
+    records: list[VariantRecord]
+    warnings: list[str] = Field(default_factory=list)  # generate_images' warnings, passed on
+
+
+# -- write_manifest -----------------------------------------------------------------------
+
+class WriteManifestRequest(BaseModel):
+    """Everything the manifest records; times come from the orchestrator's replay-safe clock."""
+
+    job_id: str
+    job: dict  # the JobSpec, as JSON
+    source: JobSource
+    origin: str = ""
+    created: str  # ISO 8601
+    finished: str  # ISO 8601
+    input_verdicts: dict[str, Verdict]  # prompt text or source image blob name -> verdict
+    records: list[VariantRecord]
+    reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # for the manifest, e.g. truncated prompts
+    review: dict | None = None  # the job's `ManifestReview` as JSON; None: no review
+    decisions: dict[str, dict] = Field(default_factory=dict)  # variant id -> its `VariantReview` as JSON
+
+
+class WriteManifestResult(BaseModel):
+    """Where the manifest is and the job status it computed, so the orchestration reports
+    the same status the manifest holds."""
+
+    manifest: str  # blob name
+    url: str
+    status: JobStatus
+    totals: dict  # the manifest's `Totals` as JSON
+
+
+# -- publish_images -----------------------------------------------------------------------
+
+class PublishImagesRequest(BaseModel):
+    """Approved images to publish: variant id -> its image in outputs/."""
+
+    job_id: str
+    images: dict[str, str]
+
+
+class PublishImagesResult(BaseModel):
+    published: dict[str, str]  # variant id -> its copy in published/
+
+
+# -- notify_job ---------------------------------------------------------------------------
+
+class NotifyJobRequest(BaseModel):
+    """A webhook call about a job. `url` is the job's own webhook; None: the deployment's
+    IMAGEGEN_NOTIFY_URL, which the activity reads from settings (it never enters history)."""
+
+    job_id: str
+    name: str
+    event: NotifyEvent
+    status: str
+    counts: dict[str, int]
+    url: str | None = None
+
+
+class NotifyJobResult(BaseModel):
+    record: NotifyRecord | None = None  # None: no webhook to call
+
+
+def input_rejections(texts: list[str], text_verdicts: list[Verdict],
+                     images: list[str], image_verdicts: list[Verdict]) -> list[str]:
+    """Reasons to reject a job before generating anything: any input not checked safe."""
+    labels = [f"prompt {text!r}" for text in texts] + [f"image {ref}" for ref in images]
+    reasons: list[str] = []
+    for label, verdict in zip(labels, [*text_verdicts, *image_verdicts]):
+        if verdict.status != "safe":
+            why = "; ".join(verdict.reasons) or verdict.status
+            reasons.append(f"{label} is {verdict.status}: {why}")
+    return reasons

@@ -1,0 +1,264 @@
+"""What each activity does, composed from the library's modules.
+
+Each registered activity (in `activities/`) is one call into the function of the same name
+here, which takes one request model and returns one result model (`imagegen.records.messages`):
+small JSON with blob names, because that is what orchestration history holds. Each is
+safe to run twice (activities are at-least-once): blob names are deterministic, so a
+repeated write overwrites.
+
+Fail closed: a generated image is signed and checked before it is stored, and written to
+`outputs/` only when its check says `safe`; to `quarantine/` when it is blocked, its check
+failed, or its signing failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, wait
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+from imagegen.checks.safety import get_provider, unchecked_verdict
+from imagegen.core import blob_names, telemetry
+from imagegen.core.limits import Limits
+from imagegen.core.settings import Settings
+from imagegen.core.types import Variant, Verdict
+from imagegen.jobs.source_image_checks import check_source_image
+from imagegen.jobs.variants import split_batch
+from imagegen.records.manifest import ManifestVariant, VariantReview, build_manifest
+from imagegen.records.messages import (
+    BatchRequest,
+    GenerateImagesResult,
+    ModerateImageRequest,
+    ModerateImageResult,
+    ModerateTextRequest,
+    ModerateTextResult,
+    NotifyJobRequest,
+    NotifyJobResult,
+    PublishImagesRequest,
+    PublishImagesResult,
+    WriteManifestRequest,
+    WriteManifestResult,
+)
+from imagegen.service import job_events, notify
+from imagegen.service.faults import inject_fault
+from imagegen.storage import blobs as storage
+from imagegen.storage.manifests import record_notification, upload_manifest
+
+log = logging.getLogger(__name__)
+
+
+def moderate_text(request: ModerateTextRequest) -> ModerateTextResult:
+    """One verdict per text, in order."""
+    provider = get_provider()
+    with telemetry.span("safety.check_texts", provider=provider.name, texts=len(request.texts)):
+        return ModerateTextResult(verdicts=provider.check_texts(list(request.texts)))
+
+
+def moderate_image(request: ModerateImageRequest) -> ModerateImageResult:
+    """Check one source image; it stays where it is. One that cannot be read is unchecked."""
+    try:
+        data = storage.get_store().get(request.image)
+    except storage.BlobNotFound:
+        return ModerateImageResult(verdict=unchecked_verdict("none", f"image {request.image} was not found"),
+                                   image=request.image)
+    provider = get_provider()
+    with telemetry.span("safety.check_image", provider=provider.name, bytes=len(data)):
+        verdict = provider.check_image(data)
+    return ModerateImageResult(verdict=verdict, image=request.image)
+
+
+def generate_images(request: BatchRequest) -> GenerateImagesResult:
+    """Generate one batch; sign, check and store every image once, where its check says.
+
+    After each GPU call its images go to the checker (`imagegen.checks.output_checks`, a process of
+    its own), which signs them, checks them in one safety call and writes each once: to
+    `outputs/` when safe, else to `quarantine/`; meanwhile the engine makes the next call.
+
+    When the job is cancelled (its cancel marker exists) it stops between GPU calls and
+    between diffusion steps, and returns only the images it made: the rest are cancelled.
+    """
+    from imagegen.checks import (
+        output_checks,  # like torch, the C2PA SDK loads only where we generate
+        provenance,
+    )
+    from imagegen.generation.engine import GenerationCancelled, get_engine  # torch loads only where we generate
+
+    settings = Settings.from_env()
+    inject_fault(request, settings)
+    output_checks.start(settings)
+    engine = get_engine(settings.model, settings.model_revision)
+    store = storage.get_store()
+    first = request.batch.variants[0]
+    source = ingredient = None
+    if first.image:
+        source_bytes = store.get(first.image)
+        source = check_source_image(source_bytes, Limits.from_settings(settings),
+                                    path=f"variants[{first.index}].image")
+        ingredient = provenance.Source.of(source_bytes, title=first.image.rsplit("/", 1)[-1])
+
+    marker = blob_names.cancel_marker_ref(request.job_id)
+
+    def cancelled() -> bool:
+        return store.exists(marker)
+
+    checks: list[tuple[output_checks.GpuCall, Future]] = []
+    try:
+        for chunk in split_batch(request.batch, engine.max_batch_size(first.width, first.height)):
+            if cancelled():
+                break
+            started = utc_now()
+            try:
+                with telemetry.span("gpu_batch", batch_id=chunk.id, batch_size=len(chunk.variants),
+                                    image_width=first.width, image_height=first.height, image_steps=first.steps,
+                                    device=engine.device.type):
+                    made = engine.generate(chunk, source, cancelled=cancelled)
+            except GenerationCancelled:
+                break
+            call = output_checks.GpuCall(
+                job_id=request.job_id, variants=chunk.variants, images=[image.image for image in made],
+                seconds=[image.seconds for image in made], started=started, finished=utc_now(),
+                model=engine.model, revision=engine.revision, device=engine.device.type, ingredient=ingredient)
+            telemetry.record_images(len(made), made[0].seconds if made else 0.0, engine.device.type,
+                                    engine.peak_memory_bytes())
+            log.info("made %d images of batch %s in %.2f s each", len(made), request.batch.id,
+                     made[0].seconds if made else 0.0)
+            checks.append((call, output_checks.submit(call, settings)))
+        return GenerateImagesResult(images=[checked for _, future in checks for checked in future.result()],
+                                    warnings=prompt_warnings(request.batch.variants, engine))
+    except BaseException:
+        # A failed try leaves nothing stored: its retry makes the same images under the same
+        # names, and a batch that fails for good must leave no image its manifest does not list.
+        # The checker may have written any of a call's images before it failed (or died).
+        wait([future for _, future in checks])
+        for call, _ in checks:
+            for ref in call.refs():
+                try:
+                    store.delete(ref)
+                except Exception:  # noqa: BLE001 - the original failure is the one to report
+                    log.exception("could not remove %s after a failed generate_images", ref)
+        raise
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
+    """Build the manifest from the orchestration's records and write it in one upload."""
+    store = storage.get_store()
+    variants = []
+    for record in request.records:
+        image = record.image
+        variants.append(ManifestVariant.from_variant(
+            record.variant, status=record.status, error=record.error,
+            blob=record.ref, url=store.url(record.ref) if record.ref else None,
+            sha256=image.sha256 if image else None,
+            image_width=image.width if image else None, image_height=image.height if image else None,
+            seconds=image.seconds if image else None,
+            model=image.model if image else None, model_revision=image.revision if image else None,
+            device=image.device if image else None,
+            content_credentials=image.content_credentials if image else None,
+            started_at=image.started_at if image else None, finished_at=image.finished_at if image else None,
+            input_verdict=input_verdict(record.variant, request.input_verdicts), output_verdict=record.verdict,
+        ))
+    if request.decisions:
+        variants = [v.model_copy(update={"review": VariantReview.model_validate(request.decisions[v.id])})
+                    if v.id in request.decisions else v for v in variants]
+    manifest = build_manifest(
+        job_id=request.job_id, name=request.job.get("name", request.job_id),
+        source=request.source, job=redact_notify_url(request.job),
+        created_at=request.created, finished_at=request.finished,
+        variants=variants, reasons=request.reasons, warnings=request.warnings, review=request.review,
+    )
+    url = upload_manifest(store, manifest)
+    totals = manifest.totals
+    telemetry.job_span(manifest.job_id, manifest.created_at, {
+        "job.name": manifest.name, "job.variants": len(manifest.variants), "job.status": manifest.status,
+        "job.ok": totals.ok, "job.blocked": totals.blocked, "job.failed": totals.failed,
+        "job.generation_seconds": totals.seconds,
+    })
+    job_events.manifest_written(manifest.job_id)
+    return WriteManifestResult(manifest=blob_names.manifest_ref(manifest.job_id), url=url, status=manifest.status,
+                               totals=manifest.totals.model_dump())
+
+
+def redact_notify_url(job: dict) -> dict:
+    """The job as the manifest records it: a webhook URL often carries its secret in the
+    path (Slack, Teams), so only its scheme and host are kept."""
+    url = (job.get("notify") or {}).get("url")
+    if not url:
+        return job
+    parts = urlsplit(url)
+    return {**job, "notify": {"url": f"{parts.scheme}://{parts.hostname}/…"}}
+
+
+def publish_images(request: PublishImagesRequest) -> PublishImagesResult:
+    """Copy approved images server-side from outputs/ to published/{job}/{variant}.{ext}.
+
+    A plain copy of the outputs blob, so whatever the outputs image carries (its
+    embedded parameters, Content Credentials) is what gets published. Idempotent.
+    """
+    store = storage.get_store()
+    published = {}
+    for variant_id, ref in request.images.items():
+        container, path = blob_names.split_ref(ref)
+        if container != "outputs":  # fail closed: only a checked, safe image is ever published
+            raise ValueError(f"only images in outputs/ can be published, got {ref!r}")
+        ext = path.rsplit(".", 1)[-1]
+        target = blob_names.published_ref(request.job_id, variant_id, ext)
+        store.copy(ref, target)
+        published[variant_id] = target
+    return PublishImagesResult(published=published)
+
+
+def notify_job(request: NotifyJobRequest) -> NotifyJobResult:
+    """Call the job's webhook (its own `notify.url`, else IMAGEGEN_NOTIFY_URL) and record
+    the outcome in the manifest. Never raises for a webhook's sake: the job goes on.
+    """
+    settings = Settings.from_env()
+    job_url = request.url
+    url = job_url or settings.notify_url
+    if not url:
+        return NotifyJobResult(record=None)
+    base = settings.public_url
+    job_id = request.job_id
+    body = notify.message(
+        request.event, job_id=job_id, name=request.name, status=request.status,
+        counts=request.counts, gallery_url=f"{base}/api/gallery/jobs/{job_id}",
+        manifest_url=f"{base}/api/jobs/{job_id}/manifest")
+    record = notify.send(url, body, event=request.event, allowed=settings.notify_hosts if job_url else None)
+    log.info("notification %s for job %s to %s: %s", record.event, job_id, record.host, record.status)
+    try:
+        record_notification(storage.get_store(), job_id, record)
+    except Exception:  # the record is a courtesy: losing it must not fail the job
+        log.exception("could not record notification %s of job %s in its manifest", record.event, job_id)
+    return NotifyJobResult(record=record)
+
+
+def prompt_warnings(variants: list[Variant], engine) -> list[str]:
+    """A warning for each distinct prompt or negative prompt of the batch that the text
+    encoder truncates (77 tokens for CLIP): it is silently cut short otherwise."""
+    texts: dict[str, str] = {}
+    for variant in variants:
+        style = f" with style {variant.style!r}" if variant.style else ""
+        texts.setdefault(variant.prompt, f"`prompts[{variant.prompt_index}].text`{style}")
+        if variant.negative:
+            texts.setdefault(variant.negative, f"`prompts[{variant.prompt_index}].negative`")
+    return engine.prompt_warnings(list(texts), list(texts.values()))
+
+
+def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | None:
+    """The verdict on a variant's inputs: the first of prompt, negative and image not safe."""
+    checked = [verdicts[key] for key in (variant.prompt, variant.negative, variant.image) if key in verdicts]
+    return next((v for v in checked if v.status != "safe"), checked[0] if checked else None)
+
+
+def health() -> dict:
+    """What `GET /api/health` shows: device, GPU, model loaded or not, safety provider, C2PA signer."""
+    from imagegen.generation.engine import get_engine
+
+    settings = Settings.from_env()
+    engine = get_engine(settings.model, settings.model_revision)  # describes; loads nothing
+    return {"status": "ok", **engine.describe(), "safety_provider": settings.safety_provider,
+            "c2pa_signer": settings.c2pa_signer}
