@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 
 from activities import bp as activities
-from imagegen.core.startup import check_settings
+from imagegen.service.process import start
 from orchestrations import bp as orchestrations
 from triggers.blob_drop import bp as blob_drop
 from triggers.foundry import bp as foundry
@@ -14,8 +14,9 @@ from triggers.openapi import bp as openapi
 from triggers.schedules import bp as schedules
 from triggers.sign_in import routes_auth_level
 
-# Every setting checked once, here: a bad one stops the start with its name, not a request later.
-settings = check_settings()
+# The process's services, every setting checked once, here: a bad one stops the start with
+# its name, not a request later.
+settings = start().settings
 
 # Function keys, unless built-in authentication (IMAGEGEN_SIGN_IN=entra) guards the routes.
 app = df.DFApp(http_auth_level=routes_auth_level(settings))

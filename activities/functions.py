@@ -1,7 +1,7 @@
 """The activities of the pipeline, registered under the names the orchestrators call.
 
 Each reads its request model from the JSON the orchestrator sent, makes one call into the
-function of the same name in `imagegen.service.operations`, and returns its result model as JSON
+function of the same name in `imagegen.service.operations` with the process's services, and returns its result model as JSON
 (the Functions worker and devhost pass activity inputs and outputs as plain JSON).
 
 Each runs inside its telemetry span (`imagegen.core.telemetry.activity`): one span per run,
@@ -20,6 +20,7 @@ from imagegen.records.messages import (
     WriteManifestRequest,
 )
 from imagegen.service import operations
+from imagegen.service.process import current
 
 bp = df.Blueprint()
 
@@ -27,34 +28,34 @@ bp = df.Blueprint()
 @bp.activity_trigger(input_name="request")
 def moderate_text(request: dict) -> dict:
     with telemetry.activity("moderate_text", request):
-        return operations.moderate_text(ModerateTextRequest.model_validate(request)).model_dump()
+        return operations.moderate_text(ModerateTextRequest.model_validate(request), current()).model_dump()
 
 
 @bp.activity_trigger(input_name="request")
 def moderate_image(request: dict) -> dict:
     with telemetry.activity("moderate_image", request):
-        return operations.moderate_image(ModerateImageRequest.model_validate(request)).model_dump()
+        return operations.moderate_image(ModerateImageRequest.model_validate(request), current()).model_dump()
 
 
 @bp.activity_trigger(input_name="request")
 def generate_images(request: dict) -> dict:
     with telemetry.activity("generate_images", request):
-        return operations.generate_images(BatchRequest.model_validate(request)).model_dump()
+        return operations.generate_images(BatchRequest.model_validate(request), current()).model_dump()
 
 
 @bp.activity_trigger(input_name="request")
 def write_manifest(request: dict) -> dict:
     with telemetry.activity("write_manifest", request):
-        return operations.write_manifest(WriteManifestRequest.model_validate(request)).model_dump()
+        return operations.write_manifest(WriteManifestRequest.model_validate(request), current()).model_dump()
 
 
 @bp.activity_trigger(input_name="request")
 def publish_images(request: dict) -> dict:
     with telemetry.activity("publish_images", request):
-        return operations.publish_images(PublishImagesRequest.model_validate(request)).model_dump()
+        return operations.publish_images(PublishImagesRequest.model_validate(request), current()).model_dump()
 
 
 @bp.activity_trigger(input_name="request")
 def notify_job(request: dict) -> dict:
     with telemetry.activity("notify_job", request):
-        return operations.notify_job(NotifyJobRequest.model_validate(request)).model_dump(mode="json")
+        return operations.notify_job(NotifyJobRequest.model_validate(request), current()).model_dump(mode="json")

@@ -1,7 +1,7 @@
 """How many images a second one checker process signs, checks and stores.
 
 On a GPU the engine makes images faster than on this CPU; the checker
-(`imagegen.checks.output_checks`) must keep up, or it becomes the job's bottleneck. This times
+(`imagegen.service.output_checks`) must keep up, or it becomes the job's bottleneck. This times
 the checker alone, on this machine's CPU, at the sizes the GPU bench makes (512x512 for
 SD 1.5, 1024x1024 for SDXL): GPU calls of --call images, each encoded as PNG, signed with
 the local C2PA signer, checked by the local NSFW model and written to a private Azurite,
@@ -48,9 +48,9 @@ def photo_like(size: int, seed: int) -> Image.Image:
 
 
 def gpu_calls(size: int, images: int, call: int, job_id: str) -> list:
-    from imagegen.checks.output_checks import GpuCall
     from imagegen.jobs.spec import parse_job
     from imagegen.jobs.variants import expand
+    from imagegen.service.output_checks import GpuCall
 
     variants = expand(parse_job({"name": "checks", "prompts": [{"text": "a red sneaker"}],
                                  "variants": {"seeds": images, "sizes": [f"{size}x{size}"], "steps": 25}}))
@@ -62,13 +62,11 @@ def gpu_calls(size: int, images: int, call: int, job_id: str) -> list:
             for i in range(0, images, call)]
 
 
-def time_checker(calls: list, settings) -> float:
+def time_checker(calls: list, services) -> float:
     """Seconds from the first submit to the last call's result, every image checked `safe`
     or not: the checker's throughput when GPU calls come faster than it keeps up."""
-    from imagegen.checks import output_checks
-
     began = time.perf_counter()
-    futures = [output_checks.submit(call, settings) for call in calls]
+    futures = [services.checker.submit(call) for call in calls]
     checked = [image for future in futures for image in future.result()]
     seconds = time.perf_counter() - began
     assert len(checked) == sum(len(call.variants) for call in calls)
@@ -103,25 +101,25 @@ def main(argv: list[str] | None = None) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="bench-checks-"))
     azurite = start_azurite(workdir / "azurite", blob_port=free_port(), queue_port=free_port(), table_port=free_port())
     trace_file = workdir / "telemetry.jsonl"
-    # The checker process reads these from its environment, as in the host.
+    # The host reads these from its environment; its checker process is handed the settings.
     environment = dict(os.environ)
     os.environ.update({"AzureWebJobsStorage": azurite.connection_string, "SAFETY_PROVIDER": "local",
                        "IMAGEGEN_TELEMETRY_FILE": str(trace_file), "IMAGEGEN_CHECK_PROCESSES": "1"})
-    from imagegen.checks import output_checks
     from imagegen.core.settings import Settings
+    from imagegen.service.services import Services
 
-    settings = Settings.from_env()
+    services = Services(Settings.from_env())
     load_before = os.getloadavg()
     results = []
     try:
-        output_checks.start(settings)
-        time_checker(gpu_calls(64, 2, 2, "bench-warm"), settings)  # the checker loads its models
+        services.checker.start()
+        time_checker(gpu_calls(64, 2, 2, "bench-warm"), services)  # the checker loads its models
         for size in (int(s) for s in args.sizes.split(",") if s):
             runs = []
             for run in range(args.runs):
                 calls = gpu_calls(size, args.images, args.call, f"bench-{size}-{run}")
                 trace_file.write_text("")
-                runs.append(time_checker(calls, settings))
+                runs.append(time_checker(calls, services))
             rate = args.images / statistics.median(runs)
             results.append({
                 "size": size, "images": args.images, "call": args.call, "runs_s": [round(s, 3) for s in runs],
@@ -129,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "seconds_per_image": stage_seconds(trace_file, args.images),  # the last run's
             })
     finally:
-        output_checks.stop()
+        services.close()
         os.environ.clear()
         os.environ.update(environment)
         azurite.stop(timeout=1)

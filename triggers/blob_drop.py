@@ -19,6 +19,7 @@ import azure.functions as func
 from imagegen.core import blob_names
 from imagegen.core.types import FieldError, JobValidationError
 from imagegen.jobs import intake
+from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from triggers.jobs import start_job
 
@@ -34,7 +35,7 @@ async def drop_job(blob: func.InputStream, client: df.DurableOrchestrationClient
     if name.lower().endswith(intake.IMAGE_SUFFIXES):
         log.info("%r is a source image for jobs; it starts nothing by itself", ref)
         return
-    store = storage.get_store()
+    store = current().store
     try:
         data = store.get_dropped(name)  # the current version: the one we act on
     except storage.BlobNotFound:
@@ -52,7 +53,7 @@ async def drop_job(blob: func.InputStream, client: df.DurableOrchestrationClient
         return
 
     try:
-        await start_job(client, lambda store, limits: intake.read_job_file(data, name, limits),
+        await start_job(client, lambda store, limits: intake.read_job_file(data, name, limits, current().settings),
                         source="blob", job_id=job_id, origin=ref, images_from="prompts")
     except JobValidationError as error:
         reject(store, name, data, error.errors)

@@ -23,12 +23,11 @@ import azure.functions as func
 
 from imagegen.core import blob_names
 from imagegen.core.limits import Limits
-from imagegen.core.settings import Settings
 from imagegen.core.types import JobValidationError
 from imagegen.jobs import intake
 from imagegen.jobs.foundry_body import job_from_foundry
 from imagegen.jobs.spec import with_source_image
-from imagegen.service import job_events
+from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage.manifests import read_manifest
 from triggers import api_key
@@ -50,7 +49,7 @@ RETRY_AFTER_SECONDS = 30
 # Read once, as the app is indexed: the route's auth level depends on it (check_settings
 # has the same rule for the value). Without a deployment key the route keeps function keys
 # even with sign-in on: sign-in does not guard it (its clients send no Entra token).
-DEPLOYMENT_KEY = Settings.from_env().api_key
+DEPLOYMENT_KEY = current().settings.api_key
 
 
 @bp.route(route="images/generations", methods=["POST"],
@@ -67,7 +66,7 @@ async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestr
     except ValueError:
         return problem(400, "Invalid timeout", "`timeout` must be a number of seconds from 0 to 230.")
     try:
-        intake.check_body_size(req.get_body(), "body.json", Limits.from_settings(Settings.from_env()))
+        intake.check_body_size(req.get_body(), "body.json", Limits.from_settings(current().settings))
         # Off the host's event loop: decoding and checking an image takes a while.
         body = await asyncio.to_thread(json.loads, req.get_body())
     except JobValidationError as error:
@@ -85,7 +84,7 @@ async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestr
     if not status or status.runtime_status.value not in TERMINAL:
         return still_running(req, job_id)
     links = body.get("response_format") == "url"
-    return finished(storage.get_store(), job_id, status, image_base=f"{origin(req)}/api/jobs/{job_id}/images" if links else None)
+    return finished(current().store, job_id, status, image_base=f"{origin(req)}/api/jobs/{job_id}/images" if links else None)
 
 
 def still_running(req: func.HttpRequest, job_id: str) -> func.HttpResponse:
@@ -110,7 +109,7 @@ async def wait_until_ended(client: df.DurableOrchestrationClient, job_id: str, t
     while (not status or status.runtime_status.value not in TERMINAL) and time.monotonic() < deadline:
         left = max(0.0, deadline - time.monotonic())
         if written_at is None:
-            if await job_events.wait_for_manifest(job_id, min(POLL_SECONDS, left)):
+            if await current().job_events.wait_for_manifest(job_id, min(POLL_SECONDS, left)):
                 written_at = time.monotonic()
         elif time.monotonic() - written_at < FINISH_POLL_WINDOW:
             await asyncio.sleep(FINISH_POLL_SECONDS)

@@ -16,6 +16,7 @@ import azure.functions as func
 
 from imagegen import gallery_pages as gallery
 from imagegen.records.manifest import Manifest
+from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage.manifests import read_manifest
 from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, job_view, origin
@@ -41,7 +42,7 @@ async def gallery_jobs(req: func.HttpRequest, client: df.DurableOrchestrationCli
         jobs = [job for job in jobs if job["status"] == wanted]
     jobs.sort(key=lambda job: job["createdTime"] or "", reverse=True)
     jobs = jobs[:100]
-    store = storage.get_store()
+    store = current().store
     manifests = {job["id"]: m for job in jobs if job["status"] in gallery.WITH_MANIFEST
                  and (m := _manifest(store, job["id"])) is not None}
     return _html(gallery.jobs_page(jobs, manifests, wanted))
@@ -55,7 +56,7 @@ async def gallery_job(req: func.HttpRequest, client: df.DurableOrchestrationClie
     if not status or status.name != ORCHESTRATION:
         return not_found(job_id)
     job = job_view(status, origin(req))
-    manifest = _manifest(storage.get_store(), job_id) if job["status"] in gallery.WITH_MANIFEST else None
+    manifest = _manifest(current().store, job_id) if job["status"] in gallery.WITH_MANIFEST else None
     signed_in = (req.headers.get(PRINCIPAL_HEADER) or "").strip() or None
     return _html(gallery.job_page(job, manifest, signed_in))
 

@@ -26,6 +26,7 @@ from imagegen.core import blob_names
 from imagegen.core.types import FieldError, JobValidationError
 from imagegen.records import review_book as review
 from imagegen.records.manifest import ManifestVariant
+from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage import source_images
 from imagegen.storage.manifests import read_manifest
@@ -47,7 +48,7 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     filename = body_filename(req)
     try:
         job_id, _ = await start_job(
-            client, lambda store, limits: source_images.read_job_body(body, filename, store, limits), source="http")
+            client, lambda store, limits: source_images.read_job_body(body, filename, store, limits, current().settings), source="http")
     except JobValidationError as error:
         return invalid_job(error.errors)
     return accepted(client, req, job_id)
@@ -95,7 +96,7 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
 def get_manifest(req: func.HttpRequest) -> func.HttpResponse:
     job_id = req.route_params["id"]
     try:
-        manifest = read_manifest(storage.get_store(), job_id)
+        manifest = read_manifest(current().store, job_id)
     except (storage.BlobNotFound, ValueError):
         return problem(404, "Manifest not found",
                        f"Job {job_id!r} has no manifest yet: it is written when the job ends.")
@@ -118,7 +119,7 @@ def manifest_variant(store: storage.BlobStore, job_id: str, variant_id: str) -> 
 @problems_on_failure
 def get_image(req: func.HttpRequest) -> func.HttpResponse:
     job_id, variant_id = req.route_params["id"], req.route_params["variant"]
-    store = storage.get_store()
+    store = current().store
     entry = manifest_variant(store, job_id, variant_id)
     if isinstance(entry, func.HttpResponse):
         return entry
@@ -133,7 +134,7 @@ def get_image(req: func.HttpRequest) -> func.HttpResponse:
 @problems_on_failure
 def get_published_image(req: func.HttpRequest) -> func.HttpResponse:
     job_id, variant_id = req.route_params["id"], req.route_params["variant"]
-    store = storage.get_store()
+    store = current().store
     entry = manifest_variant(store, job_id, variant_id)
     if isinstance(entry, func.HttpResponse):
         return entry
@@ -160,7 +161,7 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
                        "only queued, running or awaiting-review jobs can be cancelled.")
     # Not a termination: the marker stops the job's GPU work at its next diffusion step,
     # and the event lets the orchestration collect what was made and write the manifest.
-    store = storage.get_store()
+    store = current().store
     await asyncio.to_thread(store.put, blob_names.cancel_marker_ref(job_id), b"cancelled by user\n")
     await client.raise_event(job_id, "cancel", {"by": "user"})
     return json_response(CancelAccepted(id=job_id, status="cancelling").model_dump(), status=202)
@@ -193,7 +194,7 @@ async def review_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
                        "while a job awaits review.", jobStatus=state)
     # The manifest written when the review began (and after each pass) lists the images
     # that can be decided and those already decided.
-    manifest = read_manifest(storage.get_store(), job_id)
+    manifest = read_manifest(current().store, job_id)
     reviewable = [v.id for v in manifest.variants if v.status == "ok"]
     decided = {v.id for v in manifest.variants if v.review is not None}
     decision = review.full_ids(decision, reviewable)

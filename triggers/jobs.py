@@ -18,11 +18,11 @@ from typing import Any, Callable
 import azure.durable_functions as df
 import azure.functions as func
 
-from imagegen.core.settings import Settings
 from imagegen.core.types import JobSource
 from imagegen.jobs import intake
 from imagegen.jobs.spec import JobSpec, Limits
 from imagegen.records import messages
+from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage.source_images import attach_images
 from triggers.api_models import JobView
@@ -51,9 +51,9 @@ async def start_job(client: df.DurableOrchestrationClient, read: JobReader, *, s
     image name (`sneaker.png`) is read from. Raises `JobValidationError` (nothing started)
     when the job or one of its images is bad. Returns the job id and the job as started.
     """
-    settings = Settings.from_env()
+    settings = current().settings
     limits = Limits.from_settings(settings)
-    store = storage.get_store()
+    store = current().store
     # Parsing (PyYAML takes seconds on a large body) and blob reads run on a worker thread:
     # on the host's event loop they would stall every other request.
     job = await asyncio.to_thread(_read_and_attach, read, store, limits, images_from)

@@ -20,6 +20,7 @@ from imagegen.jobs.foundry_body import FoundryRequest
 from imagegen.jobs.spec import JobSpec
 from imagegen.records.manifest import Manifest
 from imagegen.records.review_book import ReviewDecision
+from imagegen.service.process import current
 from triggers import api_models as m
 
 bp = func.Blueprint()
@@ -158,7 +159,7 @@ def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, 
 def openapi_document(settings: Settings | None = None) -> dict:
     """The document for these settings (default: the app's): who may call what depends on
     `IMAGEGEN_SIGN_IN` and `IMAGEGEN_API_KEY`."""
-    settings = settings or Settings.from_env()
+    settings = settings or current().settings
     return _document(settings.sign_in, settings.api_key is not None)
 
 

@@ -17,11 +17,11 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from imagegen.core import blob_names
-from imagegen.core.settings import Settings
 from imagegen.core.types import JobValidationError
 from imagegen.jobs import intake
 from imagegen.jobs.schedule_files import due_slot, parse_schedule
 from imagegen.jobs.spec import Limits
+from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from triggers.jobs import start_job
 
@@ -37,16 +37,16 @@ FIRST_LOOK_BACK = timedelta(minutes=1)
 async def run_schedules(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     now = datetime.now(timezone.utc)
     since = last_run(timer) or now - FIRST_LOOK_BACK
-    settings = Settings.from_env()
+    settings = current().settings
     limits = Limits.from_settings(settings)
-    store = storage.get_store()
+    store = current().store
     for ref in store.list("schedules"):
         if not ref.lower().endswith((".yaml", ".yml")):
             continue
         name = blob_names.split_ref(ref)[1]
         error_ref = blob_names.schedule_error_ref(name)
         try:
-            schedule, job = parse_schedule(store.get(ref), name, limits)
+            schedule, job = parse_schedule(store.get(ref), name, limits, settings)
         except JobValidationError as error:
             report = {"file": ref, "errors": [e.model_dump() for e in error.errors]}
             store.put(error_ref, json.dumps(report, indent=2).encode(), "application/json")

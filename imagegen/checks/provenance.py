@@ -206,14 +206,11 @@ def local_ca_path(folder: Path | None = None) -> Path:
     return (folder or local_state_dir()) / "dev-ca.pem"
 
 
-_keyvault_signers: dict[tuple[str, str], "KeyVaultSigner"] = {}
-
-
 def signer_from_settings(settings: "Settings") -> "SigningKey | KeyVaultSigner | None":
     """The signer `C2PA_SIGNER` names, or None when signing is `off`.
 
-    A Key Vault signer is kept per process: it caches the certificate chain and its
-    credential's token between images.
+    Keep it (`Services.signer` does, per process): a Key Vault signer caches the certificate
+    chain and its credential's token between images.
     """
     if settings.c2pa_signer == "off":
         return None
@@ -221,10 +218,7 @@ def signer_from_settings(settings: "Settings") -> "SigningKey | KeyVaultSigner |
         return local_signing_key()
     from imagegen.checks.keyvault_signer import KeyVaultSigner  # the Key Vault SDK loads only where it signs
 
-    where = (settings.c2pa_keyvault_url or "", settings.c2pa_cert_name or "")
-    if where not in _keyvault_signers:
-        _keyvault_signers[where] = KeyVaultSigner(*where)
-    return _keyvault_signers[where]
+    return KeyVaultSigner(settings.c2pa_keyvault_url or "", settings.c2pa_cert_name or "")
 
 
 # 2. The manifest: what was made, by what, from what.
@@ -295,12 +289,12 @@ def software_agent() -> str:
 
 
 def sign_variant(data: bytes, job_id: str, variant: Variant, model: str, revision: str | None,
-                 settings: "Settings", source: Source | None = None) -> Signed | None:
-    """A pipeline image signed by the configured signer; None when signing is `off`.
+                 signer: "SigningKey | KeyVaultSigner | None", settings: "Settings",
+                 source: Source | None = None) -> Signed | None:
+    """A pipeline image signed by `signer` (`signer_from_settings`); None when signing is `off`.
 
     Raises `SigningFailed` with the reason; the caller holds the image back (fail closed).
     """
-    signer = signer_from_settings(settings)
     if signer is None:
         return None
     generation = Generation(

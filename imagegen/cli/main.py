@@ -184,10 +184,10 @@ def download(api: Api, job_id: str, to: Path) -> Path:
 
 def drop(path: Path) -> str:
     from imagegen.core.blob_names import prompt_ref
-    from imagegen.storage.blobs import get_store
+    from imagegen.core.settings import Settings
+    from imagegen.storage.blobs import open_store
 
-    store = get_store()
-    store.ensure_containers()
+    store = open_store(Settings.from_env())  # the storage settings: AzureWebJobsStorage, as the app reads them
     ref = prompt_ref(path.name)
     store.put(ref, path.read_bytes())
     return ref

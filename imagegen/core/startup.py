@@ -1,4 +1,4 @@
-"""Every setting checked once as the app starts (`function_app.py` calls `check_settings`).
+"""Every setting checked once as the app starts (`imagegen.service.process.start` calls `check_settings`).
 
 A module of its own because it checks settings against `Limits`, which are read from the
 settings: here, `imagegen.core.settings` and `imagegen.core.limits` need not import each other.
@@ -12,11 +12,10 @@ from imagegen.core.limits import SIZE_PATTERN, Limits
 from imagegen.core.settings import Settings, _get
 
 
-def check_settings() -> Settings:
-    """Read and check every setting once, as the app starts: a bad one stops the start with
-    a message naming it, instead of a 500 (or a silent default) at the first request that
-    reads it. Returns the settings read."""
-    settings = Settings.from_env()
+def check_settings(settings: Settings) -> Settings:
+    """Check every setting once, as the app starts (`imagegen.service.process.start`): a bad
+    one stops the start with a message naming it, instead of a 500 (or a silent default) at
+    the first request that reads it. Returns the settings."""
     limits = Limits.from_settings(settings)
     size = SIZE_PATTERN.fullmatch(settings.default_size)
     if not size:

@@ -117,7 +117,7 @@ class JsonLinesFile:
     """Appends one JSON object per line; shared by the span, metric and log exporters.
 
     Each write is one `write(2)` to a file opened for appending, so the lines of the host
-    process and of its checker process (`imagegen.checks.output_checks`) never interleave."""
+    process and of its checker process (`imagegen.service.output_checks`) never interleave."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -217,7 +217,7 @@ def managed_identity_client_id(authentication: str | None) -> str | None:
     return parts.get("ClientId") or None
 
 
-def configure(settings: Settings | None = None) -> None:
+def configure(settings: Settings) -> None:
     """Send spans, metrics and logs where the settings say; the first call wins."""
     global _configured
     if _configured:
@@ -225,7 +225,6 @@ def configure(settings: Settings | None = None) -> None:
     with _configure_lock:
         if _configured:
             return
-        settings = settings or Settings.from_env()
         if settings.appinsights_connection_string:
             _configure_azure_monitor(settings)
         else:
@@ -333,7 +332,6 @@ def request_attributes(request: Mapping[str, Any]) -> dict[str, Any]:
 @contextmanager
 def activity(name: str, request: Mapping[str, Any]) -> Iterator[trace.Span]:
     """The span of one activity run, under its job's span; log records inside carry the job id."""
-    configure()
     attributes = request_attributes(request) if isinstance(request, Mapping) else {}
     job_id = attributes.get("job.id")
     parent = job_context(job_id) if job_id else otel_context.Context()
@@ -348,7 +346,6 @@ def activity(name: str, request: Mapping[str, Any]) -> Iterator[trace.Span]:
 @contextmanager
 def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
     """A child span of whatever runs now (a GPU call, a safety check)."""
-    configure()
     clean = {key.replace("_", "."): value for key, value in attributes.items() if value is not None}
     with tracer().start_as_current_span(name, attributes=clean) as current:
         yield current
@@ -357,7 +354,6 @@ def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
 def carrier() -> dict[str, str]:
     """What work handed to another process needs to join the current span: the W3C trace
     context (`traceparent`) and the job id. See `resumed`."""
-    configure()
     headers: dict[str, str] = {}
     propagate.inject(headers)
     job_id = _job_id.get()
@@ -370,7 +366,6 @@ def carrier() -> dict[str, str]:
 def resumed(headers: Mapping[str, str]) -> Iterator[None]:
     """Inside, spans are children of the span `carrier()` was called in, and log records
     carry its job id, in whatever process this runs."""
-    configure()
     token = otel_context.attach(propagate.extract(headers))
     job_token = _job_id.set(headers.get("job_id"))
     try:
@@ -383,7 +378,6 @@ def resumed(headers: Mapping[str, str]) -> Iterator[None]:
 def job_span(job_id: str, created: datetime, attributes: Mapping[str, Any], error: str | None = None) -> None:
     """Write the job's root span, from when the job was created until now, with the ids its
     activities already used as their parent."""
-    configure()
     token = _fixed_ids.set(job_trace_ids(job_id))
     try:
         root = tracer().start_span("job", context=otel_context.Context(),
@@ -398,7 +392,8 @@ def job_span(job_id: str, created: datetime, attributes: Mapping[str, Any], erro
 
 def record_images(count: int, seconds_per_image: float, device: str, gpu_memory_bytes: int | None = None) -> None:
     """Count a GPU call's images and their seconds each; its peak GPU memory when on CUDA."""
-    configure()
+    if not _instruments:
+        return  # telemetry is not configured in this process (a test, a bench): nothing to count
     attributes = {"device": device}
     _instruments["images"].add(count, attributes)
     for _ in range(count):

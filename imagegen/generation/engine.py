@@ -1,6 +1,6 @@
 """The diffusion engine: one loaded model per process, txt2img and img2img over diffusers.
 
-`get_engine()` returns the process's engine for a model; `DiffusionEngine.generate(batch)`
+`Services.engine()` (imagegen.service.services) keeps the process's engine for a model; `DiffusionEngine.generate(batch)`
 makes a whole batch in one pipeline call. Every image gets its own `torch.Generator`
 seeded with its variant's seed, so an image is reproducible from its seed alone: a batch
 of four equals the same four made one by one.
@@ -171,10 +171,10 @@ def _warn_tiny() -> None:
 
 
 class DiffusionEngine:
-    """One model on one device; generates batches. Thread-safe; use `get_engine()`."""
+    """One model on one device; generates batches. Thread-safe; kept per process by `Services.engine()`."""
 
-    def __init__(self, model: str, revision: str | None = None, settings: Settings | None = None):
-        self.settings = settings or Settings.from_env()
+    def __init__(self, model: str, revision: str | None = None, *, settings: Settings):
+        self.settings = settings
         self.model = model
         if model == tiny_model.TINY_MODEL_ID:
             if revision not in (None, tiny_model.TINY_REVISION):
@@ -430,23 +430,3 @@ def stop_when(cancelled: Callable[[], bool], every_seconds: float = 1.0):
 
     return callback
 
-
-# --- the process's engines ----------------------------------------------------------------
-
-_engines: dict[tuple[str, str | None], DiffusionEngine] = {}
-_engines_lock = threading.Lock()
-
-
-def get_engine(model: str | None = None, revision: str | None = None) -> DiffusionEngine:
-    """The process's engine for `model` (default `IMAGEGEN_MODEL`); loads on first use."""
-    settings = Settings.from_env()
-    model = model or settings.model
-    if revision is None and model == settings.model:
-        revision = settings.model_revision
-    if revision is None and model == tiny_model.TINY_MODEL_ID:
-        revision = tiny_model.TINY_REVISION  # one key, one engine, however it is asked for
-    with _engines_lock:
-        key = (model, revision)
-        if key not in _engines:
-            _engines[key] = DiffusionEngine(model, revision, settings)
-        return _engines[key]

@@ -26,7 +26,9 @@ def read_job_file(data: bytes, filename: str, limits: Limits | None = None,
 
     A `.txt` job takes the deployment's defaults for prompt-only jobs
     (`IMAGEGEN_DEFAULT_SIZE`, `IMAGEGEN_DEFAULT_STEPS`) and is named after the file.
+    `settings`: the deployment's (default: the documented defaults).
     """
+    settings = settings or Settings()
     suffix = PurePosixPath(filename).suffix.lower()
     if suffix == ".txt":
         most = (limits or Limits()).max_job_bytes
@@ -42,7 +44,6 @@ def read_job_file(data: bytes, filename: str, limits: Limits | None = None,
         if not prompts:
             raise JobValidationError([FieldError(
                 path="prompts", rule="min_items", message=f"`{filename}` has no prompts: write one prompt per line")])
-        settings = settings or Settings.from_env()
         variants = {"sizes": [settings.default_size], "steps": settings.default_steps}
         return parse_job({"prompts": prompts, "variants": variants}, filename=filename, limits=limits)
     if suffix not in JOB_FILE_SUFFIXES:
@@ -57,7 +58,7 @@ def read_job_file(data: bytes, filename: str, limits: Limits | None = None,
 def check_notify(job: JobSpec, settings: Settings | None = None, resolver: webhook_urls.Resolver = webhook_urls.resolve) -> None:
     """Refuse a job whose own webhook URL this deployment does not allow (see imagegen.service.notify)."""
     if job.notify is not None:
-        webhook_urls.check_job_url(job.notify.url, (settings or Settings.from_env()).notify_hosts, resolver)
+        webhook_urls.check_job_url(job.notify.url, (settings or Settings()).notify_hosts, resolver)
 
 
 def job_name_from(filename: str) -> str:

@@ -26,6 +26,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from imagegen.core.field_errors import fail, field_errors, show_value
+from imagegen.core.settings import Settings
 from imagegen.core.storable_text import storable_document
 from imagegen.core.types import FieldError, JobValidationError
 from imagegen.jobs.intake import check_notify, job_name_from
@@ -53,7 +54,8 @@ class Schedule(BaseModel):
         return cron
 
 
-def parse_schedule(data: bytes, filename: str, limits: Limits | None = None) -> tuple[Schedule, JobSpec]:
+def parse_schedule(data: bytes, filename: str, limits: Limits | None = None,
+                   settings: Settings | None = None) -> tuple[Schedule, JobSpec]:
     """Read a schedule file; errors name the field and the rule, as job errors do."""
     try:
         raw = yaml.safe_load(data)
@@ -72,7 +74,7 @@ def parse_schedule(data: bytes, filename: str, limits: Limits | None = None) -> 
         raise JobValidationError(field_errors(error, Schedule)) from None
     try:
         job = parse_job(schedule.job, limits=limits)
-        check_notify(job)
+        check_notify(job, settings)
     except JobValidationError as error:
         raise JobValidationError([e.model_copy(update={"path": f"job.{e.path}"}) for e in error.errors]) from None
     return schedule, job

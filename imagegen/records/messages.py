@@ -69,8 +69,7 @@ class JobRequest(BaseModel):
     notify: bool = False
 
 
-def job_request(job: JobSpec, source: JobSource, origin: str = "", settings: Settings | None = None) -> JobRequest:
-    settings = settings or Settings.from_env()
+def job_request(job: JobSpec, source: JobSource, origin: str = "", *, settings: Settings) -> JobRequest:
     max_batch = settings.max_batch_images or AUTO_MAX_BATCH
     return JobRequest(job=job.model_dump(mode="json"), source=source, origin=origin, max_batch=max_batch,
                       review=review_of(job, settings), notify=job.notify is not None or bool(settings.notify_url))

@@ -1,7 +1,9 @@
 """What each activity does, composed from the library's modules.
 
 Each registered activity (in `activities/`) is one call into the function of the same name
-here, which takes one request model and returns one result model (`imagegen.records.messages`):
+here, which takes one request model and the process's `Services` (`imagegen.service.services`:
+the store, safety provider, signer, engine, checker, webhook sender and clock) and returns one
+result model (`imagegen.records.messages`):
 small JSON with blob names, because that is what orchestration history holds. Each is
 safe to run twice (activities are at-least-once): blob names are deterministic, so a
 repeated write overwrites.
@@ -15,13 +17,11 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, wait
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from imagegen.checks.safety import get_provider, unchecked_verdict
+from imagegen.checks.safety import unchecked_verdict
 from imagegen.core import blob_names, telemetry
 from imagegen.core.limits import Limits
-from imagegen.core.settings import Settings
 from imagegen.core.types import Variant, Verdict
 from imagegen.jobs.source_image_checks import check_source_image
 from imagegen.jobs.variants import split_batch
@@ -40,55 +40,52 @@ from imagegen.records.messages import (
     WriteManifestRequest,
     WriteManifestResult,
 )
-from imagegen.service import job_events, notify
-from imagegen.service.faults import inject_fault
+from imagegen.service import notify
+from imagegen.service.services import Services
 from imagegen.storage import blobs as storage
 from imagegen.storage.manifests import record_notification, upload_manifest
 
 log = logging.getLogger(__name__)
 
 
-def moderate_text(request: ModerateTextRequest) -> ModerateTextResult:
+def moderate_text(request: ModerateTextRequest, services: Services) -> ModerateTextResult:
     """One verdict per text, in order."""
-    provider = get_provider()
+    provider = services.safety
     with telemetry.span("safety.check_texts", provider=provider.name, texts=len(request.texts)):
         return ModerateTextResult(verdicts=provider.check_texts(list(request.texts)))
 
 
-def moderate_image(request: ModerateImageRequest) -> ModerateImageResult:
+def moderate_image(request: ModerateImageRequest, services: Services) -> ModerateImageResult:
     """Check one source image; it stays where it is. One that cannot be read is unchecked."""
     try:
-        data = storage.get_store().get(request.image)
+        data = services.store.get(request.image)
     except storage.BlobNotFound:
         return ModerateImageResult(verdict=unchecked_verdict("none", f"image {request.image} was not found"),
                                    image=request.image)
-    provider = get_provider()
+    provider = services.safety
     with telemetry.span("safety.check_image", provider=provider.name, bytes=len(data)):
         verdict = provider.check_image(data)
     return ModerateImageResult(verdict=verdict, image=request.image)
 
 
-def generate_images(request: BatchRequest) -> GenerateImagesResult:
+def generate_images(request: BatchRequest, services: Services) -> GenerateImagesResult:
     """Generate one batch; sign, check and store every image once, where its check says.
 
-    After each GPU call its images go to the checker (`imagegen.checks.output_checks`, a process of
+    After each GPU call its images go to the checker (`imagegen.service.output_checks`, a process of
     its own), which signs them, checks them in one safety call and writes each once: to
     `outputs/` when safe, else to `quarantine/`; meanwhile the engine makes the next call.
 
     When the job is cancelled (its cancel marker exists) it stops between GPU calls and
     between diffusion steps, and returns only the images it made: the rest are cancelled.
     """
-    from imagegen.checks import (
-        output_checks,  # like torch, the C2PA SDK loads only where we generate
-        provenance,
-    )
-    from imagegen.generation.engine import GenerationCancelled, get_engine  # torch loads only where we generate
+    from imagegen.checks import provenance  # like torch, the C2PA SDK loads only where we generate
+    from imagegen.generation.engine import GenerationCancelled  # torch loads only where we generate
+    from imagegen.service import output_checks
 
-    settings = Settings.from_env()
-    inject_fault(request, settings)
-    output_checks.start(settings)
-    engine = get_engine(settings.model, settings.model_revision)
-    store = storage.get_store()
+    settings = services.settings
+    services.checker.start()
+    engine = services.engine(settings.model, settings.model_revision)
+    store = services.store
     first = request.batch.variants[0]
     source = ingredient = None
     if first.image:
@@ -107,7 +104,7 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
         for chunk in split_batch(request.batch, engine.max_batch_size(first.width, first.height)):
             if cancelled():
                 break
-            started = utc_now()
+            started = services.clock().isoformat()
             try:
                 with telemetry.span("gpu_batch", batch_id=chunk.id, batch_size=len(chunk.variants),
                                     image_width=first.width, image_height=first.height, image_steps=first.steps,
@@ -117,13 +114,13 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
                 break
             call = output_checks.GpuCall(
                 job_id=request.job_id, variants=chunk.variants, images=[image.image for image in made],
-                seconds=[image.seconds for image in made], started=started, finished=utc_now(),
+                seconds=[image.seconds for image in made], started=started, finished=services.clock().isoformat(),
                 model=engine.model, revision=engine.revision, device=engine.device.type, ingredient=ingredient)
             telemetry.record_images(len(made), made[0].seconds if made else 0.0, engine.device.type,
                                     engine.peak_memory_bytes())
             log.info("made %d images of batch %s in %.2f s each", len(made), request.batch.id,
                      made[0].seconds if made else 0.0)
-            checks.append((call, output_checks.submit(call, settings)))
+            checks.append((call, services.checker.submit(call)))
         return GenerateImagesResult(images=[checked for _, future in checks for checked in future.result()],
                                     warnings=prompt_warnings(request.batch.variants, engine))
     except BaseException:
@@ -140,13 +137,9 @@ def generate_images(request: BatchRequest) -> GenerateImagesResult:
         raise
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
-def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
+def write_manifest(request: WriteManifestRequest, services: Services) -> WriteManifestResult:
     """Build the manifest from the orchestration's records and write it in one upload."""
-    store = storage.get_store()
+    store = services.store
     variants = []
     for record in request.records:
         image = record.image
@@ -178,7 +171,7 @@ def write_manifest(request: WriteManifestRequest) -> WriteManifestResult:
         "job.ok": totals.ok, "job.blocked": totals.blocked, "job.failed": totals.failed,
         "job.generation_seconds": totals.seconds,
     })
-    job_events.manifest_written(manifest.job_id)
+    services.job_events.manifest_written(manifest.job_id)
     return WriteManifestResult(manifest=blob_names.manifest_ref(manifest.job_id), url=url, status=manifest.status,
                                totals=manifest.totals.model_dump())
 
@@ -193,13 +186,13 @@ def redact_notify_url(job: dict) -> dict:
     return {**job, "notify": {"url": f"{parts.scheme}://{parts.hostname}/…"}}
 
 
-def publish_images(request: PublishImagesRequest) -> PublishImagesResult:
+def publish_images(request: PublishImagesRequest, services: Services) -> PublishImagesResult:
     """Copy approved images server-side from outputs/ to published/{job}/{variant}.{ext}.
 
     A plain copy of the outputs blob, so whatever the outputs image carries (its
     embedded parameters, Content Credentials) is what gets published. Idempotent.
     """
-    store = storage.get_store()
+    store = services.store
     published = {}
     for variant_id, ref in request.images.items():
         container, path = blob_names.split_ref(ref)
@@ -212,11 +205,11 @@ def publish_images(request: PublishImagesRequest) -> PublishImagesResult:
     return PublishImagesResult(published=published)
 
 
-def notify_job(request: NotifyJobRequest) -> NotifyJobResult:
+def notify_job(request: NotifyJobRequest, services: Services) -> NotifyJobResult:
     """Call the job's webhook (its own `notify.url`, else IMAGEGEN_NOTIFY_URL) and record
     the outcome in the manifest. Never raises for a webhook's sake: the job goes on.
     """
-    settings = Settings.from_env()
+    settings = services.settings
     job_url = request.url
     url = job_url or settings.notify_url
     if not url:
@@ -227,10 +220,10 @@ def notify_job(request: NotifyJobRequest) -> NotifyJobResult:
         request.event, job_id=job_id, name=request.name, status=request.status,
         counts=request.counts, gallery_url=f"{base}/api/gallery/jobs/{job_id}",
         manifest_url=f"{base}/api/jobs/{job_id}/manifest")
-    record = notify.send(url, body, event=request.event, allowed=settings.notify_hosts if job_url else None)
+    record = services.send_webhook(url, body, event=request.event, allowed=settings.notify_hosts if job_url else None)
     log.info("notification %s for job %s to %s: %s", record.event, job_id, record.host, record.status)
     try:
-        record_notification(storage.get_store(), job_id, record)
+        record_notification(services.store, job_id, record)
     except Exception:  # the record is a courtesy: losing it must not fail the job
         log.exception("could not record notification %s of job %s in its manifest", record.event, job_id)
     return NotifyJobResult(record=record)
@@ -254,11 +247,9 @@ def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | N
     return next((v for v in checked if v.status != "safe"), checked[0] if checked else None)
 
 
-def health() -> dict:
+def health(services: Services) -> dict:
     """What `GET /api/health` shows: device, GPU, model loaded or not, safety provider, C2PA signer."""
-    from imagegen.generation.engine import get_engine
-
-    settings = Settings.from_env()
-    engine = get_engine(settings.model, settings.model_revision)  # describes; loads nothing
+    settings = services.settings
+    engine = services.engine()  # describes; loads nothing
     return {"status": "ok", **engine.describe(), "safety_provider": settings.safety_provider,
             "c2pa_signer": settings.c2pa_signer}

@@ -1,13 +1,12 @@
 """Blob storage: a small client over `azure-storage-blob`, by blob ref (`imagegen.core.blob_names`).
 
 `BlobStore` wraps ONE `BlobServiceClient` (the SDK's clients are thread-safe and hold a
-connection pool), and `get_store()` caches one store per storage configuration, so
-activities running concurrently in one worker share it instead of opening a client per call.
+connection pool); a process keeps one (`Services.store`), so activities running
+concurrently in one worker share it instead of opening a client per call.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -91,9 +90,8 @@ class BlobStore:
         return cls(BlobServiceClient(account_url=url, credential=credential))
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "BlobStore":
+    def from_settings(cls, settings: Settings) -> "BlobStore":
         """The connection string when set (local, Azurite), else the blob service URI (Azure)."""
-        settings = settings or Settings.from_env()
         if settings.storage_connection_string:
             return cls.from_connection_string(settings.storage_connection_string)
         if settings.storage_blob_service_uri:
@@ -221,22 +219,12 @@ class BlobStore:
                 pass
 
 
-_stores: dict[tuple[str | None, str | None], BlobStore] = {}
-_stores_lock = threading.Lock()
 
 
-def get_store(settings: Settings | None = None) -> BlobStore:
-    """The process-wide store for these storage settings (from the environment when None)."""
-    settings = settings or Settings.from_env()
-    # Only the storage fields decide which account we talk to (and Settings holds lists,
-    # so it cannot be a dict key itself).
-    key = (settings.storage_connection_string, settings.storage_blob_service_uri)
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            store = BlobStore.from_settings(settings)
-            # Once per process: locally nothing else creates the containers (in Azure the
-            # Bicep does, and creating an existing container is a cheap no-op).
-            store.ensure_containers()
-            _stores[key] = store
-        return store
+def open_store(settings: Settings) -> BlobStore:
+    """The store these settings name, its containers created (once per process, by
+    `Services.store`): locally nothing else creates them; in Azure the Bicep does, and
+    creating an existing container is a cheap no-op."""
+    store = BlobStore.from_settings(settings)
+    store.ensure_containers()
+    return store

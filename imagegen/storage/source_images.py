@@ -13,6 +13,7 @@ import hashlib
 from imagegen.core import blob_names
 from imagegen.core.documents import load_document
 from imagegen.core.limits import DEFAULT_LIMITS, Limits
+from imagegen.core.settings import Settings
 from imagegen.core.types import FieldError, JobValidationError
 from imagegen.jobs.intake import check_body_size, check_notify, inline_image_bytes, read_job_file
 from imagegen.jobs.source_image_checks import check_source_image, decode_image
@@ -89,7 +90,8 @@ def image_suffix(data_url: str) -> str:
     return {"jpeg": ".jpg"}.get(kind, f".{kind}" if kind.isalnum() else ".png")
 
 
-def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: Limits | None = None) -> JobSpec:
+def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: Limits | None = None,
+                  settings: Settings | None = None) -> JobSpec:
     """A job from an HTTP body: like a job file, but prompts may carry inline images.
 
     A prompt's `image` may be a `data:image/png;base64,...` URL: it is checked, stored
@@ -99,7 +101,7 @@ def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: 
     limits = limits or Limits()
     check_body_size(data, filename, limits)
     if filename.lower().endswith(".txt"):
-        return read_job_file(data, filename, limits)
+        return read_job_file(data, filename, limits, settings)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -112,5 +114,5 @@ def read_job_body(data: bytes, filename: str, store: storage.BlobStore, limits: 
             f"{limits.max_job_bytes:,} bytes"))])
     store_inline_images(document, store, limits)
     job = parse_job(document, limits=limits)
-    check_notify(job)
+    check_notify(job, settings)
     return job

@@ -13,7 +13,8 @@ import torch
 from imagegen.core.settings import Settings
 from imagegen.core.types import Batch, Scheduler, Variant
 from imagegen.generation import engine as diffusion
-from imagegen.generation.engine import DiffusionEngine, GeneratedImage, get_engine
+from imagegen.generation.engine import DiffusionEngine, GeneratedImage
+from imagegen.service.services import Services
 
 TOLERANCE = 2  # out of 255: thread counts change the last bit of float sums
 
@@ -126,12 +127,11 @@ def test_model_loads_once_when_two_threads_ask_at_once(monkeypatch):
     assert pipes[0] is pipes[1]
 
 
-def test_get_engine_is_one_engine_per_model_and_revision(monkeypatch):
-    monkeypatch.delenv("IMAGEGEN_MODEL", raising=False)
-    monkeypatch.delenv("IMAGEGEN_MODEL_REVISION", raising=False)
-    assert get_engine() is get_engine("tiny") is get_engine("tiny", "tiny-v1")
+def test_services_keep_one_engine_per_model_and_revision():
+    services = Services(Settings())  # IMAGEGEN_MODEL's default: tiny
+    assert services.engine() is services.engine("tiny") is services.engine("tiny", "tiny-v1")
     with pytest.raises(ValueError, match=r"`revision` of model `tiny` must be 'tiny-v1', got 'tiny-v0'"):
-        get_engine("tiny", "tiny-v0")
+        services.engine("tiny", "tiny-v0")
 
 
 def test_prompt_warnings_name_the_prompt_its_length_and_the_dropped_words(engine):

@@ -75,8 +75,8 @@ def test_a1111_text_names_the_speedups_that_changed_the_image():
 
 
 def test_generated_images_carry_their_negative_prompt_and_speedups():
-    from imagegen.checks.output_checks import image_parameters
     from imagegen.core.types import Variant
+    from imagegen.service.output_checks import image_parameters
 
     variant = Variant(id="v000", index=0, prompt_index=0, prompt="a cat", base_prompt="a cat", negative="blurry",
                       seed=3, width=64, height=64, guidance=7.0, steps=4, scheduler="dpmpp", deepcache=2)

@@ -15,13 +15,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = textwrap.dedent("""
     import os
     if __name__ == "__main__":
-        from imagegen.checks import output_checks
         from imagegen.core.settings import Settings
-        # The checker's pid, as the checker itself answers it: it is up and running.
-        print(output_checks._checker(Settings(check_processes=1)).submit(os.getpid).result(), flush=True)
+        from imagegen.service.services import Services
+        Services(Settings(check_processes=1)).checker.start()
+        print(os.getpid(), flush=True)
         import time
         time.sleep(600)
 """)
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that still run (Linux keeps the list per thread)."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
 
 
 def running(pid: int) -> bool:
@@ -38,14 +44,18 @@ def test_a_checker_exits_by_itself_when_its_host_is_killed(tmp_path):
     host = subprocess.Popen([sys.executable, str(script)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     try:
-        children = [int(host.stdout.readline())]
-        assert children and all(running(pid) for pid in children)
+        pid = int(host.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not children(pid) and time.monotonic() < deadline:  # the checker starts
+            time.sleep(0.1)
+        checkers = children(pid)
+        assert checkers and all(running(child) for child in checkers)
         host.send_signal(signal.SIGKILL)
         host.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while any(running(pid) for pid in children) and time.monotonic() < deadline:
+        while any(running(child) for child in checkers) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(running(pid) for pid in children)
+        assert not any(running(child) for child in checkers)
     finally:
         if host.poll() is None:
             host.kill()

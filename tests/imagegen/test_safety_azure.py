@@ -14,7 +14,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline.policies import RetryPolicy
 from PIL import Image
 
-from imagegen.checks.safety import get_provider, resolve_thresholds
+from imagegen.checks.safety import build_provider, resolve_thresholds
 from imagegen.checks.safety.azure_provider import AzureProvider, Retry, retry_after_seconds, split_text
 from imagegen.core.settings import Settings
 from tests.imagegen.content_safety_server import ContentSafetyServer
@@ -260,7 +260,7 @@ def test_unreachable_service_is_unchecked():
     assert "could not reach the service" in verdict.reasons[0]
 
 
-def test_get_provider_builds_the_azure_provider_from_settings(server):
+def test_build_provider_builds_the_azure_provider_from_settings(server):
     server.blocklist_item("brand-names", "acme")
     settings = Settings(
         safety_provider="azure",
@@ -270,9 +270,9 @@ def test_get_provider_builds_the_azure_provider_from_settings(server):
         safety_thresholds={"Violence": 2},
     )
 
-    provider = get_provider(settings)
+    provider = build_provider(settings)
 
-    assert provider is get_provider(settings) and provider.name == "azure"
+    assert provider.name == "azure"
     server.text_severity("sword", "Violence", 2)
     sword, brand = provider.check_texts(["a sword", "acme"])
     assert sword.reasons == ["Violence severity 2 ≥ threshold 2"]
@@ -288,7 +288,7 @@ def test_programming_errors_raise():
     with pytest.raises(ValueError, match="`data` must be the image's encoded bytes, got str"):
         provider.check_image("fox.png")
     with pytest.raises(ValueError, match="`CONTENT_SAFETY_ENDPOINT` is required"):
-        get_provider(Settings(safety_provider="azure"))
+        build_provider(Settings(safety_provider="azure"))
 
 
 @pytest.mark.parametrize(

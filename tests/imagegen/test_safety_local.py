@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagegen.checks.safety import get_provider, resolve_thresholds
+from imagegen.checks.safety import build_provider, resolve_thresholds
 from imagegen.checks.safety.blocklist import default_blocklist
 from imagegen.checks.safety.local_provider import LocalProvider
 from imagegen.core.settings import Settings
+from imagegen.service.services import Services
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_default_blocklist_is_shipped_short_and_whole_word():
 def test_user_blocklist_file_adds_terms(tmp_path):
     path = tmp_path / "brand_terms.txt"
     path.write_text("# our competitors\nacme rocket\n\nglobex\n", encoding="utf-8")
-    provider = get_provider(Settings(safety_blocklist_file=str(path)))
+    provider = build_provider(Settings(safety_blocklist_file=str(path)))
 
     phrase, word, partial, default = provider.check_texts(
         ["An  ACME Rocket at dawn", "globex tower", "acme rockets", "csam"]
@@ -77,7 +78,7 @@ def test_unreadable_blocklist_file_is_a_configuration_error(tmp_path):
     missing = tmp_path / "nope.txt"
 
     with pytest.raises(ValueError, match="setting `SAFETY_BLOCKLIST_FILE` must name a readable UTF-8 text file"):
-        get_provider(Settings(safety_blocklist_file=str(missing)))
+        build_provider(Settings(safety_blocklist_file=str(missing)))
 
 
 def test_profanity_scores_as_hate_and_respects_thresholds(provider):
@@ -127,16 +128,16 @@ def test_undecodable_image_is_unchecked(provider, data, reason):
     assert verdict.reasons[0].startswith(reason)
 
 
-def test_get_provider_defaults_to_local_and_caches():
-    settings = Settings()
+def test_the_provider_defaults_to_local_and_a_process_keeps_one():
+    services = Services(Settings())
 
-    assert get_provider(settings).name == "local"
-    assert get_provider(settings) is get_provider(Settings())
+    assert services.safety.name == "local"
+    assert services.safety is services.safety
 
 
 def test_bad_thresholds_are_configuration_errors():
     with pytest.raises(ValueError, match="unknown category 'Gore'; use one of Hate, SelfHarm, Sexual, Violence"):
-        get_provider(Settings(safety_thresholds={"Gore": 2}))
+        build_provider(Settings(safety_thresholds={"Gore": 2}))
     with pytest.raises(ValueError, match="must give Sexual a severity between 0 and 7, got 9"):
         resolve_thresholds({"sexual": 9})
 

@@ -26,7 +26,7 @@ from imagegen.core.startup import check_settings
 def test_a_bad_setting_stops_the_start_with_its_name_and_value(monkeypatch, name, value, words):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError) as raised:
-        check_settings()
+        check_settings(Settings.from_env())
     message = str(raised.value)
     assert f"`{name}`" in message and repr(value) in message and words in message
 
@@ -34,7 +34,7 @@ def test_a_bad_setting_stops_the_start_with_its_name_and_value(monkeypatch, name
 def test_a_short_api_key_is_refused_without_showing_it(monkeypatch):
     monkeypatch.setenv("IMAGEGEN_API_KEY", "short-secret")
     with pytest.raises(ValueError) as raised:
-        check_settings()
+        check_settings(Settings.from_env())
     assert "`IMAGEGEN_API_KEY`" in str(raised.value) and "at least 16 characters" in str(raised.value)
     assert "short-secret" not in str(raised.value)
 
@@ -51,7 +51,7 @@ def test_good_settings_are_read_once_into_values():
 def test_the_defaults_pass(monkeypatch):
     for name in ("IMAGEGEN_MAX_BATCH", "IMAGEGEN_DEVICE", "IMAGEGEN_DEFAULT_SIZE", "IMAGEGEN_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    assert check_settings().max_batch == "auto"
+    assert check_settings(Settings.from_env()).max_batch == "auto"
 
 
 def test_auto_check_processes_are_one_per_four_cores_from_one_to_four(monkeypatch):

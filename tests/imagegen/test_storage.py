@@ -21,8 +21,9 @@ from imagegen.core.blob_names import (
     split_ref,
 )
 from imagegen.core.settings import Settings
+from imagegen.service.services import Services
 from imagegen.storage import blobs as storage
-from imagegen.storage.blobs import BlobChanged, BlobNotFound, BlobStore, ContainerNotFound, get_store
+from imagegen.storage.blobs import BlobChanged, BlobNotFound, BlobStore, ContainerNotFound
 
 
 @pytest.fixture(scope="module")
@@ -193,12 +194,12 @@ def test_write_to_a_missing_container_says_how_to_fix_it(azurite):
         store.ensure_containers()
 
 
-def test_get_store_shares_one_store_across_threads(storage_connection_string, job_id):
-    settings = Settings(storage_connection_string=storage_connection_string)
+def test_services_share_one_store_across_threads(storage_connection_string, job_id):
+    services = Services(Settings(storage_connection_string=storage_connection_string))
     seen: list[BlobStore] = []
 
     def work(index: int) -> None:
-        store = get_store(settings)
+        store = services.store
         seen.append(store)
         store.put(output_ref(job_id, f"v{index:03d}", "png"), bytes([index]))
 
@@ -208,15 +209,15 @@ def test_get_store_shares_one_store_across_threads(storage_connection_string, jo
     for thread in threads:
         thread.join()
     assert len({id(store) for store in seen}) == 1
-    refs = get_store(settings).list("outputs", prefix=f"{job_id}/")
+    refs = services.store.list("outputs", prefix=f"{job_id}/")
     assert refs == [output_ref(job_id, f"v{index:03d}", "png") for index in range(8)]
-    # Other storage settings get their own store (same Azurite here, spelled differently),
-    # and a new store creates any missing container.
+    # Other services get their own store (same Azurite here, spelled differently), and a new
+    # store creates any missing container.
     from azure.storage.blob import BlobServiceClient
 
     service = BlobServiceClient.from_connection_string(storage_connection_string)
     service.delete_container("prompts-rejected")
-    other = get_store(Settings(storage_connection_string=storage_connection_string.rstrip(";")))
+    other = Services(Settings(storage_connection_string=storage_connection_string.rstrip(";"))).store
     assert other is not seen[0]
     assert service.get_container_client("prompts-rejected").exists()
 

@@ -1,6 +1,6 @@
 """Content safety: one interface, two providers, fail-closed verdicts.
 
-`get_provider()` picks the provider that `SAFETY_PROVIDER` names:
+`build_provider()` builds the provider that `SAFETY_PROVIDER` names:
 
 - `azure`: Azure AI Content Safety (text and image, four harm categories, blocklists);
 - `local`: checks that run on this machine with no service (a blocklist and a profanity
@@ -17,8 +17,6 @@ blocklist term matches.
 """
 
 from __future__ import annotations
-
-import threading
 
 from imagegen.checks.safety.verdicts import (
     DEFAULT_THRESHOLD,
@@ -37,7 +35,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "SafetyProvider",
     "UnreadableImage",
-    "get_provider",
+    "build_provider",
     "read_image",
     "require_image_bytes",
     "require_texts",
@@ -46,41 +44,13 @@ __all__ = [
     "verdict_from_severities",
 ]
 
-_providers: dict[tuple, SafetyProvider] = {}
-_lock = threading.Lock()
-
-
-def _cache_key(settings: Settings) -> tuple:
-    # Settings holds a list and a dict, so it is not hashable itself; these are the
-    # fields that change which provider is built and how it judges.
-    return (
-        settings.safety_provider,
-        settings.content_safety_endpoint,
-        settings.content_safety_key,
-        tuple(settings.content_safety_blocklists),
-        tuple(sorted(settings.safety_thresholds.items())),
-        settings.safety_blocklist_file,
-    )
-
-
-def get_provider(settings: Settings | None = None) -> SafetyProvider:
-    """The provider `settings` configure (default: from the environment), built once.
+def build_provider(settings: Settings) -> SafetyProvider:
+    """The provider `settings` configure (kept per process by `Services.safety`).
 
     Raises `ValueError` for a configuration that cannot work at all (unknown provider,
     bad `SAFETY_THRESHOLDS`, `azure` without an endpoint, an unreadable blocklist file):
     those are mistakes to fix, not items to hold back one by one.
     """
-    settings = settings or Settings.from_env()
-    key = _cache_key(settings)
-    with _lock:
-        provider = _providers.get(key)
-        if provider is None:
-            provider = _build(settings)
-            _providers[key] = provider
-        return provider
-
-
-def _build(settings: Settings) -> SafetyProvider:
     thresholds = resolve_thresholds(settings.safety_thresholds)
     if settings.safety_provider == "azure":
         from imagegen.checks.safety.azure_provider import AzureProvider

@@ -11,9 +11,9 @@ C2PA and PNG calls' wrappers, span export): on a thread of the generating proces
 the diffusion thread wait for the lock between its torch ops (docs/performance.md). `0`
 runs it on one thread of this process instead.
 
-What a check needs travels with it, pickled: the images' pixels, the variants, the
-settings and the trace context. The checker shares nothing with the generating process but
-the blob store, so a checker that dies fails only the calls it held (their activity is
+What a check needs travels with it, pickled: the images' pixels, the variants and the
+trace context; a checker process starts its own `Services` from the settings it is given.
+The checker shares nothing with the generating process but the blob store, so a checker that dies fails only the calls it held (their activity is
 retried) and the next call starts a new one.
 """
 
@@ -29,18 +29,20 @@ import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from imagegen.checks import provenance
-from imagegen.checks.safety import get_provider, unchecked_verdict
+from imagegen.checks.safety import unchecked_verdict
 from imagegen.core import blob_names, telemetry
 from imagegen.core.settings import Settings
 from imagegen.core.types import ContentCredentials, Variant, Verdict
 from imagegen.records.messages import CheckedImage, HeldImage
 from imagegen.records.metadata import encode_image
-from imagegen.service.faults import inject_check_fault, inject_sign_fault
-from imagegen.storage import blobs as storage
+
+if TYPE_CHECKING:
+    from imagegen.service.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -67,76 +69,68 @@ class GpuCall:
                             blob_names.quarantine_ref(self.job_id, variant.id, extension(variant.format)))]
 
 
-def start(settings: Settings) -> None:
-    """Start the checker now, so that it is ready by the time the first GPU call ends."""
-    _checker(settings)
+# 1. Where checks run: one checker per process's `Services`, its executor made on first use.
+
+class OutputChecker:
+    """Checks GPU calls in a process of its own (or on a thread, `IMAGEGEN_CHECK_PROCESSES=0`)."""
+
+    def __init__(self, services: Services):
+        self.services = services
+        self._executor: Executor | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the checker now, so that it is ready by the time the first GPU call ends."""
+        self._checker()
+
+    def submit(self, call: GpuCall) -> Future:
+        """Check and store `call`'s images; the future's result is one `CheckedImage` per image."""
+        headers = telemetry.carrier()  # the checker's spans and log records join this job's trace
+        # A thread checks with this process's services; a checker process with its own.
+        services = self.services if self.services.settings.check_processes == 0 else None
+        checker = self._checker()
+        try:
+            return checker.submit(check_and_store, call, headers, services)
+        except BrokenProcessPool:  # the checker process died: its calls failed with it; start another
+            return self._checker(broken=checker).submit(check_and_store, call, headers, services)
+
+    def _checker(self, broken: Executor | None = None) -> Executor:
+        """The executor; a new one when `broken` is the current one (several activities may
+        find it broken at once: only the first replaces it)."""
+        settings = self.services.settings
+        with self._lock:
+            if self._executor is not None and self._executor is broken:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+            if self._executor is None:
+                if settings.check_processes == 0:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegen-check")
+                else:
+                    # spawn, not fork: the generating process runs torch's threads, which a fork
+                    # would copy in whatever state they are. spawn imports the host's main module
+                    # again, so that must start nothing unless run as `__main__` (as the Functions
+                    # worker and devhost do).
+                    self._executor = ProcessPoolExecutor(
+                        max_workers=settings.check_processes, mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_checker_process_started, initargs=(os.getpid(), settings, type(self.services)))
+                    self._executor.submit(warm_up)  # load the checks while the first GPU call runs
+            return self._executor
+
+    def stop(self) -> None:
+        """Stop the checker once the checks it holds are done (a process stops it by itself as it exits)."""
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
 
 
-def submit(call: GpuCall, settings: Settings) -> Future:
-    """Check and store `call`'s images; the future's result is one `CheckedImage` per image."""
-    headers = telemetry.carrier()  # the checker's spans and log records join this job's trace
-    fault = check_fault(call.job_id, settings)
-    checker = _checker(settings)
-    try:
-        return checker.submit(check_and_store, call, settings, headers, fault)
-    except BrokenProcessPool:  # the checker process died: its calls failed with it; start another
-        return _checker(settings, broken=checker).submit(check_and_store, call, settings, headers, fault)
+# A checker process's own services, built as it starts (the same class as its host's: fault
+# injection included when the host has it).
+_checker_services: Services | None = None
 
 
-def check_fault(job_id: str, settings: Settings) -> str | None:
-    """`fail-check-once` (imagegen.service.faults): the reason the job's first checked image is made
-    unchecked, decided here in the host, which sees every call of the job (there may be
-    several checker processes)."""
-    try:
-        inject_check_fault(job_id, "image 0", settings)
-    except RuntimeError as error:
-        return str(error)
-    return None
-
-
-# 1. Where checks run: one executor per process, made on first use.
-
-_executor: Executor | None = None
-_executor_settings: Settings | None = None
-_executor_lock = threading.Lock()
-
-
-def _checker(settings: Settings, broken: Executor | None = None) -> Executor:
-    """The checker for `settings`; a new one when `broken` is the current one (several
-    activities may find it broken at once: only the first replaces it)."""
-    global _executor, _executor_settings
-    with _executor_lock:
-        # A checker process reads its environment once, as it starts: new settings (only
-        # ever in tests; a host's are fixed) need a new one.
-        if _executor is not None and (_executor is broken or settings != _executor_settings):
-            _executor.shutdown(wait=False, cancel_futures=True)
-            _executor = None
-        if _executor is None:
-            if settings.check_processes == 0:
-                _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegen-check")
-            else:
-                # spawn, not fork: the generating process runs torch's threads, which a fork
-                # would copy in whatever state they are. spawn imports the host's main module
-                # again, so that must start nothing unless run as `__main__` (as the Functions
-                # worker and devhost do).
-                _executor = ProcessPoolExecutor(
-                    max_workers=settings.check_processes, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_checker_process_started, initargs=(os.getpid(),))
-                _executor.submit(warm_up, settings)  # load the checks while the first GPU call runs
-            _executor_settings = settings
-        return _executor
-
-
-def stop() -> None:
-    """Stop the checker once the checks it holds are done (a process stops it by itself as it exits)."""
-    global _executor
-    with _executor_lock:
-        if _executor is not None:
-            _executor.shutdown(wait=True)
-            _executor = None
-
-
-def _checker_process_started(parent_pid: int) -> None:
+def _checker_process_started(parent_pid: int, settings: Settings, services_class: type[Services]) -> None:
+    global _checker_services
     # Ctrl-C in a terminal reaches the whole process group: the host stops its checker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -147,27 +141,33 @@ def _checker_process_started(parent_pid: int) -> None:
         os._exit(0)
 
     threading.Thread(target=exit_with_parent, name="imagegen-check-parent", daemon=True).start()
+    telemetry.configure(settings)
+    _checker_services = services_class(settings)
 
 
-def warm_up(settings: Settings) -> None:
+def warm_up() -> None:
     """Load the safety checks, the signer and the blob client before the first image."""
-    get_provider(settings).check_images([encode_image(Image.new("RGB", (64, 64)), "png", {})])
-    provenance.signer_from_settings(settings)
-    storage.get_store(settings)
+    services = _checker_services
+    assert services is not None, "warm_up runs in a checker process"
+    services.safety.check_images([encode_image(Image.new("RGB", (64, 64)), "png", {})])
+    services.signer  # noqa: B018 - built now, not at the first image
+    services.store  # noqa: B018
 
 
 # 2. The check of one GPU call: encode and sign, check, write each image once.
 
-def check_and_store(call: GpuCall, settings: Settings, headers: dict[str, str],
-                    fault: str | None = None) -> list[CheckedImage]:
+def check_and_store(call: GpuCall, headers: dict[str, str], services: Services | None = None) -> list[CheckedImage]:
     """Encode and sign each image, check them in one safety call, and write each once: to
-    `outputs/` only if safe. An image whose signing failed is not checked (fail closed)."""
+    `outputs/` only if safe. An image whose signing failed is not checked (fail closed).
+    `services`: the checking process's own when None (a checker process)."""
+    services = services or _checker_services
+    assert services is not None, "check_and_store runs in a checker process or with the host's services"
     with telemetry.resumed(headers), telemetry.span("check_images", images=len(call.images)):
-        store = storage.get_store(settings)
+        store = services.store
         held_images, stored_bytes = [], []
         for variant, image, seconds in zip(call.variants, call.images, call.seconds):
             data = encode_image(image, variant.format, image_parameters(variant, call.model, call.revision))
-            data, credentials, signing_error = sign_image(data, call, variant, settings)
+            data, credentials, signing_error = sign_image(data, call, variant, services)
             ext = extension(variant.format)
             held_images.append(HeldImage(
                 variant_id=variant.id, held=blob_names.quarantine_ref(call.job_id, variant.id, ext),
@@ -180,8 +180,7 @@ def check_and_store(call: GpuCall, settings: Settings, headers: dict[str, str],
             ))
             stored_bytes.append(data)
         signed = [index for index, image in enumerate(held_images) if image.signing_error is None]
-        verdicts = dict(zip(signed, check_outputs(call.job_id, [stored_bytes[index] for index in signed], settings,
-                                                  fault)))
+        verdicts = dict(zip(signed, check_outputs(call.job_id, [stored_bytes[index] for index in signed], services)))
         checked = []
         for index, (image, data) in enumerate(zip(held_images, stored_bytes)):
             verdict = verdicts.get(index) or Verdict(status="unchecked", provider="none",
@@ -194,30 +193,20 @@ def check_and_store(call: GpuCall, settings: Settings, headers: dict[str, str],
         return checked
 
 
-def check_outputs(job_id: str, images: list[bytes], settings: Settings, fault: str | None = None) -> list[Verdict]:
-    """A verdict per image, all checked in one provider call. Fail closed: an image whose
-    check failed is `unchecked` (held back), and so is every image of a call that raised.
-    `fault` (fault injection) fails the first image's check alone."""
-    verdicts: list[Verdict | None] = [None] * len(images)
-    to_check = list(range(len(images)))
-    if fault and images:
-        verdicts[0] = unchecked_verdict("none", fault)
-        to_check = to_check[1:]
-    provider = get_provider(settings)
+def check_outputs(job_id: str, images: list[bytes], services: Services) -> list[Verdict]:
+    """A verdict per image, all checked in one provider call. Fail closed: when the call
+    raises, every image is `unchecked` (held back)."""
+    provider = services.safety
     try:
-        with telemetry.span("safety.check_images", provider=provider.name, images=len(to_check)):
-            results = provider.check_images([images[index] for index in to_check]) if to_check else []
+        with telemetry.span("safety.check_images", provider=provider.name, images=len(images)):
+            return provider.check_images(images) if images else []
     except Exception as error:  # noqa: BLE001 - fail closed, whatever broke
         log.exception("output check of job %s failed", job_id)
-        results = [unchecked_verdict(provider.name, f"the safety check failed ({type(error).__name__})")
-                   for _ in to_check]
-    for index, verdict in zip(to_check, results):
-        verdicts[index] = verdict
-    return verdicts  # type: ignore[return-value]  # every index is filled by now
+        return [unchecked_verdict(provider.name, f"the safety check failed ({type(error).__name__})") for _ in images]
 
 
 def sign_image(data: bytes, call: GpuCall, variant: Variant,
-               settings: Settings) -> tuple[bytes, ContentCredentials | None, str | None]:
+               services: Services) -> tuple[bytes, ContentCredentials | None, str | None]:
     """The image as it is held: signed with C2PA Content Credentials by the configured signer.
 
     Returns (bytes, credentials, None), or (the unsigned bytes, None, reason) when signing
@@ -225,10 +214,8 @@ def sign_image(data: bytes, call: GpuCall, variant: Variant,
     `C2PA_SIGNER=off` the bytes come back unsigned, with neither.
     """
     try:
-        with telemetry.span("c2pa_sign", variant_id=variant.id, signer=settings.c2pa_signer):
-            inject_sign_fault(call.job_id, settings)
-            signed = provenance.sign_variant(data, call.job_id, variant, call.model, call.revision, settings,
-                                             call.ingredient)
+        with telemetry.span("c2pa_sign", variant_id=variant.id, signer=services.settings.c2pa_signer):
+            signed = services.sign(data, call.job_id, variant, call.model, call.revision, call.ingredient)
     except provenance.SigningFailed as failure:
         log.warning("image %s of job %s is held unsigned: %s", variant.id, call.job_id, failure.reason)
         return data, None, f"C2PA signing failed: {failure.reason}"
