@@ -1,17 +1,23 @@
 """The `generate_batch` orchestration: one job, from its inputs to its manifest.
 
-Replay-safe: no I/O, no clocks, no randomness. The variants are a pure function of the
-job, time comes from `context.current_utc_datetime`, and everything passed to
-activities is small JSON with blob names — never image bytes.
+    moderate inputs → render batches → review → write manifest → notify
+
+Each step is a small generator over one `JobRun`, the state of this run that the steps read
+and add to; `generate_batch` reads as that list. Replay-safe: no I/O, no clocks, no
+randomness. The variants are a pure function of the job, time comes from
+`context.current_utc_datetime`, and everything passed to activities is small JSON with blob
+names — never image bytes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import azure.durable_functions as df
 
 from imagegen.core.types import OutcomeCounts, Variant, Verdict
-from imagegen.jobs.spec import JobSpec
 from imagegen.jobs.variants import batches, expand
+from imagegen.records.manifest import ManifestReview
 from imagegen.records.messages import (
     BatchRequest,
     GenerateImagesResult,
@@ -22,6 +28,7 @@ from imagegen.records.messages import (
     ModerateTextRequest,
     ModerateTextResult,
     NotifyJobRequest,
+    Phase,
     Progress,
     RenderBatchResult,
     VariantRecord,
@@ -29,6 +36,7 @@ from imagegen.records.messages import (
     WriteManifestResult,
     input_rejections,
 )
+from imagegen.records.review_book import ReviewBook
 from orchestrations.review import await_review
 
 bp = df.Blueprint()
@@ -39,117 +47,188 @@ bp = df.Blueprint()
 GENERATE_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=3_000, max_number_of_attempts=3)
 
 
+@dataclass
+class JobRun:
+    """What this run of a job knows so far: its request, the outcome of every variant, and
+    what the user sees while it runs (the custom status)."""
+
+    context: df.DurableOrchestrationContext
+    request: JobRequest
+    variants: list[Variant]
+    progress: Progress
+    created: str
+    cancel: df.Task | None = None  # the `cancel` event, raced with the batches and the review
+    input_verdicts: dict[str, Verdict] = field(default_factory=dict)  # prompt text or image -> verdict
+    blocked_inputs: list[str] = field(default_factory=list)  # why the inputs were refused
+    records: list[VariantRecord] = field(default_factory=list)  # one per variant once rendered, in job order
+    warnings: dict[str, None] = field(default_factory=dict)  # each once, in the order the batches report them
+    review: ManifestReview | None = None
+    book: ReviewBook | None = None
+    review_reasons: list[str] = field(default_factory=list)
+    manifest: WriteManifestResult | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self.context.instance_id
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_completed
+
+    def show(self, phase: Phase) -> None:
+        """Tell a user polling the job where it is (the orchestration's custom status)."""
+        self.progress.phase = phase
+        self.context.set_custom_status(self.progress.model_dump(mode="json"))
+
+    def counts(self) -> dict[str, int]:
+        """Variants by outcome (and the review's decisions, once there are any)."""
+        counts = {"total": len(self.records), **OutcomeCounts.of(record.status for record in self.records)}
+        return {**counts, **(self.book.counts().model_dump() if self.book else {})}
+
+    def manifest_request(self) -> WriteManifestRequest:
+        return WriteManifestRequest(
+            job_id=self.job_id, job=self.request.job, source=self.request.source, origin=self.request.origin,
+            created=self.created, finished=self.context.current_utc_datetime.isoformat(),
+            input_verdicts=self.input_verdicts, records=self.records, reasons=reasons(self),
+            warnings=list(self.warnings), review=self.review, decisions=self.book.decisions if self.book else {},
+        )
+
+    def notify_request(self, status: str = "") -> NotifyJobRequest | None:
+        """The `notify_job` request for this job; None when no webhook is to be called."""
+        if not self.request.notify:
+            return None
+        job = self.request.job
+        return NotifyJobRequest(job_id=self.job_id, name=job.name, event="ended", status=status,
+                                counts=self.counts(), url=job.notify.url if job.notify else None)
+
+
 @bp.orchestration_trigger(context_name="context")
 def generate_batch(context: df.DurableOrchestrationContext):
-    request = JobRequest.model_validate(context.get_input())
-    job = JobSpec.model_validate(request.job)
-    job_id = context.instance_id
-    created = context.current_utc_datetime.isoformat()
-    variants = expand(job)
-    progress = Progress(phase="moderating inputs", total=len(variants))
-    context.set_custom_status(progress.model_dump())
+    run = start_run(context)
+    yield from moderate_inputs(run)
+    run.cancel = context.wait_for_external_event("cancel")
+    if run.blocked_inputs:
+        run.records = [VariantRecord(variant=v, status="blocked") for v in run.variants]  # nothing is generated
+    else:
+        yield from render_batches(run)
+    if run.request.review and any(r.status == "ok" for r in run.records) and not run.cancelled:
+        yield from review(run)
+    yield from write_manifest(run)
+    summary = job_summary(run)
+    yield from notify_ended(run, summary)
+    return summary.model_dump(mode="json")
 
-    # 1. Moderate the inputs: every distinct prompt text in one call, every source image.
-    texts = prompt_texts(variants)
-    result = yield context.call_activity("moderate_text", ModerateTextRequest(job_id=job_id, texts=texts).model_dump())
+
+def start_run(context: df.DurableOrchestrationContext) -> JobRun:
+    request = JobRequest.model_validate(context.get_input())
+    variants = expand(request.job)
+    run = JobRun(context=context, request=request, variants=variants,
+                 progress=Progress(phase="moderating inputs", total=len(variants)),
+                 created=context.current_utc_datetime.isoformat())
+    run.show("moderating inputs")
+    return run
+
+
+def moderate_inputs(run: JobRun):
+    """1. Every distinct prompt text in one call, every source image; anything not `safe`
+    blocks the job."""
+    texts = prompt_texts(run.variants)
+    result = yield run.context.call_activity(
+        "moderate_text", ModerateTextRequest(job_id=run.job_id, texts=texts).model_dump(mode="json"))
     text_verdicts = ModerateTextResult.model_validate(result).verdicts
-    images = sorted({variant.image for variant in variants if variant.image})
+    images = sorted({variant.image for variant in run.variants if variant.image})
     image_verdicts: list[Verdict] = []
     if images:  # the SDK's task_all of nothing yields None, not []
-        results = yield context.task_all([
-            context.call_activity("moderate_image", ModerateImageRequest(job_id=job_id, image=ref).model_dump())
+        results = yield run.context.task_all([
+            run.context.call_activity(
+                "moderate_image", ModerateImageRequest(job_id=run.job_id, image=ref).model_dump(mode="json"))
             for ref in images
         ])
         image_verdicts = [ModerateImageResult.model_validate(r).verdict for r in results]
-    rejections = input_rejections(texts, text_verdicts, images, image_verdicts)
-    input_verdicts = dict(zip([*texts, *images], [*text_verdicts, *image_verdicts]))
+    run.blocked_inputs = input_rejections(texts, text_verdicts, images, image_verdicts)
+    run.input_verdicts = dict(zip([*texts, *images], [*text_verdicts, *image_verdicts]))
 
-    warnings: dict[str, None] = {}  # each once, in the order the batches report them
-    cancel = context.wait_for_external_event("cancel")
-    if rejections:
-        # A blocked input ends the job: nothing is generated.
-        records = [VariantRecord(variant=v, status="blocked") for v in variants]
-    else:
-        # 2. Group the variants into GPU batches.
-        groups = batches(variants, request.max_batch)
-        progress.phase = "generating"
-        context.set_custom_status(progress.model_dump())
 
-        # 3 and 4. Fan out one render per batch: generate with retries, then check each image.
-        pending = [
-            context.call_sub_orchestrator(
-                "render_batch",
-                BatchRequest(job_id=job_id, batch=group).model_dump(),
-                instance_id=f"{job_id}:{group.id}",
-            )
-            for group in groups
-        ]
-        # Cancel is an event raced with the batches, not a termination: the batches see the
-        # cancel marker the API wrote and stop at their next step, and this orchestration
-        # still writes the manifest of what was made and what was cancelled.
-        records = []
-        while pending:
-            finished = yield context.task_any([*pending, cancel] if not cancel.is_completed else pending)
-            if finished is cancel:
-                progress.phase = "cancelling"
-                context.set_custom_status(progress.model_dump())
-                continue
-            pending.remove(finished)
-            rendered = RenderBatchResult.model_validate(finished.result)
-            batch_records = rendered.records
-            warnings.update(dict.fromkeys(rendered.warnings))
-            records.extend(batch_records)
-            progress.add(batch_records)
-            context.set_custom_status(progress.model_dump())
-        records.sort(key=lambda record: record.variant.index)
-        rejections = [f"{r.variant.id} failed: {r.error}" for r in records if r.status == "failed"]
-        if cancel.is_completed:
-            rejections.append("cancelled by user")
+def render_batches(run: JobRun):
+    """2 and 3. Group the variants into GPU batches and fan out one `render_batch` each;
+    collect their records as they finish.
 
-    def manifest_request(review: dict | None = None, decisions: dict | None = None) -> WriteManifestRequest:
-        return WriteManifestRequest(
-            job_id=job_id, job=request.job, source=request.source, origin=request.origin,
-            created=created, finished=context.current_utc_datetime.isoformat(),
-            input_verdicts=input_verdicts, records=records, reasons=rejections, warnings=list(warnings),
-            review=review, decisions=decisions or {},
-        )
+    Cancel is an event raced with the batches, not a termination: the batches see the cancel
+    marker the API wrote and stop at their next step, and this orchestration still writes
+    the manifest of what was made and what was cancelled."""
+    run.show("generating")
+    pending = [
+        run.context.call_sub_orchestrator(
+            "render_batch", BatchRequest(job_id=run.job_id, batch=group).model_dump(mode="json"),
+            instance_id=f"{run.job_id}:{group.id}")
+        for group in batches(run.variants, run.request.max_batch)
+    ]
+    while pending:
+        finished = yield run.context.task_any([*pending, run.cancel] if not run.cancelled else pending)
+        if finished is run.cancel:
+            run.show("cancelling")
+            continue
+        pending.remove(finished)
+        rendered = RenderBatchResult.model_validate(finished.result)
+        run.warnings.update(dict.fromkeys(rendered.warnings))
+        run.records.extend(rendered.records)
+        run.progress.add(rendered.records)
+        run.show(run.progress.phase)
+    run.records.sort(key=lambda record: record.variant.index)
 
-    counts = OutcomeCounts.of(record.status for record in records)
-    made = {"total": len(records), **counts}
-    notify = NotifyJobRequest(job_id=job_id, name=job.name, event="ended", status="", counts=made,
-                              url=job.notify.url if job.notify else None) if request.notify else None
 
-    # 5. Review: with review on, the images made and checked wait for people's decisions.
-    review = book = None
-    outputs = {r.variant.id: r.ref for r in records if r.status == "ok"}
-    if request.review and outputs and not cancel.is_completed:
-        review, book, reasons = yield from await_review(
-            context, spec=request.review, outputs=outputs, progress=progress, cancel=cancel,
-            write_manifest=manifest_request, notify=notify)
-        rejections.extend(reasons)
+def review(run: JobRun):
+    """4. The images made and checked wait for people's decisions (orchestrations/review.py)."""
+    outputs = {r.variant.id: r.ref for r in run.records if r.status == "ok" and r.ref}
+    run.review, run.book, run.review_reasons = yield from await_review(
+        run.context, spec=run.request.review, outputs=outputs, progress=run.progress, cancel=run.cancel,
+        write_manifest=lambda review, book: run_with(run, review, book).manifest_request(),
+        notify=run.notify_request())
 
-    # 6. Write the manifest.
-    progress.phase = "writing manifest"
-    context.set_custom_status(progress.model_dump())
-    written = yield context.call_activity(
-        "write_manifest", manifest_request(review, book.decisions if book else None).model_dump())
-    manifest = WriteManifestResult.model_validate(written)
 
-    # 7. Return a small summary, after the last notification. That call never holds the job
-    #    up: the custom status carries the final status and summary before it is made.
-    summary = JobSummary(
-        job_id=job_id, name=job.name, status=manifest.status, total=len(records),
-        **counts, **(book.counts() if book else {}),
-        manifest=manifest.manifest, manifest_url=manifest.url, reasons=rejections,
-    ).model_dump()
-    progress.phase = "done"
+def run_with(run: JobRun, review: ManifestReview, book: ReviewBook) -> JobRun:
+    """The run as it stands during the review: the manifest written mid-review shows it."""
+    run.review, run.book = review, book
+    return run
+
+
+def write_manifest(run: JobRun):
+    """5. One upload; its status (`completed`, `partial`, `rejected`, `cancelled`) is the job's."""
+    run.show("writing manifest")
+    written = yield run.context.call_activity("write_manifest", run.manifest_request().model_dump(mode="json"))
+    run.manifest = WriteManifestResult.model_validate(written)
+
+
+def notify_ended(run: JobRun, summary: JobSummary):
+    """6. The custom status says the job ended (with its summary, when a webhook is still to be
+    called: that call never holds the job up), then the webhook hears `ended`."""
+    notify = run.notify_request(status=summary.status)
+    run.progress.phase = "done"
     if notify is not None:
-        progress.status, progress.summary = summary["status"], summary
-    context.set_custom_status(progress.model_dump())
+        run.progress.status, run.progress.summary = summary.status, summary
+    run.show("done")
     if notify is not None:
-        yield context.call_activity("notify_job", notify.model_copy(update={
-            "status": summary["status"], "counts": {**made, **(book.counts() if book else {})}}).model_dump())
-    return summary
+        yield run.context.call_activity("notify_job", notify.model_dump(mode="json"))
+
+
+def reasons(run: JobRun) -> list[str]:
+    """Why a job was rejected or is partial: the one place that says so."""
+    if run.blocked_inputs:
+        return [*run.blocked_inputs, *run.review_reasons]
+    failed = [f"{r.variant.id} failed: {r.error}" for r in run.records if r.status == "failed"]
+    cancelled = ["cancelled by user"] if run.cancelled else []
+    return [*failed, *cancelled, *run.review_reasons]
+
+
+def job_summary(run: JobRun) -> JobSummary:
+    """The orchestration's output, from the manifest it wrote."""
+    assert run.manifest is not None, "the manifest is written before the summary"
+    counts = OutcomeCounts.of(record.status for record in run.records)
+    return JobSummary(
+        job_id=run.job_id, name=run.request.job.name, status=run.manifest.status, total=len(run.records),
+        **counts, **(run.book.counts().model_dump() if run.book else {}),
+        manifest=run.manifest.manifest, manifest_url=run.manifest.url, reasons=reasons(run),
+    )
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -159,13 +238,12 @@ def render_batch(context: df.DurableOrchestrationContext):
     variants = request.batch.variants
     try:
         generated = yield context.call_activity_with_retry(
-            "generate_images", GENERATE_RETRY, request.model_dump()
-        )
+            "generate_images", GENERATE_RETRY, request.model_dump(mode="json"))
     except Exception as error:  # the batch still failed after its retries
         reason = failure_reason(error)
         return RenderBatchResult(
             records=[VariantRecord(variant=v, status="failed", error=reason) for v in variants]
-        ).model_dump()
+        ).model_dump(mode="json")
 
     # Each image comes back signed, checked and stored where its verdict says (outputs/ only
     # when safe). A batch of a cancelled job returns only the images it made before it stopped.
@@ -180,7 +258,7 @@ def render_batch(context: df.DurableOrchestrationContext):
         status = "ok" if checked.verdict.status == "safe" else checked.verdict.status
         records.append(VariantRecord(variant=variant, status=status, image=checked.image,
                                      ref=checked.ref, verdict=checked.verdict))
-    return RenderBatchResult(records=records, warnings=generated.warnings).model_dump()
+    return RenderBatchResult(records=records, warnings=generated.warnings).model_dump(mode="json")
 
 
 def prompt_texts(variants: list[Variant]) -> list[str]:

@@ -18,31 +18,39 @@ from typing import Callable
 import azure.durable_functions as df
 
 from imagegen.jobs.spec import ReviewSpec
-from imagegen.records.messages import NotifyJobRequest, PublishImagesRequest, PublishImagesResult, WriteManifestRequest
+from imagegen.records.manifest import ManifestReview
+from imagegen.records.messages import (
+    NotifyJobRequest,
+    Progress,
+    PublishImagesRequest,
+    PublishImagesResult,
+    WriteManifestRequest,
+)
 from imagegen.records.review_book import ReviewBook, ReviewDecision
 
 # Publishing is a copy inside one storage account: retried a few times, a few seconds apart.
 PUBLISH_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2_000, max_number_of_attempts=3)
 
 
-def await_review(context: df.DurableOrchestrationContext, *, spec: dict, outputs: dict[str, str],
-                 progress, cancel, write_manifest: Callable[[dict, dict], WriteManifestRequest],
+def await_review(context: df.DurableOrchestrationContext, *, spec: ReviewSpec, outputs: dict[str, str],
+                 progress: Progress, cancel: df.Task,
+                 write_manifest: Callable[[ManifestReview, ReviewBook], WriteManifestRequest],
                  notify: NotifyJobRequest | None):
     """Run the review (a generator: `yield from` it). `outputs`: variant id -> outputs/ ref of
-    every ok variant, in job order; `write_manifest(review, decisions)` builds the
-    write_manifest activity's request. Returns (review state, ReviewBook, reasons)."""
-    review = ReviewSpec.model_validate(spec)
+    every ok variant, in job order; `write_manifest(review, book)` builds the write_manifest
+    activity's request. Returns (the review as the manifest records it, ReviewBook, reasons)."""
+    review = spec
     book = ReviewBook(reviewable=list(outputs))
     deadline = context.current_utc_datetime + timedelta(seconds=review.timeout_seconds())
-    state = {"state": "awaiting", "timeout": review.timeout, "on_timeout": review.on_timeout,
-             "deadline": deadline.isoformat(), "ended_by": None}
+    state = ManifestReview(state="awaiting", timeout=review.timeout, on_timeout=review.on_timeout,
+                           deadline=deadline)
     reasons: list[str] = []
 
-    def show(phase: str) -> None:
+    def show(phase) -> None:
         progress.phase = phase
         progress.review = book.counts()
-        progress.deadline = state["deadline"]
-        context.set_custom_status(progress.model_dump())
+        progress.deadline = deadline.isoformat()
+        context.set_custom_status(progress.model_dump(mode="json"))
 
     def publish(approved: list[str]):
         if not approved:
@@ -50,7 +58,7 @@ def await_review(context: df.DurableOrchestrationContext, *, spec: dict, outputs
         show("publishing")
         try:
             result = yield context.call_activity_with_retry("publish_images", PUBLISH_RETRY, PublishImagesRequest(
-                job_id=context.instance_id, images={v: outputs[v] for v in approved}).model_dump())
+                job_id=context.instance_id, images={v: outputs[v] for v in approved}).model_dump(mode="json"))
         except Exception as error:  # recorded, not fatal: the decision stands, the copy can be redone
             reason = str(error).split(" \n ", 1)[0].strip() or type(error).__name__
             reasons.append(f"publishing {', '.join(approved)} failed: {reason}")
@@ -59,45 +67,46 @@ def await_review(context: df.DurableOrchestrationContext, *, spec: dict, outputs
 
     # 1. Write the manifest of what is to be reviewed (the gallery and the route read it),
     #    then say so: status awaiting_review.
-    yield context.call_activity("write_manifest", write_manifest(state, book.decisions).model_dump())
+    yield context.call_activity("write_manifest", write_manifest(state, book).model_dump(mode="json"))
     show("awaiting review")
     # 2. Tell people. Raced with the decisions below, never waited for alone: a slow or
     #    broken webhook must not hold the review (the activity records how it went).
     told = None
     if notify is not None:
         told = context.call_activity("notify_job", notify.model_copy(update={
-            "event": "awaiting_review", "status": "awaiting_review", "counts": {**notify.counts, **book.counts()},
-        }).model_dump())
+            "event": "awaiting_review", "status": "awaiting_review",
+            "counts": {**notify.counts, **book.counts().model_dump()},
+        }).model_dump(mode="json"))
 
     # 3. Passes of decisions, raced with the timer and cancel.
     timer = context.create_timer(deadline)
     decision_event = context.wait_for_external_event("review")
-    while state["ended_by"] is None:
+    while state.ended_by is None:
         waiting = [decision_event, timer]
         waiting += [task for task in (cancel, told) if task is not None and not task.is_completed]
         winner = yield context.task_any(waiting)
         if winner is told:
             continue
         if winner is cancel:
-            state["ended_by"] = "cancel"
+            state.ended_by = "cancel"
             reasons.append("cancelled by user while awaiting review")
             break
         if winner is timer:
             yield from publish(book.time_out(review.on_timeout, context.current_utc_datetime.isoformat(),
                                              review.timeout))
-            state["ended_by"] = "timeout"
+            state.ended_by = "timeout"
             break
         decision = ReviewDecision.model_validate(decision_event.result)
         decision_event = context.wait_for_external_event("review")
         yield from publish(book.apply(decision))
         if decision.finish:
-            state["ended_by"] = "finish"
+            state.ended_by = "finish"
         elif not book.undecided():
-            state["ended_by"] = "all decided"
+            state.ended_by = "all decided"
         else:
-            yield context.call_activity("write_manifest", write_manifest(state, book.decisions).model_dump())
+            yield context.call_activity("write_manifest", write_manifest(state, book).model_dump(mode="json"))
             show("awaiting review")
     if not timer.is_completed:
         timer.cancel()
-    state["state"] = "cancelled" if state["ended_by"] == "cancel" else "done"
+    state.state = "cancelled" if state.ended_by == "cancel" else "done"
     return state, book, reasons

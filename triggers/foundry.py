@@ -29,6 +29,7 @@ from imagegen.jobs.foundry_body import job_from_foundry
 from imagegen.jobs.spec import with_source_image
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
+from imagegen.storage.blobs import guess_content_type
 from imagegen.storage.manifests import read_manifest
 from triggers import api_key
 from triggers.api_models import FoundryAccepted, FoundryResponse
@@ -139,7 +140,7 @@ def finished(store: storage.BlobStore, job_id: str, status, image_base: str | No
     manifest = read_manifest(store, job_id)
     data = [
         {"b64_json": base64.b64encode(store.get(v.blob)).decode("ascii"), "seed": v.seed,
-         "revised_prompt": v.prompt, "content_type": blob_names.guess_content_type(v.blob)}
+         "revised_prompt": v.prompt, "content_type": guess_content_type(v.blob)}
         for v in manifest.variants if v.status == "ok" and v.blob
     ]
     if not data:

@@ -29,9 +29,21 @@ from imagegen.records.manifest import ManifestVariant
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage import source_images
+from imagegen.storage.blobs import guess_content_type
 from imagegen.storage.manifests import read_manifest
 from triggers.api_models import CancelAccepted, JobList, ReviewAccepted
-from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, TERMINAL, accepted, is_job_id, job_state, job_view, origin, start_job
+from triggers.jobs import (
+    ORCHESTRATION,
+    PRINCIPAL_HEADER,
+    TERMINAL,
+    accepted,
+    is_job_id,
+    job_state,
+    job_view,
+    origin,
+    read_progress,
+    start_job,
+)
 from triggers.responses import invalid_job, json_response, not_found, problem, problems_on_failure
 
 bp = df.Blueprint()
@@ -127,7 +139,7 @@ def get_image(req: func.HttpRequest) -> func.HttpResponse:
         # Blocked and unchecked images stay in quarantine: the API never serves them.
         return problem(404, "Image not published", f"Variant {variant_id!r} is {entry.status}: it has no published image.")
     data = store.get(entry.blob)
-    return func.HttpResponse(data, mimetype=blob_names.guess_content_type(entry.blob))
+    return func.HttpResponse(data, mimetype=guess_content_type(entry.blob))
 
 
 @bp.route(route="jobs/{id}/published/{variant}", methods=["GET"])
@@ -141,7 +153,7 @@ def get_published_image(req: func.HttpRequest) -> func.HttpResponse:
     if entry.review is None or entry.review.published is None:
         decided = entry.review.decision if entry.review else "not approved"
         return problem(404, "Image not published", f"Variant {variant_id!r} is {decided}: it has no copy in published/.")
-    return func.HttpResponse(store.get(entry.review.published), mimetype=blob_names.guess_content_type(entry.review.published))
+    return func.HttpResponse(store.get(entry.review.published), mimetype=guess_content_type(entry.review.published))
 
 
 @bp.route(route="jobs/{id}/cancel", methods=["POST"])
@@ -155,7 +167,7 @@ async def cancel_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     if not status or status.name != ORCHESTRATION:
         return not_found(job_id)
     runtime = status.runtime_status.value
-    state = job_state(runtime, status.output, status.custom_status)
+    state = job_state(runtime, status.output, read_progress(status.custom_status))
     if runtime in TERMINAL or state not in ("queued", "running", "awaiting_review"):
         return problem(409, "Job already ended", f"Job {job_id!r} is {state}: "
                        "only queued, running or awaiting-review jobs can be cancelled.")
@@ -188,7 +200,7 @@ async def review_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     except JobValidationError as error:
         return problem(400, "Invalid decision", "; ".join(e.message for e in error.errors), error.errors)
     runtime = status.runtime_status.value if status.runtime_status else "Pending"
-    state = job_state(runtime, status.output, status.custom_status)
+    state = job_state(runtime, status.output, read_progress(status.custom_status))
     if state != "awaiting_review":
         return problem(409, "Not awaiting review", f"Job {job_id!r} is {state}: decisions are taken only "
                        "while a job awaits review.", jobStatus=state)

@@ -17,11 +17,13 @@ from typing import Any, Callable
 
 import azure.durable_functions as df
 import azure.functions as func
+from pydantic import ValidationError
 
 from imagegen.core.types import JobSource
 from imagegen.jobs import intake
 from imagegen.jobs.spec import JobSpec, Limits
 from imagegen.records import messages
+from imagegen.records.messages import JobSummary, Progress
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage.source_images import attach_images
@@ -59,7 +61,7 @@ async def start_job(client: df.DurableOrchestrationClient, read: JobReader, *, s
     job = await asyncio.to_thread(_read_and_attach, read, store, limits, images_from)
     job_id = job_id or intake.new_job_id(job.name)
     request = messages.job_request(job, source, origin=origin, settings=settings)
-    await client.start_new(ORCHESTRATION, job_id, request.model_dump())
+    await client.start_new(ORCHESTRATION, job_id, request.model_dump(mode="json"))
     log.info("started job %s (%s) from %s", job_id, job.name, origin or source)
     return job_id, job
 
@@ -95,15 +97,35 @@ def accepted(client: df.DurableOrchestrationClient, req: func.HttpRequest, job_i
     return json_response(payload, status=202, headers={"Location": job_url})
 
 
-def job_state(runtime: str, output, progress=None) -> str:
+def read_progress(custom_status: Any) -> Progress | None:
+    """The orchestration's custom status, read with the model `generate_batch` writes it with;
+    None before it has set one (or for an instance that is not a job)."""
+    value = _json(custom_status)
+    try:
+        return Progress.model_validate(value) if value is not None else None
+    except ValidationError:
+        return None
+
+
+def read_summary(output: Any) -> JobSummary | None:
+    """A completed job's output, read with the model `generate_batch` returns."""
+    value = _json(output)
+    try:
+        return JobSummary.model_validate(value) if value is not None else None
+    except ValidationError:
+        return None
+
+
+def job_state(runtime: str, output: Any, progress: Progress | None = None) -> str:
     """A job's status in a user's words, from its runtime status, output and custom status."""
-    if runtime in ("Running", "ContinuedAsNew") and isinstance(progress, dict):
-        if progress.get("phase") == "awaiting review":
+    if runtime in ("Running", "ContinuedAsNew") and progress is not None:
+        if progress.phase == "awaiting review":
             return "awaiting_review"
-        if progress.get("phase") == "done" and progress.get("status"):
-            return progress["status"]  # ended; the orchestration may still be sending its last notification
+        if progress.phase == "done" and progress.status:
+            return progress.status  # ended; the orchestration may still be sending its last notification
     if runtime == "Completed":
-        return (output or {}).get("status", "completed") if isinstance(output, dict) else "completed"
+        summary = read_summary(output)
+        return summary.status if summary else "completed"
     return JOB_STATES.get(runtime, runtime.lower())
 
 
@@ -118,7 +140,7 @@ def job_view(status, base: str) -> dict:
         "name": job.get("name", ""),
         "source": (request or {}).get("source", ""),
         "origin": (request or {}).get("origin", ""),
-        "status": job_state(runtime, output, status.custom_status),
+        "status": job_state(runtime, output, read_progress(status.custom_status)),
         "runtimeStatus": runtime,
         "createdTime": status.created_time.isoformat() if status.created_time else None,
         "lastUpdatedTime": status.last_updated_time.isoformat() if status.last_updated_time else None,
@@ -129,9 +151,9 @@ def job_view(status, base: str) -> dict:
                   "review": f"{base}/api/jobs/{status.instance_id}/review",
                   "gallery": f"{base}/api/gallery/jobs/{status.instance_id}"},
     }
-    progress = status.custom_status if isinstance(status.custom_status, dict) else {}
-    if runtime in ("Running", "ContinuedAsNew") and progress.get("phase") == "done" and progress.get("summary"):
-        output = progress["summary"]  # ended; the orchestration is sending its last notification
+    progress = read_progress(status.custom_status)
+    if runtime in ("Running", "ContinuedAsNew") and progress and progress.phase == "done" and progress.summary:
+        output = progress.summary.model_dump(mode="json")  # ended; the orchestration is sending its last notification
         runtime = "Completed"
     if runtime == "Completed" and isinstance(output, dict):
         view["summary"] = output

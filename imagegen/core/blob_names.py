@@ -9,7 +9,6 @@ the same name again and overwrites rather than duplicates.
 
 from __future__ import annotations
 
-import mimetypes
 import re
 import urllib.parse
 
@@ -33,17 +32,6 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 MAX_PATH_LENGTH = 1024
 
-# Content types for what we store; anything else falls back to `mimetypes`.
-_CONTENT_TYPES = {
-    "png": "image/png",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "json": "application/json",
-    "yaml": "application/yaml",
-    "yml": "application/yaml",
-    "txt": "text/plain; charset=utf-8",
-}
 
 
 def check_id(value: str, field: str = "id") -> str:
@@ -167,11 +155,3 @@ def cancel_marker_ref(job_id: str) -> str:
     access it already has, in Azure as under devhost.
     """
     return f"manifests/{check_id(job_id, 'job_id')}.cancelled"
-
-
-def guess_content_type(ref: str) -> str:
-    name = ref.rsplit("/", 1)[-1]
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if ext in _CONTENT_TYPES:
-        return _CONTENT_TYPES[ext]
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"

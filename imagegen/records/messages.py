@@ -43,7 +43,9 @@ from imagegen.core.types import (
     Verdict,
 )
 from imagegen.jobs.spec import JobSpec, ReviewSpec
+from imagegen.records.manifest import ManifestReview
 from imagegen.records.notifications import NotifyEvent, NotifyRecord
+from imagegen.records.review_book import BookedDecision, ReviewCounts
 
 Phase = Literal["moderating inputs", "generating", "cancelling", "awaiting review", "publishing",
                 "writing manifest", "done"]
@@ -55,15 +57,15 @@ if TYPE_CHECKING:
 # -- generate_batch: the orchestration ----------------------------------------------------
 
 class JobRequest(BaseModel):
-    """The orchestration's input: the job as JSON plus where it came from."""
+    """The orchestration's input: the job plus where it came from."""
 
-    job: dict  # a validated JobSpec, as JSON
+    job: JobSpec  # validated at submit; re-read against the ceilings only (see imagegen.core.limits)
     source: JobSource = "http"
     origin: str = ""  # the dropped blob's name or the schedule's name
     max_batch: int = Field(default=AUTO_MAX_BATCH, ge=1, le=64)  # variants per GPU activity call
-    # Decided at submit from the job and the deployment (`intake.review_of`): a ReviewSpec as
-    # JSON when the job waits for a reviewer, else None.
-    review: dict | None = None
+    # Decided at submit from the job and the deployment (`review_of`): the review the job
+    # waits for, else None.
+    review: ReviewSpec | None = None
     # Whether a webhook is to be called (the job's own `notify.url` or IMAGEGEN_NOTIFY_URL);
     # the operator's URL never travels through history, the activity reads it from settings.
     notify: bool = False
@@ -71,35 +73,15 @@ class JobRequest(BaseModel):
 
 def job_request(job: JobSpec, source: JobSource, origin: str = "", *, settings: Settings) -> JobRequest:
     max_batch = settings.max_batch_images or AUTO_MAX_BATCH
-    return JobRequest(job=job.model_dump(mode="json"), source=source, origin=origin, max_batch=max_batch,
+    return JobRequest(job=job, source=source, origin=origin, max_batch=max_batch,
                       review=review_of(job, settings), notify=job.notify is not None or bool(settings.notify_url))
 
 
-def review_of(job: JobSpec, settings: Settings) -> dict | None:
+def review_of(job: JobSpec, settings: Settings) -> ReviewSpec | None:
     """The review this job gets: its own `review`, else the deployment's `IMAGEGEN_REVIEW`
     (`on`: the defaults, 72h then reject); None when it publishes without one."""
     review = job.review if job.review is not None else (ReviewSpec() if settings.review else None)
-    return review.model_dump() if review is not None and review.required else None
-
-
-class Progress(OutcomeCounts):
-    """The orchestration's customStatus: what a user polling the job sees."""
-
-    phase: Phase
-    total: int
-    done: int = 0
-    # Jobs with review: the decisions so far ({approved, rejected, undecided}) and when the
-    # wait times out (ISO 8601, UTC); None for a job without review.
-    review: dict | None = None
-    deadline: str | None = None
-    # Set with phase `done` when a last notification is still to be sent: the job's final
-    # status and summary, shown before the orchestration itself completes.
-    status: str | None = None
-    summary: dict | None = None
-
-    def add(self, records: list[VariantRecord]) -> None:
-        self.done += len(records)
-        self.count(record.status for record in records)
+    return review if review is not None and review.required else None
 
 
 class JobSummary(OutcomeCounts):
@@ -116,6 +98,26 @@ class JobSummary(OutcomeCounts):
     manifest: str  # blob name
     manifest_url: str
     reasons: list[str] = Field(default_factory=list)  # why a job was rejected or partial
+
+
+class Progress(OutcomeCounts):
+    """The orchestration's customStatus: what a user polling the job sees."""
+
+    phase: Phase
+    total: int
+    done: int = 0
+    # Jobs with review: the decisions so far and when the wait times out (ISO 8601, UTC);
+    # None for a job without review.
+    review: ReviewCounts | None = None
+    deadline: str | None = None
+    # Set with phase `done` when a last notification is still to be sent: the job's final
+    # status and summary, shown before the orchestration itself completes.
+    status: JobStatus | None = None
+    summary: JobSummary | None = None
+
+    def add(self, records: list[VariantRecord]) -> None:
+        self.done += len(records)
+        self.count(record.status for record in records)
 
 
 # -- moderate_text ------------------------------------------------------------------------
@@ -219,7 +221,7 @@ class WriteManifestRequest(BaseModel):
     """Everything the manifest records; times come from the orchestrator's replay-safe clock."""
 
     job_id: str
-    job: dict  # the JobSpec, as JSON
+    job: JobSpec
     source: JobSource
     origin: str = ""
     created: str  # ISO 8601
@@ -228,8 +230,8 @@ class WriteManifestRequest(BaseModel):
     records: list[VariantRecord]
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)  # for the manifest, e.g. truncated prompts
-    review: dict | None = None  # the job's `ManifestReview` as JSON; None: no review
-    decisions: dict[str, dict] = Field(default_factory=dict)  # variant id -> its `VariantReview` as JSON
+    review: ManifestReview | None = None  # None: no review
+    decisions: dict[str, BookedDecision] = Field(default_factory=dict)  # variant id -> its decision
 
 
 class WriteManifestResult(BaseModel):
@@ -239,7 +241,7 @@ class WriteManifestResult(BaseModel):
     manifest: str  # blob name
     url: str
     status: JobStatus
-    totals: dict  # the manifest's `Totals` as JSON
+    # (Results recorded before this field was dropped also hold the manifest's `totals`: ignored.)
 
 
 # -- publish_images -----------------------------------------------------------------------

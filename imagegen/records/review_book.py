@@ -104,11 +104,29 @@ def decision_problems(decision: ReviewDecision, reviewable: list[str], decided: 
     return problems
 
 
+class BookedDecision(BaseModel):
+    """One variant's decision as the orchestration records it (the manifest's `VariantReview`)."""
+
+    decision: Decision
+    reviewer: str | None = None  # None: the review timed out (`on_timeout`)
+    at: str | None = None  # UTC, ISO 8601
+    note: str = ""
+    published: str | None = None  # blob name of the approved copy in published/
+
+
+class ReviewCounts(BaseModel):
+    """How the review stands: what a user polling the job sees, and the job's summary."""
+
+    approved: int
+    rejected: int
+    undecided: int
+
+
 class ReviewBook(BaseModel):
     """The decisions so far, by variant id; what the orchestrator keeps while it waits."""
 
     reviewable: list[str]  # ids of the job's ok variants, in job order
-    decisions: dict[str, dict] = Field(default_factory=dict)  # id -> VariantReview fields
+    decisions: dict[str, BookedDecision] = Field(default_factory=dict)
 
     def undecided(self) -> list[str]:
         return [variant_id for variant_id in self.reviewable if variant_id not in self.decisions]
@@ -123,8 +141,8 @@ class ReviewBook(BaseModel):
                 if variant_id not in known or variant_id in done:
                     continue
                 done.add(variant_id)
-                self.decisions[variant_id] = {"decision": verdict, "reviewer": decision.reviewer,
-                                              "at": decision.at, "note": decision.note, "published": None}
+                self.decisions[variant_id] = BookedDecision(decision=verdict, reviewer=decision.reviewer,
+                                                            at=decision.at, note=decision.note)
                 if verdict == "approved":
                     approved.append(variant_id)
         return approved
@@ -134,18 +152,18 @@ class ReviewBook(BaseModel):
         verdict = "approved" if on_timeout == "approve" else "rejected"
         ids = self.undecided()
         for variant_id in ids:
-            self.decisions[variant_id] = {"decision": verdict, "reviewer": None, "at": at,
-                                          "note": f"no decision within {timeout}: {on_timeout} (on_timeout)",
-                                          "published": None}
+            self.decisions[variant_id] = BookedDecision(
+                decision=verdict, at=at, note=f"no decision within {timeout}: {on_timeout} (on_timeout)")
         return ids if verdict == "approved" else []
 
     def mark_published(self, published: dict[str, str]) -> None:
         for variant_id, ref in published.items():
-            self.decisions[variant_id]["published"] = ref
+            self.decisions[variant_id].published = ref
 
-    def counts(self) -> dict[str, int]:
-        approved = sum(1 for d in self.decisions.values() if d["decision"] == "approved")
-        return {"approved": approved, "rejected": len(self.decisions) - approved, "undecided": len(self.undecided())}
+    def counts(self) -> ReviewCounts:
+        approved = sum(1 for d in self.decisions.values() if d.decision == "approved")
+        return ReviewCounts(approved=approved, rejected=len(self.decisions) - approved,
+                            undecided=len(self.undecided()))
 
 
 def now_utc() -> str:

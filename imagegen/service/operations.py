@@ -156,11 +156,11 @@ def write_manifest(request: WriteManifestRequest, services: Services) -> WriteMa
             input_verdict=input_verdict(record.variant, request.input_verdicts), output_verdict=record.verdict,
         ))
     if request.decisions:
-        variants = [v.model_copy(update={"review": VariantReview.model_validate(request.decisions[v.id])})
+        variants = [v.model_copy(update={"review": VariantReview.model_validate(request.decisions[v.id].model_dump())})
                     if v.id in request.decisions else v for v in variants]
     manifest = build_manifest(
-        job_id=request.job_id, name=request.job.get("name", request.job_id),
-        source=request.source, job=redact_notify_url(request.job),
+        job_id=request.job_id, name=request.job.name,
+        source=request.source, job=redact_notify_url(request.job.model_dump(mode="json")),
         created_at=request.created, finished_at=request.finished,
         variants=variants, reasons=request.reasons, warnings=request.warnings, review=request.review,
     )
@@ -172,8 +172,7 @@ def write_manifest(request: WriteManifestRequest, services: Services) -> WriteMa
         "job.generation_seconds": totals.seconds,
     })
     services.job_events.manifest_written(manifest.job_id)
-    return WriteManifestResult(manifest=blob_names.manifest_ref(manifest.job_id), url=url, status=manifest.status,
-                               totals=manifest.totals.model_dump())
+    return WriteManifestResult(manifest=blob_names.manifest_ref(manifest.job_id), url=url, status=manifest.status)
 
 
 def redact_notify_url(job: dict) -> dict:

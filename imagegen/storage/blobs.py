@@ -7,13 +7,34 @@ concurrently in one worker share it instead of opening a client per call.
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
-from imagegen.core.blob_names import CONTAINERS, check_container, guess_content_type, split_ref
+from imagegen.core.blob_names import CONTAINERS, check_container, split_ref
 from imagegen.core.settings import Settings
+
+# Content types for what we store; anything else falls back to `mimetypes`.
+_CONTENT_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "json": "application/json",
+    "yaml": "application/yaml",
+    "yml": "application/yaml",
+    "txt": "text/plain; charset=utf-8",
+}
+
+
+def guess_content_type(ref: str) -> str:
+    name = ref.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if ext in _CONTENT_TYPES:
+        return _CONTENT_TYPES[ext]
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 class BlobNotFound(LookupError):

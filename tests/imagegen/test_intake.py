@@ -105,11 +105,11 @@ def test_review_comes_from_the_job_else_the_deployment_default():
     plain = intake.read_job_file(b"a lighthouse\n", "banners.txt", settings=Settings(default_size="64x64"))
     assert messages.job_request(plain, "blob", settings=Settings()).review is None
     on = messages.job_request(plain, "blob", settings=Settings(review=True)).review
-    assert on == {"required": True, "timeout": "72h", "on_timeout": "reject"}
+    assert on.model_dump() == {"required": True, "timeout": "72h", "on_timeout": "reject"}
     opted_out = intake.read_job_file(b"name: a\nprompts: [{text: a}]\nreview: {required: false}\n", "a.yaml")
     assert messages.job_request(opted_out, "http", settings=Settings(review=True)).review is None
     short = intake.read_job_file(b"name: a\nprompts: [{text: a}]\nreview: {timeout: 5s}\n", "a.yaml")
-    assert messages.job_request(short, "http", settings=Settings()).review["timeout"] == "5s"
+    assert messages.job_request(short, "http", settings=Settings()).review.timeout == "5s"
 
 
 def test_a_job_naming_a_webhook_host_the_deployment_does_not_allow_is_refused_at_submit():

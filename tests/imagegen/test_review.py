@@ -44,9 +44,9 @@ def test_passes_add_up_and_the_first_decision_wins():
     assert book.apply(ReviewDecision(approve=["v000-a"], reject=["v001-b"], reviewer="ana", at="t1", note="n")) == ["v000-a"]
     # A second pass that raced the first: its repeat of v001-b is skipped, not flipped.
     assert book.apply(ReviewDecision(approve=["v001-b", "v002-c"], reviewer="bo", at="t2")) == ["v002-c"]
-    assert book.decisions["v001-b"]["decision"] == "rejected" and book.decisions["v001-b"]["reviewer"] == "ana"
+    assert book.decisions["v001-b"].decision == "rejected" and book.decisions["v001-b"].reviewer == "ana"
     assert book.undecided() == ["v003-d"]
-    assert book.counts() == {"approved": 2, "rejected": 1, "undecided": 1}
+    assert book.counts().model_dump() == {"approved": 2, "rejected": 1, "undecided": 1}
 
 
 @pytest.mark.parametrize(("on_timeout", "approved"), [("reject", []), ("approve", ["v002-c", "v003-d"])])
@@ -55,5 +55,5 @@ def test_a_timeout_decides_what_nobody_did(on_timeout, approved):
     book.apply(ReviewDecision(approve=["v000-a"], reject=["v001-b"], reviewer="ana", at="t1"))
     assert book.time_out(on_timeout, "t9", "2h") == approved
     assert book.undecided() == []
-    assert book.decisions["v003-d"]["reviewer"] is None
-    assert "no decision within 2h" in book.decisions["v003-d"]["note"]
+    assert book.decisions["v003-d"].reviewer is None
+    assert "no decision within 2h" in book.decisions["v003-d"].note
