@@ -3,10 +3,10 @@
 A recording is what devhost's pure core (`devhost.durable.core.run_episode`) saw and did
 for every instance of one job — the orchestration and each `render_batch` — episode by
 episode: the messages delivered (activity results, sub-orchestration results, timer
-fires, the cancel event) and what the orchestrator decided (each call it scheduled with
-its input, its timers, status, output and custom status). Activities are not run: the job
-is played by `driver.play`, and `scripted` answers each call with the result the real
-activity would give, in today's message shapes.
+fires, the cancel and review events) and what the orchestrator decided (each call it
+scheduled with its input, its timers, status, output and custom status). Activities are
+not run: the job is played by `driver.play`, and `scripted` answers each call with the
+result the real activity would give, in today's message shapes.
 
 Replaying feeds the recorded messages to today's orchestrators and checks they decide
 the same: the same calls with the same inputs in the same order, the same timers and
@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 
 from devhost.durable import history as h
 from devhost.durable.core import Message, OrchestrationState, run_episode
+from imagegen.jobs.spec import parse_job
+from imagegen.jobs.variants import expand
 from tests.orchestrations import scripted
-from tests.orchestrations.driver import Activity, Raise, decisions, handles, play, request_of, started
+from tests.orchestrations.driver import T0, Activity, Raise, decisions, handles, phase_is, play, request_of, started
 
 GOLDEN = Path(__file__).with_name("golden")
 JOB_ID = "golden-1"
@@ -46,6 +48,21 @@ class Scenario:
         return request_of(self.job)
 
 
+def variant_ids(job: dict) -> list[str]:
+    return [variant.id for variant in expand(parse_job(job))]
+
+
+def decision(**fields) -> dict:
+    """A `review` event's payload as the route raises it: reviewer and time filled in."""
+    return {"approve": [], "reject": [], "note": "", "finish": False, "reviewer": "ana",
+            "at": (T0 + timedelta(minutes=5)).isoformat(), **fields}
+
+
+REVIEWED = {"name": "golden", "prompts": [{"text": "a red bicycle"}], "variants": SMALL, "review": {"timeout": "1h"}}
+TIMED_OUT = {**REVIEWED, "review": {"timeout": "1h", "on_timeout": "approve"},
+             "notify": {"url": "https://hooks.example.com/golden/secret"}}
+V0, V1 = variant_ids(REVIEWED)
+
 SCENARIOS = [
     Scenario("ok", {"name": "golden", "prompts": [{"text": "a red bicycle"}], "variants": SMALL}),
     Scenario("blocked_input", {"name": "golden", "prompts": [{"text": "a forbidden thing"}], "variants": SMALL},
@@ -58,6 +75,17 @@ SCENARIOS = [
                         "variants": {"seeds": 2, "sizes": ["64x64", "128x64"], "steps": 2}},
              activities={"generate_images": scripted.generate_images(made=1)},
              events=[Raise("cancel", {"by": "user"}, started("render_batch"))]),
+    # Two passes: one image approved (and published), then the other rejected: all decided.
+    Scenario("review_approve", REVIEWED, events=[
+        Raise("review", decision(approve=[V0], note="good"), phase_is("awaiting review")),
+        Raise("review", decision(reject=[V1], note="wrong colour"), phase_is("awaiting review"))]),
+    # Nobody decides: at the timeout every image is approved (on_timeout) and published; the
+    # webhook is told when the review starts and when the job ends.
+    Scenario("review_timeout", TIMED_OUT),
+    Scenario("notify", {"name": "golden", "prompts": [{"text": "a red bicycle"}], "variants": SMALL,
+                        "notify": {"url": "https://hooks.example.com/golden/secret"}}),
+    Scenario("img2img", {"name": "golden", "prompts": [{"text": "a red bicycle, watercolour", "image": "bike.png",
+                                                        "strength": 0.6}], "variants": SMALL}),
 ]
 
 

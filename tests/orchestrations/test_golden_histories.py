@@ -1,7 +1,9 @@
 """`generate_batch` and `render_batch` replayed against recorded histories (tests/orchestrations/golden/).
 
 Each golden file is one job as devhost's pure core played it: a job that completes, one
-whose prompt is blocked, one with a GPU batch that fails on every try, one cancelled.
+whose prompt is blocked, one with a GPU batch that fails on every try, one cancelled, one
+reviewed in two passes, one whose review times out (with a webhook), one with a webhook,
+one img2img.
 Replaying the recorded messages through today's orchestrators must decide the same: a
 change that fails here would break instances in flight in Azure (see golden.py).
 """
@@ -90,3 +92,33 @@ def test_replay_reports_a_call_made_with_another_input():
         f"{JOB_ID} episode 1: call 0 (sub_orchestration render_batch {JOB_ID}:b000): input differs at "
         "batch.variants[1].steps: 3 (now 2); batch.extra: 1 (now '<absent>')",
     ]
+
+
+def test_a_reviewed_job_published_what_was_approved_in_two_passes():
+    recording = golden("review_approve")
+    assert calls(recording) == [["activity", "moderate_text"], ["sub_orchestration", "render_batch", f"{JOB_ID}:b000"],
+                                ["activity", "write_manifest"], ["activity", "publish_images"],
+                                ["activity", "write_manifest"], ["activity", "write_manifest"]]
+    summary = final(recording)["output"]
+    assert (summary["status"], summary["approved"], summary["rejected"], summary["undecided"]) == ("completed", 1, 1, 0)
+
+
+def test_a_review_nobody_answered_ended_at_its_deadline_and_told_the_webhook_twice():
+    recording = golden("review_timeout")
+    episodes = recording["instances"][JOB_ID]["episodes"]
+    [timer_fired] = [e for e in episodes if any(m["event"] and m["event"]["EventType"] == 11 for m in e["messages"])]
+    assert timer_fired["at"] == "2026-01-05T10:00:02.000000Z"  # an hour after the images were made
+    assert [call[-1]["event"] for e in episodes for call in e["calls"] if call[1] == "notify_job"] == [
+        "awaiting_review", "ended"]
+    summary = final(recording)["output"]
+    assert (summary["status"], summary["approved"], summary["undecided"]) == ("completed", 2, 0)
+
+
+def test_a_job_with_a_webhook_told_it_the_job_ended_after_writing_its_manifest():
+    assert calls(golden("notify"))[-2:] == [["activity", "write_manifest"], ["activity", "notify_job"]]
+
+
+def test_an_img2img_job_checked_its_source_image():
+    recording = golden("img2img")
+    assert calls(recording)[:2] == [["activity", "moderate_text"], ["activity", "moderate_image"]]
+    assert recording["instances"][JOB_ID]["episodes"][1]["calls"][0][-1] == {"job_id": JOB_ID, "image": "inputs/bike.png"}
