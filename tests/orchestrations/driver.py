@@ -2,7 +2,8 @@
 
 `play(request, activities, events)` starts `generate_batch` and does what an engine
 would, in memory: each activity call is answered by a scripted function (activity name ->
-function of the request JSON returning the result, or raising `ActivityFailed`), each
+function of the request JSON returning the result, or raising `ActivityFailed`, or
+returning `NO_ANSWER` for a call still running when the job ends), each
 `render_batch` is played the same way to its end, the external events of the script are
 raised when their moment comes, and durable timers fire once nothing else is left to
 deliver (the clock then jumps to their time). Milliseconds a job; no HTTP, no storage.
@@ -49,6 +50,9 @@ Activity = Callable[[dict], Any]  # request JSON -> result (a model or JSON-able
 
 class ActivityFailed(Exception):
     """Raised by a scripted activity: the call fails with this reason, as an activity's exception does."""
+
+
+NO_ANSWER = object()  # returned by a scripted activity: the call is still running when the job ends
 
 
 @cache
@@ -124,9 +128,13 @@ class Run:
         """The names of the calls one instance (default: the job) scheduled, in order."""
         return [call.name for call in self.log if call.instance_id == (instance_id or self.job_id)]
 
+    def calls(self, name: str) -> list[Call]:
+        """Every call named `name`, by any instance, in the order scheduled."""
+        return [call for call in self.log if call.name == name]
+
     def requests(self, name: str, model: type[Model]) -> list[Model]:
         """Every request of calls named `name`, by any instance, in order, parsed through `model`."""
-        return [model.model_validate(call.input) for call in self.log if call.name == name]
+        return [model.model_validate(call.input) for call in self.calls(name)]
 
     def progress(self) -> list[Progress]:
         """Each custom status the job showed, in order (an episode that left it unchanged adds none)."""
@@ -172,7 +180,8 @@ class _Player:
                 return episode
             timers = [t for t in timers + episode.timers if t.message.event.get("TimerId") not in episode.cancelled_timers]
             now += STEP
-            inbox = [self._answer(call.task_id, call.name, call.input, now) for call in episode.activities]
+            answers = [self._answer(call.task_id, call.name, call.input, now) for call in episode.activities]
+            inbox = [answer for answer in answers if answer is not None]
             if instance_id == self.result.job_id and self.events and self.events[0].when(episode):
                 event = self.events.pop(0)
                 inbox.append(Message("event", h.event_raised(event.name, json.dumps(event.payload), now)))
@@ -190,13 +199,15 @@ class _Player:
             if not inbox:
                 raise AssertionError(f"{instance_id} waits for nothing the script can give: {episodes[-1]}")
 
-    def _answer(self, task_id: int, name: str, input_json: str | None, now: datetime) -> Message:
+    def _answer(self, task_id: int, name: str, input_json: str | None, now: datetime) -> Message | None:
         if name not in self.activities:
             raise AssertionError(f"the script has no answer for activity {name}")
         try:
             result = self.activities[name](_json(input_json))
         except ActivityFailed as error:
             return Message("event", h.task_failed(task_id, str(error), "", now))
+        if result is NO_ANSWER:
+            return None
         text = result.model_dump_json() if isinstance(result, BaseModel) else json.dumps(result)
         return Message("event", h.task_completed(task_id, text, now))
 
