@@ -72,8 +72,9 @@ def request_of(job: dict, *, max_batch: int = 16, review: bool = False, notify_u
 
 @dataclass
 class Raise:
-    """An external event the script raises on the job's orchestration, after the first of
-    its episodes (following the previous event's) for which `when` holds."""
+    """An external event the script raises on the job's orchestration, as a person would: after
+    the first of its episodes (following the previous event's) that changed what the job
+    shows (its custom status) and for which `when` holds."""
 
     name: str
     payload: Any
@@ -182,7 +183,8 @@ class _Player:
             now += STEP
             answers = [self._answer(call.task_id, call.name, call.input, now) for call in episode.activities]
             inbox = [answer for answer in answers if answer is not None]
-            if instance_id == self.result.job_id and self.events and self.events[0].when(episode):
+            shown = len(episodes) == 1 or episodes[-1]["custom_status"] != episodes[-2]["custom_status"]
+            if instance_id == self.result.job_id and self.events and shown and self.events[0].when(episode):
                 event = self.events.pop(0)
                 inbox.append(Message("event", h.event_raised(event.name, json.dumps(event.payload), now)))
             for call in episode.sub_orchestrations:
