@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import azure.durable_functions as df
 from pydantic import BaseModel
@@ -147,7 +147,7 @@ class Run:
         return [Progress.model_validate(status) for status in shown]
 
 
-def play(request: str, activities: Mapping[str, Activity], events: list[Raise] = (), *,
+def play(request: str, activities: Mapping[str, Activity], events: Sequence[Raise] = (), *,
          job_id: str = JOB_ID, start: datetime = T0) -> Run:
     """Run the job to its end (or until it waits for something the script cannot give: an AssertionError)."""
     return _Player(handles(), activities, list(events), Run(job_id)).run("generate_batch", job_id, request, start)
