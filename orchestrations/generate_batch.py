@@ -64,6 +64,7 @@ class JobRun:
     warnings: dict[str, None] = field(default_factory=dict)  # each once, in the order the batches report them
     review: ManifestReview | None = None
     book: ReviewBook | None = None
+    cancelled_while_rendering: bool = False
     review_reasons: list[str] = field(default_factory=list)
     manifest: WriteManifestResult | None = None
 
@@ -175,6 +176,7 @@ def render_batches(run: JobRun):
         run.progress.add(rendered.records)
         run.show(run.progress.phase)
     run.records.sort(key=lambda record: record.variant.index)
+    run.cancelled_while_rendering = run.cancelled
 
 
 def review(run: JobRun):
@@ -194,6 +196,8 @@ def run_with(run: JobRun, review: ManifestReview, book: ReviewBook) -> JobRun:
 
 def write_manifest(run: JobRun):
     """5. One upload; its status (`completed`, `partial`, `rejected`, `cancelled`) is the job's."""
+    if run.book is not None:
+        run.progress.review = run.book.counts()  # the review's last pass, finish, cancel or timeout
     run.show("writing manifest")
     written = yield run.context.call_activity("write_manifest", run.manifest_request().model_dump(mode="json"))
     run.manifest = WriteManifestResult.model_validate(written)
@@ -208,7 +212,10 @@ def notify_ended(run: JobRun, summary: JobSummary):
         run.progress.status, run.progress.summary = summary.status, summary
     run.show("done")
     if notify is not None:
-        yield run.context.call_activity("notify_job", notify.model_dump(mode="json"))
+        try:
+            yield run.context.call_activity("notify_job", notify.model_dump(mode="json"))
+        except Exception:  # noqa: BLE001 - the job is done and says so; a webhook never fails it
+            pass
 
 
 def reasons(run: JobRun) -> list[str]:
@@ -216,7 +223,7 @@ def reasons(run: JobRun) -> list[str]:
     if run.blocked_inputs:
         return [*run.blocked_inputs, *run.review_reasons]
     failed = [f"{r.variant.id} failed: {r.error}" for r in run.records if r.status == "failed"]
-    cancelled = ["cancelled by user"] if run.cancelled else []
+    cancelled = ["cancelled by user"] if run.cancelled_while_rendering else []  # later: the review says
     return [*failed, *cancelled, *run.review_reasons]
 
 

@@ -27,7 +27,8 @@ fields with defaults.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Callable, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -43,7 +44,7 @@ from imagegen.core.types import (
     Verdict,
 )
 from imagegen.jobs.spec import JobSpec, ReviewSpec
-from imagegen.records.manifest import ManifestReview
+from imagegen.records.manifest import Manifest, ManifestReview, ManifestVariant, VariantReview, build_manifest
 from imagegen.records.notifications import NotifyEvent, NotifyRecord
 from imagegen.records.review_book import BookedDecision, ReviewCounts
 
@@ -273,6 +274,49 @@ class NotifyJobRequest(BaseModel):
 
 class NotifyJobResult(BaseModel):
     record: NotifyRecord | None = None  # None: no webhook to call
+
+
+def manifest_for(request: WriteManifestRequest, url_of: Callable[[str], str]) -> Manifest:
+    """The manifest `write_manifest` uploads for this request (`url_of`: a blob name's URL)."""
+    variants = []
+    for record in request.records:
+        image = record.image
+        decision = request.decisions.get(record.variant.id)
+        variants.append(ManifestVariant.from_variant(
+            record.variant, status=record.status, error=record.error,
+            blob=record.ref, url=url_of(record.ref) if record.ref else None,
+            sha256=image.sha256 if image else None,
+            image_width=image.width if image else None, image_height=image.height if image else None,
+            seconds=image.seconds if image else None,
+            model=image.model if image else None, model_revision=image.revision if image else None,
+            device=image.device if image else None,
+            content_credentials=image.content_credentials if image else None,
+            started_at=image.started_at if image else None, finished_at=image.finished_at if image else None,
+            input_verdict=input_verdict(record.variant, request.input_verdicts), output_verdict=record.verdict,
+            review=VariantReview.model_validate(decision.model_dump()) if decision else None,
+        ))
+    return build_manifest(
+        job_id=request.job_id, name=request.job.name,
+        source=request.source, job=redact_notify_url(request.job.model_dump(mode="json")),
+        created_at=request.created, finished_at=request.finished,
+        variants=variants, reasons=request.reasons, warnings=request.warnings, review=request.review,
+    )
+
+
+def redact_notify_url(job: dict) -> dict:
+    """The job as the manifest records it: a webhook URL often carries its secret in the
+    path (Slack, Teams), so only its scheme and host are kept."""
+    url = (job.get("notify") or {}).get("url")
+    if not url:
+        return job
+    parts = urlsplit(url)
+    return {**job, "notify": {"url": f"{parts.scheme}://{parts.hostname}/…"}}
+
+
+def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | None:
+    """The verdict on a variant's inputs: the first of prompt, negative and image not safe."""
+    checked = [verdicts[key] for key in (variant.prompt, variant.negative, variant.image) if key in verdicts]
+    return next((v for v in checked if v.status != "safe"), checked[0] if checked else None)
 
 
 def input_rejections(texts: list[str], text_verdicts: list[Verdict],

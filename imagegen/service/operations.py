@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, wait
-from urllib.parse import urlsplit
 
 from imagegen.checks.safety import unchecked_verdict
 from imagegen.core import blob_names, telemetry
 from imagegen.core.limits import Limits
-from imagegen.core.types import Variant, Verdict
+from imagegen.core.types import Variant
 from imagegen.jobs.source_image_checks import check_source_image
 from imagegen.jobs.variants import split_batch
-from imagegen.records.manifest import ManifestVariant, VariantReview, build_manifest
 from imagegen.records.messages import (
     BatchRequest,
     GenerateImagesResult,
@@ -39,6 +37,7 @@ from imagegen.records.messages import (
     PublishImagesResult,
     WriteManifestRequest,
     WriteManifestResult,
+    manifest_for,
 )
 from imagegen.service import notify
 from imagegen.service.services import Services
@@ -140,30 +139,7 @@ def generate_images(request: BatchRequest, services: Services) -> GenerateImages
 def write_manifest(request: WriteManifestRequest, services: Services) -> WriteManifestResult:
     """Build the manifest from the orchestration's records and write it in one upload."""
     store = services.store
-    variants = []
-    for record in request.records:
-        image = record.image
-        variants.append(ManifestVariant.from_variant(
-            record.variant, status=record.status, error=record.error,
-            blob=record.ref, url=store.url(record.ref) if record.ref else None,
-            sha256=image.sha256 if image else None,
-            image_width=image.width if image else None, image_height=image.height if image else None,
-            seconds=image.seconds if image else None,
-            model=image.model if image else None, model_revision=image.revision if image else None,
-            device=image.device if image else None,
-            content_credentials=image.content_credentials if image else None,
-            started_at=image.started_at if image else None, finished_at=image.finished_at if image else None,
-            input_verdict=input_verdict(record.variant, request.input_verdicts), output_verdict=record.verdict,
-        ))
-    if request.decisions:
-        variants = [v.model_copy(update={"review": VariantReview.model_validate(request.decisions[v.id].model_dump())})
-                    if v.id in request.decisions else v for v in variants]
-    manifest = build_manifest(
-        job_id=request.job_id, name=request.job.name,
-        source=request.source, job=redact_notify_url(request.job.model_dump(mode="json")),
-        created_at=request.created, finished_at=request.finished,
-        variants=variants, reasons=request.reasons, warnings=request.warnings, review=request.review,
-    )
+    manifest = manifest_for(request, store.url)
     url = upload_manifest(store, manifest)
     totals = manifest.totals
     telemetry.job_span(manifest.job_id, manifest.created_at, {
@@ -173,16 +149,6 @@ def write_manifest(request: WriteManifestRequest, services: Services) -> WriteMa
     })
     services.job_events.manifest_written(manifest.job_id)
     return WriteManifestResult(manifest=blob_names.manifest_ref(manifest.job_id), url=url, status=manifest.status)
-
-
-def redact_notify_url(job: dict) -> dict:
-    """The job as the manifest records it: a webhook URL often carries its secret in the
-    path (Slack, Teams), so only its scheme and host are kept."""
-    url = (job.get("notify") or {}).get("url")
-    if not url:
-        return job
-    parts = urlsplit(url)
-    return {**job, "notify": {"url": f"{parts.scheme}://{parts.hostname}/…"}}
 
 
 def publish_images(request: PublishImagesRequest, services: Services) -> PublishImagesResult:
@@ -238,12 +204,6 @@ def prompt_warnings(variants: list[Variant], engine) -> list[str]:
         if variant.negative:
             texts.setdefault(variant.negative, f"`prompts[{variant.prompt_index}].negative`")
     return engine.prompt_warnings(list(texts), list(texts.values()))
-
-
-def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | None:
-    """The verdict on a variant's inputs: the first of prompt, negative and image not safe."""
-    checked = [verdicts[key] for key in (variant.prompt, variant.negative, variant.image) if key in verdicts]
-    return next((v for v in checked if v.status != "safe"), checked[0] if checked else None)
 
 
 def health(services: Services) -> dict:

@@ -14,7 +14,6 @@ from typing import Callable, Iterable
 
 from imagegen.core.blob_names import published_ref, split_ref
 from imagegen.core.types import Verdict
-from imagegen.records.manifest import ManifestVariant, VariantReview, build_manifest
 from imagegen.records.messages import (
     BatchRequest,
     CheckedImage,
@@ -30,6 +29,7 @@ from imagegen.records.messages import (
     PublishImagesResult,
     WriteManifestRequest,
     WriteManifestResult,
+    manifest_for,
 )
 from imagegen.records.notifications import NotifyRecord
 from tests.orchestrations.driver import Activity, ActivityFailed
@@ -94,18 +94,9 @@ def write_manifest() -> Activity:
 
     def answer(payload: dict) -> WriteManifestResult:
         request = WriteManifestRequest.model_validate(payload)
-        variants = [ManifestVariant.from_variant(
-            record.variant, status=record.status, error=record.error, blob=record.ref,
-            sha256=record.image.sha256 if record.image else None, output_verdict=record.verdict,
-            review=VariantReview.model_validate(request.decisions[record.variant.id])
-            if record.variant.id in request.decisions else None,
-        ) for record in request.records]
-        manifest = build_manifest(job_id=request.job_id, name=request.job.get("name", request.job_id),
-                                  source=request.source, job=request.job, created_at=request.created,
-                                  finished_at=request.finished, variants=variants, reasons=request.reasons,
-                                  warnings=request.warnings, review=request.review)
+        manifest = manifest_for(request, lambda ref: f"http://blob/{ref}")
         return WriteManifestResult(manifest=f"manifests/{request.job_id}.json", url="http://blob/m.json",
-                                   status=manifest.status, totals={})
+                                   status=manifest.status)
     return answer
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from imagegen.jobs.spec import DEFAULT_STRENGTH, parse_job
 from imagegen.jobs.variants import expand
 from imagegen.records.messages import (
@@ -58,7 +56,7 @@ def test_a_job_checks_its_prompts_once_renders_one_batch_per_size_and_writes_its
     assert manifest.created == T0.isoformat() and manifest.finished > manifest.created
     assert set(manifest.input_verdicts) == {"a red bicycle", "blurry", "a blue car"}
     assert (manifest.reasons, manifest.review, manifest.decisions) == ([], None, {})
-    assert manifest.job == parse_job(BIKE).model_dump(mode="json")
+    assert manifest.job == parse_job(BIKE)
 
     summary = run.summary()
     assert (summary.status, summary.total, summary.ok, summary.failed) == ("completed", 4, 4, 0)
@@ -240,9 +238,6 @@ def test_a_webhook_that_fails_never_fails_the_job():
     assert (run.summary().status, run.summary().ok) == ("completed", 4)
 
 
-@pytest.mark.xfail(strict=True, reason="the last notify_job call is not guarded: an activity failure (not a "
-                                       "webhook's: the worker died, settings broke) fails the job after its "
-                                       "manifest was written; the API then shows it `failed`")
 def test_a_notify_activity_that_fails_does_not_fail_the_job():
     def crashes(payload: dict):
         raise ActivityFailed("worker process exited")
