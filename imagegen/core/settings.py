@@ -167,7 +167,7 @@ SIGN_IN_MODES = ("off", "entra")
 
 
 # One checker process signs, checks and stores about 10 SD 1.5 images (512x512) a second on
-# one core of the dev VM (bench/output_checks.py): a GPU that makes more needs more of them.
+# one core of the dev VM (bench/checker_throughput.py): a GPU that makes more needs more of them.
 CORES_PER_CHECK_PROCESS = 4
 MOST_CHECK_PROCESSES = 4
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "output_checks.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "checker_throughput.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("output_checks_bench", BENCH)
+    spec = importlib.util.spec_from_file_location("checker_throughput_bench", BENCH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

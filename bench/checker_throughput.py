@@ -12,7 +12,7 @@ which PNG compresses far worse than a real image.
 Prints images/s per checker process and how many processes a GPU making --target
 images/s would need; the median of --runs. Stages per image come from the checker's spans.
 
-  python bench/output_checks.py [--sizes 512,1024] [--images 32] [--call 8] [--runs 3]
+  python bench/checker_throughput.py [--sizes 512,1024] [--images 32] [--call 8] [--runs 3]
                                 [--target 10] [--json bench/results/output_checks.json]
 """
 
