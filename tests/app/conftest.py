@@ -7,8 +7,6 @@ and `broken-*` always, and a user blocklist makes one word a blocked prompt.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
@@ -16,6 +14,7 @@ from imagegen.jobs.foundry_body import job_from_foundry
 from imagegen.storage.blobs import BlobStore
 from tests.app.storage_invariants import assert_job_storage_consistent
 from tests.devhost.conftest import REPO_ROOT, launch_devhost
+from tests.waiting import wait_until
 
 ENDED = {"completed", "partial", "rejected", "failed", "cancelled"}
 BLOCKED_WORD = "forbiddenword"
@@ -46,15 +45,11 @@ class AppClient:
         return response.json()
 
     def wait(self, job_id: str, timeout: float = 180) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if job["status"] in ENDED:
-                if self.store is not None:
-                    assert_job_storage_consistent(self.store, job_id)
-                return job
-            time.sleep(0.25)
-        raise AssertionError(f"job {job_id} did not end in {timeout}s: {job}")
+        job = wait_until(lambda: self.job(job_id), lambda job: job["status"] in ENDED, timeout=timeout,
+                         interval=0.25, what=f"job {job_id} to end")
+        if self.store is not None:
+            assert_job_storage_consistent(self.store, job_id)
+        return job
 
     def manifest(self, job_id: str) -> dict:
         response = requests.get(f"{self.url}/api/jobs/{job_id}/manifest", timeout=30)
@@ -68,13 +63,9 @@ class AppClient:
 
     def wait_for_job(self, match, timeout: float = 60) -> dict:
         """The first listed job for which `match(job)` holds (jobs started by blobs or timers)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [job for job in self.jobs() if match(job)]
-            if found:
-                return found[0]
-            time.sleep(0.5)
-        raise AssertionError(f"no job matched in {timeout}s; jobs: {self.jobs()}")
+        jobs = wait_until(self.jobs, lambda jobs: any(match(job) for job in jobs), timeout=timeout, interval=0.5,
+                          what="a listed job to match")
+        return next(job for job in jobs if match(job))
 
 
 def tiny_job(name: str, **variants) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from urllib.parse import quote
 
@@ -14,6 +13,7 @@ from azure.storage.blob import BlobServiceClient
 from devhost.blob_triggers import same_etag
 from imagegen.storage.blobs import BlobStore
 from tests.app.conftest import tiny_job
+from tests.waiting import wait_until
 
 
 def unique(name: str) -> str:
@@ -65,12 +65,10 @@ def test_a_dropped_txt_file_makes_one_variant_per_line(app, store):
 
 def wait_moved_aside(store: BlobStore, name: str) -> None:
     """Wait until the trigger has moved `prompts/{name}` aside. It writes the report, then the
-    copy, then deletes the original: wait for the last of these, so checks see the finished
-    move (bounded, not a sleep)."""
-    deadline = time.monotonic() + 120
-    while store.exists(f"prompts/{name}") or not store.exists(f"prompts-rejected/{name}"):
-        assert time.monotonic() < deadline, "the dropped file was never moved aside"
-        time.sleep(0.25)
+    copy, then deletes the original: wait for the last of these, so checks see the finished move."""
+    wait_until(lambda: {"original": store.exists(f"prompts/{name}"), "copy": store.exists(f"prompts-rejected/{name}")},
+               lambda seen: seen == {"original": False, "copy": True}, timeout=120, interval=0.25,
+               what=f"prompts/{name} to be moved aside")
 
 
 def test_a_malformed_dropped_file_is_moved_aside_with_its_errors(app, store):
@@ -107,10 +105,8 @@ def test_the_same_file_uploaded_again_unchanged_does_not_run_twice(app, store, s
     # so the check below cannot pass just because the trigger had not looked yet.
     service = BlobServiceClient.from_connection_string(storage_connection_string)
     etag = service.get_blob_client("prompts", name).get_blob_properties().etag
-    deadline = time.monotonic() + 30
-    while not same_etag(receipt_etag(service, name) or "", etag):
-        assert time.monotonic() < deadline, "the blob trigger never ran for the second upload"
-        time.sleep(0.25)
+    wait_until(lambda: receipt_etag(service, name), lambda receipt: same_etag(receipt or "", etag), timeout=30,
+               interval=0.25, what=f"the blob trigger to run for the second upload (ETag {etag})")
     runs = [j for j in app.jobs() if j["origin"] == f"prompts/{name}"]
     assert [j["id"] for j in runs] == [first["id"]]
 
@@ -128,9 +124,8 @@ def test_a_file_with_an_odd_name_is_moved_aside_with_the_rule_it_breaks(app, sto
     prompts.upload_blob(name, content)
 
     aside = f"prompts-rejected/{quote(name, safe='')}"
-    deadline = time.monotonic() + 30
-    while not store.exists(f"{aside}.error.json") and time.monotonic() < deadline:
-        time.sleep(0.25)
+    wait_until(lambda: store.exists(f"{aside}.error.json"), timeout=30, interval=0.25,
+               what=f"the error report {aside}.error.json")
     report = json.loads(store.get(f"{aside}.error.json"))
     assert report["file"] == f"prompts/{name}"
     assert [error["path"] for error in report["errors"]] == ["name"]

@@ -5,12 +5,12 @@ it made recorded, nothing published without a safe verdict, no orphan in quarant
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 
 from tests.app.conftest import AppClient, launch_app, tiny_job
 from tests.app.storage_invariants import storage_problems
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize("kill_after_images", [2])
@@ -21,12 +21,9 @@ def test_a_job_killed_mid_generation_ends_with_storage_matching_its_manifest(
     try:
         app = AppClient(first.url, store)
         job_id = app.submit(tiny_job("crashed", seeds=8, sizes=["96x96"], steps=10))  # 2 GPU batches
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            made = len(store.list("quarantine", f"{job_id}/")) + len(store.list("outputs", f"{job_id}/"))
-            if made >= kill_after_images:
-                break
-            time.sleep(0.05)
+        wait_until(lambda: len(store.list("quarantine", f"{job_id}/")) + len(store.list("outputs", f"{job_id}/")),
+                   lambda made: made >= kill_after_images, timeout=120, interval=0.05,
+                   what=f"{kill_after_images} images of {job_id} in storage before the kill")
     finally:
         first.stop(signal.SIGKILL)
 

@@ -14,7 +14,6 @@ the host's part (its blob listing), not the app's.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import yaml
@@ -24,6 +23,7 @@ from hypothesis import strategies as st
 
 from imagegen.core.blob_names import clean_name
 from tests.app.conftest import tiny_job
+from tests.waiting import wait_until
 
 ODD = st.sampled_from(["", " ", "\t", "%", "%2F", "'", '"', "#", "?", "é", "名", "😀", "-", "_"])
 WORD = st.text(alphabet="abcxyz019", min_size=1, max_size=6)
@@ -65,13 +65,15 @@ def test_every_dropped_file_ends_as_a_job_or_moved_aside_with_reasons(app, store
         prompts.upload_blob(name, content, overwrite=True)
 
     outcomes: dict[str, str | None] = {name: None for name, _ in files}
-    deadline = time.monotonic() + 30
-    while None in outcomes.values() and time.monotonic() < deadline:
+
+    def still_open() -> list[str]:
         jobs = app.jobs()
         for name in [n for n, outcome in outcomes.items() if outcome is None]:
             outcomes[name] = ended(app, store, name, jobs)
-        time.sleep(0.5)
-    assert None not in outcomes.values(), {n: o for n, o in outcomes.items() if o is None}
+        return [n for n, outcome in outcomes.items() if outcome is None]
+
+    wait_until(still_open, lambda names: not names, timeout=30, interval=0.5,
+               what="every dropped file to end as a job or be moved aside (the value: those still open)")
     for name, _ in files:
         leftover = [b for b in prompts.list_blob_names(name_starts_with=name.split("/")[0]) if b == name]
         assert outcomes[name] == "job" or not leftover, f"{name!r} rejected but still in prompts/"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import time
 from pathlib import Path
 
 import requests
@@ -15,6 +14,7 @@ from imagegen.cli.main import job_body
 from imagegen.records.metadata import read_parameters
 from tests.app.conftest import BLOCKED_WORD, FOUNDRY_BROKEN_BODY, tiny_job
 from tests.app.storage_invariants import storage_problems
+from tests.waiting import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -114,10 +114,8 @@ def test_a_batch_that_always_fails_ends_the_job_partial_not_failed(app, store):
 def test_cancel_stops_the_work_and_the_manifest_accounts_for_every_variant(app, store):
     job = tiny_job("long-running", seeds=64, sizes=["128x128"], steps=40)  # 16 GPU batches
     job_id = app.submit(job)
-    deadline = time.monotonic() + 60
-    while (app.job(job_id).get("progress") or {}).get("phase") != "generating":
-        assert time.monotonic() < deadline, f"job never started generating: {app.job(job_id)}"
-        time.sleep(0.1)
+    wait_until(lambda: app.job(job_id), lambda job: (job.get("progress") or {}).get("phase") == "generating",
+               timeout=60, what=f"job {job_id} to start generating")
     response = requests.post(f"{app.url}/api/jobs/{job_id}/cancel", timeout=30)
     assert response.status_code == 202, response.text
     made_before = len(store.list("quarantine", f"{job_id}/")) + len(store.list("outputs", f"{job_id}/"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -19,6 +18,7 @@ import requests
 
 from tests.app.conftest import AppClient, launch_app, tiny_job
 from tests.app.storage_invariants import storage_problems
+from tests.waiting import wait_until
 
 
 class Receiver:
@@ -79,26 +79,22 @@ class ReviewClient(AppClient):
     def review(self, job_id: str, **body) -> requests.Response:
         return requests.post(f"{self.url}/api/jobs/{job_id}/review", json=body, timeout=30)
 
-    def until(self, check, what: str, timeout: float = 120):
-        """Poll until `check()` gives something truthy; return it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            time.sleep(0.2)
-        raise AssertionError(f"{what} did not happen in {timeout}s")
-
     def awaiting(self, job_id: str) -> dict:
-        job = self.until(lambda: (j := self.job(job_id))["status"] in ("awaiting_review", "completed", "partial",
-                                                                           "cancelled", "failed") and j,
-                         f"job {job_id} awaiting review")
+        job = wait_until(lambda: self.job(job_id), lambda job: job["status"] in (
+            "awaiting_review", "completed", "partial", "cancelled", "failed"), timeout=120, interval=0.2,
+            what=f"job {job_id} to await review")
         assert job["status"] == "awaiting_review", job
         return job
 
     def decided(self, job_id: str, count: int) -> dict:
-        return self.until(lambda: (m := self.manifest(job_id))["totals"]["approved"] + m["totals"]["rejected"] >= count
-                          and m, f"{count} decisions in the manifest of {job_id}")
+        return wait_until(lambda: self.manifest(job_id),
+                          lambda manifest: manifest["totals"]["approved"] + manifest["totals"]["rejected"] >= count,
+                          timeout=120, interval=0.2, what=f"{count} decisions in the manifest of {job_id}")
+
+    def notifications(self, job_id: str, count: int) -> list[dict]:
+        """The notifications the manifest records, once it records `count`."""
+        return wait_until(lambda: self.manifest(job_id)["notifications"], lambda notes: len(notes) == count,
+                          timeout=120, interval=0.2, what=f"{count} notifications in the manifest of {job_id}")
 
 
 def reviewed_job(name: str, seeds: int = 4, **review) -> dict:
@@ -159,11 +155,12 @@ def test_passes_of_decisions_publish_the_approved_and_end_the_review(reviewing, 
     late = reviewing.review(job_id, approve=[v3], reviewer="ana")
     assert late.status_code == 409 and late.json()["jobStatus"] == "completed"
     # One notification when the review began, one at the end.
-    reviewing.until(lambda: receiver.events(job_id) == ["awaiting_review", "ended"], "two notifications")
+    wait_until(lambda: receiver.events(job_id), lambda events: events == ["awaiting_review", "ended"],
+               timeout=120, what=f"two notifications of {job_id} at the receiver")
     ended = receiver.calls[job_id][1]
     assert ended["status"] == "completed" and ended["counts"]["approved"] == 2
     assert ended["links"]["gallery"].endswith(f"/api/gallery/jobs/{job_id}") and "Gallery:" in ended["text"]
-    notes = reviewing.until(lambda: len(n := reviewing.manifest(job_id)["notifications"]) == 2 and n, "recorded")
+    notes = reviewing.notifications(job_id, 2)
     assert {(n["event"], n["status"]) for n in notes} == {("awaiting_review", "sent"), ("ended", "sent")}
 
 
@@ -221,14 +218,18 @@ def test_a_webhook_that_fails_or_hangs_does_not_hold_up_the_job(reviewing, recei
     reviewing.awaiting(down)  # the failing awaiting_review call is not waited for
     assert reviewing.review(down, approve=["v000", "v001"], reviewer="ana").status_code == 202
     assert reviewing.wait(down)["status"] == "completed"
-    notes = reviewing.until(lambda: len(n := reviewing.manifest(down)["notifications"]) == 2 and n, "both recorded")
+    notes = reviewing.notifications(down, 2)
     assert {(n["event"], n["status"], n["attempts"], n["http_status"]) for n in notes} == {
         ("awaiting_review", "failed", 3, 500), ("ended", "failed", 3, 500)}
 
     hung = reviewing.submit(tiny_job("hang-hook"))
-    done = reviewing.wait(hung)  # ends while the receiver still holds the call open
+    done = reviewing.wait(hung)
     assert done["status"] == "completed" and done["summary"]["ok"] == 2
-    assert receiver.hanging >= 1 and receiver.events(hung) == ["ended"]
+    # The job reports its end before it makes the "ended" call (the custom status carries it
+    # first), so the call may still be on its way: wait for it, then let the receiver hold it.
+    wait_until(lambda: receiver.events(hung), lambda events: events == ["ended"], timeout=60,
+               what=f"the ended notification of {hung} at the receiver")
+    assert receiver.hanging >= 1
 
 
 @pytest.mark.parametrize(("url", "rule"), [

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 from pathlib import Path
 
 import yaml
 
 from tests.app.conftest import tiny_job
+from tests.waiting import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -18,14 +18,10 @@ def test_a_schedule_due_every_few_seconds_runs_once_per_slot(app, store):
     schedule = {"name": "every-three", "cron": "*/3 * * * * *", "job": tiny_job("scheduled", seeds=1)}
     store.put("schedules/every-three.yaml", yaml.safe_dump(schedule).encode())
     try:
-        deadline = time.monotonic() + 60
-        runs: list[dict] = []
-        while time.monotonic() < deadline and len(runs) < 3:
-            runs = [j for j in app.jobs() if j["source"] == "schedule" and j["origin"] == "every-three"]
-            time.sleep(0.5)
+        runs = wait_until(lambda: [j for j in app.jobs() if j["source"] == "schedule" and j["origin"] == "every-three"],
+                          lambda runs: len(runs) >= 3, timeout=60, interval=0.5, what="three scheduled runs")
     finally:
         store.delete("schedules/every-three.yaml")
-    assert len(runs) >= 3, runs
     ids = [run["id"] for run in runs]
     assert len(ids) == len(set(ids))  # one job per slot, never two
     slots = sorted(datetime.strptime(i.rsplit("-", 1)[1], "%Y%m%dT%H%M%SZ") for i in ids)
@@ -37,9 +33,8 @@ def test_a_schedule_due_every_few_seconds_runs_once_per_slot(app, store):
 def test_an_invalid_schedule_gets_an_error_report_beside_it(app, store):
     store.put("schedules/broken.yaml", yaml.safe_dump({"cron": "every monday", "job": tiny_job("x")}).encode())
     try:
-        deadline = time.monotonic() + 20
-        while not store.exists("schedules/broken.yaml.error.json") and time.monotonic() < deadline:
-            time.sleep(0.25)
+        wait_until(lambda: store.exists("schedules/broken.yaml.error.json"), timeout=20, interval=0.25,
+                   what="the error report of schedules/broken.yaml")
         report = json.loads(store.get("schedules/broken.yaml.error.json"))
     finally:
         store.delete("schedules/broken.yaml")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
 from tests.app.conftest import tiny_job
+from tests.waiting import wait_until
 
 
 def records(app_host) -> list[dict]:
@@ -56,12 +56,10 @@ def test_a_job_is_one_trace_with_a_span_per_activity_gpu_call_check_and_storage_
 def test_images_and_seconds_per_image_are_exported_as_metrics(app, app_host):
     job_id = app.submit(tiny_job("metered", seeds=2))
     assert app.wait(job_id)["status"] == "completed"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # the metrics reader exports every 0.5 s
-        names = {r["name"]: r for r in records(app_host) if r["record"] == "metric"}
-        if {"imagegen.images", "imagegen.image.seconds"} <= names.keys():
-            break
-        time.sleep(0.2)
+    # The metrics reader exports every 0.5 s.
+    names = wait_until(lambda: {r["name"]: r for r in records(app_host) if r["record"] == "metric"},
+                       lambda names: {"imagegen.images", "imagegen.image.seconds"} <= names.keys(),
+                       timeout=30, interval=0.2, what="the image metrics in the telemetry file")
     assert names["imagegen.images"]["value"] >= 2 and names["imagegen.images"]["attributes"] == {"device": "cpu"}
     assert names["imagegen.image.seconds"]["count"] >= 2 and names["imagegen.image.seconds"]["sum"] > 0
     assert "imagegen.gpu.memory" not in names  # no GPU here: no GPU memory figure

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 from devhost.azurite import free_port
+from tests.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_APP = Path(__file__).resolve().parent / "sample_app"
@@ -53,16 +53,13 @@ class DevhostProcess:
     def wait_until(self, instance_id: str, done=None, timeout: float = 60) -> dict:
         """Poll the public status route until `done(body)` (default: terminal); fail with the host log."""
         done = done or (lambda body: body["runtimeStatus"] in TERMINAL)
-        deadline = time.monotonic() + timeout
-        body: dict = {}
-        while time.monotonic() < deadline:
+
+        def status() -> dict | str:
             response = self.status(instance_id)
-            if response.status_code in (200, 202):
-                body = response.json()
-                if done(body):
-                    return body
-            time.sleep(0.1)
-        raise AssertionError(f"instance {instance_id} never got there; last status {body}\n{self.log()[-4000:]}")
+            return response.json() if response.status_code in (200, 202) else f"HTTP {response.status_code}"
+
+        return wait_until(status, lambda body: isinstance(body, dict) and done(body), timeout=timeout,
+                          what=f"instance {instance_id}", context=lambda: self.log()[-4000:])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -100,18 +97,18 @@ def launch_devhost(workdir: Path, connection_string: str, *extra_args: str, env:
 
 
 def wait_ready(host: DevhostProcess, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> int:
         if host.process.poll() is not None:
             raise RuntimeError(f"devhost exited with {host.process.returncode}:\n{host.log()}")
-        try:
-            if requests.get(f"{host.url}/admin/host/status", timeout=2).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            pass  # not listening yet, or too busy to answer in 2 s (a loaded machine): ask again
-        time.sleep(0.1)
-    host.stop(signal.SIGKILL)
-    raise TimeoutError(f"devhost did not answer within {timeout}s:\n{host.log()}")
+        return requests.get(f"{host.url}/admin/host/status", timeout=2).status_code
+
+    try:
+        # Not listening yet, or too busy to answer in 2 s (a loaded machine): ask again.
+        wait_until(answers, lambda code: code == 200, timeout=timeout, what=f"devhost at {host.url} to answer",
+                   ignoring=(requests.ConnectionError, requests.Timeout), context=host.log)
+    except BaseException:
+        host.stop(signal.SIGKILL)
+        raise
 
 
 @pytest.fixture(scope="module")

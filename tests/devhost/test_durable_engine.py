@@ -24,6 +24,7 @@ import pytest
 from devhost.durable import DurableEngine, InstanceExists, InstanceNotFound, InstanceNotRunning, Registry, UnknownOrchestrator
 from devhost.durable import history as h
 from devhost.durable.store import Store
+from tests.waiting import wait_until, wait_until_async
 
 app = df.DFApp()
 
@@ -233,12 +234,16 @@ async def finish(engine, name, input_value=None, instance_id=None, timeout=20):
     return status
 
 
+async def reaches(engine, instance_id, runtime_status, timeout=10):
+    """Wait until the instance's status is `runtime_status`; returns that status."""
+    return await wait_until_async(lambda: engine.get_status(instance_id),
+                                  lambda status: (status or {}).get("runtimeStatus") == runtime_status,
+                                  timeout=timeout, interval=0.01, what=f"instance {instance_id} to be {runtime_status}")
+
+
 async def running(engine, instance_id, timeout=10):
     """Wait until the first episode ran (the instance is Running)."""
-    deadline = time.monotonic() + timeout
-    while (await engine.get_status(instance_id) or {}).get("runtimeStatus") != "Running":
-        assert time.monotonic() < deadline, await engine.get_status(instance_id)
-        await asyncio.sleep(0.01)
+    return await reaches(engine, instance_id, "Running", timeout)
 
 
 # ---- tests --------------------------------------------------------------------------
@@ -360,7 +365,9 @@ def test_cancelled_timer_does_not_fire_later():
         instance_id = await engine.start_new("approve_then_finish", None, None)
         await running(engine, instance_id)
         await engine.raise_event(instance_id, "Approval", "true")
-        await asyncio.sleep(0.4)     # past the timer's due time
+        # The engine fires timers in the order they fall due: once a timer due after the
+        # cancelled one (0.2 s) has fired, the cancelled one would have fired too.
+        assert (await finish(engine, "sleeper", 0.4))["output"] == "woke"
         await engine.raise_event(instance_id, "Finish", None)
         await engine.wait_for(instance_id, 10)
         return await engine.get_status(instance_id, show_history=True)
@@ -399,16 +406,18 @@ def test_suspended_instance_processes_nothing_until_resumed():
         await running(engine, instance_id)
         await engine.suspend(instance_id, "pause")
         await engine.raise_event(instance_id, "Approval", '"while suspended"')
-        assert await engine.wait_for(instance_id, 0.3) is None
-        suspended = await engine.get_status(instance_id)
+        suspended = await reaches(engine, instance_id, "Suspended")
         assert suspended["customStatus"] == {"stage": "waiting for approval"}
-        suspended = suspended["runtimeStatus"]
         await engine.resume(instance_id, "go on")
-        return suspended, await engine.wait_for(instance_id, 10)
+        await engine.wait_for(instance_id, 10)
+        return await engine.get_status(instance_id, show_history=True)
 
-    suspended, status = run(scenario)
-    assert suspended == "Suspended"
+    status = run(scenario)
     assert status["output"] == "while suspended"
+    # Nothing was processed while suspended: the event reached the orchestration only after
+    # the resume, however long it was held (no timing involved).
+    kinds = [e["EventType"] for e in status["historyEvents"]]
+    assert kinds.index("ExecutionSuspended") < kinds.index("ExecutionResumed") < kinds.index("EventRaised")
 
 
 def test_orchestrator_that_raises_fails_with_its_error():
@@ -522,14 +531,17 @@ def crash_worker(store: str, effects: str) -> None:
 def test_killed_host_resumes_and_does_not_redo_completed_work(tmp_path):
     store, effects = tmp_path / "hub.sqlite", tmp_path / "effects.txt"
     effects.touch()
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     worker = subprocess.Popen([sys.executable, __file__, "crash-worker", str(store), str(effects)],
+                              env={**os.environ, "PYTHONPATH": repo_root},  # this checkout's devhost and tests
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
-        while len(effects.read_text().splitlines()) < FAN // 4:
-            assert worker.poll() is None, worker.stderr.read().decode()
-            assert time.monotonic() < deadline, "the worker made no progress"
-            time.sleep(0.01)
+        def progress() -> int:
+            assert worker.poll() is None, worker.stderr.read().decode()  # a dead worker fails at once
+            return len(effects.read_text().splitlines())
+
+        wait_until(progress, lambda done: done >= FAN // 4, timeout=30, interval=0.01,
+                   what=f"the worker to record {FAN // 4} activities")
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
     finally:

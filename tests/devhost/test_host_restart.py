@@ -5,7 +5,8 @@ sample activity records its key idempotently), and a SIGTERM stops the host clea
 from __future__ import annotations
 
 import signal
-import time
+
+from tests.waiting import wait_until
 
 KEYS = [f"k{index:03d}" for index in range(12)]
 
@@ -18,10 +19,9 @@ def test_sigkill_mid_fan_out_then_restart_completes_every_activity_once(tmp_path
                               instance_id="fan-out-killed")
         # Kill once some activities have recorded their effect and before all have: 4 run at
         # a time (host.json), 0.5 s each, so the first wave lands 1 s before the last.
-        deadline = time.monotonic() + 60
-        while len(first.effects("crash")) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert 2 <= len(first.effects("crash")) < len(KEYS), first.log()
+        recorded = wait_until(lambda: first.effects("crash"), lambda keys: len(keys) >= 2, timeout=60,
+                              interval=0.05, what="two effects of the fan-out", context=first.log)
+        assert len(recorded) < len(KEYS), first.log()
     finally:
         first.stop(signal.SIGKILL)
     assert first.process.returncode == -signal.SIGKILL

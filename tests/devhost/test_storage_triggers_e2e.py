@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 
 import pytest
@@ -17,6 +16,7 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
 from devhost.blob_triggers import POISON_QUEUE, decode_poison_message
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +31,18 @@ def storage(storage_connection_string):
 
 
 def eventually(check, timeout: float, what: str, host):
-    """Poll `check()` until it returns something truthy; fail with the host log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout}s\n{host.log()[-4000:]}")
+    """Wait for `check()` to return something truthy; fail with the host log."""
+    return wait_until(check, timeout=timeout, what=what, context=lambda: host.log()[-4000:])
+
+
+def after_two_more_polls(host, storage) -> None:
+    """Drop a new blob and wait for the host to handle it, twice. The first shows the host has
+    listed `devhost-drop` again (and so seen every blob already there); the second, dropped
+    after the first was handled, that whatever that listing started has had a poll's time to run."""
+    for _ in range(2):
+        marker = f"marker-{uuid.uuid4().hex[:8]}.json"
+        storage.get_blob_client("devhost-drop", marker).upload_blob(b"{}")
+        eventually(lambda: read_json(storage, "devhost-receipts", f"{marker}.json"), 10, f"a receipt for {marker}", host)
 
 
 def read_json(storage, container: str, name: str):
@@ -59,9 +63,12 @@ def test_dropped_blob_is_delivered_once(devhost, storage):
     assert (receipt["length"], receipt["bytes_read"]) == (len(data), len(data))
     assert receipt["sha256"] == hashlib.sha256(data).hexdigest()
     assert receipt["uri"].endswith(f"/devhost-drop/{name}")
-    time.sleep(2.5)   # a few more polls at the host's 1 s interval
-    assert [line for line in devhost.effects("drops") if line.startswith(name)] == [
-        f"{name} {receipt['sha256']}"]
+    # The function writes its effects line after the receipt.
+    lines = eventually(lambda: [line for line in devhost.effects("drops") if line.startswith(name)], 10,
+                       f"the effects line of {name}", devhost)
+    assert lines == [f"{name} {receipt['sha256']}"]
+    after_two_more_polls(devhost, storage)
+    assert (devhost.effects_dir / f"drop-{name}.attempts").read_text() == "x"  # delivered once, not again
 
 
 def test_failing_blob_goes_to_the_poison_queue_after_five_tries(devhost, storage, storage_connection_string):

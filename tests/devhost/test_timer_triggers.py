@@ -18,6 +18,7 @@ from devhost.timer_triggers import (
     status_on_start,
     write_status,
 )
+from tests.waiting import wait_until_async
 
 HOURLY = "0 0 * * * *"
 
@@ -28,30 +29,34 @@ class Recorder:
     def __init__(self, fail: bool = False):
         self.calls: list[tuple[str, object]] = []
         self.fail = fail
-        self._changed = asyncio.Condition()
 
     async def __call__(self, function: str, inputs: dict) -> None:
-        async with self._changed:
-            self.calls.append((function, inputs["timer"]))
-            self._changed.notify_all()
+        self.calls.append((function, inputs["timer"]))
         if self.fail:
             raise RuntimeError("the timer function broke")
 
-    async def wait_for(self, count: int, timeout: float) -> None:
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.calls) >= count), timeout)
+    async def wait_for(self, count: int, timeout: float) -> list[tuple[str, object]]:
+        return await wait_until_async(lambda: list(self.calls), lambda calls: len(calls) >= count, timeout=timeout,
+                                      interval=0.01, what=f"{count} timer calls")
 
 
-async def run_for(scheduler: TimerScheduler, until, settle: float = 0.3) -> None:
-    """Run the scheduler until `until()` is done, then a moment longer to catch extra runs."""
+async def run_for(scheduler: TimerScheduler, until):
+    """Run the scheduler until `until()` is done; returns what it gave."""
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop))
     try:
-        await until()
-        await asyncio.sleep(settle)
+        return await until()
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+async def saved_after_a_run(path, timeout: float = 3) -> ScheduleStatus:
+    """The status the scheduler saves once a run has ended: from then on it waits for the next
+    slot, so a run it should not make would have been made already."""
+    return await wait_until_async(lambda: read_status(path), lambda saved: saved is not None and saved.last > NEVER
+                                  and saved.next > datetime.now(timezone.utc), timeout=timeout, interval=0.01,
+                                  what=f"{path.name} to record a run and a next slot to come")
 
 
 def binding(schedule: str, **extra) -> dict:
@@ -62,7 +67,7 @@ def test_every_two_seconds_fires_repeatedly_and_survives_failures(tmp_path):
     async def scenario():
         calls = Recorder(fail=True)
         scheduler = TimerScheduler([("tick", binding("*/2 * * * * *"))], tmp_path, calls)
-        await run_for(scheduler, lambda: calls.wait_for(2, timeout=6), settle=0)
+        await run_for(scheduler, lambda: calls.wait_for(2, timeout=6))
         return calls.calls
 
     calls = asyncio.run(scenario())
@@ -79,13 +84,12 @@ def test_run_on_startup_fires_once_at_start(tmp_path):
     async def scenario():
         calls = Recorder()
         scheduler = TimerScheduler([("nightly", binding(HOURLY, runOnStartup=True))], tmp_path, calls)
-        await run_for(scheduler, lambda: calls.wait_for(1, timeout=3))
-        return calls.calls
+        saved = await run_for(scheduler, lambda: saved_after_a_run(tmp_path / "nightly.json"))
+        return calls.calls, saved
 
-    calls = asyncio.run(scenario())
+    calls, saved = asyncio.run(scenario())
     assert len(calls) == 1
     assert calls[0][1].past_due is False
-    saved = read_status(tmp_path / "nightly.json")
     assert saved.next.minute == 0 and saved.next.second == 0
     assert saved.last > datetime.now(timezone.utc) - timedelta(minutes=1)
 
@@ -98,7 +102,7 @@ def test_missed_window_fires_once_past_due(tmp_path):
     async def scenario():
         calls = Recorder()
         scheduler = TimerScheduler([("report", binding(HOURLY, runOnStartup=True))], tmp_path, calls)
-        await run_for(scheduler, lambda: calls.wait_for(1, timeout=3), settle=0.5)
+        await run_for(scheduler, lambda: saved_after_a_run(tmp_path / "report.json"))
         return calls.calls
 
     calls = asyncio.run(scenario())
@@ -120,7 +124,7 @@ def test_frequent_monitored_timer_catches_up_once_then_keeps_time(tmp_path):
     async def scenario():
         calls = Recorder()
         scheduler = TimerScheduler([("tick", binding("*/2 * * * * *", useMonitor=True))], tmp_path, calls)
-        await run_for(scheduler, lambda: calls.wait_for(2, timeout=5), settle=0)
+        await run_for(scheduler, lambda: calls.wait_for(2, timeout=5))
         return calls.calls
 
     calls = asyncio.run(scenario())

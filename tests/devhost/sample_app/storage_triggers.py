@@ -1,8 +1,8 @@
 """Blob and timer trigger functions of the devhost test app.
 
 - `record_drop`: every blob in `devhost-drop` gets a JSON receipt `devhost-receipts/<name>.json`
-  (its length and sha256) and a line in the `drops` effects file, so tests can check both what
-  arrived and how many times.
+  (its length and sha256), a line in the `drops` effects file (once per content) and an `x` in
+  `drop-<name>.attempts` per delivery, so tests can check both what arrived and how many times.
 - `always_fails`: every blob in `devhost-poison` raises; devhost must try it 5 times, then put
   it on the `webjobs-blobtrigger-poison` queue. Attempts are counted in effects files.
 - `tick`: a timer every 2 s appending a line to the `ticks` effects file.
@@ -32,6 +32,7 @@ def blob_name(stream: func.InputStream, container: str) -> str:
 def record_drop(blob: func.InputStream) -> None:
     data = blob.read()
     name = blob_name(blob, "devhost-drop")
+    count_attempt(f"drop-{name}")
     receipt = {"name": blob.name, "uri": blob.uri, "length": blob.length, "bytes_read": len(data),
                "sha256": hashlib.sha256(data).hexdigest()}
     with BlobServiceClient.from_connection_string(os.environ["AzureWebJobsStorage"]) as storage:
