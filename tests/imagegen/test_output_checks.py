@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+
+from tests.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,17 +46,12 @@ def test_a_checker_exits_by_itself_when_its_host_is_killed(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     try:
         pid = int(host.stdout.readline())
-        deadline = time.monotonic() + 60
-        while not children(pid) and time.monotonic() < deadline:  # the checker starts
-            time.sleep(0.1)
-        checkers = children(pid)
-        assert checkers and all(running(child) for child in checkers)
+        checkers = wait_until(lambda: children(pid), timeout=60, what="the host to start its checker process")
+        assert all(running(child) for child in checkers)
         host.send_signal(signal.SIGKILL)
         host.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while any(running(child) for child in checkers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(running(child) for child in checkers)
+        wait_until(lambda: [child for child in checkers if running(child)], lambda alive: not alive, timeout=30,
+                   what="the checker to exit after its host was killed")
     finally:
         if host.poll() is None:
             host.kill()
