@@ -27,7 +27,7 @@ fields with defaults.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -57,13 +57,13 @@ if TYPE_CHECKING:
 class JobRequest(BaseModel):
     """The orchestration's input: the job as JSON plus where it came from."""
 
-    job: dict  # a validated JobSpec, as JSON
+    job: dict[str, Any]  # a validated JobSpec, as JSON
     source: JobSource = "http"
     origin: str = ""  # the dropped blob's name or the schedule's name
     max_batch: int = Field(default=AUTO_MAX_BATCH, ge=1, le=64)  # variants per GPU activity call
     # Decided at submit from the job and the deployment (`intake.review_of`): a ReviewSpec as
     # JSON when the job waits for a reviewer, else None.
-    review: dict | None = None
+    review: dict[str, Any] | None = None
     # Whether a webhook is to be called (the job's own `notify.url` or IMAGEGEN_NOTIFY_URL);
     # the operator's URL never travels through history, the activity reads it from settings.
     notify: bool = False
@@ -76,7 +76,7 @@ def job_request(job: JobSpec, source: JobSource, origin: str = "", settings: Set
                       review=review_of(job, settings), notify=job.notify is not None or bool(settings.notify_url))
 
 
-def review_of(job: JobSpec, settings: Settings) -> dict | None:
+def review_of(job: JobSpec, settings: Settings) -> dict[str, Any] | None:
     """The review this job gets: its own `review`, else the deployment's `IMAGEGEN_REVIEW`
     (`on`: the defaults, 72h then reject); None when it publishes without one."""
     review = job.review if job.review is not None else (ReviewSpec() if settings.review else None)
@@ -91,12 +91,12 @@ class Progress(OutcomeCounts):
     done: int = 0
     # Jobs with review: the decisions so far ({approved, rejected, undecided}) and when the
     # wait times out (ISO 8601, UTC); None for a job without review.
-    review: dict | None = None
+    review: dict[str, Any] | None = None
     deadline: str | None = None
     # Set with phase `done` when a last notification is still to be sent: the job's final
     # status and summary, shown before the orchestration itself completes.
     status: str | None = None
-    summary: dict | None = None
+    summary: dict[str, Any] | None = None
 
     def add(self, records: list[VariantRecord]) -> None:
         self.done += len(records)
@@ -220,7 +220,7 @@ class WriteManifestRequest(BaseModel):
     """Everything the manifest records; times come from the orchestrator's replay-safe clock."""
 
     job_id: str
-    job: dict  # the JobSpec, as JSON
+    job: dict[str, Any]  # the JobSpec, as JSON
     source: JobSource
     origin: str = ""
     created: str  # ISO 8601
@@ -229,8 +229,8 @@ class WriteManifestRequest(BaseModel):
     records: list[VariantRecord]
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)  # for the manifest, e.g. truncated prompts
-    review: dict | None = None  # the job's `ManifestReview` as JSON; None: no review
-    decisions: dict[str, dict] = Field(default_factory=dict)  # variant id -> its `VariantReview` as JSON
+    review: dict[str, Any] | None = None  # the job's `ManifestReview` as JSON; None: no review
+    decisions: dict[str, dict[str, Any]] = Field(default_factory=dict)  # variant id -> its `VariantReview` as JSON
 
 
 class WriteManifestResult(BaseModel):
@@ -240,7 +240,7 @@ class WriteManifestResult(BaseModel):
     manifest: str  # blob name
     url: str
     status: JobStatus
-    totals: dict  # the manifest's `Totals` as JSON
+    totals: dict[str, Any]  # the manifest's `Totals` as JSON
 
 
 # -- publish_images -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ HTTP route checks a decision with the same rules before it raises the event.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -108,7 +108,7 @@ class ReviewBook(BaseModel):
     """The decisions so far, by variant id; what the orchestrator keeps while it waits."""
 
     reviewable: list[str]  # ids of the job's ok variants, in job order
-    decisions: dict[str, dict] = Field(default_factory=dict)  # id -> VariantReview fields
+    decisions: dict[str, dict[str, Any]] = Field(default_factory=dict)  # id -> VariantReview fields
 
     def undecided(self) -> list[str]:
         return [variant_id for variant_id in self.reviewable if variant_id not in self.decisions]
