@@ -25,7 +25,7 @@ from imagegen.records.review_book import ReviewBook, ReviewDecision
 PUBLISH_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2_000, max_number_of_attempts=3)
 
 
-def await_review(context: df.DurableOrchestrationContext, *, spec: dict, outputs: dict[str, str],
+def await_review(context: df.DurableOrchestrationContext, *, spec: dict, outputs: dict[str, str | None],
                  progress, cancel, write_manifest: Callable[[dict, dict], WriteManifestRequest],
                  notify: NotifyJobRequest | None):
     """Run the review (a generator: `yield from` it). `outputs`: variant id -> outputs/ ref of
