@@ -33,6 +33,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from devhost.durable import core
 from devhost.durable import history as h
@@ -87,7 +88,7 @@ def _message_from(row) -> Message:
 
 
 class DurableEngine:
-    def __init__(self, registry: Registry, store_path: str = ":memory:", *,
+    def __init__(self, registry: Registry, store_path: str | Path = ":memory:", *,
                  max_activities: int = 10, max_orchestrators: int = 10, task_hub: str = "TestHubName"):
         if max_activities < 1 or max_orchestrators < 1:
             raise ValueError("`max_activities` and `max_orchestrators` must be at least 1, "
