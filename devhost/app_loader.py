@@ -142,6 +142,7 @@ def import_function_app(app_dir: Path) -> Any:
     if str(app_dir) not in sys.path:
         sys.path.insert(0, str(app_dir))
     spec = importlib.util.spec_from_file_location("function_app", path)
+    assert spec is not None and spec.loader is not None  # a .py file always gets a source loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["function_app"] = module
     try:

@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.blob import InputStream
@@ -42,7 +43,7 @@ HOST_STORAGE_SETTING = "AzureWebJobsStorage"
 MAX_BACKOFF_SECONDS = 30.0
 # The storage SDK's default retry waits 15 s and more between tries; the poll loop is our retry,
 # so each call tries briefly and a storage outage shows in the log within a second.
-SDK_RETRY = {"retry_total": 2, "backoff": 0.25, "random_jitter_range": 0}
+SDK_RETRY: dict[str, Any] = {"retry_total": 2, "backoff": 0.25, "random_jitter_range": 0}
 
 _CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -227,11 +228,17 @@ class BlobTriggerPoller:
             host_connection = self.triggers[0].connection if self.triggers else ""
         self._host_connection = host_connection
         self._services: dict[str, BlobServiceClient] = {}
-        self._receipt_store = ReceiptStore(self._service(host_connection), host_id) if host_connection else None
+        self._host_receipts = ReceiptStore(self._service(host_connection), host_id) if host_connection else None
         self._receipts: dict[str, dict[tuple[str, str], Receipt]] = {}
         self._in_flight: dict[tuple[str, str, str], asyncio.Task] = {}
         self._slots = asyncio.Semaphore(max_concurrency)
         self._stop = asyncio.Event()
+
+    @property
+    def _receipt_store(self) -> ReceiptStore:
+        # No host connection only without triggers, and then nothing asks for receipts.
+        assert self._host_receipts is not None, "blob triggers without a host connection"
+        return self._host_receipts
 
     def _service(self, connection: str) -> BlobServiceClient:
         if connection not in self._services:
@@ -305,9 +312,9 @@ class BlobTriggerPoller:
         key = (trigger.function, trigger.path.container, blob)
         receipt = self._receipts[trigger.function].get(key[1:])
         same_version = receipt is not None and same_etag(receipt.etag, etag)
-        if (same_version and receipt.done) or key in self._in_flight:
+        if (receipt is not None and same_version and receipt.done) or key in self._in_flight:
             return
-        attempts = receipt.attempts if same_version else 0
+        attempts = receipt.attempts if receipt is not None and same_version else 0
         task = asyncio.create_task(self._process(trigger, blob, etag, attempts),
                                    name=f"blob-trigger {trigger.function} {trigger.path.container}/{blob}")
         self._in_flight[key] = task

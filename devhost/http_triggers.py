@@ -232,7 +232,7 @@ async def to_http_request(request: web.Request, route_params: dict[str, str]) ->
         method=request.method,
         url=str(request.url),
         headers=dict(request.headers),
-        params={key: request.query.get(key) for key in request.query.keys()},
+        params={key: request.query[key] for key in request.query.keys()},
         route_params=route_params,
         body=body,
     )

@@ -16,7 +16,7 @@ import threading
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import azure.functions as func
 
@@ -115,7 +115,7 @@ class Invoker:
         outputs: dict[str, OutValue] = {}
         parameters = inspect.signature(info.user_function).parameters
         for binding in info.bindings:
-            name = binding.get("name")
+            name = cast(str, binding.get("name"))  # every binding in function.json is named
             if binding == info.trigger or name == "$return":
                 continue
             if binding.get("direction") == OUT:

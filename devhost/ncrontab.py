@@ -135,7 +135,7 @@ def _parse_timespan(text: str) -> IntervalSchedule:
     if days_text is None and third is not None and first_value >= 24:
         # Azure's documented rule: from 24 on, the first number counts days (`24:00:00` = 24 days).
         interval = timedelta(days=first_value, hours=second_value, minutes=third_value)
-        limits = (("hours", second_value, 23), ("minutes", third_value, 59))
+        limits: tuple[tuple[str, int, int], ...] = (("hours", second_value, 23), ("minutes", third_value, 59))
     else:
         interval = timedelta(days=int(days_text or 0), hours=first_value, minutes=second_value,
                              seconds=third_value)

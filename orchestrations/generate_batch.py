@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import azure.durable_functions as df
 
 from imagegen.core.types import OutcomeCounts, Variant, Verdict
+from imagegen.jobs.spec import ReviewSpec
 from imagegen.jobs.variants import batches, expand
 from imagegen.records.manifest import ManifestReview
 from imagegen.records.messages import (
@@ -113,7 +114,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
     else:
         yield from render_batches(run)
     if run.request.review and any(r.status == "ok" for r in run.records) and not run.cancelled:
-        yield from review(run)
+        yield from review(run, run.request.review)
     yield from write_manifest(run)
     summary = job_summary(run)
     yield from notify_ended(run, summary)
@@ -179,11 +180,11 @@ def render_batches(run: JobRun):
     run.cancelled_while_rendering = run.cancelled
 
 
-def review(run: JobRun):
+def review(run: JobRun, spec: ReviewSpec):
     """4. The images made and checked wait for people's decisions (orchestrations/review.py)."""
     outputs = {r.variant.id: r.ref for r in run.records if r.status == "ok" and r.ref}
     run.review, run.book, run.review_reasons = yield from await_review(
-        run.context, spec=run.request.review, outputs=outputs, progress=run.progress, cancel=run.cancel,
+        run.context, spec=spec, outputs=outputs, progress=run.progress, cancel=run.cancel,
         write_manifest=lambda review, book: run_with(run, review, book).manifest_request(),
         notify=run.notify_request())
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 @bp.blob_trigger(arg_name="blob", path="prompts/{name}", connection="AzureWebJobsStorage")
 @bp.durable_client_input(client_name="client")
 async def drop_job(blob: func.InputStream, client: df.DurableOrchestrationClient) -> None:
+    assert blob.name is not None  # a triggering blob always has its name
     name = blob.name.removeprefix("prompts/")
     ref = f"prompts/{name}"
     if name.lower().endswith(intake.IMAGE_SUFFIXES):

@@ -55,7 +55,7 @@ def _job_id() -> dict:
 
 # Answers every route may give: a failure of ours is a problem too, with nothing internal in it.
 COMMON = {"500": _problem("A failure of ours; the details are in the log, not here")}
-FUNCTION_KEYS = [{"functionKey": []}, {"functionKeyQuery": []}]
+FUNCTION_KEYS: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
 
 
 def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, dict]:

@@ -20,10 +20,10 @@ from imagegen.core import blob_names
 from imagegen.core.types import JobValidationError
 from imagegen.jobs import intake
 from imagegen.jobs.schedule_files import due_slot, parse_schedule
-from imagegen.jobs.spec import Limits
+from imagegen.jobs.spec import JobSpec, Limits
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
-from triggers.jobs import start_job
+from triggers.jobs import JobReader, start_job
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ async def run_schedules(timer: func.TimerRequest, client: df.DurableOrchestratio
         if await client.get_status(job_id):
             continue  # this slot already ran
         try:
-            await start_job(client, lambda store, limits, job=job: job, source="schedule", job_id=job_id,
+            await start_job(client, _already_read(job), source="schedule", job_id=job_id,
                             origin=schedule.name)
             log.info("schedule %s: started %s for slot %s", schedule.name, job_id, slot.isoformat())
         except JobValidationError as error:  # a source image that is missing or bad
@@ -75,8 +75,14 @@ async def run_schedules(timer: func.TimerRequest, client: df.DurableOrchestratio
             log.info("schedule %s: slot %s not started again (%s)", schedule.name, slot.isoformat(), error)
 
 
+def _already_read(job: JobSpec) -> JobReader:
+    """The reader of a job the schedule file held (parse_schedule has read and checked it)."""
+    return lambda store, limits: job
+
+
 def last_run(timer: func.TimerRequest) -> datetime | None:
-    last = (timer.schedule_status or {}).get("Last")
+    # The abstract func.TimerRequest declares only past_due; the worker's (and devhost's) has schedule_status.
+    last = (timer.schedule_status or {}).get("Last")  # type: ignore[attr-defined]
     if not last:
         return None
     when = datetime.fromisoformat(str(last).replace("Z", "+00:00"))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, cast
 
 from devhost.durable import history as h
 from devhost.durable.history import EventType
@@ -203,7 +203,8 @@ def run_episode(orchestrator: Callable[[str], str], state: OrchestrationState,
 
     # 4. New actions -> scheduling events and work.
     leaves = list(_leaves(result.get("actions") or [[]]))
-    scheduled, unsupported = [], None
+    scheduled: list[dict] = []
+    unsupported = None
     if error is None:
         scheduled, unsupported = _schedule_new_actions(state, leaves, episode, stamp)
 
@@ -241,7 +242,7 @@ def _new_events(state: OrchestrationState, work: list[Message], control_events: 
         new_events.append(h.execution_started(state.name, state.input, stamp,
                                               parent_instance_id=state.parent_instance_id))
     new_events += control_events
-    events = [m.event for m in work if m.kind == "event"]
+    events = [m.event for m in work if m.kind == "event" and m.event is not None]
     takes_ids = [_takes_retry_ids(state, e) for e in events]
     new_events += [_apply_retry_event(state, e, episode, now) for e, t in zip(events, takes_ids) if t]
     new_events += [e for e, t in zip(events, takes_ids) if not t]
@@ -271,7 +272,7 @@ def _replay(orchestrator: Callable[[str], str], state: OrchestrationState,
 def _schedule_new_actions(state: OrchestrationState, leaves: list[dict], episode: Episode,
                           stamp: str) -> tuple[list[dict], str | None]:
     """(scheduling history events, why the instance must fail or None) for the new leaves."""
-    scheduled = []
+    scheduled: list[dict] = []
     episode.cancelled_timers = _cancelled_timers(state, leaves)
     for index, action in enumerate(leaves[state.action_count:], start=state.action_count):
         kind = action.get("actionType")
@@ -349,7 +350,8 @@ def _schedule(state: OrchestrationState, action: dict, task_id: int, episode: Ep
               stamp: str) -> dict:
     """One new action -> its history event and the work it asks for."""
     kind = action["actionType"]
-    name, input_json = action.get("functionName"), action.get("input")
+    # Every call action names its function; `action` is the SDK's JSON, so say so to the checker.
+    name, input_json = cast(str, action.get("functionName")), action.get("input")
     if kind in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY):
         if kind == CALL_ACTIVITY_WITH_RETRY:
             state.attempts[task_id] = Retry("activity", name, input_json,

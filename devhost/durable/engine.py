@@ -33,6 +33,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from devhost.durable import core
 from devhost.durable import history as h
@@ -74,7 +75,7 @@ _ACTIVITY_RESULTS = (h.EventType.TASK_COMPLETED, h.EventType.TASK_FAILED)
 
 
 def _is_activity_result(message: Message) -> bool:
-    return message.kind == "event" and message.event["EventType"] in _ACTIVITY_RESULTS
+    return message.kind == "event" and message.event is not None and message.event["EventType"] in _ACTIVITY_RESULTS
 
 
 def _message_json(message: Message) -> dict:
@@ -87,7 +88,7 @@ def _message_from(row) -> Message:
 
 
 class DurableEngine:
-    def __init__(self, registry: Registry, store_path: str = ":memory:", *,
+    def __init__(self, registry: Registry, store_path: str | Path = ":memory:", *,
                  max_activities: int = 10, max_orchestrators: int = 10, task_hub: str = "TestHubName"):
         if max_activities < 1 or max_orchestrators < 1:
             raise ValueError("`max_activities` and `max_orchestrators` must be at least 1, "
@@ -98,15 +99,20 @@ class DurableEngine:
         self.max_orchestrators = max_orchestrators
         self.task_hub = task_hub
         self.stats = EngineStats()
-        self._store: Store | None = None
+        self._opened: Store | None = None  # the task hub, from start() on
         self._started = False
+
+    @property
+    def _store(self) -> Store:
+        assert self._opened is not None, "the durable engine has not started"
+        return self._opened
 
     # ---- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the task hub and resume every unfinished instance, timer and activity."""
         self._loop = asyncio.get_running_loop()
-        self._store = Store(self.store_path)
+        self._opened = Store(self.store_path)
         self._orchestrator_slots = asyncio.Semaphore(self.max_orchestrators)
         self._workers = ActivityWorkers(self.registry, self.max_activities, self._loop,
                                         self._record_completions, self.stats.start_delays)
@@ -175,7 +181,7 @@ class DurableEngine:
         if name not in self.registry.orchestrators:
             raise UnknownOrchestrator(name, sorted(self.registry.orchestrators))
         instance_id = instance_id or uuid.uuid4().hex
-        after = []
+        after: list = []
         with self._store.transaction() as db:
             failure = self._create_instance(db, instance_id, name, input_json, None, after)
         if failure is not None:
@@ -383,7 +389,7 @@ class DurableEngine:
         self._delete_messages(stale)
         batch, live.held = live.held + current, []
         for message in batch:
-            if message.kind == "event" and message.event["EventType"] == h.EventType.TIMER_FIRED:
+            if message.kind == "event" and message.event is not None and message.event["EventType"] == h.EventType.TIMER_FIRED:
                 live.timers.pop(message.event["TimerId"], None)
         orchestrator = self.registry.orchestrators.get(live.state.name)
         if orchestrator is None:
@@ -416,7 +422,7 @@ class DurableEngine:
     def _delete_messages(self, messages: list[Message]) -> None:
         if messages:
             with self._store.transaction() as db:
-                Store.delete_messages(db, [m.row_id for m in messages])
+                Store.delete_messages(db, [m.row_id for m in messages if m.row_id is not None])
 
     def _commit(self, instance_id: str, live: _Live, episode: core.Episode) -> None:
         """Everything one episode decided, in one transaction; then act on it."""
@@ -424,7 +430,7 @@ class DurableEngine:
         after: list = []
         state = live.state
         with self._store.transaction() as db:
-            Store.delete_messages(db, [m.row_id for m in episode.consumed])
+            Store.delete_messages(db, [m.row_id for m in episode.consumed if m.row_id is not None])
             first = len(state.history) - len(episode.new_events)
             Store.append_history(db, instance_id, first, episode.new_events)
             for call in episode.activities:
@@ -435,14 +441,14 @@ class DurableEngine:
                 self._remember_timer(instance_id, timer.message, live)
             for timer_id in episode.cancelled_timers:
                 message = live.timers.pop(timer_id, None)
-                if message is not None:
+                if message is not None and message.row_id is not None:  # a pending timer is stored
                     Store.delete_messages(db, [message.row_id])
                     self._cancelled.add(message.row_id)
-            for call in episode.sub_orchestrations:
-                failure = self._create_instance(db, call.instance_id, call.name, call.input,
-                                                (instance_id, call.task_id, live.execution), after)
+            for sub in episode.sub_orchestrations:
+                failure = self._create_instance(db, sub.instance_id, sub.name, sub.input,
+                                                (instance_id, sub.task_id, live.execution), after)
                 if failure is not None:
-                    event = h.sub_orchestration_failed(call.task_id, str(failure))
+                    event = h.sub_orchestration_failed(sub.task_id, str(failure))
                     self._add_message(db, instance_id, live.execution, Message("event", event), now, after)
             status = episode.status
             if status in core.TERMINAL_STATUSES:
@@ -469,7 +475,8 @@ class DurableEngine:
     def _remember_timer(self, instance_id: str, message: Message, live: _Live | None = None) -> None:
         """Index pending TimerFired messages by timer id, so a cancelled timer can be dropped."""
         live = live or self._live.get(instance_id)
-        if live is not None and message.kind == "event" and message.event["EventType"] == h.EventType.TIMER_FIRED:
+        if (live is not None and message.kind == "event" and message.event is not None
+                and message.event["EventType"] == h.EventType.TIMER_FIRED):
             live.timers[message.event["TimerId"]] = message
 
     def _continue_as_new(self, db, instance_id: str, live: _Live, episode: core.Episode,
@@ -485,6 +492,7 @@ class DurableEngine:
                           now, after)
 
     def _notify_parent(self, db, live: _Live, episode: core.Episode, now: float, after: list) -> None:
+        assert live.parent is not None  # called for sub-orchestrations only
         parent_id, task_id, parent_execution = live.parent
         if episode.status == core.COMPLETED:
             event = h.sub_orchestration_completed(task_id, episode.output)

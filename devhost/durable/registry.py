@@ -24,13 +24,15 @@ class Registry:
     @classmethod
     def from_functions(cls, functions) -> "Registry":
         registry = cls()
-        later: list[tuple[dict, str, Any]] = []   # __name__ aliases, added only where free
+        later: list[tuple[dict[str, Any], str | None, Any]] = []   # __name__ aliases, added only where free
         for function in functions:
             trigger = function.get_trigger()
             if trigger is None:
                 continue
             binding = trigger.get_dict_repr()
             user_function = function.get_user_function()
+            table: dict[str, Any]  # registry.orchestrators or registry.activities
+            value: Any
             if trigger.type == "orchestrationTrigger":
                 table, value = registry.orchestrators, user_function
                 names = [function.get_function_name(), binding.get("orchestration")]

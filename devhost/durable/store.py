@@ -83,7 +83,7 @@ class WorkItem:
 class Store:
     """A SQLite connection shared by the engine's loop thread and status readers (locked)."""
 
-    def __init__(self, path: str = ":memory:"):
+    def __init__(self, path: str | Path = ":memory:"):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path

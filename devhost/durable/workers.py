@@ -97,6 +97,7 @@ class ActivityWorkers:
 
     async def _on_loop(self, coroutine):
         task = asyncio.current_task()
+        assert task is not None  # run_coroutine_threadsafe runs it in a task
         self._async_tasks.add(task)
         try:
             return await coroutine

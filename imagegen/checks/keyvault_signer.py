@@ -132,9 +132,9 @@ class KeyVaultSigner:
             raise SigningFailed(f"{where} could not be read: {_reason(error)}") from error
         leaf = x509.load_der_x509_certificate(bytes(certificate.cer))
         chain = _chain(secret.value or "", secret.properties.content_type, leaf, where)
-        if not isinstance(leaf.public_key(), ec.EllipticCurvePublicKey) or \
-                not isinstance(leaf.public_key().curve, ec.SECP256R1):
-            raise SigningFailed(f"{where} must have an EC P-256 key for ES256, got {leaf.public_key().__class__.__name__}")
+        public_key = leaf.public_key()
+        if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, ec.SECP256R1):
+            raise SigningFailed(f"{where} must have an EC P-256 key for ES256, got {public_key.__class__.__name__}")
         crypto = CryptographyClient(certificate.key_id, self._credential, **self._options)
         pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain)
         return _Loaded(pem, leaf.subject.rfc4514_string(), crypto, now)

@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 import yaml
@@ -40,6 +41,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from imagegen.cli.contact_sheet import write_contact_sheet
 from imagegen.core.types import ENDED_STATES
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken, TokenCredential
 
 console = Console(stderr=True)
 ENDED = ENDED_STATES
@@ -61,7 +65,7 @@ class ApiError(Exception):
         super().__init__(message)
 
 
-def entra_credential():
+def entra_credential() -> TokenCredential:
     """Your Azure login (`az login`, environment variables, a managed identity, ...)."""
     from azure.identity import DefaultAzureCredential
 
@@ -76,8 +80,8 @@ class EntraToken(requests.auth.AuthBase):
 
     def __init__(self, scope: str):
         self.scope = scope
-        self.credential = None
-        self.token = None
+        self.credential: TokenCredential | None = None
+        self.token: AccessToken | None = None
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if self.token is None or self.token.expires_on - self.REFRESH_SECONDS < time.time():

@@ -11,14 +11,14 @@ from typing import Any
 from imagegen.core.types import FieldError, JobValidationError
 
 
-def _yaml_loader():
+def _yaml_loader() -> type[Any]:
     import yaml
 
-    class Loader(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]  # yaml ships no types: SafeLoader is Any
         """SafeLoader without aliases: `*a` repeated can make a 1 kB file expand to
         gigabytes in memory (the "billion laughs"), and jobs never need them."""
 
-        def compose_node(self, parent, index):
+        def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
                 raise yaml.composer.ComposerError(

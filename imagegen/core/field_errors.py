@@ -58,7 +58,7 @@ _TYPE_WORDS = {
 }
 
 
-def format_path(loc: tuple) -> str:
+def format_path(loc: tuple[int | str, ...]) -> str:
     """('prompts', 1, 'strength') -> 'prompts[1].strength'."""
     path = ""
     for part in loc:
@@ -81,7 +81,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _known_fields(model: type[BaseModel] | None, loc: tuple) -> list[str]:
+def _known_fields(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
     """The fields of the model found at `loc` below `model` (list indexes skipped)."""
     for part in loc:
         if model is None:

@@ -9,7 +9,8 @@ or a 50,000-pixel image is turned away with a message instead of an out-of-memor
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo
 
@@ -184,10 +185,13 @@ def _check_seed_count(value: int, info: ValidationInfo) -> int:
     return value
 
 
-def check_list(values: list, most: int, limit_name: str, key=lambda value: value) -> list:
+T = TypeVar("T")
+
+
+def check_list(values: list[T], most: int, limit_name: str, key: Callable[[T], object] = lambda value: value) -> list[T]:
     if len(values) > most:
         raise fail(limit_name, f"`{{path}}` may have at most {most} entries, got {len(values):,}")
-    seen = set()
+    seen: set[object] = set()
     for value in values:
         if key(value) in seen:  # a repeat would make the same images twice
             raise fail("duplicate", f"`{{path}}` lists {show_value(value)} more than once")

@@ -124,7 +124,7 @@ class JsonLinesFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
-    def write(self, records: Sequence[dict]) -> None:
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
         data = "".join(json.dumps(record, default=str) + "\n" for record in records).encode()
@@ -136,8 +136,9 @@ class JsonLinesFile:
                 os.close(fd)
 
 
-def span_record(span: ReadableSpan) -> dict:
+def span_record(span: ReadableSpan) -> dict[str, Any]:
     parent = span.parent
+    assert span.start_time is not None and span.end_time is not None  # the span has ended
     return {
         "record": "span", "name": span.name,
         "trace_id": f"{span.context.trace_id:032x}", "span_id": f"{span.context.span_id:016x}",
@@ -165,8 +166,8 @@ class JsonLinesMetricExporter(MetricExporter):
         super().__init__()
         self.file = file
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs) -> MetricExportResult:
-        records = []
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        records: list[dict[str, Any]] = []
         for resource_metrics in metrics_data.resource_metrics:
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
@@ -181,7 +182,7 @@ class JsonLinesMetricExporter(MetricExporter):
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return True
 
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         pass
 
 
@@ -254,7 +255,8 @@ def _configure_azure_monitor(settings: Settings) -> None:
     )
     provider = trace.get_tracer_provider()
     if isinstance(provider, TracerProvider):  # tracers made from here on fix the job span's ids
-        provider.id_generator = JobIdGenerator(provider.id_generator)
+        # opentelemetry's attribute is inferred from its default (RandomIdGenerator); any IdGenerator is taken.
+        provider.id_generator = JobIdGenerator(provider.id_generator)  # type: ignore[assignment]
 
 
 def _configure_local(settings: Settings) -> None:
@@ -279,7 +281,7 @@ def _configure_local(settings: Settings) -> None:
 def _install_job_id_on_log_records() -> None:
     previous = logging.getLogRecordFactory()
 
-    def record_with_job_id(*args, **kwargs) -> logging.LogRecord:
+    def record_with_job_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
         record.job_id = _job_id.get()
         return record

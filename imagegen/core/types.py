@@ -106,7 +106,7 @@ class Variant(BaseModel):
     deepcache: int = 1  # the UNet's deep features are recomputed every this many steps (1: off)
     tiny_vae: bool = False  # decoded with the tiny VAE (TAESD) instead of the model's own
 
-    def call_settings(self) -> tuple:
+    def call_settings(self) -> tuple[int, int, int, Scheduler, float, str | None, float | None, int, bool]:
         """What one diffusers call takes once for all its images (prompts, negatives and
         seeds are per image): variants equal here can be made in one call."""
         return (self.width, self.height, self.steps, self.scheduler, self.guidance,

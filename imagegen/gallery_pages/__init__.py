@@ -82,7 +82,7 @@ def timeline(manifest: Manifest | None) -> dict | None:
         if variant.started_at and variant.finished_at:
             key = (variant.started_at, variant.finished_at)
             calls[key] = calls.get(key, 0) + 1
-    if not calls:
+    if not calls or manifest is None:  # no calls without a manifest
         return None
     began = manifest.created_at
     seconds = max((manifest.finished_at - began).total_seconds(), 1e-3)

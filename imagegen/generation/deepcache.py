@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -30,9 +30,13 @@ def deep_blocks(unet: torch.nn.Module) -> list[torch.nn.Module]:
     """The blocks a cached step skips: everything between the first down block and the
     last up block. The last up block reads only the residuals of `conv_in` and the first
     down block, which a cached step computes afresh."""
-    blocks = [*unet.down_blocks[1:], *unet.up_blocks[:-1]]
-    if unet.mid_block is not None:
-        blocks.append(unet.mid_block)
+    # A diffusers UNet2DConditionModel; torch types its submodules as `Tensor | Module`.
+    down_blocks = cast(torch.nn.ModuleList, unet.down_blocks)
+    up_blocks = cast(torch.nn.ModuleList, unet.up_blocks)
+    mid_block = cast("torch.nn.Module | None", unet.mid_block)
+    blocks = [*down_blocks[1:], *up_blocks[:-1]]
+    if mid_block is not None:
+        blocks.append(mid_block)
     return blocks
 
 

@@ -283,7 +283,8 @@ class DiffusionEngine:
             arguments["callback_on_step_end"] = stop_when(cancelled)
         if img2img:
             # 5a. img2img: the source at the variant's size, the same for each image.
-            source = source_image.convert("RGB").resize((first.width, first.height), PIL.Image.LANCZOS)
+            assert source_image is not None  # check_batch: img2img variants come with their source
+            source = source_image.convert("RGB").resize((first.width, first.height), PIL.Image.Resampling.LANCZOS)
             arguments.update(image=[source] * len(calls), strength=first.strength)
         else:
             # 5b. txt2img: the size comes from the arguments.
@@ -291,6 +292,7 @@ class DiffusionEngine:
         # 6. Run the pipeline with a fresh scheduler and the job's speed-ups, one call at a time.
         with self._generate_lock:
             pipe = self._image2image if img2img else self._text2image
+            assert pipe is not None  # generate() loaded the model
             pipe.scheduler = make_scheduler(first.scheduler, self._scheduler_config)
             started = time.perf_counter()
             with speedups(pipe, deepcache_interval=first.deepcache, tiny_vae=tiny_vae), torch.inference_mode():

@@ -198,4 +198,5 @@ def _tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]]) -> CLIPToke
     ids = dict(vocab)
     ids["<|startoftext|>"] = len(ids)
     ids["<|endoftext|>"] = len(ids)
-    return CLIPTokenizer(vocab=ids, merges=list(merges), model_max_length=MAX_TOKENS)
+    # transformers annotates `merges` as list[str]; the tokenizers BPE it is passed to takes pairs.
+    return CLIPTokenizer(vocab=ids, merges=list(merges), model_max_length=MAX_TOKENS)  # type: ignore[arg-type]

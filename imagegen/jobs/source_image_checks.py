@@ -53,6 +53,7 @@ def check_source_image(data: bytes, limits: Limits | None = None, *, path: str =
                     )
                 probe.verify()  # checks the file's structure and checksums without decoding
             # verify() leaves the image unusable, so open again to decode the pixels.
+            image: Image.Image
             with Image.open(io.BytesIO(data), formats=SOURCE_FORMATS) as image:
                 image.load()
                 try:

@@ -56,7 +56,7 @@ def expand(job: JobSpec) -> list[Variant]:
     zero-padded position first so blob listings sort in job order."""
     axes = job.variants
     seeds = axes.seeds if isinstance(axes.seeds, list) else derive_seeds(job, axes.seeds)
-    variants = []
+    variants: list[Variant] = []
     for prompt_index, prompt in enumerate(job.prompts):
         image = strength = None
         if prompt.image is not None:

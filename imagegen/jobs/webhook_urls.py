@@ -22,7 +22,7 @@ Resolver = Callable[[str, int], list[str]]
 
 def resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (both families)."""
-    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
 
 
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
@@ -35,7 +36,7 @@ from imagegen.core.types import (
 )
 from imagegen.records.notifications import NotifyRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Keys a manifest file holds that are computed on load, not read.
@@ -241,7 +242,8 @@ class Manifest(BaseModel):
             seen.add(variant.id)
         return self
 
-    @computed_field(description="awaiting_review: every image made and checked, waiting for reviewers; "
+    # mypy cannot type a decorated property: the ignore is pydantic's documented way (also on `totals`).
+    @computed_field(description="awaiting_review: every image made and checked, waiting for reviewers; "  # type: ignore[prop-decorator]
                                 "cancelled: cancelled before every variant was made or while awaiting review; "
                                 "completed: every variant ok; rejected: nothing was generated "
                                 "(every variant blocked or unchecked before generation); else partial")
@@ -259,7 +261,7 @@ class Manifest(BaseModel):
             return "rejected"
         return "partial"
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def totals(self) -> Totals:
         count = OutcomeCounts.of(variant.status for variant in self.variants)
@@ -277,9 +279,10 @@ class Manifest(BaseModel):
 
 
 def build_manifest(*, job_id: str, name: str, source: JobSource, job: Any, created_at: datetime | str,
-                   finished_at: datetime | str, variants: list[ManifestVariant | dict[str, Any]],
-                   reasons: list[str] = (), warnings: list[str] = (), review: ManifestReview | dict | None = None,
-                   notifications: list = ()) -> Manifest:
+                   finished_at: datetime | str, variants: Sequence[ManifestVariant | dict[str, Any]],
+                   reasons: Sequence[str] = (), warnings: Sequence[str] = (),
+                   review: ManifestReview | dict[str, Any] | None = None,
+                   notifications: Sequence[NotifyRecord | dict[str, Any]] = ()) -> Manifest:
     """A job's manifest; times come from the caller (the orchestrator's deterministic clock).
 
     `job` is the `JobSpec` (or its dict form); status and totals follow from `variants`.

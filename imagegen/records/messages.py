@@ -27,7 +27,7 @@ fields with defaults.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
@@ -303,7 +303,7 @@ def manifest_for(request: WriteManifestRequest, url_of: Callable[[str], str]) ->
     )
 
 
-def redact_notify_url(job: dict) -> dict:
+def redact_notify_url(job: dict[str, Any]) -> dict[str, Any]:
     """The job as the manifest records it: a webhook URL often carries its secret in the
     path (Slack, Teams), so only its scheme and host are kept."""
     url = (job.get("notify") or {}).get("url")

@@ -120,15 +120,17 @@ def read_parameters(data: bytes) -> dict[str, Any]:
                 f"{image.format} image carries no `{JSON_KEY}` parameters "
                 "(PNG text chunk or EXIF ImageDescription)"
             )
-    return json.loads(raw)
+    parameters: dict[str, Any] = json.loads(raw)
+    return parameters
 
 
 def read_parameters_text(data: bytes) -> str | None:
     """The A1111 "parameters" text, from PNG, JPEG or WEBP bytes; None when absent."""
     with PIL.Image.open(io.BytesIO(data)) as image:
         if image.format == "PNG":
-            return image.info.get(TEXT_KEY)
-        comment = image.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
+            text: str | None = image.info.get(TEXT_KEY)
+            return text
+        comment: bytes | None = image.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
     if not comment:
         return None
     if comment.startswith(UNICODE_MARKER):

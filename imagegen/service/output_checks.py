@@ -179,15 +179,15 @@ def check_and_store(call: GpuCall, headers: dict[str, str], services: Services |
                 started_at=call.started, finished_at=call.finished,
             ))
             stored_bytes.append(data)
-        signed = [index for index, image in enumerate(held_images) if image.signing_error is None]
+        signed = [index for index, held in enumerate(held_images) if held.signing_error is None]
         verdicts = dict(zip(signed, check_outputs(call.job_id, [stored_bytes[index] for index in signed], services)))
         checked = []
-        for index, (image, data) in enumerate(zip(held_images, stored_bytes)):
+        for index, (held, data) in enumerate(zip(held_images, stored_bytes)):
             verdict = verdicts.get(index) or Verdict(status="unchecked", provider="none",
-                                                     reasons=[image.signing_error or "not signed"])
-            ref = image.publish_to if verdict.status == "safe" else image.held
+                                                     reasons=[held.signing_error or "not signed"])
+            ref = held.publish_to if verdict.status == "safe" else held.held
             store.put(ref, data)
-            checked.append(CheckedImage(image=image, verdict=verdict, ref=ref))
+            checked.append(CheckedImage(image=held, verdict=verdict, ref=ref))
         log.info("checked %d images of job %s: %d safe", len(checked), call.job_id,
                  sum(c.verdict.status == "safe" for c in checked))
         return checked

@@ -145,7 +145,7 @@ class BlobStore:
             blob.upload_blob(bytes(data), overwrite=True, content_settings=settings,
                              metadata=metadata, **options)
         except ResourceNotFoundError as error:
-            if error.error_code == "ContainerNotFound":
+            if error.error_code == "ContainerNotFound":  # type: ignore[attr-defined]  # set by azure-storage, not declared
                 raise ContainerNotFound(blob.container_name) from None
             raise
         except ResourceModifiedError:
@@ -193,7 +193,7 @@ class BlobStore:
         try:
             copy = target.start_copy_from_url(source.url)
         except ResourceNotFoundError as error:
-            if error.error_code == "ContainerNotFound":
+            if error.error_code == "ContainerNotFound":  # type: ignore[attr-defined]  # set by azure-storage, not declared
                 raise ContainerNotFound(target.container_name) from None
             raise BlobNotFound(src) from None
         status = copy.get("copy_status")

@@ -308,7 +308,8 @@ class AzureProvider:
                 if error.status_code != 429 and (error.status_code or 0) < 500:
                     raise _Failed(f"Content Safety refused the request ({_describe(error)})") from None
                 last = _describe(error)
-                asked = retry_after_seconds(error.response.headers) if error.response is not None else None
+                # azure-core types `response` as a protocol without `headers`; every transport's response has them.
+                asked = retry_after_seconds(error.response.headers) if error.response is not None else None  # type: ignore[attr-defined]
             except (ServiceRequestError, ServiceResponseError) as error:
                 last = f"could not reach the service ({error.__class__.__name__}: {error.message})"
                 asked = None
