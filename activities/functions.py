@@ -17,6 +17,7 @@ from imagegen.records.messages import (
     ModerateTextRequest,
     NotifyJobRequest,
     PublishImagesRequest,
+    ReadReviewPassesRequest,
     WriteManifestRequest,
 )
 from imagegen.service import operations
@@ -47,6 +48,13 @@ def generate_images(request: dict) -> dict:
 def write_manifest(request: dict) -> dict:
     with telemetry.activity("write_manifest", request):
         return operations.write_manifest(WriteManifestRequest.model_validate(request), current()).model_dump()
+
+
+@bp.activity_trigger(input_name="request")
+def read_review_passes(request: dict) -> dict:
+    with telemetry.activity("read_review_passes", request):
+        return operations.read_review_passes(ReadReviewPassesRequest.model_validate(request), current()).model_dump(
+            mode="json")
 
 
 @bp.activity_trigger(input_name="request")

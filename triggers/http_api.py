@@ -26,9 +26,10 @@ from imagegen.core import blob_names
 from imagegen.core.types import FieldError, JobValidationError
 from imagegen.records import review_book as review
 from imagegen.records.manifest import ManifestVariant
+from imagegen.records.messages import review_event
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
-from imagegen.storage import source_images
+from imagegen.storage import review_passes, source_images
 from imagegen.storage.blobs import guess_content_type
 from imagegen.storage.manifests import read_manifest
 from triggers.api_models import CancelAccepted, JobList, ReviewAccepted
@@ -199,16 +200,19 @@ async def review_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
         decision = review.parse_decision(body)
     except JobValidationError as error:
         return problem(400, "Invalid decision", "; ".join(e.message for e in error.errors), error.errors)
-    runtime = status.runtime_status.value if status.runtime_status else "Pending"
-    state = job_state(runtime, status.output, read_progress(status.custom_status))
-    if state != "awaiting_review":
+    if review_wake(status) is None:
+        state = job_state(status.runtime_status.value if status.runtime_status else "Pending", status.output,
+                          read_progress(status.custom_status))
         return problem(409, "Not awaiting review", f"Job {job_id!r} is {state}: decisions are taken only "
                        "while a job awaits review.", jobStatus=state)
     # The manifest written when the review began (and after each pass) lists the images
-    # that can be decided and those already decided.
-    manifest = read_manifest(current().store, job_id)
+    # that can be decided and those already decided; passes recorded since decide more.
+    store = current().store
+    manifest = read_manifest(store, job_id)
     reviewable = [v.id for v in manifest.variants if v.status == "ok"]
-    decided = {v.id for v in manifest.variants if v.review is not None}
+    recorded = await asyncio.to_thread(review_passes.read_review_passes, store, job_id)
+    decided = {v.id for v in manifest.variants if v.review is not None} | {
+        variant_id for earlier in recorded for variant_id in (*earlier.approve, *earlier.reject)}
     decision = review.full_ids(decision, reviewable)
     problems = review.decision_problems(decision, reviewable, decided)
     reviewer = (req.headers.get(PRINCIPAL_HEADER) or "").strip() or decision.reviewer
@@ -218,12 +222,31 @@ async def review_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     if problems:
         return problem(400, "Invalid decision", "; ".join(p.message for p in problems), problems)
     decision = decision.model_copy(update={"reviewer": reviewer, "at": review.now_utc()})
-    await client.raise_event(job_id, "review", decision.model_dump())
+    # Recorded first, then the orchestration is woken to read it (orchestrations/review.py).
+    await asyncio.to_thread(review_passes.append_review_pass, store, job_id, decision)
+    now = await client.get_status(job_id)
+    wake = review_wake(now)
+    if wake is None:
+        return problem(409, "Review ended", f"The review of job {job_id!r} ended before this pass could be "
+                       "taken; it is recorded, not applied.", jobStatus=job_state(
+                           now.runtime_status.value, now.output, read_progress(now.custom_status)))
+    # The event the job waits for, and the next one: a job woken by another pass since
+    # `now` was read waits for the next name, and reads this pass then.
+    for name in (review_event(wake), review_event(wake + 1)):
+        await client.raise_event(job_id, name, {"pass": decision.at})
     log.info("review of job %s by %s: %d approved, %d rejected%s", job_id, reviewer, len(decision.approve),
              len(decision.reject), ", finish" if decision.finish else "")
     taken = ReviewAccepted(id=job_id, status="awaiting_review", reviewer=reviewer, approve=decision.approve,
                            reject=decision.reject, finish=decision.finish)
     return json_response(taken.model_dump(mode="json"), status=202)
+
+
+def review_wake(status) -> int | None:
+    """The wake-up the job's review waits for next, when it takes decisions now (also while it
+    publishes an earlier pass); None when it does not."""
+    progress = read_progress(status.custom_status) if status else None
+    running = status is not None and status.runtime_status is not None and status.runtime_status.value == "Running"
+    return progress.review_wake if running and progress is not None else None
 
 
 def body_filename(req: func.HttpRequest) -> str:

@@ -119,8 +119,8 @@ def read_summary(output: Any) -> JobSummary | None:
 def job_state(runtime: str, output: Any, progress: Progress | None = None) -> str:
     """A job's status in a user's words, from its runtime status, output and custom status."""
     if runtime in ("Running", "ContinuedAsNew") and progress is not None:
-        if progress.phase == "awaiting review":
-            return "awaiting_review"
+        if progress.phase == "awaiting review" or progress.review_wake is not None:
+            return "awaiting_review"  # also while it publishes a pass: it still takes decisions
         if progress.phase == "done" and progress.status:
             return progress.status  # ended; the orchestration may still be sending its last notification
     if runtime == "Completed":

@@ -148,6 +148,11 @@ def manifest_ref(job_id: str) -> str:
     return f"manifests/{check_id(job_id, 'job_id')}.json"
 
 
+def review_passes_ref(job_id: str) -> str:
+    """The review passes people sent for a job, in the order they came (the review's ledger)."""
+    return f"manifests/{check_id(job_id, 'job_id')}.review-passes.json"
+
+
 def cancel_marker_ref(job_id: str) -> str:
     """Written when a job is cancelled: the GPU work of that job looks for it and stops.
 

@@ -21,6 +21,7 @@ fields with defaults.
 | `render_batch` | sub-orchestration | `BatchRequest` | `RenderBatchResult` |
 | `generate_images` | activity | `BatchRequest` | `GenerateImagesResult` |
 | `write_manifest` | activity | `WriteManifestRequest` | `WriteManifestResult` |
+| `read_review_passes` | activity | `ReadReviewPassesRequest` | `ReviewPassesResult` |
 | `publish_images` | activity | `PublishImagesRequest` | `PublishImagesResult` |
 | `notify_job` | activity | `NotifyJobRequest` | `NotifyJobResult` |
 """
@@ -46,7 +47,7 @@ from imagegen.core.types import (
 from imagegen.jobs.spec import JobSpec, ReviewSpec
 from imagegen.records.manifest import Manifest, ManifestReview, ManifestVariant, VariantReview, build_manifest
 from imagegen.records.notifications import NotifyEvent, NotifyRecord
-from imagegen.records.review_book import BookedDecision, ReviewCounts
+from imagegen.records.review_book import BookedDecision, ReviewCounts, ReviewDecision
 
 Phase = Literal["moderating inputs", "generating", "cancelling", "awaiting review", "publishing",
                 "writing manifest", "done"]
@@ -115,6 +116,9 @@ class Progress(OutcomeCounts):
     # status and summary, shown before the orchestration itself completes.
     status: JobStatus | None = None
     summary: JobSummary | None = None
+    # While the review takes decisions: which wake-up it waits for next (the event named
+    # `review_event(review_wake)`, a new name after each). None when no review is open.
+    review_wake: int | None = None
 
     def add(self, records: list[VariantRecord]) -> None:
         self.done += len(records)
@@ -243,6 +247,24 @@ class WriteManifestResult(BaseModel):
     url: str
     status: JobStatus
     # (Results recorded before this field was dropped also hold the manifest's `totals`: ignored.)
+
+
+# -- read_review_passes -------------------------------------------------------------------
+
+def review_event(wake: int) -> str:
+    """The name of the review's `wake`-th wake-up event (see orchestrations/review.py)."""
+    return f"review-{wake}"
+
+
+class ReadReviewPassesRequest(BaseModel):
+    """The review passes recorded for a job after the first `after` (the ones not read yet)."""
+
+    job_id: str
+    after: int = Field(ge=0)
+
+
+class ReviewPassesResult(BaseModel):
+    passes: list[ReviewDecision]  # in the order the route recorded them
 
 
 # -- publish_images -----------------------------------------------------------------------

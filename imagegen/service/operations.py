@@ -35,6 +35,8 @@ from imagegen.records.messages import (
     NotifyJobResult,
     PublishImagesRequest,
     PublishImagesResult,
+    ReadReviewPassesRequest,
+    ReviewPassesResult,
     WriteManifestRequest,
     WriteManifestResult,
     manifest_for,
@@ -42,6 +44,7 @@ from imagegen.records.messages import (
 from imagegen.service import notify
 from imagegen.service.services import Services
 from imagegen.storage import blobs as storage
+from imagegen.storage import review_passes
 from imagegen.storage.manifests import record_notification, upload_manifest
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,11 @@ def write_manifest(request: WriteManifestRequest, services: Services) -> WriteMa
     })
     services.job_events.manifest_written(manifest.job_id)
     return WriteManifestResult(manifest=blob_names.manifest_ref(manifest.job_id), url=url, status=manifest.status)
+
+
+def read_review_passes(request: ReadReviewPassesRequest, services: Services) -> ReviewPassesResult:
+    """The review passes people sent since the orchestration last read (`imagegen.storage.review_passes`)."""
+    return ReviewPassesResult(passes=review_passes.read_review_passes(services.store, request.job_id, request.after))
 
 
 def publish_images(request: PublishImagesRequest, services: Services) -> PublishImagesResult:

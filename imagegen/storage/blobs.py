@@ -128,19 +128,23 @@ class BlobStore:
         return self._service.get_blob_client(container, path)
 
     def put(self, ref: str, data: bytes, content_type: str | None = None,
-            metadata: dict[str, str] | None = None, *, if_match: str | None = None) -> str:
+            metadata: dict[str, str] | None = None, *, if_match: str | None = None,
+            if_missing: bool = False) -> str:
         """Write `data` to `ref` in one upload, replacing what was there; return its URL.
 
         `if_match` (an ETag from `get_with_etag`) makes the write conditional: it raises
-        `BlobChanged` if someone else wrote the blob in between.
+        `BlobChanged` if someone else wrote the blob in between. `if_missing` writes only a
+        blob that does not exist yet (`BlobChanged` if someone created it first).
         """
+        from azure.core import MatchConditions
+
         blob = self._blob(ref)
         settings = ContentSettings(content_type=content_type or guess_content_type(ref))
         options: dict[str, Any] = {}
         if if_match is not None:
-            from azure.core import MatchConditions
-
             options = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
+        elif if_missing:
+            options = {"match_condition": MatchConditions.IfMissing}
         try:
             blob.upload_blob(bytes(data), overwrite=True, content_settings=settings,
                              metadata=metadata, **options)
@@ -148,8 +152,8 @@ class BlobStore:
             if error.error_code == "ContainerNotFound":  # type: ignore[attr-defined]  # set by azure-storage, not declared
                 raise ContainerNotFound(blob.container_name) from None
             raise
-        except ResourceModifiedError:
-            raise BlobChanged(ref, if_match or "") from None
+        except (ResourceModifiedError, ResourceExistsError):
+            raise BlobChanged(ref, if_match or "*") from None
         return blob.url
 
     def get(self, ref: str) -> bytes:

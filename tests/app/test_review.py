@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -18,6 +19,7 @@ import requests
 
 from tests.app.conftest import AppClient, launch_app, tiny_job
 from tests.app.storage_invariants import storage_problems
+from tests.devhost.conftest import DevhostProcess
 from tests.waiting import wait_until
 
 
@@ -71,11 +73,15 @@ def review_env(receiver: Receiver) -> dict:
 @pytest.fixture(scope="module")
 def reviewing(tmp_path_factory, storage_connection_string, receiver):
     host = launch_app(tmp_path_factory, storage_connection_string, **review_env(receiver))
-    yield ReviewClient(host.url)
+    client = ReviewClient(host.url)
+    client.host = host
+    yield client
     host.stop()
 
 
 class ReviewClient(AppClient):
+    host: DevhostProcess  # for the durable management API (the job's history)
+
     def review(self, job_id: str, **body) -> requests.Response:
         return requests.post(f"{self.url}/api/jobs/{job_id}/review", json=body, timeout=30)
 
@@ -264,3 +270,43 @@ def test_a_job_still_awaits_review_after_a_host_restart_and_a_later_decision_lan
         assert storage_problems(store, job_id, app.manifest(job_id)) == []
     finally:
         second.stop()
+
+
+def test_passes_back_to_back_and_at_once_each_land_once_and_the_history_stays_bounded(reviewing, store):
+    job_id = reviewing.submit(reviewed_job("racing", seeds=8))
+    reviewing.awaiting(job_id)
+    v = ids(reviewing.manifest(job_id))
+    # Back to back: the later passes come while the job reads and publishes the first (it
+    # answered 409 "running" then, and the SDK lost or replayed passes that came unawaited).
+    answers = [reviewing.review(job_id, approve=[v[0]], reviewer="ana"),
+               reviewing.review(job_id, reject=[v[1]], reviewer="bo"),
+               reviewing.review(job_id, approve=[v[2]], reviewer="cleo")]
+    # At once: five reviewers; two of them decide the same image.
+    bodies = [{"reject": [v[3]], "reviewer": "dan"}, {"approve": [v[4]], "reviewer": "eve"},
+              {"approve": [v[5]], "reviewer": "fay"}, {"approve": [v[6]], "reviewer": "gus"},
+              {"reject": [v[6], v[7]], "reviewer": "hal"}]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        at_once = list(pool.map(lambda body: reviewing.review(job_id, **body), bodies))
+    assert [a.status_code for a in answers] == [202, 202, 202], [a.text for a in answers]
+    # The route turns away a pass that names an image a recorded pass decided (400); two
+    # passes that both got past it are both recorded, and the first recorded decides.
+    assert all(a.status_code in (202, 400) for a in at_once) and sum(a.status_code == 202 for a in at_once) >= 4
+    if not all(a.status_code == 202 for a in at_once):
+        reviewing.review(job_id, reject=[v[7]], reviewer="hal")  # hal's pass was refused whole: decide v7 alone
+
+    reviewing.wait(job_id)
+    manifest = reviewing.manifest(job_id)
+    decided = {variant["id"]: (variant["review"]["decision"], variant["review"]["reviewer"])
+               for variant in manifest["variants"]}
+    assert decided[v[0]] == ("approved", "ana") and decided[v[1]] == ("rejected", "bo")
+    assert decided[v[2]] == ("approved", "cleo") and decided[v[3]] == ("rejected", "dan")
+    assert decided[v[4]] == ("approved", "eve") and decided[v[5]] == ("approved", "fay")
+    ledger = json.loads(store.get(f"manifests/{job_id}.review-passes.json"))
+    first_on_v6 = next(p for p in ledger if v[6] in p["approve"] + p["reject"])
+    assert decided[v[6]] == ("approved" if v[6] in first_on_v6["approve"] else "rejected", first_on_v6["reviewer"])
+    assert manifest["review"]["ended_by"] == "all decided" and manifest["totals"]["undecided"] == 0
+    # Every approved image published once; the history grows with the passes, not without end.
+    assert sorted(store.list("published", f"{job_id}/")) == sorted(
+        f"published/{job_id}/{vid}.png" for vid, (decision, _) in decided.items() if decision == "approved")
+    history = reviewing.host.status(job_id, showHistory="true").json()["historyEvents"]
+    assert len(history) < 40 * len(ledger), len(history)

@@ -37,7 +37,14 @@ from devhost.durable.core import (
 )
 from imagegen.core.settings import Settings
 from imagegen.jobs.spec import parse_job
-from imagegen.records.messages import JobSummary, Progress, job_request
+from imagegen.records.messages import (
+    JobSummary,
+    Progress,
+    ReadReviewPassesRequest,
+    ReviewPassesResult,
+    job_request,
+    review_event,
+)
 from orchestrations.generate_batch import bp
 
 T0 = datetime(2026, 1, 5, 9, 0, 0, tzinfo=timezone.utc)
@@ -53,6 +60,12 @@ class ActivityFailed(Exception):
 
 
 NO_ANSWER = object()  # returned by a scripted activity: the call is still running when the job ends
+
+# The name of a `Raise` that is a review pass sent the way the review route sends one: the
+# pass is recorded in the job's ledger of passes (which the `read_review_passes` activity
+# reads, unless the script answers it), then the wake-up event the job's custom status
+# names is raised.
+REVIEW_PASS = "review pass"
 
 
 @cache
@@ -109,6 +122,7 @@ class Run:
     job_id: str
     recording: dict = field(default_factory=dict)  # instance id -> {"name", "episodes"} (golden.py's shape)
     log: list[Call] = field(default_factory=list)
+    review_passes: list[dict] = field(default_factory=list)  # the job's ledger of review passes
 
     def episodes(self, instance_id: str | None = None) -> list[dict]:
         return self.recording[instance_id or self.job_id]["episodes"]
@@ -186,7 +200,14 @@ class _Player:
             shown = len(episodes) == 1 or episodes[-1]["custom_status"] != episodes[-2]["custom_status"]
             if instance_id == self.result.job_id and self.events and shown and self.events[0].when(episode):
                 event = self.events.pop(0)
-                inbox.append(Message("event", h.event_raised(event.name, json.dumps(event.payload), now)))
+                if event.name == REVIEW_PASS:  # as the route does: record, then wake the job (this name and the next)
+                    self.result.review_passes.append(event.payload)
+                    wake = Progress.model_validate_json(episode.custom_status or "{}").review_wake
+                    assert wake is not None, f"a review pass was sent to a job that takes none: {episode.custom_status}"
+                    inbox += [Message("event", h.event_raised(review_event(n), json.dumps({"pass": len(
+                        self.result.review_passes)}), now)) for n in (wake, wake + 1)]
+                else:
+                    inbox.append(Message("event", h.event_raised(event.name, json.dumps(event.payload), now)))
             for call in episode.sub_orchestrations:
                 child = self._instance(call.name, call.instance_id, call.input, now)
                 inbox.append(Message("event", h.sub_orchestration_completed(call.task_id, child.output, now)
@@ -202,6 +223,10 @@ class _Player:
                 raise AssertionError(f"{instance_id} waits for nothing the script can give: {episodes[-1]}")
 
     def _answer(self, task_id: int, name: str, input_json: str | None, now: datetime) -> Message | None:
+        if name == "read_review_passes" and name not in self.activities:
+            after = ReadReviewPassesRequest.model_validate(_json(input_json)).after
+            result = ReviewPassesResult.model_validate({"passes": self.result.review_passes[after:]})
+            return Message("event", h.task_completed(task_id, result.model_dump_json(), now))
         if name not in self.activities:
             raise AssertionError(f"the script has no answer for activity {name}")
         try:

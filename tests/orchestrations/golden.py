@@ -28,7 +28,7 @@ from devhost.durable.core import Message, OrchestrationState, run_episode
 from imagegen.jobs.spec import parse_job
 from imagegen.jobs.variants import expand
 from tests.orchestrations import scripted
-from tests.orchestrations.driver import T0, Activity, Raise, decisions, handles, phase_is, play, request_of, started
+from tests.orchestrations.driver import REVIEW_PASS, T0, Activity, Raise, decisions, handles, phase_is, play, request_of, started
 
 GOLDEN = Path(__file__).with_name("golden")
 JOB_ID = "golden-1"
@@ -77,8 +77,8 @@ SCENARIOS = [
              events=[Raise("cancel", {"by": "user"}, started("render_batch"))]),
     # Two passes: one image approved (and published), then the other rejected: all decided.
     Scenario("review_approve", REVIEWED, events=[
-        Raise("review", decision(approve=[V0], note="good"), phase_is("awaiting review")),
-        Raise("review", decision(reject=[V1], note="wrong colour"), phase_is("awaiting review"))]),
+        Raise(REVIEW_PASS, decision(approve=[V0], note="good"), phase_is("awaiting review")),
+        Raise(REVIEW_PASS, decision(reject=[V1], note="wrong colour"), phase_is("awaiting review"))]),
     # Nobody decides: at the timeout every image is approved (on_timeout) and published; the
     # webhook is told when the review starts and when the job ends.
     Scenario("review_timeout", TIMED_OUT),

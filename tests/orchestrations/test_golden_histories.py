@@ -97,8 +97,9 @@ def test_replay_reports_a_call_made_with_another_input():
 def test_a_reviewed_job_published_what_was_approved_in_two_passes():
     recording = golden("review_approve")
     assert calls(recording) == [["activity", "moderate_text"], ["sub_orchestration", "render_batch", f"{JOB_ID}:b000"],
-                                ["activity", "write_manifest"], ["activity", "publish_images"],
-                                ["activity", "write_manifest"], ["activity", "write_manifest"]]
+                                ["activity", "write_manifest"], ["activity", "read_review_passes"],
+                                ["activity", "publish_images"], ["activity", "write_manifest"],
+                                ["activity", "read_review_passes"], ["activity", "write_manifest"]]
     summary = final(recording)["output"]
     assert (summary["status"], summary["approved"], summary["rejected"], summary["undecided"]) == ("completed", 1, 1, 0)
 

@@ -18,7 +18,7 @@ from imagegen.jobs.spec import parse_job
 from imagegen.jobs.variants import expand
 from imagegen.records.messages import NotifyJobRequest, PublishImagesRequest, WriteManifestRequest
 from tests.orchestrations import scripted
-from tests.orchestrations.driver import JOB_ID, NO_ANSWER, T0, ActivityFailed, Raise, phase_is, play, request_of
+from tests.orchestrations.driver import JOB_ID, NO_ANSWER, REVIEW_PASS, T0, ActivityFailed, Raise, phase_is, play, request_of
 
 JOB = {"name": "shoes", "prompts": [{"text": "a running shoe"}], "variants": {"seeds": 3, "sizes": ["64x64"], "steps": 2},
        "review": {"timeout": "1h"}}
@@ -34,11 +34,16 @@ def decision(**fields) -> dict:
 
 def passes(*decisions: dict) -> list[Raise]:
     """Each decision raised once the job (again) shows it awaits review."""
-    return [Raise("review", d, AWAITING) for d in decisions]
+    return [Raise(REVIEW_PASS, d, AWAITING) for d in decisions]
 
 
 def manifests(run) -> list[WriteManifestRequest]:
     return run.requests("write_manifest", WriteManifestRequest)
+
+
+def changes(values: list) -> list:
+    """`values` without the repeats in a row (the custom status also changes for other reasons)."""
+    return [value for index, value in enumerate(values) if index == 0 or values[index - 1] != value]
 
 
 def outputs(*variant_ids: str) -> dict[str, str]:
@@ -58,15 +63,17 @@ def test_a_job_with_review_waits_then_publishes_what_is_approved():
     run = play(request_of(JOB), scripted.activities(),
                passes(decision(approve=[V0, V1], reject=[V2], note="V2: wrong colour")))
 
-    assert run.names() == ["moderate_text", "render_batch", "write_manifest", "publish_images", "write_manifest"]
+    assert run.names() == ["moderate_text", "render_batch", "write_manifest", "read_review_passes", "publish_images",
+                           "write_manifest"]
     deadline = deadline_of(run)
     waiting, final = manifests(run)
     assert waiting.review.model_dump() == {"state": "awaiting", "timeout": "1h", "on_timeout": "reject",
                                            "deadline": deadline, "ended_by": None}
     assert waiting.decisions == {} and [r.status for r in waiting.records] == ["ok"] * 3
     shown = [p for p in run.progress() if p.phase == "awaiting review"]
-    assert [(p.review.model_dump(), p.deadline) for p in shown] == [
-        ({"approved": 0, "rejected": 0, "undecided": 3}, deadline.isoformat())]
+    assert {(p.review.model_dump_json(), p.deadline) for p in shown} == {
+        ('{"approved":0,"rejected":0,"undecided":3}', deadline.isoformat())}  # until the pass is read
+    assert [p.review_wake for p in shown] == [0, 1]  # each wake-up waits for a new event name
 
     assert run.requests("publish_images", PublishImagesRequest) == [
         PublishImagesRequest(job_id=JOB_ID, images=outputs(V0, V1))]
@@ -87,7 +94,8 @@ def test_each_pass_is_published_and_written_to_the_manifest_as_it_lands():
     run = play(request_of(JOB), scripted.activities(),
                passes(decision(approve=[V0]), decision(reject=[V1]), decision(approve=[V2])))
 
-    assert run.names()[2:] == ["write_manifest", "publish_images", "write_manifest", "write_manifest", "publish_images",
+    assert run.names()[2:] == ["write_manifest", "read_review_passes", "publish_images", "write_manifest",
+                               "read_review_passes", "write_manifest", "read_review_passes", "publish_images",
                                "write_manifest"]
     assert [list(r.images) for r in run.requests("publish_images", PublishImagesRequest)] == [[V0], [V2]]
     assert [(m.review.state, {v: d.decision for v, d in m.decisions.items()}) for m in manifests(run)] == [
@@ -97,7 +105,7 @@ def test_each_pass_is_published_and_written_to_the_manifest_as_it_lands():
         ("done", {V0: "approved", V1: "rejected", V2: "approved"}),
     ]
     assert manifests(run)[1].decisions[V0].published == published(V0)  # the gallery can show the copy at once
-    assert [p.review.model_dump() for p in run.progress() if p.phase == "awaiting review"] == [
+    assert changes([p.review.model_dump() for p in run.progress() if p.phase == "awaiting review"]) == [
         {"approved": 0, "rejected": 0, "undecided": 3},
         {"approved": 1, "rejected": 0, "undecided": 2},
         {"approved": 1, "rejected": 1, "undecided": 1},
@@ -168,7 +176,7 @@ def test_the_deployments_review_setting_gives_a_job_without_its_own_the_defaults
 
 def test_cancel_while_awaiting_review_ends_the_job_cancelled_and_keeps_what_was_published():
     run = play(request_of(JOB), scripted.activities(),
-               [Raise("review", decision(approve=[V0]), AWAITING), Raise("cancel", {"by": "user"}, AWAITING)])
+               [Raise(REVIEW_PASS, decision(approve=[V0]), AWAITING), Raise("cancel", {"by": "user"}, AWAITING)])
 
     final = manifests(run)[-1]
     assert (final.review.state, final.review.ended_by) == ("cancelled", "cancel")
@@ -257,3 +265,32 @@ def test_the_custom_status_shows_the_final_decisions_once_the_job_is_done():
     summary = run.summary()
     assert run.progress()[-1].review.model_dump() == {"approved": summary.approved, "rejected": summary.rejected,
                                                       "undecided": summary.undecided}
+
+
+def test_passes_that_come_while_the_job_is_busy_each_land_once_and_the_first_decision_wins():
+    # The second and third passes are recorded while the job reads and publishes the first:
+    # each wakes it under a name it has not waited for yet (the SDK keeps such an event for
+    # its name, which is never waited for again once it has woken the job).
+    run = play(request_of(JOB), scripted.activities(), [
+        Raise(REVIEW_PASS, decision(approve=[V0], reviewer="ana"), AWAITING),
+        Raise(REVIEW_PASS, decision(reject=[V0], approve=[V1], reviewer="bo"), lambda episode: True),
+        Raise(REVIEW_PASS, decision(reject=[V2], reviewer="cleo"), lambda episode: True)])
+
+    final = manifests(run)[-1]
+    assert {v: (d.decision, d.reviewer) for v, d in final.decisions.items()} == {
+        V0: ("approved", "ana"), V1: ("approved", "bo"), V2: ("rejected", "cleo")}
+    assert [list(r.images) for r in run.requests("publish_images", PublishImagesRequest)] == [[V0], [V1]]
+    assert (final.review.state, final.review.ended_by) == ("done", "all decided")
+    assert run.summary().status == "completed"
+
+
+def test_many_passes_keep_the_history_bounded():
+    job = {**JOB, "variants": {**JOB["variants"], "seeds": 12}}
+    ids = [variant.id for variant in expand(parse_job(job))]
+    run = play(request_of(job), scripted.activities(), passes(*(decision(approve=[v]) for v in ids)))
+
+    assert run.summary().approved == 12
+    # Per pass: at most two wake-ups (the route raises this name and the next) and a read each,
+    # a publish and a manifest; no wait that returns at once forever.
+    assert len(run.calls("read_review_passes")) <= 2 * 12
+    assert len(run.episodes()) <= 8 * 12 + 10
