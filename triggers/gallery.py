@@ -19,8 +19,8 @@ from imagegen.records.manifest import Manifest
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage.manifests import read_manifest
-from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, job_view, origin
-from triggers.responses import not_found, problem
+from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, is_job_id, job_view, origin
+from triggers.responses import not_found, problem, problems_on_failure
 
 bp = df.Blueprint()
 # Pages are no-store: a refresh after a job moves on must not show a stale page.
@@ -31,6 +31,7 @@ HTML_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"
 
 @bp.route(route="gallery", methods=["GET"])
 @bp.durable_client_input(client_name="client")
+@problems_on_failure
 async def gallery_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     wanted = req.params.get("status") or None
     if wanted is not None and wanted not in gallery.STATUSES:
@@ -50,8 +51,11 @@ async def gallery_jobs(req: func.HttpRequest, client: df.DurableOrchestrationCli
 
 @bp.route(route="gallery/jobs/{id}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
+@problems_on_failure
 async def gallery_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     job_id = req.route_params["id"]
+    if not is_job_id(job_id):
+        return not_found(job_id)
     status = await client.get_status(job_id, show_input=True)
     if not status or status.name != ORCHESTRATION:
         return not_found(job_id)

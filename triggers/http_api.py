@@ -108,6 +108,8 @@ async def get_job(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
 @problems_on_failure
 def get_manifest(req: func.HttpRequest) -> func.HttpResponse:
     job_id = req.route_params["id"]
+    if not is_job_id(job_id):
+        return not_found(job_id)
     try:
         manifest = read_manifest(current().store, job_id)
     except (storage.BlobNotFound, ValueError):
@@ -118,6 +120,8 @@ def get_manifest(req: func.HttpRequest) -> func.HttpResponse:
 
 def manifest_variant(store: storage.BlobStore, job_id: str, variant_id: str) -> ManifestVariant | func.HttpResponse:
     """The manifest's entry for one variant of a job, or the 404 that says which is missing."""
+    if not is_job_id(job_id):
+        return not_found(job_id)
     try:
         manifest = read_manifest(store, job_id)
     except (storage.BlobNotFound, ValueError):

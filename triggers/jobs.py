@@ -19,6 +19,7 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import ValidationError
 
+from imagegen.core import blob_names
 from imagegen.core.types import JobSource
 from imagegen.jobs import intake
 from imagegen.jobs.spec import JobSpec, Limits
@@ -77,9 +78,18 @@ PRINCIPAL_HEADER = "x-ms-client-principal-name"
 
 
 def is_job_id(job_id: str) -> bool:
-    """Whether `job_id` could name an instance: `.` and `..` (also sent as `%2e`) cannot,
-    and the durable client mistakes them for the instances collection."""
-    return job_id.strip(".") != "" and "/" not in job_id
+    """Whether `job_id` could name a job: the one check every route that takes an id makes.
+
+    Every job id this app makes is one blob-name segment (letters, digits, `.`, `_`, `-`,
+    starting with a letter or digit; `blob_names.check_id`). Anything else is no job, and
+    some of it would be misread further on: `.` and `..` (also sent as `%2e`) by the durable
+    client as the instances collection, `#` and `?` (sent as `%23`, `%3F`) by the SDK,
+    which pastes ids into URLs unescaped, so `J#x` asked for job `J`."""
+    try:
+        blob_names.check_id(job_id)
+    except ValueError:
+        return False
+    return True
 
 
 def origin(req: func.HttpRequest) -> str:

@@ -103,11 +103,15 @@ def test_an_image_outside_the_source_containers_is_400_naming_the_field(app, ima
     assert "Error" not in json.dumps(body), body
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/api/jobs/."), ("GET", "/api/jobs/%2e"), ("POST", "/api/jobs/./cancel"),
-    ("POST", "/api/jobs/%2e/cancel"), ("GET", "/api/jobs/%2e/manifest"), ("GET", "/api/jobs/%2e%2e/images/v000"),
-])
-def test_dot_job_ids_are_404_not_500(app, method, path):
+ROUTES_WITH_AN_ID = [("GET", "/api/jobs/{id}"), ("GET", "/api/jobs/{id}/manifest"), ("GET", "/api/jobs/{id}/images/v000"),
+                     ("GET", "/api/jobs/{id}/published/v000"), ("POST", "/api/jobs/{id}/cancel"),
+                     ("POST", "/api/jobs/{id}/review"), ("GET", "/api/gallery/jobs/{id}")]
+NOT_JOB_IDS = [".", "%2e", "%2e%2e", "J%23x", "J%3Fx", "J%3Fx%3D1", "a%20b", "-x", "x" * 129]
+
+
+@pytest.mark.parametrize("method, path", [(method, route.format(id=job_id)) for method, route in ROUTES_WITH_AN_ID
+                                          for job_id in NOT_JOB_IDS])
+def test_what_is_no_job_id_is_404_on_every_route_that_takes_one(app, method, path):
     # Sent raw: requests would remove the dot segments before they reach the server.
     parts = urllib.parse.urlsplit(app.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
@@ -142,3 +146,14 @@ def test_text_with_a_lone_surrogate_is_refused_at_intake_with_the_field_named(ap
     errors = problem(response, 400)["errors"]
     assert [(error["path"], error["rule"]) for error in errors] == [(path, "lone_surrogate")]
     assert "surrogate" in errors[0]["message"] and "U+D" in errors[0]["message"]
+
+
+@pytest.mark.parametrize("suffix", ["%23x", "%3Fx", "%3Fshow_input%3Dfalse"])
+def test_an_id_with_a_hash_or_question_mark_never_answers_for_the_job_before_it(app, suffix):
+    job_id = app.submit(tiny_job("hashed"))
+    assert requests.get(f"{app.url}/api/jobs/{job_id}", timeout=30).status_code == 200
+    for method, route in ROUTES_WITH_AN_ID:
+        response = requests.request(method, app.url + route.format(id=job_id + suffix), json={"approve": ["v000"]},
+                                    timeout=30)
+        assert response.status_code == 404, (route, response.text)
+        assert job_id not in response.json().get("title", ""), response.text

@@ -37,7 +37,8 @@ def test_every_ended_runtime_status_reads_as_an_ended_job_state():
 
 
 @pytest.mark.parametrize(("job_id", "ok"), [
-    ("spring-1a2b", True), ("schedule-x-20260101T000000Z", True), (".", False), ("..", False), ("a/b", False),
+    ("spring-1a2b", True), ("schedule-x-20260101T000000Z", True), ("drop-a.b_c-1f2e", True), (".", False),
+    ("..", False), ("a/b", False), ("J#x", False), ("J?x=1", False), ("a b", False), ("-x", False), ("x" * 129, False),
 ])
 def test_is_job_id_refuses_what_the_durable_client_would_misread(job_id, ok):
     assert is_job_id(job_id) is ok
