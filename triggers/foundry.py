@@ -58,6 +58,20 @@ DEPLOYMENT_KEY = current().settings.api_key
 @bp.durable_client_input(client_name="client")
 @problems_on_failure
 async def generate_images_sync(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await answer_generation(req, client)
+
+
+@bp.route(route="image/generations", methods=["POST"],
+          auth_level=func.AuthLevel.ANONYMOUS if DEPLOYMENT_KEY else func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problems_on_failure
+async def generate_image_sync(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The route as Foundry's Stability document spells it (`image`, singular): the same body and answer."""
+    return await answer_generation(req, client)
+
+
+async def answer_generation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Start the job of a Foundry / OpenAI body; answer with its images when they are made in time."""
     if DEPLOYMENT_KEY and not api_key.holds_key(req, DEPLOYMENT_KEY):
         return api_key.unauthorized()
     try:

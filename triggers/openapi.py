@@ -146,6 +146,25 @@ def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, 
                 "503": _problem("The images could not be checked for safety (`code: safety_unavailable`)",
                                 {"Retry-After": {"schema": {"type": "string"}}}),
                 **COMMON}}},
+        "/api/image/generations": {"post": {
+            "operationId": "generate_image", "summary": "The same, as Foundry's Stability document spells the route",
+            # Sign-in does not guard this route (its clients send no Entra token): it takes the
+            # deployment key when one is set, else function keys.
+            "security": [{"deploymentKey": []}, {"deploymentApiKey": []}] if deployment_key else FUNCTION_KEYS,
+            "parameters": [{"name": "timeout", "in": "query", "required": False,
+                            "schema": {"type": "number", "minimum": 0, "maximum": 230, "default": 120}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(FoundryRequest)}}},
+            "responses": {
+                "200": _json(m.FoundryResponse, "The images, in Foundry's and OpenAI's shapes"),
+                "202": _json(m.FoundryAccepted, "Not done within `timeout`: follow the job"),
+                "400": _problem("A bad body, or every image blocked (`code: content_filter`)"),
+                "401": _problem("No valid key: the deployment key (`Authorization: Bearer`, `api-key`) "
+                                "or a function key"),
+                "413": _problem("Over the body byte limit"),
+                "502": _problem("Generation failed on every try (`code: generation_failed`)"),
+                "503": _problem("The images could not be checked for safety (`code: safety_unavailable`)",
+                                {"Retry-After": {"schema": {"type": "string"}}}),
+                **COMMON}}},
         "/api/health": {"get": {
             "operationId": "get_health", "summary": "What the worker runs on (anonymous)", "security": [],
             "responses": {"200": _json(m.Health, "The model, device and safety provider"), **COMMON}}},
@@ -173,7 +192,7 @@ def _document(sign_in: str, deployment_key: bool) -> dict:
     }
     if deployment_key:
         schemes["deploymentKey"] = {"type": "http", "scheme": "bearer",
-                                    "description": "`IMAGEGEN_API_KEY`, on /api/images/generations only"}
+                                    "description": "`IMAGEGEN_API_KEY`, on /api/images/generations and /api/image/generations only"}
         schemes["deploymentApiKey"] = {"type": "apiKey", "in": "header", "name": "api-key"}
     if sign_in == "entra":
         schemes["entraSignIn"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",

@@ -140,25 +140,40 @@ def _check_strength(value: float) -> float:
     return value
 
 
+# Delivery sizes by name: what a channel asks for, usable wherever a `WxH` size is.
+SIZE_PRESETS: dict[str, str] = {
+    "instagram-square": "1080x1080",
+    "instagram-portrait": "1080x1350",
+    "story": "1080x1920",
+    "link-ad": "1200x628",
+    "og-image": "1200x630",
+    "youtube-thumbnail": "1280x720",
+    "banner": "1456x180",
+    "leaderboard": "728x90",
+}
+
+
 def parse_size(size: str) -> tuple[int, int]:
-    """'768x512' -> (768, 512); the size has already been checked by the model."""
-    width, _, height = size.partition("x")
+    """'768x512' (or a preset's name) -> (768, 512); the size has already been checked by the model."""
+    width, _, height = SIZE_PRESETS.get(size, size).partition("x")
     return int(width), int(height)
 
 
 def _check_size(value: str, info: ValidationInfo) -> str:
+    """A `WxH` size within the limits, any number of pixels per side (the engine delivers it
+    exactly: imagegen.generation.delivery), or a preset's name, read as its size."""
     limits = limits_of(info)
+    value = SIZE_PRESETS.get(value, value)
     match = SIZE_PATTERN.fullmatch(value)
     if not match:
-        raise fail("size_format", f"`{{path}}` must be WIDTHxHEIGHT in pixels, e.g. '768x512', got {show_value(value)}")
+        raise fail("size_format", f"`{{path}}` must be WIDTHxHEIGHT in pixels, e.g. '768x512', or a preset "
+                                  f"({', '.join(SIZE_PRESETS)}), got {show_value(value)}")
     width, height = int(match[1]), int(match[2])
     if not all(limits.min_side <= side <= limits.max_side for side in (width, height)):
         raise fail(
             "size_range",
             f"`{{path}}` must be between {limits.min_side} and {limits.max_side} px per side, got {show_value(value)}",
         )
-    if width % 8 or height % 8:  # the VAE downsamples by 8: other sizes cannot be decoded
-        raise fail("multiple_of_8", f"`{{path}}` must be a multiple of 8 per side, got {show_value(value)}")
     return value
 
 

@@ -22,8 +22,8 @@ def check_settings(settings: Settings) -> Settings:
         raise ValueError(f"setting `IMAGEGEN_DEFAULT_SIZE` must be WIDTHxHEIGHT in pixels, e.g. '512x512', "
                          f"got {settings.default_size!r}")
     sides = (int(size[1]), int(size[2]))
-    if any(side % 8 for side in sides) or not all(limits.min_side <= side <= limits.max_side for side in sides):
-        raise ValueError(f"setting `IMAGEGEN_DEFAULT_SIZE` must be multiples of 8 from {limits.min_side} to "
+    if not all(limits.min_side <= side <= limits.max_side for side in sides):
+        raise ValueError(f"setting `IMAGEGEN_DEFAULT_SIZE` must be from {limits.min_side} to "
                          f"{limits.max_side} px per side (`IMAGEGEN_MAX_SIDE`), got {settings.default_size!r}")
     if settings.default_steps > limits.max_steps:
         raise ValueError(f"setting `IMAGEGEN_DEFAULT_STEPS` must be at most {limits.max_steps} "

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Scheduler = Literal["dpmpp", "euler", "euler_a", "ddim", "lcm"]
 ImageFormat = Literal["png", "jpeg", "webp"]
+Fit = Literal["cover", "contain", "stretch"]  # how an image becomes exactly the size asked
 SafetyStatus = Literal["safe", "blocked", "unchecked"]
 VariantStatus = Literal["ok", "blocked", "failed", "unchecked", "cancelled"]
 JobSource = Literal["http", "blob", "schedule"]
@@ -102,6 +103,8 @@ class Variant(BaseModel):
     image: str | None = None  # img2img source as a blob name, e.g. "inputs/sneaker.png"
     strength: float | None = None  # img2img only
     format: ImageFormat = "png"
+    fit: Fit = "cover"  # the job's `output.fit`: how the image made becomes exactly width x height
+    pad_color: str = "#ffffff"  # `output.pad_color`, for `fit: contain`
     # The job's `speedups`: they change the image, so they are part of what makes it.
     deepcache: int = 1  # the UNet's deep features are recomputed every this many steps (1: off)
     tiny_vae: bool = False  # decoded with the tiny VAE (TAESD) instead of the model's own

@@ -32,6 +32,7 @@ from imagegen.core.settings import Settings
 from imagegen.core.types import Batch, Variant
 from imagegen.generation import tiny_model
 from imagegen.generation.deepcache import MAX_INTERVAL, deepcache
+from imagegen.generation.delivery import deliver, generation_size, native_side, side_multiple
 from imagegen.generation.schedulers import make_scheduler
 from imagegen.jobs.variants import call_groups
 
@@ -58,8 +59,9 @@ COMPILE_MODE = "max-autotune-no-cudagraphs"
 @dataclass
 class GeneratedImage:
     variant_id: str
-    image: PIL.Image.Image
+    image: PIL.Image.Image  # exactly the variant's width x height
     seconds: float  # this image's share of its pipeline call's wall time
+    generated_size: tuple[int, int] | None = None  # what the model made, when `fit` changed it
 
 
 # --- device and precision --------------------------------------------------------------
@@ -281,24 +283,30 @@ class DiffusionEngine:
         )
         if cancelled is not None:
             arguments["callback_on_step_end"] = stop_when(cancelled)
+        # 5. The size the model makes the images at: the one asked when the model draws it
+        #    well, else the nearest it does (imagegen.generation.delivery).
+        pipe = self._image2image if img2img else self._text2image
+        assert pipe is not None  # generate() loaded the model
+        width, height = generation_size(first.width, first.height, native_side(pipe), side_multiple(pipe))
         if img2img:
-            # 5a. img2img: the source at the variant's size, the same for each image.
+            # 5a. img2img: the source at that size, the same for each image.
             assert source_image is not None  # check_batch: img2img variants come with their source
-            source = source_image.convert("RGB").resize((first.width, first.height), PIL.Image.Resampling.LANCZOS)
+            source = source_image.convert("RGB").resize((width, height), PIL.Image.Resampling.LANCZOS)
             arguments.update(image=[source] * len(calls), strength=first.strength)
         else:
             # 5b. txt2img: the size comes from the arguments.
-            arguments.update(width=first.width, height=first.height)
+            arguments.update(width=width, height=height)
         # 6. Run the pipeline with a fresh scheduler and the job's speed-ups, one call at a time.
         with self._generate_lock:
-            pipe = self._image2image if img2img else self._text2image
-            assert pipe is not None  # generate() loaded the model
             pipe.scheduler = make_scheduler(first.scheduler, self._scheduler_config)
             started = time.perf_counter()
             with speedups(pipe, deepcache_interval=first.deepcache, tiny_vae=tiny_vae), torch.inference_mode():
                 images = pipe(**arguments).images[: len(variants)]
             seconds = (time.perf_counter() - started) / len(variants)
-        return [GeneratedImage(variant_id=v.id, image=image, seconds=seconds) for v, image in zip(variants, images)]
+        # 7. Each image exactly the size asked, by the job's `fit`.
+        made = None if (width, height) == (first.width, first.height) else (width, height)
+        return [GeneratedImage(variant_id=v.id, image=deliver(image, v.width, v.height, v.fit, v.pad_color),
+                               seconds=seconds, generated_size=made) for v, image in zip(variants, images)]
 
     def _generator_device(self) -> str:
         # MPS generators are unreliable; diffusers draws on the CPU and moves the noise.
@@ -399,8 +407,6 @@ def check_batch(batch: Batch, source_image: PIL.Image.Image | None) -> None:
     """Raise ValueError naming the variant and field when a batch cannot be generated."""
     for variant in batch.variants:
         where = f"batch `{batch.id}` variant `{variant.id}`"
-        if variant.width % 8 or variant.height % 8:
-            raise ValueError(f"{where}: `width` and `height` must be multiples of 8, got {variant.width}x{variant.height}")
         if variant.image is not None and source_image is None:
             raise ValueError(f"{where}: `image` is {variant.image!r} but no source image was given")
         if variant.image is not None and not (variant.strength is not None and 0 < variant.strength <= 1):

@@ -20,6 +20,7 @@ from imagegen.core.documents import load_document
 from imagegen.core.field_errors import fail, field_errors, show_value
 from imagegen.core.limits import (
     DEFAULT_LIMITS,
+    SIZE_PRESETS,
     Guidance,
     ImageName,
     Limits,
@@ -33,7 +34,7 @@ from imagegen.core.limits import (
     parse_size,
 )
 from imagegen.core.storable_text import storable_document
-from imagegen.core.types import MAX_DEEPCACHE, FieldError, ImageFormat, JobValidationError, Scheduler
+from imagegen.core.types import MAX_DEEPCACHE, FieldError, Fit, ImageFormat, JobValidationError, Scheduler
 
 __all__ = [
     "JobSpec", "Limits", "NotifySpec", "OutputSpec", "PromptSpec", "ReviewSpec", "SpeedupSpec", "VariantAxes",
@@ -82,7 +83,9 @@ class VariantAxes(BaseModel):
 
     seeds: Seeds = Field(1, description="A count (seeds derived from the job) or a list of seeds.")
     styles: list[ShortText] = Field([""], description="Appended to each prompt; '' means as written.")
-    sizes: list[Size] = Field(["512x512"], description="WIDTHxHEIGHT, multiples of 8.")
+    sizes: list[Size] = Field(["512x512"], description=(
+        "WIDTHxHEIGHT in pixels, delivered exactly (see `output.fit`), or a preset: "
+        + ", ".join(f"{name} ({size})" for name, size in SIZE_PRESETS.items()) + "."))
     guidance: list[Guidance] = Field([7.5], description="Classifier-free guidance scales.")
     steps: int = Field(25, description="Denoising steps per image.")
     scheduler: Scheduler = Field("dpmpp", description="The sampler.")
@@ -164,6 +167,11 @@ class OutputSpec(BaseModel):
     model_config = _STRICT
 
     format: ImageFormat = Field("png", description="Image file format.")
+    fit: Fit = Field("cover", description=(
+        "How an image made at the model's size becomes exactly the size asked: `cover` scales it to fill and "
+        "crops the middle, `contain` scales it to fit and pads with `pad_color`, `stretch` resizes it."))
+    pad_color: str = Field("#ffffff", description="The padding of `fit: contain`, as #rrggbb.",
+                           pattern=r"^#[0-9a-fA-F]{6}$")
 
 
 # A review waits at most 30 days: past that nobody is coming back to it, and the wait holds

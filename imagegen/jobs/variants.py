@@ -25,15 +25,17 @@ def _canonical(value: Any) -> bytes:
 def derive_seeds(job: JobSpec, count: int) -> list[int]:
     """`count` distinct seeds in 0..2**32-1 from the job's content.
 
-    Everything but the seed count, the speed-ups, review and notify goes in, so growing `seeds: 4` to
-    `seeds: 8` keeps the first four images and adds four, and turning a speed-up on keeps
-    the seeds (its images can be compared with the full ones); any other change gives
-    new seeds.
+    Everything but the seed count, the speed-ups, the delivery fit, review and notify goes in,
+    so growing `seeds: 4` to `seeds: 8` keeps the first four images and adds four, and
+    turning a speed-up on or fitting another way keeps the seeds (the images can be compared);
+    any other change gives new seeds.
     """
     content = job.model_dump(mode="json")
     content["variants"].pop("seeds")
     for how_not_what in ("speedups", "review", "notify"):  # review and notify change no pixel
         content.pop(how_not_what)
+    for delivery in ("fit", "pad_color"):  # the same image made, cropped or padded another way
+        content["output"].pop(delivery)
     base = hashlib.sha256(_canonical(content)).hexdigest()
     seeds: list[int] = []
     counter = 0
@@ -77,6 +79,7 @@ def expand(job: JobSpec) -> list[Variant]:
                             style=style, negative=prompt.negative, seed=seed, width=width, height=height,
                             guidance=guidance, steps=axes.steps, scheduler=axes.scheduler,
                             image=image, strength=strength, format=job.output.format,
+                            fit=job.output.fit, pad_color=job.output.pad_color,
                             deepcache=job.speedups.deepcache, tiny_vae=job.speedups.tiny_vae,
                         ))
     return variants

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 from imagegen.core.blob_names import check_id, split_ref
 from imagegen.core.types import (
     ContentCredentials,
+    Fit,
     ImageFormat,
     JobSource,
     JobStatus,
@@ -106,8 +107,10 @@ class ManifestVariant(BaseModel):
     steps: int
     guidance: float
     scheduler: Scheduler
-    width: int = Field(description="Requested width in pixels")
-    height: int = Field(description="Requested height in pixels")
+    width: int = Field(description="Requested width in pixels: the stored image's, exactly")
+    height: int = Field(description="Requested height in pixels: the stored image's, exactly")
+    fit: Fit = Field(default="cover", description="How the image made became exactly width x height (`output.fit`)")
+    pad_color: str = Field(default="#ffffff", description="The padding of `fit: contain`")
     strength: float | None = Field(default=None, description="img2img only")
     source_image: str | None = Field(default=None, description="img2img source blob ref, e.g. inputs/a.png")
     format: ImageFormat = "png"
@@ -123,6 +126,8 @@ class ManifestVariant(BaseModel):
     sha256: str | None = Field(default=None, description="SHA-256 of the stored image bytes, hex")
     image_width: int | None = Field(default=None, description="Width of the stored image")
     image_height: int | None = Field(default=None, description="Height of the stored image")
+    generated_width: int | None = Field(default=None, description="Width the model made the image at, before `fit`")
+    generated_height: int | None = Field(default=None, description="Height the model made the image at, before `fit`")
     seconds: float | None = Field(default=None, ge=0, description="Generation time of this image")
     started_at: datetime | None = Field(default=None, description="When the GPU call that made this image started (UTC)")
     finished_at: datetime | None = Field(default=None, description="When the GPU call that made this image ended (UTC)")

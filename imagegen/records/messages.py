@@ -172,6 +172,9 @@ class HeldImage(BaseModel):
     sha256: str
     width: int
     height: int
+    # The size the model made it at, when `fit` made it the size asked (`width`, `height`).
+    generated_width: int | None = None
+    generated_height: int | None = None
     seconds: float
     model: str
     revision: str | None = None
@@ -309,6 +312,8 @@ def manifest_for(request: WriteManifestRequest, url_of: Callable[[str], str]) ->
             blob=record.ref, url=url_of(record.ref) if record.ref else None,
             sha256=image.sha256 if image else None,
             image_width=image.width if image else None, image_height=image.height if image else None,
+            generated_width=image.generated_width if image else None,
+            generated_height=image.generated_height if image else None,
             seconds=image.seconds if image else None,
             model=image.model if image else None, model_revision=image.revision if image else None,
             device=image.device if image else None,

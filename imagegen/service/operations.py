@@ -117,7 +117,8 @@ def generate_images(request: BatchRequest, services: Services) -> GenerateImages
             call = output_checks.GpuCall(
                 job_id=request.job_id, variants=chunk.variants, images=[image.image for image in made],
                 seconds=[image.seconds for image in made], started=started, finished=services.clock().isoformat(),
-                model=engine.model, revision=engine.revision, device=engine.device.type, ingredient=ingredient)
+                model=engine.model, revision=engine.revision, device=engine.device.type, ingredient=ingredient,
+                generated_sizes=[image.generated_size for image in made])
             telemetry.record_images(len(made), made[0].seconds if made else 0.0, engine.device.type,
                                     engine.peak_memory_bytes())
             log.info("made %d images of batch %s in %.2f s each", len(made), request.batch.id,

@@ -61,6 +61,7 @@ class GpuCall:
     revision: str | None
     device: str
     ingredient: provenance.Source | None = None  # the img2img source, for the C2PA manifest
+    generated_sizes: list[tuple[int, int] | None] | None = None  # per image: what the model made, if `fit` changed it
 
     def refs(self) -> list[str]:
         """Every blob a check of this call may write: each image's two possible places."""
@@ -165,7 +166,8 @@ def check_and_store(call: GpuCall, headers: dict[str, str], services: Services |
     with telemetry.resumed(headers), telemetry.span("check_images", images=len(call.images)):
         store = services.store
         held_images, stored_bytes = [], []
-        for variant, image, seconds in zip(call.variants, call.images, call.seconds):
+        generated_sizes = call.generated_sizes or [None] * len(call.images)
+        for variant, image, seconds, generated in zip(call.variants, call.images, call.seconds, generated_sizes):
             data = encode_image(image, variant.format, image_parameters(variant, call.model, call.revision))
             data, credentials, signing_error = sign_image(data, call, variant, services)
             ext = extension(variant.format)
@@ -174,6 +176,7 @@ def check_and_store(call: GpuCall, headers: dict[str, str], services: Services |
                 publish_to=blob_names.output_ref(call.job_id, variant.id, ext),
                 sha256=hashlib.sha256(data).hexdigest(),
                 width=image.width, height=image.height, seconds=round(seconds, 3),
+                generated_width=generated[0] if generated else None, generated_height=generated[1] if generated else None,
                 model=call.model, revision=call.revision, device=call.device,
                 content_credentials=credentials, signing_error=signing_error,
                 started_at=call.started, finished_at=call.finished,

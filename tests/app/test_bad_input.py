@@ -39,7 +39,7 @@ def test_unreadable_job_bodies_are_400(app, body, content_type, rule, words):
 
 def test_a_job_with_many_problems_lists_every_field(app):
     job = tiny_job("bad")
-    job["variants"].update(steps=0, sizes=["65x64"], scheduler="fastest")
+    job["variants"].update(steps=0, sizes=["65 x 64"], scheduler="fastest")
     job["prompts"].append({"text": "x", "image": "https://example.com/a.png"})
     body = problem(app.post_job(job), 400)
     paths = {error["path"] for error in body["errors"]}

@@ -74,7 +74,7 @@ def wait_moved_aside(store: BlobStore, name: str) -> None:
 def test_a_malformed_dropped_file_is_moved_aside_with_its_errors(app, store):
     name = unique("bad") + ".yaml"
     content = yaml.safe_dump({"name": "bad", "prompts": [{"text": "x"}],
-                              "variants": {"steps": 500, "sizes": ["500x512"]}}).encode()
+                              "variants": {"steps": 500, "sizes": ["500 by 512"]}}).encode()
     store.put(f"prompts/{name}", content)
 
     wait_moved_aside(store, name)

@@ -114,12 +114,12 @@ def test_the_new_job_form_shows_errors_by_their_fields_then_submits_an_img2img_j
     # 1. Bad values: the API's errors appear next to the fields they name.
     page.fill("#name", f"form-{uuid.uuid4().hex[:6]}")
     page.fill("[data-prompt] [name=text]", "a red bicycle")
-    page.fill("#sizes", "64x64, 500x512")
+    page.fill("#sizes", "64x64, 4096x512")
     page.fill("#steps", "0")
     page.locator("button[type=submit]").click()
     sizes_error = page.locator('.field[data-path="variants.sizes"] .error')
     sizes_error.wait_for()
-    assert "500x512" in sizes_error.inner_text()
+    assert "4096x512" in sizes_error.inner_text()
     assert page.locator('.field[data-path="variants.steps"] .error').count() == 1
     assert page.url.endswith("/api/gallery/new")
     page.screenshot(path=tmp_path / "new-job-errors.png", full_page=True)

@@ -243,7 +243,6 @@ def test_loading_the_tiny_model_warns_loudly_once(caplog):
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(width=60), r"`width` and `height` must be multiples of 8, got 60x64"),
     (dict(image="inputs/a.png", strength=1.5), r"`strength` must be in \(0, 1\] for img2img, got 1.5"),
     (dict(image="inputs/a.png", strength=None), r"`strength` must be in \(0, 1\] for img2img, got None"),
 ])

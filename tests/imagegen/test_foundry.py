@@ -62,12 +62,12 @@ def test_foundry_undecodable_image_names_the_field():
 def test_foundry_errors_use_the_body_field_names():
     with pytest.raises(JobValidationError) as caught:
         job_from_foundry({
-            "prompt": "", "size": "1000x999", "n": 65, "steps": 500, "output_format": "gif",
+            "prompt": "", "size": "1000x9999", "n": 65, "steps": 500, "output_format": "gif",
             "image_prompt": {"image": base64.b64encode(png(8, 8)).decode(), "strength": 1.5}, "qualty": "hd",
         })
     errors = {error.path: error for error in caught.value.errors}
     assert set(errors) == {"prompt", "size", "n", "steps", "output_format", "image_prompt.strength", "qualty"}
-    assert errors["size"].message == "`size` must be a multiple of 8 per side, got '1000x999'"
+    assert errors["size"].message == "`size` must be between 64 and 2048 px per side, got '1000x9999'"
     assert errors["n"].message == "`n` must be between 1 and 64, got 65"
     assert errors["steps"].message == "`steps` must be between 1 and 150, got 500"
     assert "`image_prompt.strength`" in errors["image_prompt.strength"].message

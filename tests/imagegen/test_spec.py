@@ -71,7 +71,7 @@ def test_every_problem_is_reported_at_once():
     errors = errors_of({
         "name": "t",
         "prompts": [{"text": "ok"}, {"text": "  "}, {"text": "x", "image": "a.png", "strength": 0}],
-        "variants": {"steps": 0, "sizes": ["512x512", "500x512"], "scheduler": "karras"},
+        "variants": {"steps": 0, "sizes": ["512x512", "500 by 512"], "scheduler": "karras"},
         "output": {"format": "gif"},
     })
     assert set(errors) == {
@@ -104,7 +104,7 @@ def test_a_scalar_where_a_list_belongs_says_how_to_write_it():
     [
         ({"steps": 151}, "variants.steps", "steps_range", "between 1 and 150, got 151"),
         ({"steps": 0}, "variants.steps", "steps_range", "got 0"),
-        ({"sizes": ["500x512"]}, "variants.sizes[0]", "multiple_of_8", "multiple of 8 per side, got '500x512'"),
+        ({"sizes": ["square"]}, "variants.sizes[0]", "size_format", "a preset (instagram-square, "),
         ({"sizes": ["512x512", "4096x512"]}, "variants.sizes[1]", "size_range", "between 64 and 2048 px per side, got '4096x512'"),
         ({"sizes": ["32x512"]}, "variants.sizes[0]", "size_range", "got '32x512'"),
         ({"sizes": ["512 by 512"]}, "variants.sizes[0]", "size_format", "WIDTHxHEIGHT"),
@@ -284,3 +284,27 @@ def test_review_and_notify_change_no_seed():
                           "notify": {"url": "https://hooks.example.com/x"}})
     assert [v.seed for v in expand(plain)] == [v.seed for v in expand(reviewed)]
     assert reviewed.review.timeout_seconds() == 7200
+
+
+@pytest.mark.parametrize(("size", "as_read"), [
+    ("1080x1080", "1080x1080"), ("1200x628", "1200x628"), ("500x512", "500x512"),
+    ("instagram-square", "1080x1080"), ("story", "1080x1920"), ("link-ad", "1200x628"), ("banner", "1456x180"),
+])
+def test_any_size_within_the_limits_or_a_preset_is_a_delivery_size(size, as_read):
+    job = parse_job({"name": "t", "prompts": [{"text": "a shoe"}], "variants": {"sizes": [size]},
+                     "output": {"fit": "contain", "pad_color": "#112233"}})
+    [variant] = expand(job)
+    assert f"{variant.width}x{variant.height}" == as_read
+    assert (variant.fit, variant.pad_color) == ("contain", "#112233")
+
+
+def test_the_fit_does_not_change_the_seeds():
+    job = {"name": "t", "prompts": [{"text": "a shoe"}], "variants": {"seeds": 3, "sizes": ["1080x1080"]}}
+    cover = expand(parse_job(job))
+    contain = expand(parse_job({**job, "output": {"fit": "contain"}}))
+    assert [v.seed for v in cover] == [v.seed for v in contain]
+
+
+def test_a_bad_fit_or_pad_color_names_the_field():
+    errors = errors_of({"name": "t", "prompts": [{"text": "a"}], "output": {"fit": "crop", "pad_color": "white"}})
+    assert set(errors) == {"output.fit", "output.pad_color"}
