@@ -24,8 +24,9 @@ the opaque `continuationToken` carries. The next page is the `top` jobs just bef
 cursor in (createdTime, instance id) order, newest first. To find them without reading the
 whole hub, `newest_jobs` reads windows of creation time back from the cursor, each with
 `createdTimeFrom`/`createdTimeTo` and every page of it: the first an hour, each next one
-four times longer (1 h, 4 h, 16 h, ... about two years; then one last read with no lower
-bound), until it has seen more than `top` matching jobs created after the lower bound.
+four times longer (1 h, 4 h, 16 h, ... 4096 h, reaching back 227 days; past that one read
+with no lower bound), until it has seen more than `top` matching jobs created after the
+lower bound.
 
 Why that is right: once the windows reach back to `t` (a whole second), every instance
 created after `t` has been read, whatever order the backend used; a job not read was
