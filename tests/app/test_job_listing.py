@@ -1,9 +1,9 @@
 """Past the management API's first page: hundreds of jobs listed, filtered and purged (issue 23).
 
 The task hub is seeded before the host starts (tests/app/seeded_task_hub.py): 300 jobs that
-ended over the last nine days, each with one or two batches (`render_batch` instances), jobs
-that ended long ago, an old job still running: about 790 instances, in a second, with no GPU
-work. Three more jobs are submitted through the API as a user would (a blocked prompt ends
+ended over the last nine days, each with one to three batches (`render_batch` instances),
+jobs that ended long ago, old jobs still running: about 940 instances, in a second, with no
+GPU work. Three more jobs are submitted through the API as a user would (a blocked prompt ends
 one in a moment). Everything is read through the app's HTTP API and the management API; the
 retention timer runs every two seconds here.
 """
@@ -42,7 +42,7 @@ def seeded_jobs(now: float) -> dict[str, list[SeededJob]]:
         recent.append(SeededJob(job_id, name, rng.choice(("http", "blob", "schedule")), runtime,
                                 summary_status(runtime, ("completed", "partial", "rejected")[index % 3]),
                                 created, created + rng.uniform(5, 600),
-                                [f"{job_id}:b{batch}" for batch in range(1 + index % 2)]))
+                                [f"{job_id}:b{batch}" for batch in range(1 + index % 3)]))
     purged = [SeededJob(f"old-{index}-{rng.getrandbits(40):010x}", f"old-{index}", "http", runtime,
                         summary_status(runtime, "completed"), created, created + 60, [])
               for index, (runtime, created) in enumerate(
