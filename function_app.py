@@ -11,6 +11,7 @@ from triggers.gallery import bp as gallery
 from triggers.health import bp as health
 from triggers.http_api import bp as http_api
 from triggers.openapi import bp as openapi
+from triggers.retention import bp as retention
 from triggers.schedules import bp as schedules
 from triggers.sign_in import routes_auth_level
 
@@ -28,5 +29,6 @@ app.register_functions(openapi)
 app.register_functions(gallery)
 app.register_functions(blob_drop)
 app.register_functions(schedules)
+app.register_functions(retention)
 app.register_functions(orchestrations)
 app.register_functions(activities)

@@ -101,6 +101,7 @@ def start_stack(workdir: Path, env: dict[str, str] | None = None) -> Stack:
         **os.environ, "AzureWebJobsStorage": azurite.connection_string, "PYTHONUNBUFFERED": "1",
         "SAFETY_PROVIDER": "local", "IMAGEGEN_TELEMETRY_FILE": str(trace_file),
         "IMAGEGEN_SCHEDULE_TICK": "0 0 * * * *",  # the schedules timer, once an hour: out of the way
+        "IMAGEGEN_RETENTION_TICK": "0 30 3 * * *",  # the retention timer, once a day
         **(env or {}),
     }
     process = subprocess.Popen(

@@ -41,6 +41,7 @@ def start_devhost() -> tuple[subprocess.Popen, str]:
         "IMAGEGEN_MODEL": os.environ.get("IMAGEGEN_MODEL", "tiny"),
         "SAFETY_PROVIDER": os.environ.get("SAFETY_PROVIDER", "local"),
         "IMAGEGEN_SCHEDULE_TICK": os.environ.get("IMAGEGEN_SCHEDULE_TICK", "0 * * * * *"),
+        "IMAGEGEN_RETENTION_TICK": os.environ.get("IMAGEGEN_RETENTION_TICK", "0 30 3 * * *"),
         "PYTHONUNBUFFERED": "1",
     }
     process = subprocess.Popen(

@@ -1,6 +1,8 @@
 """The web gallery, served by the app itself under /api/gallery (no separate web server).
 
-    GET /api/gallery                     jobs list (?status= filters), live while jobs run
+    GET /api/gallery                     jobs list, newest first, 50 a page with a link to older
+                                         ones (?status=&source=&namePrefix=&createdAfter=&continuationToken=),
+                                         live while jobs run
     GET /api/gallery/jobs/{id}           one job: progress, then its image grid
     GET /api/gallery/new                 a form that submits a job through POST /api/jobs
     GET /api/gallery/static/{name}       the stylesheet and script
@@ -15,10 +17,12 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from imagegen import gallery_pages as gallery
+from imagegen.core.types import JobValidationError
 from imagegen.records.manifest import Manifest
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage.manifests import read_manifest
+from triggers.job_listing import DurableInstances, list_request, newest_jobs
 from triggers.jobs import ORCHESTRATION, PRINCIPAL_HEADER, is_job_id, job_view, origin
 from triggers.responses import not_found, problem, problems_on_failure
 
@@ -30,23 +34,23 @@ HTML_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"
 
 
 @bp.route(route="gallery", methods=["GET"])
-@bp.durable_client_input(client_name="client")
+# The binding's JSON text: the list pages through the management API (triggers/job_listing.py).
+@bp.generic_input_binding(arg_name="client", type="durableClient")
 @problems_on_failure
-async def gallery_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    wanted = req.params.get("status") or None
-    if wanted is not None and wanted not in gallery.STATUSES:
-        return problem(400, "Invalid status filter",
-                       f"`status` must be one of {', '.join(gallery.STATUSES)}, got {wanted!r}.")
-    base = origin(req)
-    jobs = [job_view(s, base) for s in await client.get_status_all() if s.name == ORCHESTRATION]
-    if wanted:
-        jobs = [job for job in jobs if job["status"] == wanted]
-    jobs.sort(key=lambda job: job["createdTime"] or "", reverse=True)
-    jobs = jobs[:100]
+async def gallery_jobs(req: func.HttpRequest, client: str) -> func.HttpResponse:
+    try:
+        request = list_request(req.params, default_top=gallery.PAGE_SIZE)
+    except JobValidationError as error:
+        return problem(400, "Invalid query", "; ".join(e.message for e in error.errors), error.errors)
+    async with DurableInstances.open(client) as hub:
+        page = await newest_jobs(hub, request, base=origin(req))
+    jobs = page.jobs
     store = current().store
     manifests = {job["id"]: m for job in jobs if job["status"] in gallery.WITH_MANIFEST
                  and (m := _manifest(store, job["id"])) is not None}
-    return _html(gallery.jobs_page(jobs, manifests, wanted))
+    older = page.next.token() if page.next else None
+    return _html(gallery.jobs_page(jobs, manifests, request.filters.status, older=older,
+                                   first=request.after is None))
 
 
 @bp.route(route="gallery/jobs/{id}", methods=["GET"])

@@ -2,7 +2,8 @@
 
     POST /api/jobs                        job as JSON or YAML → 202 + Location: /api/jobs/{id}
                                           (text/plain: one prompt per line, named by ?name=)
-    GET  /api/jobs                        recent jobs, newest first, paged (?top=&continuationToken=&status=)
+    GET  /api/jobs                        jobs, newest first, paged (?top=&continuationToken=), filtered
+                                          (&status=&source=&namePrefix=&createdAfter=); triggers/job_listing.py
     GET  /api/jobs/{id}                   status, progress; when done the summary and manifest URL
     GET  /api/jobs/{id}/manifest          the manifest JSON
     GET  /api/jobs/{id}/images/{variant}  one published image
@@ -33,6 +34,7 @@ from imagegen.storage import review_passes, source_images
 from imagegen.storage.blobs import guess_content_type
 from imagegen.storage.manifests import read_manifest
 from triggers.api_models import CancelAccepted, JobList, ReviewAccepted
+from triggers.job_listing import DurableInstances, ListingTooLarge, list_request, newest_jobs
 from triggers.jobs import (
     ORCHESTRATION,
     PRINCIPAL_HEADER,
@@ -68,26 +70,22 @@ async def submit_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
 
 
 @bp.route(route="jobs", methods=["GET"])
-@bp.durable_client_input(client_name="client")
+# The binding's JSON text, not the SDK client: the list reads every page of the management
+# API itself (triggers/job_listing.py says why), at the binding's `rpcBaseUrl`.
+@bp.generic_input_binding(arg_name="client", type="durableClient")
 @problems_on_failure
-async def list_jobs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def list_jobs(req: func.HttpRequest, client: str) -> func.HttpResponse:
     try:
-        top = int(req.params.get("top", "20"))
-        offset = int(req.params.get("continuationToken") or "0")
-        if not 1 <= top <= 200 or offset < 0:
-            raise ValueError
-    except ValueError:
-        return problem(400, "Invalid paging", "`top` must be a whole number from 1 to 200 and "
-                       "`continuationToken` a token from a previous page.")
-    wanted = req.params.get("status")
-    instances = [s for s in await client.get_status_all() if s.name == ORCHESTRATION]
-    jobs = [job_view(s, origin(req)) for s in instances]
-    if wanted:
-        jobs = [job for job in jobs if job["status"] == wanted]
-    jobs.sort(key=lambda job: job["createdTime"] or "", reverse=True)
-    page = jobs[offset:offset + top]
-    more = offset + top < len(jobs)
-    listed = JobList(jobs=page, continuationToken=str(offset + top) if more else None)
+        request = list_request(req.params)
+    except JobValidationError as error:
+        return problem(400, "Invalid query", "; ".join(e.message for e in error.errors), error.errors)
+    try:
+        async with DurableInstances.open(client) as hub:
+            page = await newest_jobs(hub, request, base=origin(req))
+    except ListingTooLarge:
+        return problem(503, "Too many jobs to list", "One page would read more instances than the list "
+                       "allows: narrow it with `createdAfter`, or keep less history (IMAGEGEN_RETENTION_DAYS).")
+    listed = JobList(jobs=page.jobs, continuationToken=page.next.token() if page.next else None)
     return json_response(listed.model_dump(mode="json", exclude_unset=True))
 
 

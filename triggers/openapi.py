@@ -22,6 +22,7 @@ from imagegen.records.manifest import Manifest
 from imagegen.records.review_book import ReviewDecision
 from imagegen.service.process import current
 from triggers import api_models as m
+from triggers.job_listing import DEFAULT_TOP, MOST_TOP, SOURCES, STATUSES
 
 bp = func.Blueprint()
 
@@ -81,14 +82,30 @@ def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, 
                               "413": _problem("Over the job byte limit (`max_job_bytes`)"), **KEYED, **COMMON},
             },
             "get": {
-                "operationId": "list_jobs", "summary": "Recent jobs, newest first, paged",
+                "operationId": "list_jobs", "summary": "Jobs, newest first, a page at a time",
+                "description": "Every job (not its batches), newest first by creation time; ties by id. "
+                               "Follow `continuationToken` until it is null to read them all: each job "
+                               "shows once, and jobs started meanwhile show on the first page. Jobs whose "
+                               "history retention purged (IMAGEGEN_RETENTION_DAYS) are not listed.",
                 "parameters": [
-                    {"name": "top", "in": "query", "required": False,
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20}},
-                    {"name": "continuationToken", "in": "query", "required": False, "schema": {"type": "string"}},
-                    {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}}],
+                    {"name": "top", "in": "query", "required": False, "description": "Jobs a page",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MOST_TOP, "default": DEFAULT_TOP}},
+                    {"name": "continuationToken", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "The previous page's `continuationToken`, unchanged (opaque)"},
+                    {"name": "status", "in": "query", "required": False, "schema": {"enum": list(STATUSES)},
+                     "description": "Only jobs in this state, as `status` shows it"},
+                    {"name": "source", "in": "query", "required": False, "schema": {"enum": list(SOURCES)},
+                     "description": "Only jobs started this way"},
+                    {"name": "namePrefix", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "Only jobs whose name starts with this"},
+                    {"name": "createdAfter", "in": "query", "required": False,
+                     "schema": {"type": "string", "format": "date-time"},
+                     "description": "Only jobs created at or after this ISO 8601 time (a date, or no zone: UTC)"}],
                 "responses": {"200": _json(m.JobList, "A page of jobs"),
-                              "400": _problem("Bad paging parameters"), **KEYED, **COMMON},
+                              "400": _problem("A bad parameter: `errors` names each, with its rule and value"),
+                              "503": _problem("One page would read more instances than the list allows: "
+                                              "narrow it with `createdAfter`"),
+                              **KEYED, **COMMON},
             },
         },
         "/api/jobs/{id}": {"get": {

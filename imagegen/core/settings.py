@@ -41,6 +41,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_DEFAULT_SIZE": ("512x512", "Image size for prompt-only jobs (`.txt` drops: one prompt per line)"),
     "IMAGEGEN_DEFAULT_STEPS": ("25", "Denoising steps for prompt-only jobs (`.txt` drops)"),
     "IMAGEGEN_SCHEDULE_TICK": ("0 * * * * *", "How often the schedules timer looks for due schedules (NCRONTAB)"),
+    "IMAGEGEN_RETENTION_DAYS": ("30", "Days a job's orchestration history is kept after it ends (its manifest and images stay); 0 keeps it forever"),
+    "IMAGEGEN_RETENTION_TICK": ("0 30 3 * * *", "When the retention timer purges the history of jobs that ended before IMAGEGEN_RETENTION_DAYS (NCRONTAB)"),
     "C2PA_SIGNER": ("local", "Content Credentials signer: `local` (development CA in .devhost/c2pa/, untrusted), `keyvault` or `off`"),
     "C2PA_KEYVAULT_URL": ("", "Key Vault URL holding the C2PA signing certificate (with C2PA_SIGNER=keyvault)"),
     "C2PA_CERT_NAME": ("", "Key Vault certificate (and key) name of the C2PA signing certificate"),
@@ -221,6 +223,7 @@ class Settings:
     safety_blocklist_file: str | None = None
     default_size: str = "512x512"
     default_steps: int = 25
+    retention_days: int = 30
     review: bool = False
     notify_url: str = ""
     notify_hosts: tuple[str, ...] = ()
@@ -281,6 +284,7 @@ class Settings:
             safety_blocklist_file=_get("SAFETY_BLOCKLIST_FILE"),
             default_size=_get("IMAGEGEN_DEFAULT_SIZE") or "512x512",
             default_steps=_int("IMAGEGEN_DEFAULT_STEPS"),
+            retention_days=_int("IMAGEGEN_RETENTION_DAYS", least=0),
             review=_on_off("IMAGEGEN_REVIEW"),
             notify_url=(_get("IMAGEGEN_NOTIFY_URL") or "").strip(),
             notify_hosts=tuple(host.strip().lower().rstrip(".") for host in (_get("IMAGEGEN_NOTIFY_HOSTS") or "").split(",")

@@ -28,8 +28,9 @@ def check_settings(settings: Settings) -> Settings:
     if settings.default_steps > limits.max_steps:
         raise ValueError(f"setting `IMAGEGEN_DEFAULT_STEPS` must be at most {limits.max_steps} "
                          f"(`IMAGEGEN_MAX_STEPS`), got {str(settings.default_steps)!r}")
-    tick = _get("IMAGEGEN_SCHEDULE_TICK") or ""
-    if len(tick.split()) != 6 or not croniter.is_valid(tick, second_at_beginning=True):
-        raise ValueError("setting `IMAGEGEN_SCHEDULE_TICK` must be a six-field NCRONTAB expression "
-                         f"`second minute hour day month day-of-week`, e.g. '0 * * * * *', got {tick!r}")
+    for name in ("IMAGEGEN_SCHEDULE_TICK", "IMAGEGEN_RETENTION_TICK"):
+        tick = _get(name) or ""
+        if len(tick.split()) != 6 or not croniter.is_valid(tick, second_at_beginning=True):
+            raise ValueError(f"setting `{name}` must be a six-field NCRONTAB expression "
+                             f"`second minute hour day month day-of-week`, e.g. '0 * * * * *', got {tick!r}")
     return settings

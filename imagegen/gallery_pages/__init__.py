@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from importlib import resources
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -25,6 +25,7 @@ ENDED = ENDED_STATES
 WITH_MANIFEST = ENDED | {"awaiting_review"}
 STATIC = {"gallery.css": "text/css; charset=utf-8", "gallery.js": "text/javascript; charset=utf-8"}
 THUMBNAILS = 4  # first images shown per job in the list
+PAGE_SIZE = 50  # jobs per page of the list; older ones are a link away
 
 _env = Environment(loader=PackageLoader("imagegen.gallery_pages", "templates"),
                    autoescape=select_autoescape(["html"], default=True),
@@ -37,6 +38,12 @@ def image_url(job_id: str, variant_id: str) -> str:
 
 def job_url(job_id: str) -> str:
     return f"/api/gallery/jobs/{quote(job_id, safe='')}"
+
+
+def list_url(status: str | None = None, token: str | None = None) -> str:
+    """The jobs list (filtered by `status`), from its newest job or from where `token` says."""
+    query = {key: value for key, value in (("status", status), ("continuationToken", token)) if value}
+    return "/api/gallery" + (f"?{urlencode(query)}" if query else "")
 
 
 _env.globals.update(image_url=image_url, job_url=job_url, statuses=STATUSES)
@@ -62,13 +69,18 @@ def hidden_counts(manifest: Manifest | None) -> dict[str, int]:
     return counts
 
 
-def jobs_page(jobs: list[dict], manifests: dict[str, Manifest], status: str | None = None) -> str:
-    """The jobs list: `jobs` as `GET /api/jobs` shows them, newest first; `manifests` by job id."""
+def jobs_page(jobs: list[dict], manifests: dict[str, Manifest], status: str | None = None, *,
+              older: str | None = None, first: bool = True) -> str:
+    """One page of the jobs list: `jobs` as `GET /api/jobs` shows them, newest first;
+    `manifests` by job id. `older`: the token of the next page (a link to it), None on the
+    last; `first`: whether this is the newest page (else a link back to it)."""
     rows = [{**job, "percent": 100 if job["status"] in WITH_MANIFEST else percent(job.get("progress")),
              "thumbnails": ok_variants(manifests.get(job["id"]))[:THUMBNAILS],
              "ended": job["status"] in WITH_MANIFEST} for job in jobs]  # settled: no need to poll
     live = any(not row["ended"] for row in rows)
-    return _env.get_template("jobs.html").render(jobs=rows, status=status, live=live, title="Jobs")
+    return _env.get_template("jobs.html").render(
+        jobs=rows, status=status, live=live, title="Jobs", first=first,
+        older_url=list_url(status, older) if older else None, newest_url=list_url(status))
 
 
 TIMELINE_ROW = 12  # SVG units per GPU call; the chart is 1000 units wide

@@ -342,11 +342,16 @@ var settings = [
     name: 'C2PA_TSA_URL'
     value: c2paTsaUrl
   }
-  // Read by the Functions runtime itself (the schedules timer is `%IMAGEGEN_SCHEDULE_TICK%`),
-  // so it must exist as a setting: a default in the code does not reach the runtime.
+  // Read by the Functions runtime itself (the schedules timer is `%IMAGEGEN_SCHEDULE_TICK%`,
+  // the retention timer `%IMAGEGEN_RETENTION_TICK%`), so they must exist as settings: a
+  // default in the code does not reach the runtime.
   {
     name: 'IMAGEGEN_SCHEDULE_TICK'
     value: '0 * * * * *'
+  }
+  {
+    name: 'IMAGEGEN_RETENTION_TICK'
+    value: '0 30 3 * * *'
   }
   // Weights: on the cache share (downloaded once, on first use) or baked into the image
   // (then the hub is off limits, so a missing file fails instead of downloading).

@@ -91,6 +91,7 @@ def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=Non
         "IMAGEGEN_FAULTS": ("flaky-*=fail-once,broken-*=fail-always,halfchecked-*=fail-check-once,unsigned-*=fail-sign,"
                             f"{FOUNDRY_BROKEN_JOB}-*=fail-always"),
         "IMAGEGEN_SCHEDULE_TICK": "*/1 * * * * *",
+        "IMAGEGEN_RETENTION_TICK": "0 30 3 * * *",  # daily; tests/app/test_job_listing.py runs it every 2 s
         "IMAGEGEN_MAX_BATCH": "4",
         "IMAGEGEN_DEFAULT_SIZE": "64x64",  # .txt drops: small enough for the tiny model on a CPU
         "IMAGEGEN_DEFAULT_STEPS": "2",

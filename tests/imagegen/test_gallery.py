@@ -51,6 +51,15 @@ def test_the_jobs_list_shows_thumbnails_of_ended_jobs_and_refreshes_while_one_ru
     assert "No jobs with status failed" in gallery.jobs_page([], {}, "failed")
 
 
+def test_the_jobs_list_links_to_older_jobs_and_back_to_the_newest_keeping_the_filter():
+    first = gallery.jobs_page([job()], {}, "completed", older="T0k/n+=")
+    assert 'href="/api/gallery?status=completed&amp;continuationToken=T0k%2Fn%2B%3D"' in first
+    assert "Newest jobs" not in first
+    later = gallery.jobs_page([job()], {}, None, older=None, first=False)
+    assert 'href="/api/gallery"' in later and "Older jobs" not in later
+    assert "No older jobs." in gallery.jobs_page([], {}, first=False)
+
+
 def test_only_the_stylesheet_and_script_are_served():
     css, content_type = gallery.static_file("gallery.css")
     assert b".variant" in css and content_type.startswith("text/css")

@@ -20,6 +20,9 @@ from imagegen.core.startup import check_settings
     ("IMAGEGEN_DEFAULT_SIZE", "4096x4096", "IMAGEGEN_MAX_SIDE"),
     ("IMAGEGEN_DEFAULT_STEPS", "0", "at least 1"),
     ("IMAGEGEN_SCHEDULE_TICK", "every minute", "NCRONTAB"),
+    ("IMAGEGEN_RETENTION_TICK", "daily", "NCRONTAB"),
+    ("IMAGEGEN_RETENTION_DAYS", "-1", "at least 0"),
+    ("IMAGEGEN_RETENTION_DAYS", "a month", "whole number"),
     ("IMAGEGEN_CHECK_PROCESSES", "-1", "`auto` or a whole number from 0 to 64"),
     ("IMAGEGEN_CHECK_PROCESSES", "many", "`auto` or a whole number from 0 to 64"),
 ])

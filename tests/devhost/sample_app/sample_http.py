@@ -40,6 +40,14 @@ async def client_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     return _json(status.to_json())
 
 
+@bp.route(route="listed/{prefix}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def listed_by_the_sdk(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """What the SDK's own list call returns (one request: one page of the management API)."""
+    statuses = await client.get_status_by(instance_id_prefix=req.route_params["prefix"])
+    return _json([status.instance_id for status in statuses])
+
+
 @bp.route(route="approve/{instance_id}", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def approve(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
