@@ -1,8 +1,7 @@
-"""The app's HTTP API as far as `imagegen` uses it, scripted by each test, and the real
-`imagegen` command run against it as a subprocess.
+"""The app's HTTP API as far as `imagegen` uses it, scripted by each test.
 
     api = FakeApi(jobs={"j1": [job("j1", "running"), job("j1", "partial")]})
-    done = imagegen("wait", "j1", "--url", api.url)
+    done = imagegen("wait", "j1", "--url", api.url)          # tests/cli_command.py
 
 - `jobs`: `GET /api/jobs/{id}` answers the id's views in turn, the last one for ever after;
 - `listed`: `GET /api/jobs` pages these (newest first) with `top` (at most `most_per_page`)
@@ -16,21 +15,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
-
-ROOT = Path(__file__).resolve().parents[2]
-# The real command, from this checkout: `python -m imagegen.cli.main` is what the
-# `imagegen` console script runs (pyproject's [project.scripts]).
-IMAGEGEN = [sys.executable, "-m", "imagegen.cli.main"]
-# Settings the command reads, cleared so the machine's own never reach a test.
-CLI_SETTINGS = ("IMAGEGEN_URL", "IMAGEGEN_KEY", "IMAGEGEN_TOKEN", "IMAGEGEN_ENTRA_SCOPE", "IMAGEGEN_DEBUG",
-                "AzureWebJobsStorage", "AzureWebJobsStorage__blobServiceUri")
 
 
 def job(job_id: str, status: str, phase: str = "generating", done: int = 0, total: int = 4, **fields) -> dict:
@@ -122,29 +109,3 @@ class FakeApi:
                 pass
 
         return Handler
-
-
-def cli_env(**settings: str) -> dict[str, str]:
-    """This environment without the CLI's settings, with `settings`, running this checkout's code."""
-    env = {name: value for name, value in os.environ.items() if name not in CLI_SETTINGS}
-    return env | {"PYTHONPATH": str(ROOT), "COLUMNS": "80"} | settings
-
-
-def imagegen(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """`imagegen ARGS` run to its end: its exit code, stdout and stderr."""
-    return subprocess.run([*IMAGEGEN, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env or cli_env(), cwd=ROOT)
-
-
-def start_imagegen(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`imagegen ARGS` started, not waited for."""
-    return subprocess.Popen([*IMAGEGEN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env or cli_env(), cwd=ROOT)
-
-
-def error_line(stderr: str) -> str:
-    """The one line a failed command printed; fails the test when it printed more, or a traceback."""
-    assert "Traceback" not in stderr, stderr
-    lines = stderr.splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
-    return lines[0]

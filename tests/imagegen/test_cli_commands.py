@@ -1,4 +1,4 @@
-"""`imagegen` commands against a scripted API (tests/imagegen/fake_api.py), run as the real
+"""`imagegen` commands against a scripted API (tests/imagegen/fake_api.py; the command: tests/cli_command.py), run as the real
 command: exit codes by the job's final state, `wait`, `watch`, `list` page by page, `drop`
 through the API, shell completion, and a thin client's imports."""
 
@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tests.imagegen.fake_api import ROOT, FakeApi, cli_env, imagegen, job
+from tests.cli_command import ROOT, cli_env, imagegen
+from tests.imagegen.fake_api import FakeApi, job
 
 STATES_AND_EXITS = [("completed", 0), ("partial", 3), ("rejected", 4), ("failed", 4), ("cancelled", 4),
                     ("queued", 0), ("running", 0), ("awaiting_review", 0)]

@@ -1,7 +1,7 @@
 """Every way `imagegen` fails prints ONE line on stderr saying what to do — never a
 traceback — and exits with the code the README documents (1 error, 2 usage, 130
 interrupted). The real command runs as a subprocess, against a scripted API
-(tests/imagegen/fake_api.py) or none at all."""
+(tests/imagegen/fake_api.py; the command: tests/cli_command.py) or none at all."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import socket
 
 import pytest
 
-from tests.imagegen.fake_api import FakeApi, cli_env, error_line, imagegen, job, start_imagegen
+from tests.cli_command import cli_env, error_line, imagegen, start_imagegen
+from tests.imagegen.fake_api import FakeApi, job
 from tests.waiting import wait_until
 
 INVALID_JOB = {"title": "Invalid job", "status": 400, "detail": "The job has 2 problems.",
