@@ -88,8 +88,12 @@ def progress_bar(job_id: str, console: Console) -> Iterator[OnChange]:
 
         def show(job: dict) -> None:
             progress: dict = job["progress"] if isinstance(job.get("progress"), dict) else {}
-            bar.update(task, total=progress.get("total") or None, completed=progress.get("done", 0),
-                       description=escape(f"{job_id} [{job['status']}] {progress.get('phase', '')}"))
+            description = escape(f"{job_id} [{job['status']}] {progress.get('phase', '')}".rstrip())
+            if job.get("summary"):  # ended: no progress any more, the bar stays full
+                bar.update(task, completed=bar.tasks[0].total or 0, description=description)
+            else:
+                bar.update(task, total=progress.get("total") or None, completed=progress.get("done", 0),
+                           description=description)
         yield show
 
 
