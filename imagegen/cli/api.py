@@ -114,8 +114,8 @@ class Api:
             try:
                 body = response.json()
             except ValueError:
-                body = response.text
-            raise ApiError(response.status_code, body)
+                body = None
+            raise ApiError(response.status_code, body if isinstance(body, dict) else response.text)
         return response
 
     def call_json(self, method: str, path: str, **kwargs: Any) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 # How long completing job ids may wait for the API, in seconds: a shell must not hang.
@@ -23,8 +24,10 @@ def complete_if_asked(parser: argparse.ArgumentParser) -> None:
     """Answer the shell's completion request and exit, when this run is one."""
     if "_ARGCOMPLETE" not in os.environ:
         return
-    import argcomplete
-
+    try:
+        import argcomplete
+    except ImportError:  # installed without it: offer nothing, and never run the command for the shell
+        sys.exit(1)
     argcomplete.autocomplete(parser)
 
 

@@ -31,10 +31,10 @@ def review_line(job: dict) -> str:
 
 
 def progress_line(job: dict) -> str:
-    """The summary line with the phase and images done so far, while the job runs."""
+    """The summary line, with the phase and the images done so far while the job runs."""
     progress: dict = job["progress"] if isinstance(job.get("progress"), dict) else {}
     line = summary_line(job)
-    if job.get("summary") or not progress or not progress.get("total"):
+    if job.get("status") not in ("queued", "running") or not progress.get("total"):
         return line
     return f"{line} [{progress.get('phase', '')}: {progress.get('done', 0)}/{progress['total']}]"
 

@@ -10,11 +10,13 @@ import sys
 
 import pytest
 
+from imagegen.cli.exits import job_exit
+from imagegen.core.types import JOB_STATES
 from tests.cli_command import ROOT, cli_env, imagegen
 from tests.imagegen.fake_api import FakeApi, job
 
-STATES_AND_EXITS = [("completed", 0), ("partial", 3), ("rejected", 4), ("failed", 4), ("cancelled", 4),
-                    ("queued", 0), ("running", 0), ("awaiting_review", 0)]
+# Every state maps through imagegen.cli.exits.JOB_EXITS; one of each exit code here.
+STATES_AND_EXITS = [("completed", 0), ("partial", 3), ("rejected", 4), ("cancelled", 4), ("awaiting_review", 0)]
 
 
 @pytest.fixture
@@ -29,6 +31,12 @@ def test_status_exits_by_the_job_state(api, status, code):
     done = imagegen("status", status, "--url", api.url)
     assert done.returncode == code, done.stderr
     assert done.stdout.startswith(f"{status}: {status}")
+
+
+def test_every_ended_state_has_its_exit_code_and_the_others_exit_0():
+    assert {state: job_exit(state) for state in JOB_STATES} == {
+        "queued": 0, "running": 0, "awaiting_review": 0, "completed": 0, "partial": 3,
+        "rejected": 4, "failed": 4, "cancelled": 4}
 
 
 def test_wait_follows_a_job_until_it_ends_and_exits_by_how_it_ended(api):
