@@ -29,6 +29,7 @@ def api():
                                       "detail": "The server could not handle this request; the failure was logged."}),
             "/api/jobs/proxy": (502, "<html>\n<body><h1>502 Bad Gateway</h1>\n</body></html>"),
             "/api/jobs/page": (200, "<html><body>a web page, not the app</body></html>"),
+            "/api/jobs/odd": (200, {"id": "odd", "state": "a JSON object the CLI does not expect"}),
         },
         hanging=("/api/jobs/stuck",))
     yield running
@@ -125,6 +126,7 @@ def test_an_app_that_does_not_answer_in_time_is_a_timeout(api):
     ("crash", ["Internal error (500): The server could not handle", "try again"]),
     ("proxy", ["HTTP 502: <html> <body><h1>502 Bad Gateway</h1> </body></html>"]),
     ("page", ["answered 200 with text/html, not the app's JSON", "base URL"]),
+    ("odd", ["unexpected KeyError: 'status'", "IMAGEGEN_DEBUG=1"]),  # what no check foresaw: one line too
 ])
 def test_an_api_problem_is_shown_as_its_title_and_detail(api, job_id, words):
     failed(imagegen("status", job_id, "--url", api.url), 1, *words)
