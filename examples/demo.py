@@ -26,7 +26,12 @@ from pathlib import Path
 
 import requests
 
-from imagegen.cli.main import Api, ApiError, download, gallery_url, job_body, summary_line, wait
+from imagegen.cli.api import Api, ApiError
+from imagegen.cli.downloads import download
+from imagegen.cli.following import follow_with_progress
+from imagegen.cli.job_files import job_body
+from imagegen.cli.job_lines import summary_line
+from imagegen.cli.main import gallery_url
 from imagegen.cli.main import main as imagegen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,13 +86,13 @@ def stop(process: subprocess.Popen) -> None:
 
 def review(api: Api, job_id: str) -> dict:
     """What a reviewer does, through the CLI: approve three images, reject one, finish."""
-    print(f"\n{job_id} awaits review. Open the gallery to look: {gallery_url(api, job_id)}", flush=True)
+    print(f"\n{job_id} awaits review. Open the gallery to look: {gallery_url(api.url, job_id)}", flush=True)
     print(f"imagegen review {job_id} --approve v000,v002,v005 --reject v001 --note 'demo' --finish", flush=True)
     code = imagegen(["--url", api.url, "review", job_id, "--approve", "v000,v002,v005", "--reject", "v001",
                      "--note", "approved in the demo", "--reviewer", "demo", "--finish"])
     if code != 0:
         raise ApiError(0, f"imagegen review {job_id} failed")
-    return wait(api, job_id)
+    return follow_with_progress(api, job_id)
 
 
 def main() -> int:
@@ -103,7 +108,7 @@ def main() -> int:
         for path in JOBS:
             job_id = api.submit(*job_body(path))["jobId"]
             print(f"submitted {path.relative_to(ROOT)} as job {job_id}", flush=True)
-            job = wait(api, job_id)
+            job = follow_with_progress(api, job_id)
             if job["status"] == "awaiting_review":
                 job = review(api, job_id)
             sheet = download(api, job_id, OUT)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from imagegen.cli.exits import Exit
 from imagegen.core.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,3 +20,10 @@ def test_the_readme_commands_are_make_targets():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     for target in ("demo", "test", "setup"):
         assert f"\n{target}:" in makefile
+
+
+def test_the_readme_documents_every_exit_code_of_the_cli():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| exit | meaning |"):].split("\n\n")[0]
+    documented = {int(line.split("|")[1]) for line in table.splitlines()[2:]}
+    assert documented == {code.value for code in Exit}

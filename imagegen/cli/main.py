@@ -1,20 +1,24 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's mark: this command completes in a shell)
 """`imagegen`: submit jobs, follow them, fetch their images — against devhost or Azure alike.
 
     imagegen submit examples/spring-campaign.yaml --wait
     imagegen status <job-id> [--json]
-    imagegen list [--json]
+    imagegen wait <job-id> [--timeout S]        # until it ends; exits by how it ended
+    imagegen watch <job-id> [--json]            # a progress bar; JSON lines with --json
+    imagegen list [--all | --top N] [--status S] [--json]
     imagegen cancel <job-id>
     imagegen download <job-id> --to out/
-    imagegen drop examples/banners.txt          # upload into the `prompts` container
+    imagegen drop examples/banners.txt          # into the `prompts` container, or through the API with --url
     imagegen review <job-id> --approve v000,v003 --reject v001 [--note ...] [--finish]
     imagegen open <job-id>                      # the job's gallery page
+    imagegen verify out/<job-id>/*.png --trust .devhost/c2pa/dev-ca.pem
 
-Everything but `drop` talks to the HTTP API (`--url`, `--key`, or IMAGEGEN_URL and
+Everything but `verify` talks to the HTTP API (`--url`, `--key`, or IMAGEGEN_URL and
 IMAGEGEN_KEY; before or after the subcommand); with sign-in on in Azure, `--entra-scope
 api://<client id>/.default` (IMAGEGEN_ENTRA_SCOPE) gets an Entra token with your Azure login,
-or `--token` (IMAGEGEN_TOKEN) sends one you got elsewhere; `drop` writes to blob storage
-(AzureWebJobsStorage, or AzureWebJobsStorage__blobServiceUri with your Azure login).
-`--json` on `submit`, `status` and `list` prints what the API answered, for scripts.
+or `--token` (IMAGEGEN_TOKEN) sends one you got elsewhere. `drop` without a URL writes to
+blob storage (AzureWebJobsStorage, or AzureWebJobsStorage__blobServiceUri with your Azure
+login). Exit codes and the one-line errors: `imagegen.cli.exits`.
 
 The CLI is a thin HTTP client: `pip install .` installs it without torch or diffusers
 (the app's own dependencies are the `app` extra), so nothing here may import them.
@@ -23,212 +27,154 @@ The CLI is a thin HTTP client: `pip install .` installs it without torch or diff
 from __future__ import annotations
 
 import argparse
-import base64
 import importlib.metadata
 import json
-import mimetypes
 import os
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import requests
-import yaml
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from imagegen.cli.contact_sheet import write_contact_sheet
-from imagegen.core.types import ENDED_STATES
-
-if TYPE_CHECKING:
-    from azure.core.credentials import AccessToken, TokenCredential
+from imagegen.cli.api import quote_id
+from imagegen.cli.completion import complete_if_asked, recent_job_ids
+from imagegen.cli.connection import api_for, connection_options, given_url
+from imagegen.cli.downloads import download
+from imagegen.cli.dropping import drop_into_storage, drop_through_api, nowhere_to_drop, storage_configured
+from imagegen.cli.exits import CliError, Exit, job_exit, one_line
+from imagegen.cli.following import ENDED, SETTLED, follow, follow_with_progress, json_lines, progress_bar, quietly, text_lines
+from imagegen.cli.job_files import job_body
+from imagegen.cli.job_lines import list_row, summary_line
+from imagegen.cli.listing import DEFAULT_TOP, list_jobs
+from imagegen.cli.parsing import Parser, at_least_one, positive_seconds
+from imagegen.cli.verifying import verify_files
+from imagegen.core.types import JOB_STATES
 
 console = Console(stderr=True)
-ENDED = ENDED_STATES
-# Where `submit --wait` stops following a job: it ended, or it waits for people.
-SETTLED = ENDED | {"awaiting_review"}
 
 
-class ApiError(Exception):
-    """The API answered with an error: its problem details, readable."""
-
-    def __init__(self, status: int, body: dict | str):
-        self.status, self.body = status, body
-        if isinstance(body, dict):
-            lines = [f"{body.get('title', 'Error')} ({status}): {body.get('detail', '')}"]
-            lines += [f"  - {e['path']}: {e['message']}" for e in body.get("errors", [])]
-            message = "\n".join(lines)
-        else:
-            message = f"HTTP {status}: {body[:500]}"
-        super().__init__(message)
+def say(text: str) -> None:
+    """A message for people on stderr (stdout is for what scripts read)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def entra_credential() -> TokenCredential:
-    """Your Azure login (`az login`, environment variables, a managed identity, ...)."""
-    from azure.identity import DefaultAzureCredential
+# -- the commands: each takes the parsed arguments and returns the exit code ---------------
 
-    return DefaultAzureCredential()
-
-
-class EntraToken(requests.auth.AuthBase):
-    """`Authorization: Bearer` with an Entra access token for `scope`, got once and again
-    shortly before it expires (a long `submit --wait` outlives one token)."""
-
-    REFRESH_SECONDS = 300
-
-    def __init__(self, scope: str):
-        self.scope = scope
-        self.credential: TokenCredential | None = None
-        self.token: AccessToken | None = None
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self.token is None or self.token.expires_on - self.REFRESH_SECONDS < time.time():
-            from azure.core.exceptions import ClientAuthenticationError
-
-            self.credential = self.credential or entra_credential()
-            try:
-                self.token = self.credential.get_token(self.scope)
-            except ClientAuthenticationError as error:
-                # The credential's message says which logins it tried; it holds no token.
-                raise ApiError(0, f"cannot get an Entra token for {self.scope}: {error.message}") from None
-        request.headers["Authorization"] = f"Bearer {self.token.token}"
-        return request
+def run_submit(args: argparse.Namespace) -> int:
+    api = api_for(args)
+    accepted = api.submit(*job_body(args.file))
+    job_id = accepted["jobId"]
+    if not args.wait:
+        print(json.dumps(accepted, indent=2) if args.json else job_id)
+        return Exit.OK
+    if not args.json:
+        print(job_id, flush=True)
+    job = follow_with_progress(api, job_id, until=SETTLED, interval=args.interval, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(job, indent=2))
+    elif job["status"] == "awaiting_review":
+        say(f"review it: {gallery_url(api.url, job_id)}  or  imagegen review {job_id} --approve ...")
+    return job_exit(job["status"])
 
 
-class Api:
-    """The HTTP API of one deployment (devhost or Azure)."""
-
-    def __init__(self, url: str, key: str | None = None, token: str | None = None, entra_scope: str | None = None):
-        self.url = url.rstrip("/")
-        self.session = requests.Session()
-        if key:
-            self.session.headers["x-functions-key"] = key
-        # Behind sign-in (IMAGEGEN_SIGN_IN=entra): an Entra access token for the app registration.
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-        elif entra_scope:
-            self.session.auth = EntraToken(entra_scope)
-
-    def call(self, method: str, path: str, **kwargs) -> requests.Response:
-        try:
-            response = self.session.request(method, f"{self.url}/api/{path}", timeout=60, **kwargs)
-        except requests.ConnectionError:
-            raise ApiError(0, f"cannot reach {self.url}: is the app running? (devhost: python -m devhost start)") from None
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = response.text
-            raise ApiError(response.status_code, body)
-        return response
-
-    def submit(self, body: bytes, content_type: str, params: dict[str, str] | None = None) -> dict:
-        return self.call("POST", "jobs", data=body, headers={"content-type": content_type}, params=params).json()
-
-    def job(self, job_id: str) -> dict:
-        return self.call("GET", f"jobs/{job_id}").json()
+def run_status(args: argparse.Namespace) -> int:
+    job = api_for(args).job(args.job_id)
+    print(json.dumps(job, indent=2) if args.json else summary_line(job))
+    return job_exit(job["status"])
 
 
-def job_body(path: Path) -> tuple[bytes, str, dict[str, str]]:
-    """Body, content type and query for a job file; local source images are sent inline.
-
-    A `.txt` file goes as it is: the app reads it as it reads a dropped one.
-    """
-    if path.suffix.lower() == ".txt":
-        return path.read_bytes(), "text/plain; charset=utf-8", {"name": path.stem}
-    text = path.read_text(encoding="utf-8")
-    document = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    if isinstance(document, dict):
-        for prompt in document.get("prompts") or []:
-            image = prompt.get("image") if isinstance(prompt, dict) else None
-            local = path.parent / image if isinstance(image, str) else None
-            if local is not None and local.is_file():
-                kind = mimetypes.guess_type(local.name)[0] or "image/png"
-                prompt["image"] = f"data:{kind};base64,{base64.b64encode(local.read_bytes()).decode()}"
-    return json.dumps(document).encode(), "application/json", {}
+def run_wait(args: argparse.Namespace) -> int:
+    job = follow(api_for(args), args.job_id, until=ENDED, on_change=quietly, interval=args.interval,
+                 timeout=args.timeout)
+    print(json.dumps(job, indent=2) if args.json else summary_line(job))
+    return job_exit(job["status"])
 
 
-def wait(api: Api, job_id: str, poll: float = 1.0) -> dict:
-    """Follow a job with a progress bar until it ends."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
-        task = bar.add_task(job_id, total=None)
-        while True:
-            job = api.job(job_id)
-            progress = job.get("progress") or {}
-            bar.update(task, total=progress.get("total") or None, completed=progress.get("done", 0),
-                       description=escape(f"{job_id} [{job['status']}] {progress.get('phase', '')}"))
-            if job["status"] in SETTLED:
-                return job
-            time.sleep(poll)
+def run_watch(args: argparse.Namespace) -> int:
+    api = api_for(args)
+    screen = Console()
+    if args.json or not screen.is_terminal:
+        show = json_lines(sys.stdout) if args.json else text_lines(sys.stdout)
+        job = follow(api, args.job_id, until=ENDED, on_change=show, interval=args.interval, timeout=args.timeout)
+    else:
+        with progress_bar(args.job_id, screen) as show:
+            job = follow(api, args.job_id, until=ENDED, on_change=show, interval=args.interval, timeout=args.timeout)
+        print(summary_line(job))
+    return job_exit(job["status"])
 
 
-def download(api: Api, job_id: str, to: Path) -> Path:
-    """Images, manifest and an index.html contact sheet into `to/{job_id}/`; a reviewed
-    job's approved images also into `to/{job_id}/published/`, from the published container."""
-    manifest = api.call("GET", f"jobs/{job_id}/manifest").json()
-    directory = to / job_id
-    directory.mkdir(parents=True, exist_ok=True)
-    images: dict[str, str] = {}
-    for variant in manifest["variants"]:
-        if variant["status"] != "ok":
-            continue
-        name = f"{variant['id']}{Path(variant['blob']).suffix}"
-        (directory / name).write_bytes(api.call("GET", f"jobs/{job_id}/images/{variant['id']}").content)
-        images[variant["id"]] = name
-        if (variant.get("review") or {}).get("published"):
-            (directory / "published").mkdir(exist_ok=True)
-            (directory / "published" / name).write_bytes(
-                api.call("GET", f"jobs/{job_id}/published/{variant['id']}").content)
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return write_contact_sheet(directory, manifest, images)
+def run_list(args: argparse.Namespace) -> int:
+    jobs = list_jobs(api_for(args), top=None if args.all else args.top, status=args.status)
+    if args.json:
+        print(json.dumps(list(jobs), indent=2))
+        return Exit.OK
+    shown = 0
+    for job in jobs:
+        print(list_row(job), flush=True)
+        shown += 1
+    if not shown:
+        say(f"no {args.status} jobs" if args.status else "no jobs")
+    return Exit.OK
 
 
-def drop(path: Path) -> str:
-    from imagegen.core.blob_names import prompt_ref
-    from imagegen.core.settings import Settings
-    from imagegen.storage.blobs import open_store
-
-    store = open_store(Settings.from_env())  # the storage settings: AzureWebJobsStorage, as the app reads them
-    ref = prompt_ref(path.name)
-    store.put(ref, path.read_bytes())
-    return ref
+def run_cancel(args: argparse.Namespace) -> int:
+    api_for(args).call("POST", f"jobs/{quote_id(args.job_id)}/cancel")
+    say(f"{args.job_id}: cancelling")
+    return Exit.OK
 
 
-def summary_line(job: dict) -> str:
-    # Counts of what was made: the summary once the job ended, its progress before that.
-    summary = job.get("summary") or (job.get("progress") if isinstance(job.get("progress"), dict) else None) or {}
-    counts = ", ".join(f"{summary[k]} {k}" for k in ("ok", "blocked", "unchecked", "failed", "cancelled") if summary.get(k))
-    line = f"{job['id']}: {job['status']}" + (f" ({counts})" if counts else "")
-    return line + review_line(job)
+def run_download(args: argparse.Namespace) -> int:
+    sheet = download(api_for(args), args.job_id, args.to)
+    say(f"images, manifest.json and {sheet.name} in {sheet.parent}")
+    return Exit.OK
 
 
-def review_line(job: dict) -> str:
-    """'; review: 2 approved, 1 rejected, 5 undecided (until ...)' for a job with review."""
-    progress = job.get("progress") or {}
-    summary = job.get("summary") or {}
-    decided = progress.get("review") if isinstance(progress, dict) else None
-    if summary.get("approved") is not None:
-        decided = {k: summary[k] for k in ("approved", "rejected", "undecided")}
-    if not decided:
-        return ""
-    words = ", ".join(f"{decided.get(k, 0)} {k}" for k in ("approved", "rejected", "undecided"))
-    deadline = str(progress.get("deadline") or "")[:16].replace("T", " ")
-    until = f" until {deadline} UTC" if job["status"] == "awaiting_review" and deadline else ""
-    return f"; review: {words}{until}"
+def run_drop(args: argparse.Namespace) -> int:
+    if given_url(args):
+        api = api_for(args)
+        job_id = drop_through_api(api, args.file)
+        print(job_id)
+        say(f"submitted {args.file.name} through {api.url} as job {job_id}")
+    elif storage_configured():
+        say(f"uploaded {drop_into_storage(args.file)}")
+    else:
+        raise nowhere_to_drop(args.file)
+    return Exit.OK
 
+
+def run_review(args: argparse.Namespace) -> int:
+    body = {"approve": split_ids(args.approve), "reject": split_ids(args.reject), "note": args.note,
+            "finish": args.finish}
+    if args.reviewer:
+        body["reviewer"] = args.reviewer
+    accepted = api_for(args).call_json("POST", f"jobs/{quote_id(args.job_id)}/review", json=body)
+    say(f"{args.job_id}: {len(accepted['approve'])} approved, {len(accepted['reject'])} rejected"
+        + (", review finished" if accepted.get("finish") else "") + f" by {accepted['reviewer']}")
+    return Exit.OK
+
+
+def run_open(args: argparse.Namespace) -> int:
+    api = api_for(args)
+    api.job(args.job_id)  # a job that does not exist is an error here, not a 404 page later
+    url = gallery_url(api.url, args.job_id)
+    print(url)
+    if not args.no_browser:
+        open_in_browser(url)
+    return Exit.OK
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    return verify_files(args.files, args.trust, args.json)
+
+
+# -- helpers ------------------------------------------------------------------------------
 
 def split_ids(values: list[str] | None) -> list[str]:
     """`--approve v000,v003 --approve v005` -> ['v000', 'v003', 'v005']."""
     return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
 
 
-def gallery_url(api: Api, job_id: str) -> str:
-    from urllib.parse import quote
-
-    return f"{api.url}/api/gallery/jobs/{quote(job_id, safe='')}"
+def gallery_url(base_url: str, job_id: str) -> str:
+    return f"{base_url.rstrip('/')}/api/gallery/jobs/{quote_id(job_id)}"
 
 
 def open_in_browser(url: str) -> bool:
@@ -252,58 +198,6 @@ def version() -> str:
         return "unknown"
 
 
-def connection_options(defaults: bool) -> argparse.ArgumentParser:
-    """`--url`, `--key`, `--entra-scope` and `--token`, accepted before or after the subcommand.
-
-    After it they are parsed by the subcommand's parser: with no default there
-    (SUPPRESS), so that it does not overwrite a value given before the subcommand.
-    """
-    options = argparse.ArgumentParser(add_help=False)
-    url_default = os.environ.get("IMAGEGEN_URL", "http://127.0.0.1:7071") if defaults else argparse.SUPPRESS
-    key_default = os.environ.get("IMAGEGEN_KEY") if defaults else argparse.SUPPRESS
-    options.add_argument("--url", default=url_default,
-                         help="the app's base URL (default: IMAGEGEN_URL or http://127.0.0.1:7071)")
-    options.add_argument("--key", default=key_default, help="a function key (default: IMAGEGEN_KEY)")
-    scope_default = os.environ.get("IMAGEGEN_ENTRA_SCOPE") if defaults else argparse.SUPPRESS
-    token_default = os.environ.get("IMAGEGEN_TOKEN") if defaults else argparse.SUPPRESS
-    options.add_argument("--entra-scope", default=scope_default, metavar="SCOPE",
-                         help="with sign-in on: get an Entra token for SCOPE (api://<client id>/.default) "
-                         "with your Azure login (default: IMAGEGEN_ENTRA_SCOPE)")
-    options.add_argument("--token", default=token_default,
-                         help="with sign-in on: an Entra access token to send as is (default: IMAGEGEN_TOKEN)")
-    return options
-
-
-def verify_files(files: list[Path], trust: Path | None, as_json: bool) -> int:
-    """Print what each file's Content Credentials say; 1 when any has none or they do not hold."""
-    from imagegen.checks import provenance  # the C2PA library loads only for this command
-
-    trust_pem = trust.read_text() if trust else None
-    results, ok = {}, True
-    for path in files:
-        found = provenance.verify(path.read_bytes(), path.suffix.lstrip("."), trust_pem)
-        passed = found.valid and (found.trusted or trust_pem is None)
-        ok = ok and passed
-        results[str(path)] = found.model_dump() | {"valid": passed}
-        if not as_json:
-            print(f"{path}: {'valid' if passed else 'NOT valid'}")
-            if found.has_credentials:
-                print(f"  signature {'valid' if found.signature_valid else 'INVALID'}, "
-                      f"hard binding {'valid' if found.hard_binding_valid else 'INVALID'}, "
-                      f"{'trusted' if found.trusted else 'untrusted' if trust_pem else 'trust not checked'}; "
-                      f"signer {found.signer}")
-                made = ("AI-generated (IPTC trainedAlgorithmicMedia)"
-                        if found.digital_source_type == provenance.TRAINED_ALGORITHMIC_MEDIA
-                        else found.digital_source_type)
-                print(f"  {made}; job {found.job_id}, variant {found.variant_id}"
-                      + (f"; from {', '.join(found.ingredients)}" if found.ingredients else ""))
-            for failure in found.failures:
-                print(f"  {failure}")
-    if as_json:
-        print(json.dumps(results, indent=2))
-    return 0 if ok else 1
-
-
 def default_reviewer() -> str | None:
     import getpass
 
@@ -313,26 +207,74 @@ def default_reviewer() -> str | None:
         return None
 
 
+# -- the command line ---------------------------------------------------------------------
+
+def job_id_argument(parser: argparse.ArgumentParser) -> None:
+    action = parser.add_argument("job_id", metavar="JOB", help="the job's id (as submit printed it)")
+    action.completer = recent_job_ids  # type: ignore[attr-defined]  # argcomplete reads it
+
+
+def following_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=positive_seconds, metavar="S",
+                        help="give up after S seconds (exit 1); default: wait as long as it takes")
+    parser.add_argument("--interval", type=positive_seconds, default=1.0, metavar="S",
+                        help="ask the API for the job every S seconds (default 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagegen", description="Durable Diffusion: batch image generation jobs.",
-                                     parents=[connection_options(defaults=True)])
+    parser = Parser(prog="imagegen", description="Durable Diffusion: batch image generation jobs.",
+                    parents=[connection_options(before_command=True)], epilog=EXIT_CODES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    after = [connection_options(defaults=False)]
-    commands = parser.add_subparsers(dest="command", required=True)
+    after = [connection_options(before_command=False)]
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     submit = commands.add_parser("submit", parents=after, help="submit a job file (.yaml, .json or .txt)")
     submit.add_argument("file", type=Path)
-    submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
-    status = commands.add_parser("status", parents=after, help="show a job")
-    status.add_argument("job_id")
-    commands.add_parser("cancel", parents=after, help="cancel a running job").add_argument("job_id")
-    listing = commands.add_parser("list", parents=after, help="recent jobs")
-    for command in (submit, status, listing):
+    submit.add_argument("--wait", action="store_true",
+                        help="follow the job until it ends or awaits review, and exit by how it ended")
+    following_options(submit)
+    status = commands.add_parser("status", parents=after, help="show a job; exit by its state")
+    job_id_argument(status)
+    wait = commands.add_parser("wait", parents=after, help="wait until a job ends; exit by how it ended")
+    job_id_argument(wait)
+    following_options(wait)
+    watch = commands.add_parser("watch", parents=after,
+                                help="follow a job until it ends: a progress bar, or JSON lines with --json")
+    job_id_argument(watch)
+    following_options(watch)
+    listing = commands.add_parser("list", parents=after, help="jobs, newest first")
+    how_many = listing.add_mutually_exclusive_group()
+    how_many.add_argument("--top", type=at_least_one, default=DEFAULT_TOP, metavar="N",
+                          help=f"the newest N jobs (default {DEFAULT_TOP})")
+    how_many.add_argument("--all", action="store_true", help="every job, page by page")
+    listing.add_argument("--status", choices=JOB_STATES, help="only jobs in this state")
+    for command in (submit, status, wait, listing):
         command.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    watch.add_argument("--json", action="store_true", help="print the job as JSON, one line per change")
+    job_id_argument(commands.add_parser("cancel", parents=after, help="cancel a running job"))
     get = commands.add_parser("download", parents=after, help="download images, manifest and index.html")
-    get.add_argument("job_id")
+    job_id_argument(get)
     get.add_argument("--to", type=Path, default=Path("out"))
+    add_review(commands, after)
+    show = commands.add_parser("open", parents=after, help="print the job's gallery URL and open it in a browser")
+    job_id_argument(show)
+    show.add_argument("--no-browser", action="store_true", help="only print the URL")
+    drop_files = commands.add_parser("drop", parents=after, help="hand a job file to the app as a dropped file",
+                                     description=DROP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    drop_files.add_argument("file", type=Path)
+    check = commands.add_parser("verify", help="check the Content Credentials (C2PA) of image files")
+    check.add_argument("files", type=Path, nargs="+")
+    check.add_argument("--trust", type=Path, help="trust anchor(s), PEM: e.g. the development CA, .devhost/c2pa/dev-ca.pem")
+    check.add_argument("--json", action="store_true", help="print what was found as JSON")
+    for name, run in RUNS.items():
+        commands.choices[name].set_defaults(run=run)
+    return parser
+
+
+def add_review(commands, after: list[Parser]) -> None:
     decide = commands.add_parser("review", parents=after, help="approve or reject images of a job awaiting review")
-    decide.add_argument("job_id")
+    job_id_argument(decide)
     decide.add_argument("--approve", action="append", metavar="IDS", help="variant ids to approve, comma-separated (v003 or the whole id)")
     decide.add_argument("--reject", action="append", metavar="IDS", help="variant ids to reject, comma-separated")
     decide.add_argument("--note", default="", help="why, for the record")
@@ -340,79 +282,68 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--reviewer", default=os.environ.get("IMAGEGEN_REVIEWER") or default_reviewer(),
                         help="who decides (default: IMAGEGEN_REVIEWER or your login name); a signed-in user "
                         "in Azure is taken from the sign-in instead")
-    show = commands.add_parser("open", parents=after, help="print the job's gallery URL and open it in a browser")
-    show.add_argument("job_id")
-    show.add_argument("--no-browser", action="store_true", help="only print the URL")
-    drop_files = commands.add_parser("drop", parents=after, help="upload a job file into the prompts container")
-    drop_files.add_argument("file", type=Path)
-    check = commands.add_parser("verify", help="check the Content Credentials (C2PA) of image files")
-    check.add_argument("files", type=Path, nargs="+")
-    check.add_argument("--trust", type=Path, help="trust anchor(s), PEM: e.g. the development CA, .devhost/c2pa/dev-ca.pem")
-    check.add_argument("--json", action="store_true", help="print what was found as JSON")
-    return parser
 
+
+RUNS = {"submit": run_submit, "status": run_status, "wait": run_wait, "watch": run_watch, "list": run_list,
+        "cancel": run_cancel, "download": run_download, "review": run_review, "open": run_open, "drop": run_drop,
+        "verify": run_verify}
+
+EXIT_CODES = """exit codes:
+  0    done; for a job: it completed (`status`: or has not ended yet; `submit --wait`: or awaits review)
+  1    an error (one line on stderr says what to do)
+  2    usage: a bad option or argument
+  3    the job ended partial
+  4    the job ended rejected, failed or cancelled
+  130  interrupted (Ctrl-C)"""
+
+DROP_HELP = """Hand a job file to the app.
+
+Without --url (or IMAGEGEN_URL), with AzureWebJobsStorage (or AzureWebJobsStorage__blobServiceUri
+and your Azure login): upload it into the `prompts` container, where the app picks it up (source
+`blob`; the same file unchanged never runs twice; images it names are read beside it in `prompts`;
+a file the app cannot run is moved to `prompts-rejected/` with its reasons).
+
+With --url (or IMAGEGEN_URL): submit it through the API, as `imagegen submit` does (source `http`;
+it runs each time; images it names are read beside it on this machine; a bad file is refused at
+once, exit 1, and nothing is kept of it). Prints the job id."""
+
+
+# -- running it ---------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "verify":
-        return verify_files(args.files, args.trust, args.json)
-    api = Api(args.url, args.key, token=args.token, entra_scope=args.entra_scope)
+    parser = build_parser()
+    complete_if_asked(parser)
+    prog = "imagegen"
     try:
-        if args.command == "submit":
-            accepted = api.submit(*job_body(args.file))
-            job_id = accepted["jobId"]
-            if not args.json:
-                print(job_id)
-            if args.wait:
-                job = wait(api, job_id)
-                if args.json:
-                    print(json.dumps(job, indent=2))
-                else:
-                    console.print(summary_line(job))
-                if job["status"] == "awaiting_review" and not args.json:
-                    console.print(f"review it: {gallery_url(api, job_id)}  or  imagegen review {job_id} --approve ...")
-                return 0 if job["status"] in ("completed", "partial", "awaiting_review") else 1
-            if args.json:
-                print(json.dumps(accepted, indent=2))
-        elif args.command == "status":
-            job = api.job(args.job_id)
-            print(json.dumps(job, indent=2) if args.json else summary_line(job))
-        elif args.command == "list":
-            jobs = api.call("GET", "jobs").json()["jobs"]
-            if args.json:
-                print(json.dumps(jobs, indent=2))
-            else:
-                for job in jobs:
-                    print(f"{job['createdTime'] or '':32} {job['status']:10} {job['source']:8} {job['id']}")
-        elif args.command == "cancel":
-            api.call("POST", f"jobs/{args.job_id}/cancel")
-            console.print(f"{args.job_id}: cancelling")
-        elif args.command == "download":
-            sheet = download(api, args.job_id, args.to)
-            console.print(f"images, manifest.json and {sheet.name} in {sheet.parent}")
-        elif args.command == "drop":
-            console.print(f"uploaded {drop(args.file)}")
-        elif args.command == "review":
-            body = {"approve": split_ids(args.approve), "reject": split_ids(args.reject), "note": args.note,
-                    "finish": args.finish}
-            if args.reviewer:
-                body["reviewer"] = args.reviewer
-            accepted = api.call("POST", f"jobs/{args.job_id}/review", json=body).json()
-            console.print(f"{args.job_id}: {len(accepted['approve'])} approved, {len(accepted['reject'])} rejected"
-                          + (", review finished" if accepted.get("finish") else "") + f" by {accepted['reviewer']}")
-        elif args.command == "open":
-            api.job(args.job_id)  # a job that does not exist is an error here, not a 404 page later
-            url = gallery_url(api, args.job_id)
-            print(url)
-            if not args.no_browser:
-                open_in_browser(url)
-    except ApiError as error:
-        console.print(f"[red]{error}[/red]")
-        return 1
-    except FileNotFoundError as error:
-        console.print(f"[red]no such file: {error.filename}[/red]")
-        return 1
-    return 0
+        args = parser.parse_args(argv)
+        prog = f"imagegen {args.command}"
+        return int(args.run(args))
+    except CliError as error:
+        report(f"{prog}: error: {error}")
+        return error.code
+    except KeyboardInterrupt:
+        report(f"{prog}: interrupted")
+        return Exit.INTERRUPTED
+    except BrokenPipeError:  # `imagegen list --all | head`: the reader has gone, nothing more to say
+        quiet_stdout()
+        return Exit.ERROR
+    except Exception as error:
+        if os.environ.get("IMAGEGEN_DEBUG"):
+            raise
+        report(f"{prog}: error: unexpected {type(error).__name__}: {one_line(str(error), 300)}: a bug in imagegen; "
+               "run it again with IMAGEGEN_DEBUG=1 to see where, and report it")
+        return Exit.ERROR
+
+
+def report(line: str) -> None:
+    """One line on stderr, red on a terminal; never wrapped."""
+    console.print(line, style="red", markup=False, highlight=False, soft_wrap=True)
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

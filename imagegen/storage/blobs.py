@@ -87,18 +87,20 @@ class BlobStore:
         self._service = service
 
     @classmethod
-    def from_connection_string(cls, connection_string: str) -> "BlobStore":
+    def from_connection_string(cls, connection_string: str, **client_options: Any) -> "BlobStore":
+        """`client_options` go to the SDK's client (e.g. a `retry_policy`)."""
         if not connection_string or not connection_string.strip():
             raise ValueError("storage connection string is empty: set `AzureWebJobsStorage`")
         try:
-            service = BlobServiceClient.from_connection_string(normalize_connection_string(connection_string))
+            service = BlobServiceClient.from_connection_string(normalize_connection_string(connection_string),
+                                                               **client_options)
         except ValueError as error:
             # The SDK's message never echoes the string (it holds the account key); neither do we.
             raise ValueError(f"storage connection string (`AzureWebJobsStorage`) is not valid: {error}") from None
         return cls(service)
 
     @classmethod
-    def from_account_url(cls, url: str, credential: Any = None) -> "BlobStore":
+    def from_account_url(cls, url: str, credential: Any = None, **client_options: Any) -> "BlobStore":
         """Identity-based access; `DefaultAzureCredential` when no credential is given.
 
         In Azure that is the app's managed identity (`AZURE_CLIENT_ID` picks a
@@ -108,15 +110,15 @@ class BlobStore:
             from azure.identity import DefaultAzureCredential  # slow import: only when needed
 
             credential = DefaultAzureCredential()
-        return cls(BlobServiceClient(account_url=url, credential=credential))
+        return cls(BlobServiceClient(account_url=url, credential=credential, **client_options))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "BlobStore":
+    def from_settings(cls, settings: Settings, **client_options: Any) -> "BlobStore":
         """The connection string when set (local, Azurite), else the blob service URI (Azure)."""
         if settings.storage_connection_string:
-            return cls.from_connection_string(settings.storage_connection_string)
+            return cls.from_connection_string(settings.storage_connection_string, **client_options)
         if settings.storage_blob_service_uri:
-            return cls.from_account_url(settings.storage_blob_service_uri)
+            return cls.from_account_url(settings.storage_blob_service_uri, **client_options)
         raise ValueError(
             "storage is not configured: set `AzureWebJobsStorage` (a connection string, "
             "`UseDevelopmentStorage=true` locally) or `AzureWebJobsStorage__blobServiceUri` "

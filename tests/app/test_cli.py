@@ -1,4 +1,5 @@
-"""The `imagegen` CLI against the running app: submit, follow, download, drop."""
+"""The `imagegen` CLI against the running app: submit, follow, download, drop; and the real
+command (a subprocess) exiting by how each job ended, dropping through the API, listing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import yaml
 from PIL import Image
 
 from imagegen.cli.main import main
-from tests.app.conftest import tiny_job
+from tests.app.conftest import BLOCKED_WORD, tiny_job
+from tests.cli_command import cli_env, imagegen
 
 
 def test_submit_wait_and_download_give_images_manifest_and_a_contact_sheet(app, tmp_path, capsys):
@@ -88,3 +90,39 @@ def test_review_from_the_command_line_approves_and_rejects_by_short_id(app, tmp_
     assert main(["--url", app.url, "open", job_id, "--no-browser"]) == 0
     assert capsys.readouterr().out.strip() == f"{app.url}/api/gallery/jobs/{job_id}"
     assert main(["--url", app.url, "open", "no-such-job", "--no-browser"]) == 1
+
+
+def test_the_command_exits_by_how_each_job_ended_and_lists_them(app, tmp_path):
+    # `unsigned-*`: signing fails (IMAGEGEN_FAULTS), so its images are held unchecked: partial.
+    (tmp_path / "unsigned.yaml").write_text(yaml.safe_dump(tiny_job("unsigned-cli")), encoding="utf-8")
+    blocked = tiny_job("cli-blocked")
+    blocked["prompts"][0]["text"] = f"a poster with {BLOCKED_WORD} on it"
+    (tmp_path / "blocked.yaml").write_text(yaml.safe_dump(blocked), encoding="utf-8")
+
+    partial = imagegen("submit", str(tmp_path / "unsigned.yaml"), "--wait", "--interval", "0.25", "--url", app.url)
+    assert partial.returncode == 3, partial.stderr
+    rejected = imagegen("submit", str(tmp_path / "blocked.yaml"), "--wait", "--interval", "0.25", "--url", app.url)
+    assert rejected.returncode == 4, rejected.stderr
+    partial_id, rejected_id = partial.stdout.split()[0], rejected.stdout.split()[0]
+    assert imagegen("status", partial_id, "--url", app.url).returncode == 3
+    done = imagegen("wait", rejected_id, "--url", app.url, "--json")
+    assert done.returncode == 4 and json.loads(done.stdout)["status"] == "rejected"
+
+    listed = imagegen("list", "--all", "--json", "--url", app.url)
+    assert listed.returncode == 0, listed.stderr
+    assert {partial_id, rejected_id} <= {job["id"] for job in json.loads(listed.stdout)}
+    only_partial = json.loads(imagegen("list", "--status", "partial", "--json", "--url", app.url).stdout)
+    assert partial_id in {job["id"] for job in only_partial} and {job["status"] for job in only_partial} == {"partial"}
+
+
+def test_drop_with_a_url_runs_the_file_through_the_api(app, tmp_path):
+    (tmp_path / "kites-by-url.txt").write_text("a kite over the sea\n")
+    # A storage connection is set too: the URL wins, and the file goes through the API.
+    env = cli_env(IMAGEGEN_URL=app.url, AzureWebJobsStorage="UseDevelopmentStorage=true")
+    dropped = imagegen("drop", str(tmp_path / "kites-by-url.txt"), env=env)
+    assert dropped.returncode == 0, dropped.stderr
+    job_id = dropped.stdout.strip()
+    done = imagegen("wait", job_id, "--json", "--interval", "0.25", env=env)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert (job["status"], job["source"], job["name"]) == ("completed", "http", "kites-by-url")

@@ -13,6 +13,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
+from imagegen.cli import api as cli_api
 from imagegen.cli import main as cli
 
 TOKEN = "eyJ0eXAiOiJKV1QiLCJub3QiOiJhIHJlYWwgdG9rZW4ifQ.e30.c2lnbmF0dXJl"
@@ -87,8 +88,8 @@ def test_no_token_no_header(server):
 
 def test_the_entra_scope_gets_a_token_with_the_azure_login_once(server, capsys, monkeypatch):
     credential = Credential()
-    monkeypatch.setattr(cli, "entra_credential", lambda: credential)
-    api = cli.Api(server.url, entra_scope=SCOPE)
+    monkeypatch.setattr(cli_api, "entra_credential", lambda: credential)
+    api = cli_api.Api(server.url, entra_scope=SCOPE)
     api.call("GET", "jobs")
     api.call("GET", "jobs")
     assert credential.scopes == [(SCOPE,)]  # one token for both calls
@@ -103,15 +104,15 @@ def test_the_entra_scope_gets_a_token_with_the_azure_login_once(server, capsys, 
 
 def test_a_token_about_to_expire_is_got_again(server, monkeypatch):
     credential = Credential(expires_in=60)  # inside the refresh margin
-    monkeypatch.setattr(cli, "entra_credential", lambda: credential)
-    api = cli.Api(server.url, entra_scope=SCOPE)
+    monkeypatch.setattr(cli_api, "entra_credential", lambda: credential)
+    api = cli_api.Api(server.url, entra_scope=SCOPE)
     api.call("GET", "jobs")
     api.call("GET", "jobs")
     assert credential.scopes == [(SCOPE,), (SCOPE,)]
 
 
 def test_no_azure_login_says_so_and_exits_1(server, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "entra_credential", lambda: Credential(fails=True))
+    monkeypatch.setattr(cli_api, "entra_credential", lambda: Credential(fails=True))
     assert cli.main(["--url", server.url, "list", "--entra-scope", SCOPE]) == 1
     err = " ".join(capsys.readouterr().err.split())  # as one line: the console wraps long ones
     assert f"cannot get an Entra token for {SCOPE}" in err and "az login" in err
