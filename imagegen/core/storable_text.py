@@ -25,8 +25,8 @@ def storable_document(document: Any) -> Any:
     """`document` with surrogate pairs joined; raises JobValidationError naming every
     field that holds a lone surrogate, or the field past `MAX_DEPTH` (rule `max_depth`).
 
-    A loop over an explicit stack, never recursion: the depth is checked first, but data
-    handed in from elsewhere must not be able to overflow the walk either."""
+    Neither the depth check nor the walk recurses (each is a loop over an explicit stack),
+    so data of any depth, parsed here or handed in, is safe to pass."""
     try:
         check_data_depth(document)
     except TooDeep as error:
