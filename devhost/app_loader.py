@@ -51,6 +51,7 @@ class HostConfig:
     hub_name: str = "TestHubName"
     max_concurrent_activities: int = 10
     max_concurrent_orchestrators: int = 10
+    queue_message_encoding: str = "base64"  # extensions.queues.messageEncoding
 
 
 @dataclass
@@ -115,15 +116,21 @@ def read_host_json(app_dir: Path) -> HostConfig:
     extensions = raw.get("extensions") or {}
     http = extensions.get("http") or {}
     durable = extensions.get("durableTask") or {}
+    queues = extensions.get("queues") or {}
     route_prefix = http.get("routePrefix", "api")
     if not isinstance(route_prefix, str):
         raise AppLoadError(f"`extensions.http.routePrefix` in {path} must be a string, got {route_prefix!r}")
+    encoding = str(queues.get("messageEncoding", "base64")).lower()
+    if encoding not in ("base64", "none"):
+        raise AppLoadError(f"`extensions.queues.messageEncoding` in {path} must be `base64` or `none`, "
+                           f"got {queues.get('messageEncoding')!r}")
     return HostConfig(
         raw=raw,
         route_prefix=route_prefix.strip("/"),
         hub_name=str(durable.get("hubName") or "TestHubName"),
         max_concurrent_activities=_positive(durable, "maxConcurrentActivityFunctions", 10, path),
         max_concurrent_orchestrators=_positive(durable, "maxConcurrentOrchestratorFunctions", 10, path),
+        queue_message_encoding=encoding,
     )
 
 

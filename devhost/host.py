@@ -2,8 +2,8 @@
 
 Start order: storage (Azurite when the app asks for development storage and nothing serves it),
 the engine (so the management API answers as soon as the port is open), the web server, then
-the blob and timer triggers (their functions may call the management API through the client
-binding). Stop is the same list backwards; each step runs even if an earlier one failed.
+the blob, timer and queue triggers (their functions may call the management API through the
+client binding). Stop is the same list backwards; each step runs even if an earlier one failed.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class Host:
         if self.key is None and self.options.bind not in ("127.0.0.1", "localhost", "::1"):
             log.warning("listening on %s with keys off: anyone who can reach this port can call every "
                         "function and the management API (use --require-keys)", self.options.bind)
-        # 4. blob and timer triggers
+        # 4. blob, timer and queue triggers
         self.start_triggers()
 
     def start_storage(self) -> None:
@@ -130,6 +130,7 @@ class Host:
 
     def start_triggers(self) -> None:
         blobs, timers = self.functions_of("blobTrigger"), self.functions_of("timerTrigger")
+        queues = self.functions_of("queueTrigger")
         if blobs:
             from devhost.blob_triggers import BlobTriggerPoller
 
@@ -144,6 +145,15 @@ class Host:
                                            invoke=self.invoker)
             self._trigger_tasks.append(asyncio.create_task(scheduler.run(self._stop_triggers),
                                                            name="timer-triggers"))
+        if queues:
+            from devhost.queue_triggers import QueueTriggerPoller
+
+            with _naming(queues, "queue"):
+                queue_poller = QueueTriggerPoller(functions=queues, get_connection=storage_connection,
+                                                  invoke=self.invoker,
+                                                  encoding=self.loaded.host.queue_message_encoding)
+            self._trigger_tasks.append(asyncio.create_task(queue_poller.run(self._stop_triggers),
+                                                           name="queue-triggers"))
         for task in self._trigger_tasks:
             task.add_done_callback(_report_trigger_end)
 

@@ -95,7 +95,7 @@ class Invocation:
 
 
 class Invoker:
-    """Runs the app's trigger functions (HTTP, blob, timer); the engine runs orchestrators and activities."""
+    """Runs the app's trigger functions (HTTP, blob, timer, queue); the engine runs orchestrators and activities."""
 
     def __init__(self, functions: dict[str, FunctionInfo], client_binding: Callable[[], str],
                  function_directory: str = ""):
@@ -148,5 +148,5 @@ class Invoker:
         return Invocation(result=result, outputs={name: out.get() for name, out in outputs.items()})
 
     async def __call__(self, function_name: str, trigger_kwargs: dict[str, Any]) -> None:
-        """The `invoke` callable handed to the blob and timer triggers (they count failures)."""
+        """The `invoke` callable handed to the blob, timer and queue triggers (they count failures)."""
         await self.invoke(function_name, trigger_kwargs)

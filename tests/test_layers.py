@@ -40,7 +40,7 @@ MOST_TOP_LEVEL_MODULES = 4
 # What orchestrator code may import (they replay: no I/O, clock, randomness or GPU), even
 # through another module: an allow-list, so a new import has to be judged before it lands.
 REPLAY_SAFE_PACKAGES = ("orchestrations", "imagegen.core.types", "imagegen.core.field_errors",
-                        "imagegen.core.limits", "imagegen.core.documents",
+                        "imagegen.core.limits", "imagegen.core.documents", "imagegen.core.nesting",
                         "imagegen.core.storable_text", "imagegen.core.blob_names", "imagegen.jobs.spec",
                         "imagegen.jobs.variants", "imagegen.records")
 REPLAY_SAFE_EXTERNAL = ("__future__", "typing", "collections", "dataclasses", "datetime", "enum", "functools",

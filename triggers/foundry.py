@@ -2,7 +2,7 @@
 
 The body (`prompt`, `negative_prompt`, `image_prompt{image, strength}`, `size`,
 `output_format`, `seed`) becomes an ordinary job; OpenAI's own fields (`response_format`,
-`quality`, `style`, `user`, ...) are accepted and ignored. When it finishes within
+`quality`, `style`, `user`, ...) are checked against OpenAI's values and otherwise ignored. When it finishes within
 `?timeout=` seconds (default 120, at most 230, under the platform's HTTP limit) the answer
 is 200 in both shapes at once: Foundry's Stability models' `{"image", "finish_reason",
 "seed"}` (the first image) and OpenAI's `{"created", "data": [{"b64_json", ...}]}`;
@@ -22,6 +22,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from imagegen.core import blob_names
+from imagegen.core.documents import load_json
 from imagegen.core.limits import Limits
 from imagegen.core.types import JobValidationError
 from imagegen.jobs import intake
@@ -83,7 +84,7 @@ async def answer_generation(req: func.HttpRequest, client: df.DurableOrchestrati
     try:
         intake.check_body_size(req.get_body(), "body.json", Limits.from_settings(current().settings))
         # Off the host's event loop: decoding and checking an image takes a while.
-        body = await asyncio.to_thread(json.loads, req.get_body())
+        body = await asyncio.to_thread(load_json, req.get_body())
     except JobValidationError as error:
         return invalid_job(error.errors)
     except ValueError:

@@ -17,13 +17,13 @@ The job id is the orchestration's instance id. Errors are problem details.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from imagegen.core import blob_names
+from imagegen.core.documents import load_json
 from imagegen.core.types import FieldError, JobValidationError
 from imagegen.records import review_book as review
 from imagegen.records.manifest import ManifestVariant
@@ -194,7 +194,9 @@ async def review_job(req: func.HttpRequest, client: df.DurableOrchestrationClien
     if not status or status.name != ORCHESTRATION:
         return not_found(job_id)
     try:
-        body = json.loads(req.get_body() or b"{}")
+        body = load_json(req.get_body() or b"{}", "the decision")
+    except JobValidationError as error:  # nested too deeply to be read
+        return problem(400, "Invalid decision", "; ".join(e.message for e in error.errors), error.errors)
     except ValueError:
         return problem(400, "Invalid decision", "The body must be JSON: {\"approve\": [...], \"reject\": [...], "
                        "\"note\": \"...\", \"finish\": false}.")

@@ -9,6 +9,7 @@ the same name again and overwrites rather than duplicates.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import urllib.parse
 
@@ -100,13 +101,45 @@ def prompt_ref(name: str) -> str:
     return f"prompts/{check_path(name)}"
 
 
+# What `rejected_error_ref` adds to a rejected file's name for its report: a file name
+# must leave room for it, and must not itself end with it (or it would be another's report).
+REPORT_SUFFIX = ".error.json"
+MAX_ASIDE_LENGTH = MAX_PATH_LENGTH - len(REPORT_SUFFIX)
+# Marks a name shortened to fit (with the whole name's digest after it): `quote` always
+# writes `%` and two hex digits, so no name it encodes holds `%~`.
+_SHORTENED = "%~"
+
+
 def clean_name(name: str) -> str:
-    """`name` when it is a clean blob path; else one flat, clean, reversible name for it
-    (percent-encoded: `a//b.yaml` -> `a%2F%2Fb.yaml`), so a bad name can be moved aside."""
-    try:
-        return check_path(name)
-    except ValueError:
-        return check_path(urllib.parse.quote(name, safe="") or "%00")
+    """The name a dropped file `prompts/{name}` is moved aside under, in `prompts-rejected`.
+
+    One-to-one: two different names never get the same one, nor another's report name.
+    - A clean blob path without `%` stays as it is (`spring/banners.yaml`), unless it ends
+      with a dot or with `.error.json` or leaves no room for its report's suffix.
+    - Any other name is percent-encoded into one flat segment (`a//b.yaml` -> `a%2F%2Fb.yaml`,
+      `100%.yaml` -> `100%25.yaml`, a literal `a%2F%2Fb.yaml` -> `a%252F%252Fb.yaml`):
+      every such name holds a `%`, which no name of the first kind does, and decodes back
+      to the name it came from. A dot that ends it, or that starts a trailing
+      `.error.json`, is encoded too (`%2E`): Azure's naming rules warn off a trailing dot.
+    - A name whose encoding is too long for a report beside it is the start of that
+      encoding, `%~` and the sha256 of the whole name.
+    """
+    if not name:
+        raise ValueError("a dropped file always has a name; got the empty name")
+    if "%" not in name and not name.endswith((".", REPORT_SUFFIX)) and len(name) <= MAX_ASIDE_LENGTH:
+        try:
+            return check_path(name)
+        except ValueError:
+            pass
+    encoded = urllib.parse.quote(name, safe="", errors="surrogatepass")
+    bare = encoded.rstrip(".")
+    encoded = bare + "%2E" * (len(encoded) - len(bare))
+    if encoded.endswith(REPORT_SUFFIX):
+        encoded = encoded[: -len(REPORT_SUFFIX)] + "%2E" + REPORT_SUFFIX[1:]
+    if len(encoded) > MAX_ASIDE_LENGTH:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+        encoded = encoded[: MAX_ASIDE_LENGTH - len(_SHORTENED) - len(digest)] + _SHORTENED + digest
+    return check_path(encoded)
 
 
 def rejected_ref(name: str) -> str:
@@ -116,7 +149,7 @@ def rejected_ref(name: str) -> str:
 
 def rejected_error_ref(name: str) -> str:
     """The error report written beside a rejected job file."""
-    return f"prompts-rejected/{check_path(name)}.error.json"
+    return f"prompts-rejected/{check_path(name)}{REPORT_SUFFIX}"
 
 
 def schedule_error_ref(name: str) -> str:

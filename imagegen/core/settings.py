@@ -127,7 +127,7 @@ def _faults(text: str) -> dict[str, str]:
     faults: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         pattern, _, mode = item.partition("=")
-        if mode not in ("fail-once", "fail-always", "fail-check-once", "fail-sign"):
+        if mode not in ("fail-once", "fail-always", "fail-check-once", "fail-sign", "fail-drop"):
             raise ValueError(
                 f"setting `IMAGEGEN_FAULTS` must look like `flaky-*=fail-once,broken-*=fail-always`, got {text!r}"
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from imagegen.core.nesting import TooDeep, check_data_depth, depth_error
 from imagegen.core.types import FieldError, JobValidationError
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -22,27 +23,45 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def storable_document(document: Any) -> Any:
     """`document` with surrogate pairs joined; raises JobValidationError naming every
-    field that holds a lone surrogate."""
+    field that holds a lone surrogate, or the field past `MAX_DEPTH` (rule `max_depth`).
+
+    Neither the depth check nor the walk recurses (each is a loop over an explicit stack),
+    so data of any depth, parsed here or handed in, is safe to pass."""
+    try:
+        check_data_depth(document)
+    except TooDeep as error:
+        raise depth_error(error) from None
     errors: list[FieldError] = []
-    cleaned = _walk(document, "", errors)
+    cleaned = _clean(document, "", errors)
     if errors:
         raise JobValidationError(errors)
     return cleaned
 
 
-def _walk(value: Any, path: str, errors: list[FieldError]) -> Any:
-    if isinstance(value, str):
-        return _storable(value, path or "body", errors)
-    if isinstance(value, list):
-        return [_walk(item, f"{path}[{index}]", errors) for index, item in enumerate(value)]
-    if isinstance(value, dict):
-        cleaned = {}
-        for key, item in value.items():
-            name = _storable(key, f"{path}.{key!r}" if path else repr(key), errors) if isinstance(key, str) else key
-            child = f"{path}.{name}" if path else str(name)
-            cleaned[name] = _walk(item, child, errors)
-        return cleaned
-    return value
+def _clean(document: Any, path: str, errors: list[FieldError]) -> Any:
+    """A copy of `document` with every string (keys too) made storable, errors in document
+    order. Each container is copied empty, then filled as its items come off the stack:
+    (item, the copy it goes into, its key or index there, the copy's path)."""
+    root: dict[str, Any] = {}
+    stack: list[tuple[Any, dict[Any, Any] | list[Any], Any, str]] = [(document, root, "", path)]
+    while stack:
+        value, parent, key, parent_path = stack.pop()
+        if parent is root:
+            at = parent_path
+        elif isinstance(parent, list):
+            at = f"{parent_path}[{key}]"
+        else:
+            if isinstance(key, str):
+                key = _storable(key, f"{parent_path}.{key!r}" if parent_path else repr(key), errors)
+            at = f"{parent_path}.{key}" if parent_path else str(key)
+        if isinstance(value, str):
+            value = _storable(value, at or "body", errors)
+        elif isinstance(value, (list, dict)):
+            items = list(value.items() if isinstance(value, dict) else enumerate(value))
+            value = [None] * len(items) if isinstance(value, list) else {}
+            stack.extend((item, value, name, at) for name, item in reversed(items))
+        parent[key] = value
+    return root[""]
 
 
 def _storable(text: str, path: str, errors: list[FieldError]) -> str:

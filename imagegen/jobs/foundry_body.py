@@ -5,6 +5,8 @@
      "model": "ignored: the app serves the model it is configured with"}
 
 Errors name the body's own fields (`size`, `image_prompt.strength`), not the job's.
+OpenAI's own fields (`quality`, `style`, `user`, ...) change nothing, but are checked
+against OpenAI's documented values all the same; `null` is the default for any field.
 """
 
 from __future__ import annotations
@@ -26,13 +28,22 @@ BODY_FIELDS = (
     "prompt", "negative_prompt", "image_prompt", "size", "output_format", "seed", "n",
     "steps", "num_inference_steps", "model",
 )
-# Fields OpenAI's images API takes that change nothing here: accepted, so that a client
-# written for it works unchanged, and ignored (`response_format` and `stream` are checked).
-IGNORED_FIELDS = (
-    "response_format", "quality", "style", "user", "background", "moderation",
-    "output_compression", "partial_images", "stream",
-)
-RESPONSE_FORMATS = ("b64_json", "url")
+# Fields OpenAI's images API takes that change nothing here (`response_format` only adds
+# URLs to the answer): accepted, so that a client written for OpenAI works unchanged, and
+# checked against the values OpenAI documents for them (openai-python's
+# `ImageGenerateParams`), so that what OpenAI answers with a 400 is a 400 here too. A
+# field sent as `null` is the default, as everywhere in the body.
+OPENAI_CHOICES: dict[str, tuple[str, ...]] = {
+    "response_format": ("b64_json", "url"),
+    "quality": ("auto", "low", "medium", "high", "xhigh", "max", "standard", "hd"),
+    "style": ("vivid", "natural"),
+    "background": ("transparent", "opaque", "auto"),
+    "moderation": ("low", "auto"),
+}
+OPENAI_TEXT = ("user", "safety_identifier")
+OPENAI_WHOLE_NUMBERS: dict[str, tuple[int, int]] = {"output_compression": (0, 100), "partial_images": (0, 3)}
+IGNORED_FIELDS = (*OPENAI_CHOICES, *OPENAI_TEXT, *OPENAI_WHOLE_NUMBERS, "stream")
+RESPONSE_FORMATS = OPENAI_CHOICES["response_format"]
 IMAGE_PROMPT_FIELDS = ("image", "strength")
 # The job is checked with a stand-in source name, which is then removed: the caller
 # stores the decoded bytes under `inputs/` and sets the real name (spec.with_source_image).
@@ -63,13 +74,15 @@ class FoundryRequest(BaseModel):
     num_inference_steps: int | None = Field(None, ge=1, description="Another name for `steps`")
     model: str | None = Field(None, description="Ignored: the app serves the model it is configured with")
     response_format: Literal["b64_json", "url"] | None = Field(None, description="OpenAI's; `url` adds each image's URL")
-    quality: Any = Field(None, description="OpenAI's: accepted and ignored")
-    style: Any = Field(None, description="OpenAI's: accepted and ignored")
-    user: Any = Field(None, description="OpenAI's: accepted and ignored")
-    background: Any = Field(None, description="OpenAI's: accepted and ignored")
-    moderation: Any = Field(None, description="OpenAI's: accepted and ignored")
-    output_compression: Any = Field(None, description="OpenAI's: accepted and ignored")
-    partial_images: Any = Field(None, description="OpenAI's: accepted and ignored")
+    quality: Literal["auto", "low", "medium", "high", "xhigh", "max", "standard", "hd"] | None = Field(
+        None, description="OpenAI's: checked, and ignored")
+    style: Literal["vivid", "natural"] | None = Field(None, description="OpenAI's: checked, and ignored")
+    background: Literal["transparent", "opaque", "auto"] | None = Field(None, description="OpenAI's: checked, and ignored")
+    moderation: Literal["low", "auto"] | None = Field(None, description="OpenAI's: checked, and ignored")
+    user: str | None = Field(None, description="OpenAI's (an end user's id): checked, and ignored")
+    safety_identifier: str | None = Field(None, description="OpenAI's (an end user's id): checked, and ignored")
+    output_compression: int | None = Field(None, ge=0, le=100, description="OpenAI's: checked, and ignored")
+    partial_images: int | None = Field(None, ge=0, le=3, description="OpenAI's: checked, and ignored")
     stream: Literal[False] | None = Field(None, description="OpenAI's: must be false")
 
 
@@ -88,6 +101,24 @@ def _whole_number(body: dict, key: str, low: int, high: int) -> tuple[int | None
     if not low <= value <= high:
         return None, _error(key, f"{key}_range", f"`{key}` must be between {low} and {high:,}, got {show_value(value)}")
     return value, None
+
+
+def _openai_field_errors(body: dict) -> list[FieldError]:
+    """OpenAI's own fields checked against the values OpenAI documents (see OPENAI_CHOICES)."""
+    errors = []
+    for key, choices in OPENAI_CHOICES.items():
+        if key in body and (not isinstance(body[key], str) or body[key] not in choices):
+            errors.append(_error(key, "one_of", f"`{key}` must be one of {', '.join(f'`{c}`' for c in choices)} "
+                                 f"(OpenAI's values), got {show_value(body[key])}"))
+    for key in OPENAI_TEXT:
+        if key in body and not isinstance(body[key], str):
+            errors.append(_error(key, "type", f"`{key}` must be text (an id for the end user), got {show_value(body[key])}"))
+    for key, (low, high) in OPENAI_WHOLE_NUMBERS.items():
+        if key in body:
+            errors += [problem for problem in [_whole_number(body, key, low, high)[1]] if problem]
+    if "stream" in body and body["stream"] is not False:
+        errors.append(_error("stream", "stream", f"`stream` must be false: images come back whole, got {show_value(body['stream'])}"))
+    return errors
 
 
 def _rename(error: FieldError, names: dict[str, str]) -> FieldError:
@@ -117,11 +148,7 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     body = {key: value for key, value in body.items() if value is not None}
     known = BODY_FIELDS + IGNORED_FIELDS
     errors = [_unknown(str(key), key, known) for key in body if key not in known]
-    if body.get("response_format", "b64_json") not in RESPONSE_FORMATS:
-        errors.append(_error("response_format", "response_format",
-                             f"`response_format` must be `b64_json` or `url`, got {show_value(body['response_format'])}"))
-    if body.get("stream") not in (None, False):
-        errors.append(_error("stream", "stream", f"`stream` must be false: images come back whole, got {show_value(body['stream'])}"))
+    errors += _openai_field_errors(body)
     body = {key: value for key, value in body.items() if key not in IGNORED_FIELDS}
     if body.get("size") == "auto":  # OpenAI's "let the model choose": the deployment's default
         body = {key: value for key, value in body.items() if key != "size"}
@@ -150,6 +177,7 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
         if not isinstance(image_prompt, dict):
             errors.append(_error("image_prompt", "type", f"`image_prompt` must be an object with `image` and `strength`, got {show_value(image_prompt)}"))
         else:
+            image_prompt = {key: value for key, value in image_prompt.items() if value is not None}  # null: not sent
             errors += [_unknown(f"image_prompt.{key}", key, IMAGE_PROMPT_FIELDS) for key in image_prompt if key not in IMAGE_PROMPT_FIELDS]
             prompt["image"] = _STAND_IN_IMAGE
             if "strength" in image_prompt:

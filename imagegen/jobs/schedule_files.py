@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from imagegen.core.documents import load_document
 from imagegen.core.field_errors import fail, field_errors, show_value
 from imagegen.core.settings import Settings
 from imagegen.core.storable_text import storable_document
@@ -58,11 +58,13 @@ def parse_schedule(data: bytes, filename: str, limits: Limits | None = None,
                    settings: Settings | None = None) -> tuple[Schedule, JobSpec]:
     """Read a schedule file; errors name the field and the rule, as job errors do."""
     try:
-        raw = yaml.safe_load(data)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise JobValidationError([FieldError(path="file", rule="yaml", message=f"`{filename}` is not valid YAML{where}")]) from None
+        # As a job file is read: no aliases, no deeper than MAX_DEPTH (the job inside included).
+        raw = load_document(data.decode("utf-8-sig"), filename=filename, what=f"`{filename}`")
+    except UnicodeDecodeError as error:
+        raise JobValidationError([FieldError(path="file", rule="encoding", message=(
+            f"`{filename}` must be UTF-8 YAML: byte {error.start} is not"))]) from None
+    except JobValidationError as error:  # the whole file is at fault: `syntax` or `max_depth`
+        raise JobValidationError([e.model_copy(update={"path": "file"}) for e in error.errors]) from None
     if not isinstance(raw, dict):
         raise JobValidationError([FieldError(path="file", rule="mapping",
                                              message=f"`{filename}` must hold a mapping with `cron` and `job`")])

@@ -5,9 +5,13 @@
 - `fail-once`: its GPU work fails on the first attempt of each batch;
 - `fail-always`: its GPU work fails on every attempt;
 - `fail-check-once`: its first output check fails (the job's other checks run);
-- `fail-sign`: signing each of its images fails, as when Key Vault is down.
+- `fail-sign`: signing each of its images fails, as when Key Vault is down;
+- `fail-drop` (the pattern matches a file's name in `prompts/`, not a job id): reading the
+  dropped file to start its job fails every time, so the blob trigger gives up on it and
+  the file goes the poison queue's way.
 
-Faults wrap the collaborators, never the code that uses them: `services.start` builds
+Faults wrap the collaborators (the engine, the signer, the output checker, the blob store),
+never the code that uses them: `services.start` builds
 `FaultyServices` instead of `Services` when the setting is there, and nothing else in the
 product imports this module. The job an engine call works for is the one its activity
 runs for (`telemetry.current_job_id`, set for every activity). What has failed once is
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from imagegen.checks.provenance import Signed, Source
     from imagegen.generation.engine import DiffusionEngine
     from imagegen.service.output_checks import GpuCall, OutputChecker
+    from imagegen.storage.blobs import BlobStore
 
 
 class FaultyServices(Services):
@@ -66,6 +71,10 @@ class FaultyServices(Services):
     def checker(self) -> OutputChecker:
         return FaultyChecker(super().checker, self)  # type: ignore[return-value]
 
+    @property
+    def store(self) -> BlobStore:
+        return FaultyStore(super().store, self)  # type: ignore[return-value]
+
 
 class FaultyEngine:
     """The engine, failing `fail-once` and `fail-always` jobs' GPU calls before they start."""
@@ -85,6 +94,23 @@ class FaultyEngine:
             if mode == "fail-always" or (mode == "fail-once" and first_time):
                 raise RuntimeError(f"injected fault ({mode}) for job {job_id} batch {batch.id}")
         return self.engine.generate(batch, *args, **kwargs)
+
+
+class FaultyStore:
+    """The blob store, failing `fail-drop` files' reads for their jobs (`get_dropped`); the
+    read that moves a file aside (`get_dropped_version`) still works."""
+
+    def __init__(self, store: BlobStore, services: FaultyServices):
+        self.store = store
+        self.services = services
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def get_dropped(self, name: str) -> bytes:
+        if "fail-drop" in self.services.modes(name):
+            raise RuntimeError(f"injected fault (fail-drop) reading prompts/{name}")
+        return self.store.get_dropped(name)
 
 
 class FaultyChecker:

@@ -218,17 +218,33 @@ class BlobStore:
         Only for the blob trigger, which must move such a file aside: anyone can upload
         a name with an empty segment or a control character.
         """
+        return self.get_dropped_version(name)[0]
+
+    def get_dropped_version(self, name: str) -> tuple[bytes, str]:
+        """`get_dropped`, with the ETag of the version read (for `delete_dropped(..., etag)`)."""
         try:
-            return self._service.get_blob_client("prompts", name).download_blob().readall()
+            downloader = self._service.get_blob_client("prompts", name).download_blob()
+            return downloader.readall(), downloader.properties.etag
         except ResourceNotFoundError:
             raise BlobNotFound(f"prompts/{name}") from None
 
-    def delete_dropped(self, name: str) -> None:
-        """Delete a file dropped into `prompts/` by any name; gone already is not an error."""
+    def delete_dropped(self, name: str, etag: str | None = None) -> bool:
+        """Delete a file dropped into `prompts/` by any name; gone already is not an error.
+
+        With `etag`, only that version: False (and nothing deleted) when the file was
+        uploaded again since, so a newer version is left for the blob trigger."""
+        options: dict[str, Any] = {}
+        if etag is not None:
+            from azure.core import MatchConditions
+
+            options = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            self._service.get_blob_client("prompts", name).delete_blob()
+            self._service.get_blob_client("prompts", name).delete_blob(**options)
         except ResourceNotFoundError:
             pass
+        except ResourceModifiedError:
+            return False
+        return True
 
     def delete(self, ref: str) -> None:
         """Delete `ref`; a blob that is already gone is not an error."""

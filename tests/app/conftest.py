@@ -2,7 +2,8 @@
 
 Tests talk to the app only over HTTP and by uploading blobs. One devhost serves the
 module's tests; a test-only fault setting makes jobs named `flaky-*` fail once per batch
-and `broken-*` always, and a user blocklist makes one word a blocked prompt.
+and `broken-*` always, and dropped files named `poisoned-drop-*` fail to be read every
+time; a user blocklist makes one word a blocked prompt.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from devhost.azurite import free_port, start_azurite
 from imagegen.jobs.foundry_body import job_from_foundry
 from imagegen.storage.blobs import BlobStore
 from tests.app.storage_invariants import assert_job_storage_consistent
@@ -21,6 +23,8 @@ BLOCKED_WORD = "forbiddenword"
 # A Foundry request whose every generation fails: its job is named from the body's hash.
 FOUNDRY_BROKEN_BODY = {"prompt": "a lighthouse that never renders", "size": "64x64", "steps": 2}
 FOUNDRY_BROKEN_JOB = job_from_foundry(FOUNDRY_BROKEN_BODY)[0].name
+# Dropped files whose names start so fail every time drop_job reads them: the poison path.
+POISON_DROP = "poisoned-drop-"
 
 
 class AppClient:
@@ -89,7 +93,7 @@ def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=Non
         "SAFETY_PROVIDER": "local",
         "SAFETY_BLOCKLIST_FILE": str(blocklist),
         "IMAGEGEN_FAULTS": ("flaky-*=fail-once,broken-*=fail-always,halfchecked-*=fail-check-once,unsigned-*=fail-sign,"
-                            f"{FOUNDRY_BROKEN_JOB}-*=fail-always"),
+                            f"{FOUNDRY_BROKEN_JOB}-*=fail-always,{POISON_DROP}*=fail-drop"),
         "IMAGEGEN_SCHEDULE_TICK": "*/1 * * * * *",
         "IMAGEGEN_RETENTION_TICK": "0 30 3 * * *",  # daily; tests/app/test_job_listing.py runs it every 2 s
         "IMAGEGEN_MAX_BATCH": "4",
@@ -99,6 +103,18 @@ def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=Non
         "OTEL_METRIC_EXPORT_INTERVAL": "500",  # ms: the metrics reach the file while a test looks
         **env,
     })
+
+
+@pytest.fixture(scope="session")
+def storage_connection_string(tmp_path_factory):
+    """The app's storage account: an Azurite of its own, as each app has an account in Azure.
+
+    The host's queues are per account: the app takes every message on the blob trigger's
+    poison queue (`move_poisoned_drop`), and the devhost tests poison blobs of their own."""
+    instance = start_azurite(tmp_path_factory.mktemp("app-azurite"), blob_port=free_port(), queue_port=free_port(),
+                             table_port=free_port())
+    yield instance.connection_string
+    instance.stop(timeout=1)  # its data is thrown away: no need to wait for a flush
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,54 @@ def test_unreadable_job_bodies_are_400(app, body, content_type, rule, words):
     assert words in found["detail"]
 
 
+DEEP = 900  # levels: past the limit (32) and past where the parsers and walks used to overflow
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"[" * DEEP + b"]" * DEEP, "application/json"),
+    (b'{"name": "deep", "prompts": [{"text": "a", "negative": ' + b"[" * DEEP + b"]" * DEEP + b"}]}", "application/json"),
+    (b"{a: " * DEEP, "application/yaml"),
+    (b"name: deep\nprompts:\n" + b"- " * DEEP + b"x\n", "application/yaml"),
+], ids=["json-lists", "json-in-a-job", "yaml-flow", "yaml-block"])
+def test_a_job_nested_too_deeply_is_400_naming_the_limit(app, body, content_type):
+    response = requests.post(f"{app.url}/api/jobs", data=body, headers={"content-type": content_type}, timeout=30)
+    found = problem(response, 400)
+    assert [(e["path"], e["rule"]) for e in found["errors"]] == [("", "max_depth")]
+    assert "nests more than 32 levels deep (at line" in found["detail"] and "the limit is 32" in found["detail"]
+
+
+def test_a_foundry_body_nested_too_deeply_is_400_naming_the_limit(app):
+    body = b'{"prompt": "a lighthouse", "user": ' + b"[" * DEEP + b"]" * DEEP + b"}"
+    found = problem(requests.post(f"{app.url}/api/images/generations", data=body, timeout=30), 400)
+    assert [(e["path"], e["rule"]) for e in found["errors"]] == [("", "max_depth")]
+    assert "the body nests more than 32 levels deep" in found["detail"]
+
+
+def test_a_review_decision_nested_too_deeply_is_400_naming_the_limit(app):
+    job_id = app.submit(tiny_job("deep-review", seeds=1))
+    body = b'{"approve": ' + b"[" * DEEP + b"]" * DEEP + b"}"
+    found = problem(requests.post(f"{app.url}/api/jobs/{job_id}/review", data=body, timeout=30), 400)
+    assert [(e["path"], e["rule"]) for e in found["errors"]] == [("", "max_depth")]
+    assert "the decision nests more than 32 levels deep" in found["detail"]
+
+
+@pytest.mark.parametrize("failure, status, title", [
+    (RecursionError("maximum recursion depth exceeded in /home/site/wwwroot/x.py"), 400, "Request nested too deeply"),
+    (MemoryError("could not allocate 8589934592 bytes"), 413, "Request too large"),
+])
+def test_running_out_of_stack_or_memory_on_a_request_is_a_4xx_naming_the_problem(failure, status, title, caplog):
+    @problems_on_failure
+    async def route(req):
+        raise failure
+
+    response = asyncio.run(route(None))
+    assert response.status_code == status and response.mimetype == "application/problem+json"
+    body = json.loads(response.get_body())
+    assert (body["status"], body["title"]) == (status, title)
+    assert "wwwroot" not in body["detail"] and "8589934592" not in body["detail"]
+    assert str(failure) in caplog.text  # logged in full for us
+
+
 def test_a_job_with_many_problems_lists_every_field(app):
     job = tiny_job("bad")
     job["variants"].update(steps=0, sizes=["65 x 64"], scheduler="fastest")

@@ -11,8 +11,9 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 
 from devhost.blob_triggers import same_etag
+from imagegen.core.blob_names import clean_name
 from imagegen.storage.blobs import BlobStore
-from tests.app.conftest import tiny_job
+from tests.app.conftest import POISON_DROP, tiny_job
 from tests.waiting import wait_until
 
 
@@ -144,3 +145,49 @@ def test_a_dropped_file_with_a_lone_surrogate_is_moved_aside_naming_the_field(ap
     assert [(e["path"], e["rule"]) for e in report["errors"]] == [("prompts[0].negative", "lone_surrogate")]
     assert store.get(f"prompts-rejected/{name}") == content
     assert not [j for j in app.jobs() if j["origin"] == f"prompts/{name}"]
+
+
+def test_a_file_nested_600_deep_is_moved_aside_at_once_naming_the_limit(app, store):
+    name = unique("deep") + ".json"
+    content = b'{"name": "deep", "prompts": ' + b"[" * 600 + b"]" * 600 + b"}"
+    store.put(f"prompts/{name}", content)
+
+    wait_moved_aside(store, name)
+    report = json.loads(store.get(f"prompts-rejected/{name}.error.json"))
+    assert [(e["path"], e["rule"]) for e in report["errors"]] == [("", "max_depth")]
+    assert "nests more than 32 levels deep (at line 1, column 60)" in report["errors"][0]["message"]
+    assert store.get(f"prompts-rejected/{name}") == content
+
+
+def test_a_file_that_fails_every_try_is_moved_aside_from_the_poison_queue_with_a_report(app, store):
+    # Reading it for its job fails every time (IMAGEGEN_FAULTS: fail-drop): after the host's
+    # fifth try its message on webjobs-blobtrigger-poison brings it to move_poisoned_drop.
+    name = unique(POISON_DROP + "job") + ".yaml"
+    content = yaml.safe_dump(tiny_job("poisoned")).encode()
+    store.put(f"prompts/{name}", content)
+
+    wait_moved_aside(store, name)
+    report = json.loads(store.get(f"prompts-rejected/{name}.error.json"))
+    assert report["file"] == f"prompts/{name}"
+    ((path, rule, message),) = [(e["path"], e["rule"], e["message"]) for e in report["errors"]]
+    assert (path, rule) == ("file", "poison")
+    assert message.startswith(f"`drop_job` failed on `prompts/{name}` every time the host tried it (5 times)")
+    assert "injected" not in message  # what failed inside stays in the log
+    assert store.get(f"prompts-rejected/{name}") == content
+    assert not [j for j in app.jobs() if j["origin"] == f"prompts/{name}"]
+
+
+def test_a_bad_name_and_its_literal_encoding_are_moved_aside_apart(app, store, storage_connection_string):
+    stem = unique("twin")
+    bad, literal = f"{stem}//b.yaml", f"{stem}%2F%2Fb.yaml"  # the second is what the first encodes to
+    prompts = BlobServiceClient.from_connection_string(storage_connection_string).get_container_client("prompts")
+    prompts.upload_blob(bad, b"prompts: 3\n")
+    prompts.upload_blob(literal, b"prompts: 4\n")
+
+    asides = {name: f"prompts-rejected/{clean_name(name)}" for name in (bad, literal)}
+    assert len(set(asides.values())) == 2
+    wait_until(lambda: [store.exists(f"{aside}.error.json") for aside in asides.values()], all, timeout=30,
+               interval=0.25, what="both error reports")
+    for name, aside in asides.items():
+        assert json.loads(store.get(f"{aside}.error.json"))["file"] == f"prompts/{name}"
+    assert store.get(asides[bad]) == b"prompts: 3\n" and store.get(asides[literal]) == b"prompts: 4\n"

@@ -42,6 +42,25 @@ def test_the_openai_sdk_generates_an_image_with_its_own_fields(keyed_app, store)
     assert_job_storage_consistent(store, job_id)
 
 
+@pytest.mark.parametrize("field, value", [("quality", "ultra"), ("style", "bogus"), ("response_format", "gif")])
+def test_the_sdk_sees_a_value_openai_refuses_as_a_bad_request_naming_the_field(keyed_app, field, value):
+    client = openai.OpenAI(base_url=f"{keyed_app.url}/api", api_key=API_KEY, max_retries=0, timeout=60)
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.images.generate(prompt="a lighthouse at dusk", size="64x64", **{field: value})
+    problem = raised.value.body
+    assert raised.value.status_code == 400 and isinstance(problem, dict)
+    assert [(error["path"], error["rule"]) for error in problem["errors"]] == [(field, "one_of")]
+    assert f"got {value!r}" in problem["errors"][0]["message"]
+
+
+def test_the_sdk_sending_null_for_openai_fields_gets_the_defaults(keyed_app, store):
+    client = openai.OpenAI(base_url=f"{keyed_app.url}/api", api_key=API_KEY, max_retries=0, timeout=120)
+    result = client.images.generate(prompt="a lighthouse at dusk", size="64x64", n=None, quality=None, style=None,
+                                    response_format=None, background=None, moderation=None, output_compression=None)
+    assert len(result.data) == 1 and png(result.data[0].b64_json).size == (64, 64)
+    assert_job_storage_consistent(store, result.model_extra["jobId"])
+
+
 @pytest.mark.parametrize("route", ["images/generations", "image/generations"])  # the Foundry document says "image"
 def test_a_foundry_sample_request_reads_the_image(keyed_app, store, route):
     # As the Azure AI Foundry samples for Stable Diffusion / Stable Image call a deployment.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import typing
 
 import pytest
 
 from imagegen.core.types import JobValidationError
-from imagegen.jobs.foundry_body import job_from_foundry
+from imagegen.jobs.foundry_body import BODY_FIELDS, IGNORED_FIELDS, OPENAI_CHOICES, FoundryRequest, job_from_foundry
 from imagegen.jobs.spec import with_source_image
 from imagegen.jobs.variants import expand
 from tests.imagegen.conftest import png
@@ -78,3 +79,72 @@ def test_foundry_prompt_is_required_and_body_must_be_an_object():
         job_from_foundry({"size": "512x512"})
     with pytest.raises(JobValidationError, match="JSON object"):
         job_from_foundry(["a"])
+
+
+# --- OpenAI's own fields: ignored, but checked as OpenAI checks them -----------------------------------
+
+
+@pytest.mark.parametrize("field, value, rule, words", [
+    ("quality", "ultra", "one_of", "`quality` must be one of `auto`, `low`, `medium`, `high`, `xhigh`, `max`, "
+                                   "`standard`, `hd` (OpenAI's values), got 'ultra'"),
+    ("quality", 3, "one_of", "got 3"),
+    ("style", "bogus", "one_of", "`style` must be one of `vivid`, `natural` (OpenAI's values), got 'bogus'"),
+    ("response_format", "png", "one_of", "`response_format` must be one of `b64_json`, `url`"),
+    ("background", "clear", "one_of", "`background` must be one of `transparent`, `opaque`, `auto`"),
+    ("moderation", "none", "one_of", "`moderation` must be one of `low`, `auto`"),
+    ("user", {"id": 1}, "type", "`user` must be text"),
+    ("safety_identifier", 7, "type", "`safety_identifier` must be text"),
+    ("output_compression", 101, "output_compression_range", "`output_compression` must be between 0 and 100, got 101"),
+    ("partial_images", True, "type", "`partial_images` must be a whole number, got True"),
+    ("stream", True, "stream", "`stream` must be false"),
+    ("stream", 0, "stream", "`stream` must be false"),
+    ("n", 0, "n_range", "`n` must be between 1 and 64, got 0"),
+    ("n", "2", "type", "`n` must be a whole number, got '2'"),
+    ("size", 1024, "type", "`size`"),
+])
+def test_openai_fields_take_only_openai_values(field, value, rule, words):
+    with pytest.raises(JobValidationError) as caught:
+        job_from_foundry({"prompt": "a lighthouse", field: value})
+    (error,) = caught.value.errors
+    assert (error.path, error.rule) == (field, rule)
+    assert words in error.message
+
+
+def test_openai_fields_with_their_values_change_nothing():
+    plain, _ = job_from_foundry({"prompt": "a lighthouse"})
+    dressed, _ = job_from_foundry({
+        "prompt": "a lighthouse", "quality": "hd", "style": "natural", "user": "u-1", "safety_identifier": "h-1",
+        "background": "opaque", "moderation": "low", "output_compression": 0, "partial_images": 3, "stream": False,
+        "response_format": "url",
+    })
+    assert dressed == plain
+
+
+def test_null_is_the_default_for_every_field():
+    nulls = {field: None for field in FoundryRequest.model_fields if field != "prompt"}
+    job_, source = job_from_foundry({"prompt": "a lighthouse", **nulls})
+    assert job_ == job_from_foundry({"prompt": "a lighthouse"})[0] and source is None
+    data = base64.b64encode(png(64, 64)).decode()
+    job_, _ = job_from_foundry({"prompt": "a lighthouse", "image_prompt": {"image": data, "strength": None}})
+    assert job_.prompts[0].strength is None  # the job's default strength applies
+    with pytest.raises(JobValidationError, match="`image_prompt.image` is required"):
+        job_from_foundry({"prompt": "a lighthouse", "image_prompt": {"image": None}})
+
+
+def test_the_api_document_model_takes_what_the_route_takes():
+    """FoundryRequest (the OpenAPI document) and job_from_foundry agree on fields and values."""
+    assert set(FoundryRequest.model_fields) == set(BODY_FIELDS) | set(IGNORED_FIELDS)
+    for field, choices in OPENAI_CHOICES.items():
+        annotation = FoundryRequest.model_fields[field].annotation
+        literal = next(arg for arg in typing.get_args(annotation) if typing.get_origin(arg) is typing.Literal)
+        assert typing.get_args(literal) == choices, field
+
+
+def test_a_foundry_body_nested_too_deeply_is_refused_naming_the_field():
+    deep: object = "x"
+    for _ in range(40):
+        deep = [deep]
+    with pytest.raises(JobValidationError) as caught:
+        job_from_foundry({"prompt": "a lighthouse", "user": deep})
+    (error,) = caught.value.errors
+    assert (error.path, error.rule) == ("user" + "[0]" * 31, "max_depth")

@@ -1,10 +1,12 @@
-"""Blob and timer trigger functions of the devhost test app.
+"""Blob, queue and timer trigger functions of the devhost test app.
 
 - `record_drop`: every blob in `devhost-drop` gets a JSON receipt `devhost-receipts/<name>.json`
   (its length and sha256), a line in the `drops` effects file (once per content) and an `x` in
   `drop-<name>.attempts` per delivery, so tests can check both what arrived and how many times.
 - `always_fails`: every blob in `devhost-poison` raises; devhost must try it 5 times, then put
   it on the `webjobs-blobtrigger-poison` queue. Attempts are counted in effects files.
+- `record_poison`: triggered by that queue, as an app handles its poisoned blobs in Azure;
+  a line `<container>/<blob> <FunctionId> <dequeue count>` in the `poisoned` effects file.
 - `tick`: a timer every 2 s appending a line to the `ticks` effects file.
 """
 
@@ -49,6 +51,13 @@ def record_drop(blob: func.InputStream) -> None:
 def always_fails(blob: func.InputStream) -> None:
     attempt = count_attempt(f"poison-{blob_name(blob, 'devhost-poison')}")
     raise RuntimeError(f"always_fails refuses {blob.name} (attempt {attempt})")
+
+
+@bp.queue_trigger(arg_name="message", queue_name="webjobs-blobtrigger-poison", connection="AzureWebJobsStorage")
+def record_poison(message: func.QueueMessage) -> None:
+    poisoned = message.get_json()
+    record_once("poisoned", f"{poisoned['ContainerName']}/{poisoned['BlobName']} {poisoned['FunctionId']} "
+                            f"{message.dequeue_count}")
 
 
 @bp.timer_trigger(schedule="*/2 * * * * *", arg_name="timer", run_on_startup=False)

@@ -1,0 +1,212 @@
+"""Queue triggers: run each `queueTrigger` function once per message, as Azure's queue trigger does.
+
+What we copy from Azure's Storage queues extension:
+- `queueName` names a queue in the account of `connection` (an app setting; default
+  `AzureWebJobsStorage`); `%SETTING%` in it is the app setting's value.
+- Messages are base64 text (`extensions.queues.messageEncoding` in host.json: `base64`, the
+  default, or `none`), decoded before the function sees them: it gets a `func.QueueMessage`
+  with the id, body, dequeue count, insertion, expiration and next-visible times.
+- A message is hidden while its function runs and deleted when the function returns.
+- A function that raises gets the message again at once (the extension's default
+  `visibilityTimeout` is 0); once it has been received `maxDequeueCount` times (5) and
+  failed, its content goes to `<queue>-poison` as it was and it is deleted. A message that
+  cannot be decoded counts as a failure.
+- A queue that does not exist yet is waited for; storage errors never stop the poller.
+
+Unlike Azure, an empty queue is asked again every `poll_interval` (1 s) rather than with a
+back-off to `maxPollingInterval` (a minute): devhost is for tests and development.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.functions.queue import QueueMessage as FunctionQueueMessage
+from azure.storage.queue import LinearRetry, QueueClient, QueueMessage
+
+from devhost.azurite import resolve_connection_string
+
+log = logging.getLogger("devhost.queue")
+
+HOST_STORAGE_SETTING = "AzureWebJobsStorage"
+MAX_DEQUEUE_COUNT = 5
+BATCH_SIZE = 16              # messages taken per receive (Azure's `batchSize` default)
+HIDDEN_WHILE_RUNNING = 600   # seconds a received message stays hidden while its function runs
+ENCODINGS = ("base64", "none")
+MAX_BACKOFF_SECONDS = 30.0
+# As for blob triggers: the poll loop is the retry, so each storage call tries briefly.
+SDK_RETRY: dict[str, Any] = {"retry_total": 2, "backoff": 0.25, "random_jitter_range": 0}
+
+# Azure's rule for queue names: 3-63 lowercase letters, digits and single hyphens.
+_QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+_SETTING = re.compile(r"%([^%]+)%")
+
+
+class QueueTriggerError(ValueError):
+    """A queueTrigger binding devhost cannot run; names the function, the field and the value."""
+
+
+@dataclass(frozen=True)
+class QueueTrigger:
+    function: str
+    binding_name: str
+    queue: str
+    connection: str      # the resolved connection string of the queue's account
+
+
+def queue_trigger(function: str, binding: dict, get_connection: Callable[[str], str],
+                  settings: Mapping[str, str] | None = None) -> QueueTrigger:
+    """Check a queueTrigger binding; QueueTriggerError names the function and what is wrong."""
+    settings = os.environ if settings is None else settings
+    raw = binding.get("queueName") or ""
+    try:
+        queue = _SETTING.sub(lambda found: settings[found.group(1)], raw)
+    except KeyError as missing:
+        raise QueueTriggerError(f"queue trigger `{function}`: `queueName` {raw!r} names app setting "
+                                f"{missing.args[0]!r}, which is not set") from None
+    if not _QUEUE_NAME.match(queue):
+        raise QueueTriggerError(f"queue trigger `{function}`: `queueName` must be 3-63 lowercase letters, digits "
+                                f"and single hyphens, got {queue!r}")
+    setting = binding.get("connection") or HOST_STORAGE_SETTING
+    try:
+        connection = resolve_connection_string(get_connection(setting))
+    except (KeyError, ValueError) as error:
+        message = error.args[0] if error.args else error
+        raise QueueTriggerError(f"queue trigger `{function}`: `connection` {setting!r}: {message}") from None
+    return QueueTrigger(function=function, binding_name=binding.get("name", "message"), queue=queue,
+                        connection=connection)
+
+
+def decode(content: str, encoding: str) -> bytes:
+    """A message's body as the function gets it; ValueError when it is not valid `encoding`."""
+    if encoding == "none":
+        return content.encode("utf-8")
+    try:
+        return base64.b64decode(content, validate=True)
+    except binascii.Error:
+        raise ValueError("the message is not valid base64 (host.json `extensions.queues.messageEncoding` "
+                         "is `base64`)") from None
+
+
+def function_message(message: QueueMessage, body: bytes) -> FunctionQueueMessage:
+    """The `func.QueueMessage` the Python worker hands a queue-triggered function."""
+    return FunctionQueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
+                                expiration_time=message.expires_on, insertion_time=message.inserted_on,
+                                time_next_visible=message.next_visible_on, pop_receipt=message.pop_receipt)
+
+
+class QueueTriggerPoller:
+    """Polls the queue of every queue-triggered function until `stop` is set."""
+
+    def __init__(self, functions: list[tuple[str, dict]], get_connection: Callable[[str], str],
+                 invoke: Callable[[str, dict], Awaitable[None]], poll_interval: float = 1.0, *,
+                 encoding: str = "base64", max_dequeue_count: int = MAX_DEQUEUE_COUNT,
+                 settings: Mapping[str, str] | None = None):
+        if encoding not in ENCODINGS:
+            raise QueueTriggerError(f"`extensions.queues.messageEncoding` must be one of {', '.join(ENCODINGS)}, "
+                                    f"got {encoding!r}")
+        self._invoke = invoke
+        self.poll_interval = poll_interval
+        self.encoding = encoding
+        self.max_dequeue_count = max_dequeue_count
+        self.triggers = [queue_trigger(name, binding, get_connection, settings) for name, binding in functions]
+        self._clients: dict[tuple[str, str], QueueClient] = {}
+
+    def _client(self, connection: str, queue: str) -> QueueClient:
+        # No encode or decode policy: messages are read and forwarded as the text stored.
+        if (connection, queue) not in self._clients:
+            self._clients[(connection, queue)] = QueueClient.from_connection_string(
+                connection, queue, retry_policy=LinearRetry(**SDK_RETRY))
+        return self._clients[(connection, queue)]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    healthy, busy = await self.poll_once()
+                except Exception:  # noqa: BLE001 - the poller must outlive any storage surprise
+                    log.exception("Queue trigger poll failed; backing off")
+                    healthy, busy = False, False
+                failures = 0 if healthy else failures + 1
+                if busy and healthy:
+                    continue   # messages came: ask again at once, as Azure does
+                delay = min(self.poll_interval * 2 ** failures, max(MAX_BACKOFF_SECONDS, self.poll_interval))
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for client in self._clients.values():
+                client.close()
+
+    async def poll_once(self) -> tuple[bool, bool]:
+        """Receive and run one batch per function: (no storage errors, some message came)."""
+        healthy, busy = True, False
+        for trigger in self.triggers:
+            try:
+                messages = await asyncio.to_thread(self._receive, trigger)
+            except AzureError as error:
+                healthy = False
+                log.warning("Queue trigger %s cannot read queue %s (%s); backing off", trigger.function,
+                            trigger.queue, str(error).splitlines()[0] if str(error) else type(error).__name__)
+                continue
+            busy = busy or bool(messages)
+            await asyncio.gather(*(self._process(trigger, message) for message in messages))
+        return healthy, busy
+
+    def _receive(self, trigger: QueueTrigger) -> list[QueueMessage]:
+        client = self._client(trigger.connection, trigger.queue)
+        try:
+            return list(client.receive_messages(max_messages=BATCH_SIZE, visibility_timeout=HIDDEN_WHILE_RUNNING))
+        except ResourceNotFoundError:
+            return []   # Azure waits for the queue to appear; so do we
+
+    async def _process(self, trigger: QueueTrigger, message: QueueMessage) -> None:
+        try:
+            body = decode(message.content, self.encoding)
+            await self._invoke(trigger.function, {trigger.binding_name: function_message(message, body)})
+        except Exception as error:  # noqa: BLE001 - any failure of the function counts
+            log.warning("%s failed on message %s of %s (try %d of %d): %s", trigger.function, message.id,
+                        trigger.queue, message.dequeue_count, self.max_dequeue_count, error)
+            await asyncio.to_thread(self._after_failure, trigger, message)
+            return
+        await asyncio.to_thread(self._settle, trigger, message, "delete the message")
+
+    def _after_failure(self, trigger: QueueTrigger, message: QueueMessage) -> None:
+        client = self._client(trigger.connection, trigger.queue)
+        if (message.dequeue_count or 0) >= self.max_dequeue_count:
+            poison = self._client(trigger.connection, f"{trigger.queue}-poison")
+            try:
+                try:
+                    poison.create_queue()
+                except ResourceExistsError:
+                    pass
+                poison.send_message(message.content)
+            except AzureError as error:   # it stays hidden, then comes back to be tried again
+                log.warning("Could not move message %s to %s-poison (%s)", message.id, trigger.queue, error)
+                return
+            log.error("%s failed %d times on message %s: moved to %s-poison", trigger.function,
+                      message.dequeue_count, message.id, trigger.queue)
+            self._settle(trigger, message, "delete the poisoned message")
+            return
+        try:   # visible again at once: the next receive tries it again
+            client.update_message(message, message.pop_receipt, visibility_timeout=0)
+        except AzureError as error:
+            log.warning("Could not release message %s of %s (%s); it is tried again once it shows",
+                        message.id, trigger.queue, error)
+
+    def _settle(self, trigger: QueueTrigger, message: QueueMessage, what: str) -> None:
+        try:
+            self._client(trigger.connection, trigger.queue).delete_message(message)
+        except AzureError as error:   # it shows again after HIDDEN_WHILE_RUNNING and runs once more
+            log.warning("Could not %s %s of %s (%s)", what, message.id, trigger.queue, error)
