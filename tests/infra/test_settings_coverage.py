@@ -28,7 +28,7 @@ UNSET_IN_AZURE = {
 APP_CODE = ["function_app.py", "imagegen", "triggers", "orchestrations", "activities"]
 NOT_APP_CODE = {
     ROOT / "imagegen" / "core" / "settings.py": "the one module allowed to read the environment; its names are SETTINGS",
-    ROOT / "imagegen" / "cli" / "main.py": "the imagegen CLI runs on the user's machine (IMAGEGEN_URL, IMAGEGEN_KEY), not in the app",
+    ROOT / "imagegen" / "cli": "the imagegen CLI runs on the user's machine (IMAGEGEN_URL, IMAGEGEN_KEY), not in the app",
 }
 
 
@@ -68,7 +68,7 @@ def app_sources() -> list[Path]:
     for entry in APP_CODE:
         path = ROOT / entry
         files += [path] if path.is_file() else sorted(path.rglob("*.py")) if path.is_dir() else []
-    return [path for path in files if path not in NOT_APP_CODE]
+    return [path for path in files if not any(path == apart or apart in path.parents for apart in NOT_APP_CODE)]
 
 
 def test_every_setting_is_set_in_azure_or_has_a_default(app_settings):
