@@ -22,7 +22,9 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-TINY_MODEL_ID = "tiny"
+from imagegen.generation import families
+
+TINY_MODEL_ID = families.TINY_MODEL_ID  # one name, read by torch-free code too
 TINY_REVISION = "tiny-v1"
 TINY_SEED = 0
 MAX_TOKENS = 77  # CLIP's context, as in every SD 1.x/2.x/XL text encoder
