@@ -343,8 +343,9 @@ class DiffusionEngine:
             arguments.update(width=first.width, height=first.height)
         # 6. Run the pipeline with a fresh scheduler and the job's speed-ups, one call at a time.
         with self._generate_lock:
+            self.load()  # again: Services may have unloaded it since generate() loaded it
             pipe = self._image2image if img2img else self._text2image
-            assert pipe is not None  # generate() loaded the model
+            assert pipe is not None  # loaded just now
             pipe.scheduler = make_scheduler(first.scheduler, self._scheduler_config,
                                             flow_matching=self.family.flow_matching)
             started = time.perf_counter()

@@ -28,7 +28,9 @@ from imagegen.core.types import Scheduler
 
 FamilyName = Literal["sd1", "sd2", "sdxl", "sd3", "flux"]
 Denoiser = Literal["unet", "transformer"]
-TINY_MODEL_ID = "tiny"  # imagegen.generation.tiny_model's id, here so reading facts needs no torch
+# imagegen.generation.tiny_model's id and revision, here so that code without torch knows them.
+TINY_MODEL_ID = "tiny"
+TINY_REVISION = "tiny-v1"
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")  # owner/name
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
