@@ -10,7 +10,8 @@ Checked at submit (`triggers.jobs.start_job`), before anything runs, with the mo
   not run (SD 3 and FLUX.1 run flow-matching Euler only), a size off the model's grid
   (multiples of 16 for SD 3 and FLUX.1), a tiny VAE the model has none of;
 - allowed with a warning in the manifest: DeepCache on a transformer model, which has no
-  UNet to cache; its variants run without it.
+  UNet to cache (its variants run without it); a negative prompt where guidance is 1 or
+  less (the turbo models' default), where the pipeline skips guidance and the negative with it.
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ def fit_job(job: JobSpec, facts: ModelFacts, *, model: str, tiny_vae: bool,
     if errors:
         raise JobValidationError(errors)
     warnings = []
+    guidances = axes.guidance if axes.guidance is not None else [facts.defaults.guidance]
+    if family.negatives and any(guidance <= 1 for guidance in guidances):
+        # At guidance 1 or less the pipelines skip classifier-free guidance, negative and all
+        # (the turbo models' default is 0).
+        for index, prompt in enumerate(job.prompts):
+            if prompt.negative:
+                warnings.append(f"`prompts[{index}].negative` is unused where `variants.guidance` is 1 or less "
+                                f"(model `{model}`: no classifier-free guidance there)")
     if job.speedups.deepcache > 1 and family.denoiser != "unet":
         warnings.append(f"`speedups.deepcache` {job.speedups.deepcache} is off: DeepCache reuses a UNet's deep "
                         f"features and {title} (model `{model}`) have a transformer")

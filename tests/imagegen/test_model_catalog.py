@@ -11,7 +11,7 @@ import pytest
 from imagegen.core.settings import Settings
 from imagegen.core.types import JobValidationError
 from imagegen.generation.catalog import DEFAULT_NAME, deployment_models, read_catalog
-from imagegen.generation.families import read_model_facts
+from imagegen.generation.families import facts_from_configs, read_model_facts
 from imagegen.generation.model_fit import fit_job
 from imagegen.jobs.spec import Limits, parse_job
 from imagegen.jobs.variants import ModelDefaults, expand
@@ -202,3 +202,13 @@ def test_the_model_views_say_family_defaults_and_what_cannot_be_read(catalog, tm
     (gone / "model_index.json").unlink()
     (old,) = [view for view in model_views(services) if view["name"] == "old"]
     assert old["family"] is None and "has no `model_index.json`" in old["problem"]
+
+
+def test_a_negative_at_guidance_one_or_less_is_a_warning_it_goes_unused():
+    turbo = facts_from_configs({"model_index.json": {"_class_name": "StableDiffusionXLPipeline"}}, "stabilityai/sdxl-turbo")
+    assert turbo.defaults.guidance == 0.0
+    fit = fit_job(job(prompts=[{"text": "a", "negative": "blurry"}]), turbo, model="sdxl-turbo", tiny_vae=False)
+    assert fit.warnings == ["`prompts[0].negative` is unused where `variants.guidance` is 1 or less "
+                            "(model `sdxl-turbo`: no classifier-free guidance there)"]
+    assert fit_job(job(prompts=[{"text": "a", "negative": "blurry"}], variants={"guidance": [5.0]}), turbo,
+                   model="sdxl-turbo", tiny_vae=False).warnings == []
