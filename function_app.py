@@ -10,6 +10,7 @@ from triggers.foundry import bp as foundry
 from triggers.gallery import bp as gallery
 from triggers.health import bp as health
 from triggers.http_api import bp as http_api
+from triggers.models import bp as models
 from triggers.openapi import bp as openapi
 from triggers.retention import bp as retention
 from triggers.schedules import bp as schedules
@@ -25,6 +26,7 @@ app = df.DFApp(http_auth_level=routes_auth_level(settings))
 app.register_functions(http_api)
 app.register_functions(foundry)
 app.register_functions(health)
+app.register_functions(models)
 app.register_functions(openapi)
 app.register_functions(gallery)
 app.register_functions(blob_drop)

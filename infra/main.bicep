@@ -42,6 +42,12 @@ param imagegenModelRevision string = ''
 @description('Tiny VAE (TAESD) for jobs with `speedups.tiny_vae`: a hub id that fits the model family (madebyollin/taesd for SD 1.x/2.x, madebyollin/taesdxl for SDXL). Baked into the image like the model (azure.yaml build args); empty: such jobs are refused.')
 param imagegenTinyVae string = 'madebyollin/taesd'
 
+@description('A model catalog file inside the image or on the model cache share (docs/models.md): the models a job may name. Empty: the deployment serves IMAGEGEN_MODEL alone.')
+param imagegenModels string = ''
+
+@description('Most models one replica keeps loaded at once; past it the least recently used is unloaded.')
+param imagegenMaxLoadedModels string = '1'
+
 @description('true: mount an Azure Files share as the model cache (HF_HOME) and download weights on first use. false (default): weights are baked into the image.')
 param modelCacheShare bool = false
 
@@ -276,6 +282,8 @@ module app 'modules/app.bicep' = {
     imagegenModel: imagegenModel
     imagegenModelRevision: imagegenModelRevision
     imagegenTinyVae: imagegenTinyVae
+    imagegenModels: imagegenModels
+    imagegenMaxLoadedModels: imagegenMaxLoadedModels
     // The name the model-cache module registers; empty when weights are baked in.
     modelCacheStorageName: modelCacheShare ? 'model-cache' : ''
     maxReplicas: maxReplicas

@@ -123,10 +123,11 @@ def generate_batch(context: df.DurableOrchestrationContext):
 
 def start_run(context: df.DurableOrchestrationContext) -> JobRun:
     request = JobRequest.model_validate(context.get_input())
-    variants = expand(request.job)
+    variants = expand(request.job, request.defaults)  # what the job leaves out: its model's defaults
     run = JobRun(context=context, request=request, variants=variants,
                  progress=Progress(phase="moderating inputs", total=len(variants)),
-                 created=context.current_utc_datetime.isoformat())
+                 created=context.current_utc_datetime.isoformat(),
+                 warnings=dict.fromkeys(request.warnings))  # decided at submit, e.g. a speed-up the model lacks
     run.show("moderating inputs")
     return run
 

@@ -86,14 +86,51 @@ class ReviewAccepted(BaseModel):
     finish: bool
 
 
+class ModelSummary(BaseModel):
+    """A model of the catalog, as health lists it."""
+
+    name: str = Field(description="What a job names in `model`")
+    family: str | None = Field(description="sd1, sd2, sdxl, sd3 or flux; null when its files cannot be read")
+    default: bool = Field(description="Whether jobs that name no model get it")
+    loaded: bool = Field(description="Whether this process holds its weights now")
+
+
 class Health(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: Literal["ok"]
-    model: str
+    model: str = Field(description="The default model's source")
     device: str
-    loaded: bool
+    loaded: bool = Field(description="Whether the default model is loaded")
+    models: list[ModelSummary] = Field(default_factory=list, description="Every model a job may name")
     safety_provider: str
+
+
+class ModelDefaultsView(BaseModel):
+    steps: int
+    guidance: float
+    size: str
+    scheduler: str
+    deepcache: bool = Field(description="Whether `speedups.deepcache` applies (a UNet model)")
+
+
+class ModelView(ModelSummary):
+    """A model of the catalog: where it is, its family, and what a job that says nothing gets."""
+
+    source: str = Field(description="The model folder or hub id")
+    revision: str | None
+    family_title: str | None = Field(None, description="e.g. `Stable Diffusion 3 / 3.5`")
+    flavour: str | None = Field(description="The member of the family, e.g. `3.5-large`, `schnell`, `turbo`")
+    tiny_vae: bool = Field(description="Whether jobs may ask for `speedups.tiny_vae` on it")
+    defaults: ModelDefaultsView | None = Field(description="What a job's variants get where the job says nothing")
+    problem: str | None = Field(None, description="Why its family could not be read (its files are missing)")
+
+
+class ModelList(BaseModel):
+    """`GET /api/models`: the models a job may name, the default first."""
+
+    default: str = Field(description="The model of a job that names none")
+    models: list[ModelView]
 
 
 class FoundryImage(BaseModel):

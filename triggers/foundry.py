@@ -26,7 +26,7 @@ from imagegen.core.documents import load_json
 from imagegen.core.limits import Limits
 from imagegen.core.types import JobValidationError
 from imagegen.jobs import intake
-from imagegen.jobs.foundry_body import job_from_foundry
+from imagegen.jobs.foundry_body import body_errors, job_from_foundry
 from imagegen.jobs.spec import with_source_image
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
@@ -92,7 +92,8 @@ async def answer_generation(req: func.HttpRequest, client: df.DurableOrchestrati
     if not isinstance(body, dict):
         return problem(400, "Invalid body", "The body must be a JSON object like {\"prompt\": \"a red bicycle\"}.")
     try:
-        job_id, _ = await start_job(client, lambda store, limits: read_foundry_job(body, store, limits), source="http")
+        job_id, _ = await start_job(client, lambda store, limits: read_foundry_job(body, store, limits), source="http",
+                                    rename=body_errors)
     except JobValidationError as error:
         return invalid_job(error.errors)
 
@@ -137,7 +138,7 @@ async def wait_until_ended(client: df.DurableOrchestrationClient, job_id: str, t
 
 def read_foundry_job(body: dict, store: storage.BlobStore, limits: Limits):
     """The checked job of a Foundry body, its source image (if any) stored under inputs/."""
-    job, source = job_from_foundry(body, limits)
+    job, source = job_from_foundry(body, limits, model_names=current().models.names())
     if source is not None:
         ref = blob_names.input_ref(f"foundry-{hashlib.sha256(source).hexdigest()[:16]}.png")
         store.put(ref, source)

@@ -19,6 +19,7 @@ import azure.functions as func
 from imagegen import gallery_pages as gallery
 from imagegen.core.types import JobValidationError
 from imagegen.records.manifest import Manifest
+from imagegen.service.operations import model_views
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage.manifests import read_manifest
@@ -71,7 +72,7 @@ async def gallery_job(req: func.HttpRequest, client: df.DurableOrchestrationClie
 
 @bp.route(route="gallery/new", methods=["GET"])
 def gallery_new_job(req: func.HttpRequest) -> func.HttpResponse:
-    return _html(gallery.new_job_page())
+    return _html(gallery.new_job_page(model_views(current())))
 
 
 @bp.route(route="gallery/static/{name}", methods=["GET"])

@@ -4,8 +4,9 @@ Not a trigger itself (it registers nothing): the HTTP API, the Foundry route, th
 drop, the schedules and the gallery all import it, and no trigger imports another.
 
 Starting a job is the same sequence whatever the event: settings → limits → store → read
-the job → check and attach its source images → start `generate_batch` with the job as
-its input. `start_job` is that sequence, once; each trigger says only how to read its job.
+the job → fit it to the model it names (its defaults; refused where the model cannot do
+what it asks) → check and attach its source images → start `generate_batch` with the job
+as its input. `start_job` is that sequence, once; each trigger says only how to read its job.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import azure.functions as func
 from pydantic import ValidationError
 
 from imagegen.core import blob_names
-from imagegen.core.types import JobSource
+from imagegen.core.types import FieldError, JobSource, JobValidationError
+from imagegen.generation.model_fit import ModelFit, fit_job
 from imagegen.jobs import intake
 from imagegen.jobs.spec import JobSpec, Limits
 from imagegen.records import messages
 from imagegen.records.messages import JobSummary, Progress
 from imagegen.service.process import current
+from imagegen.service.services import Services
 from imagegen.storage import blobs as storage
 from imagegen.storage.source_images import attach_images
 from triggers.api_models import JobView
@@ -46,30 +49,46 @@ JobReader = Callable[[storage.BlobStore, Limits], JobSpec]
 
 
 async def start_job(client: df.DurableOrchestrationClient, read: JobReader, *, source: JobSource,
-                    job_id: str | None = None, origin: str = "",
-                    images_from: str = "inputs") -> tuple[str, JobSpec]:
-    """Read a job, check and attach its source images, and start its orchestration.
+                    job_id: str | None = None, origin: str = "", images_from: str = "inputs",
+                    rename: Callable[[list[FieldError]], list[FieldError]] | None = None) -> tuple[str, JobSpec]:
+    """Read a job, fit it to its model, check and attach its source images, and start its
+    orchestration.
 
     `job_id`: None for a fresh id from the job's name. `images_from`: the container a bare
-    image name (`sneaker.png`) is read from. Raises `JobValidationError` (nothing started)
-    when the job or one of its images is bad. Returns the job id and the job as started.
+    image name (`sneaker.png`) is read from. `rename`: words the model's refusals in the
+    request's own field names (the Foundry body's). Raises `JobValidationError` (nothing
+    started) when the job, its model choice or one of its images is bad. Returns the job id
+    and the job as started.
     """
-    settings = current().settings
+    services = current()
+    settings = services.settings
     limits = Limits.from_settings(settings)
-    store = current().store
-    # Parsing (PyYAML takes seconds on a large body) and blob reads run on a worker thread:
-    # on the host's event loop they would stall every other request.
-    job = await asyncio.to_thread(_read_and_attach, read, store, limits, images_from)
+    # Parsing (PyYAML takes seconds on a large body), the model's config files and blob
+    # reads run on a worker thread: on the host's event loop they would stall every other request.
+    job, fit = await asyncio.to_thread(_read_fit_and_attach, read, services, limits, images_from, rename)
     job_id = job_id or intake.new_job_id(job.name)
-    request = messages.job_request(job, source, origin=origin, settings=settings)
+    request = messages.job_request(job, source, origin=origin, settings=settings, defaults=fit.defaults,
+                                   warnings=fit.warnings)
     await client.start_new(ORCHESTRATION, job_id, request.model_dump(mode="json"))
-    log.info("started job %s (%s) from %s", job_id, job.name, origin or source)
+    log.info("started job %s (%s) on model %s from %s", job_id, job.name, job.model or "(default)", origin or source)
     return job_id, job
 
 
-def _read_and_attach(read: JobReader, store: storage.BlobStore, limits: Limits, images_from: str) -> JobSpec:
-    job = read(store, limits)
-    return attach_images(job, store, default_container=images_from, limits=limits)
+def _read_fit_and_attach(read: JobReader, services: Services, limits: Limits, images_from: str,
+                         rename: Callable[[list[FieldError]], list[FieldError]] | None) -> tuple[JobSpec, ModelFit]:
+    job = read(services.store, limits)
+    try:
+        fit = fit_to_model(job, services, limits)  # before its images are stored: a refused job stores nothing
+    except JobValidationError as error:
+        raise JobValidationError(rename(error.errors) if rename else error.errors) from None
+    return attach_images(job, services.store, default_container=images_from, limits=limits), fit
+
+
+def fit_to_model(job: JobSpec, services: Services, limits: Limits) -> ModelFit:
+    """The defaults and warnings `job` gets from the model it names (the default when none);
+    JobValidationError for a name not in the catalog or what that model cannot do."""
+    name, entry = services.models.entry(job.model)
+    return fit_job(job, services.model_facts(name), model=name, tiny_vae=entry.has_tiny_vae, limits=limits)
 
 
 # Set by Container Apps (and App Service) built-in authentication for a signed-in user; the

@@ -61,8 +61,9 @@ class Limits(BaseModel):
             "max_variants": settings.max_variants, "max_steps": settings.max_steps,
             "max_side": settings.max_side, "max_source_bytes": settings.max_source_bytes,
             "max_source_side": settings.max_source_side,
-            # The offline `tiny` model brings its own tiny VAE (imagegen.generation.tiny_model).
-            "tiny_vae": bool(settings.tiny_vae) or settings.model == "tiny",
+            # The offline `tiny` model brings its own tiny VAE (imagegen.generation.tiny_model);
+            # with a model catalog, each model says at submit (imagegen.generation.model_fit).
+            "tiny_vae": bool(settings.tiny_vae) or settings.model == "tiny" or bool(settings.models),
         }
         try:
             return cls(**values)

@@ -21,6 +21,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "AZURE_CLIENT_ID": (None, "Client id of the user-assigned managed identity (Azure)"),
     "IMAGEGEN_MODEL": ("tiny", "Hub id, local folder, or `tiny` (offline random test model: images are noise)"),
     "IMAGEGEN_MODEL_REVISION": (None, "Model revision (commit or branch) for hub models"),
+    "IMAGEGEN_MODELS": ("", "A model catalog file (YAML or JSON: `models: {name: {source, revision, tiny_vae}}`) whose models jobs may name (`model:`); empty: only `IMAGEGEN_MODEL`"),
+    "IMAGEGEN_MAX_LOADED_MODELS": ("1", "Most models a process keeps loaded at once; past it the least recently used is unloaded"),
     "IMAGEGEN_DEVICE": ("auto", "auto | cuda | mps | cpu"),
     "IMAGEGEN_MAX_BATCH": ("auto", "Images per GPU call: auto (up to 16 per GPU activity, split by free GPU memory) or a number"),
     "IMAGEGEN_TORCH_THREADS": ("auto", "torch CPU threads: auto (on a CPU device, one per core but one, which is left to the image checks and storage) or a number"),
@@ -204,6 +206,8 @@ class Settings:
     storage_blob_service_uri: str | None = None
     model: str = "tiny"
     model_revision: str | None = None
+    models: str = ""  # the catalog file (imagegen.generation.catalog); empty: IMAGEGEN_MODEL alone
+    max_loaded_models: int = 1
     device: str = "auto"
     max_batch: str = "auto"
     compile_mode: str | None = None
@@ -263,6 +267,8 @@ class Settings:
             storage_blob_service_uri=_get("AzureWebJobsStorage__blobServiceUri"),
             model=_get("IMAGEGEN_MODEL") or "tiny",
             model_revision=_get("IMAGEGEN_MODEL_REVISION"),
+            models=(_get("IMAGEGEN_MODELS") or "").strip(),
+            max_loaded_models=_int("IMAGEGEN_MAX_LOADED_MODELS"),
             device=(_get("IMAGEGEN_DEVICE") or "auto").strip().lower(),
             max_batch=(_get("IMAGEGEN_MAX_BATCH") or "auto").strip().lower(),
             compile_mode=_compile_mode(_get("IMAGEGEN_COMPILE") or "off"),

@@ -108,11 +108,15 @@ class Variant(BaseModel):
     # The job's `speedups`: they change the image, so they are part of what makes it.
     deepcache: int = 1  # the UNet's deep features are recomputed every this many steps (1: off)
     tiny_vae: bool = False  # decoded with the tiny VAE (TAESD) instead of the model's own
+    # The catalog name of the model that makes it (IMAGEGEN_MODELS); None: the deployment's
+    # default (IMAGEGEN_MODEL), as for every variant recorded before jobs could name one.
+    model: str | None = None
 
-    def call_settings(self) -> tuple[int, int, int, Scheduler, float, str | None, float | None, int, bool]:
+    def call_settings(self) -> tuple[str | None, int, int, int, Scheduler, float, str | None, float | None, int, bool]:
         """What one diffusers call takes once for all its images (prompts, negatives and
-        seeds are per image): variants equal here can be made in one call."""
-        return (self.width, self.height, self.steps, self.scheduler, self.guidance,
+        seeds are per image): variants equal here can be made in one call. The model
+        first: a call, and a batch, never mixes models."""
+        return (self.model, self.width, self.height, self.steps, self.scheduler, self.guidance,
                 self.image, self.strength, self.deepcache, self.tiny_vae)
 
 

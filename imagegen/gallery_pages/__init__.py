@@ -122,9 +122,11 @@ def job_page(job: dict, manifest: Manifest | None, signed_in: str | None = None)
         reviewing=reviewing, signed_in=signed_in, title=job.get("name") or job["id"], timeline=timeline(manifest))
 
 
-def new_job_page() -> str:
-    """The new-job form; its script submits through `POST /api/jobs` and shows field errors in place."""
-    return _env.get_template("new.html").render(live=False, title="New job")
+def new_job_page(models: list[dict] | None = None) -> str:
+    """The new-job form; its script submits through `POST /api/jobs` and shows field errors in place.
+    `models`: the catalog (`imagegen.service.operations.model_views`), offered in a list,
+    the default first; sizes and steps left empty get the chosen model's defaults."""
+    return _env.get_template("new.html").render(live=False, title="New job", models=models or [])
 
 
 def static_file(name: str) -> tuple[bytes, str] | None:

@@ -5,10 +5,11 @@ makes a whole batch in one pipeline call. Every image gets its own `torch.Genera
 seeded with its variant's seed, so an image is reproducible from its seed alone: a batch
 of four equals the same four made one by one.
 
-The model (`IMAGEGEN_MODEL`) is a hub id, a local folder, or `tiny`, the offline random
-test model of `imagegen.generation.tiny_model` (its images are noise). `AutoPipelineForText2Image`
-picks the pipeline class (SD 1.5, SD 2.x, SDXL), and the image-to-image pipeline is made
-`from_pipe` so both share one copy of the weights.
+The model is a hub id, a local folder, or `tiny`, the offline random test model of
+`imagegen.generation.tiny_model` (its images are noise). Its family (imagegen.generation.
+families: SD 1.x/2.x, SDXL, SD 3/3.5, FLUX.1) picks the pipeline classes, the arguments a
+call takes (negative prompts, the T5 sequence length), the samplers and the speed-ups that
+fit; the image-to-image pipeline is made `from_pipe` so both share one copy of the weights.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import PIL.Image
 import torch
-from diffusers import AutoencoderTiny, AutoPipelineForImage2Image, AutoPipelineForText2Image, DiffusionPipeline
+from diffusers import AutoencoderTiny, DiffusionPipeline
 from transformers import AutoTokenizer
 
 from imagegen.core.limits import AUTO_MAX_BATCH
@@ -33,6 +34,11 @@ from imagegen.core.types import Batch, Variant
 from imagegen.generation import tiny_model
 from imagegen.generation.deepcache import MAX_INTERVAL, deepcache
 from imagegen.generation.delivery import deliver, generation_size, native_side, side_multiple
+from imagegen.generation.families import Family, ModelFacts, read_model_facts
+from imagegen.generation.loading import image2image_of, load_pipeline, loaded_config_sha256, place
+from imagegen.generation.placement import pick_precision
+from imagegen.generation.prompt_limits import distinct_limits
+from imagegen.generation.prompt_limits import prompt_warnings as encoder_warnings
 from imagegen.generation.schedulers import make_scheduler
 from imagegen.jobs.variants import call_groups
 
@@ -85,12 +91,15 @@ def pick_device(setting: str = "auto") -> torch.device:
 
 
 def pick_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on GPUs that have it (no fp16 overflow in the VAE), fp16 on older ones, fp32 on CPU."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
+    """bf16 on GPUs that compute it natively (no fp16 overflow in the VAE), fp16 on older
+    ones (a T4 has bf16 only by emulation), fp32 on CPU: imagegen.generation.placement decides."""
+    native_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    return getattr(torch, pick_precision(device.type, native_bf16))
+
+
+def denoiser_name(pipe: DiffusionPipeline) -> str:
+    """`unet` (SD 1.x, 2.x, XL) or `transformer` (SD 3, FLUX.1): the pipeline's denoising model."""
+    return "unet" if getattr(pipe, "unet", None) is not None else "transformer"
 
 
 def optimize_for_cuda(pipe: DiffusionPipeline, *, compile_mode: str | None = COMPILE_MODE) -> None:
@@ -100,17 +109,24 @@ def optimize_for_cuda(pipe: DiffusionPipeline, *, compile_mode: str | None = COM
     channels_last convolutions, fused QKV projections (one matmul instead of three),
     and `torch.compile` of the UNet and the VAE decoder with static shapes (compiled on
     the first call at each image size and batch size, then reused by the process).
-    Nothing here changes steps, the scheduler or the VAE. Does nothing off CUDA.
+    Nothing here changes steps, the scheduler or the VAE. Does nothing off CUDA, or for an
+    offloaded pipeline (its weights move in and out of the GPU: nothing to compile in place).
+    The denoiser is the UNet, or the transformer of SD 3 and FLUX.1.
     """
     if pipe.device.type != "cuda":
         return
-    pipe.unet.to(memory_format=torch.channels_last)
+    name = denoiser_name(pipe)
+    denoiser = getattr(pipe, name)
+    denoiser.to(memory_format=torch.channels_last)
     pipe.vae.to(memory_format=torch.channels_last)
-    pipe.fuse_qkv_projections()  # keeps PyTorch SDPA attention, with fused processors
+    if hasattr(pipe, "fuse_qkv_projections"):
+        pipe.fuse_qkv_projections()  # keeps PyTorch SDPA attention, with fused processors
+    elif hasattr(denoiser, "fuse_qkv_projections"):
+        denoiser.fuse_qkv_projections()
     if compile_mode:
         # Every (batch, size) is a separate static graph: allow enough of them.
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        pipe.unet = torch.compile(pipe.unet, mode=compile_mode, fullgraph=True, dynamic=False)
+        setattr(pipe, name, torch.compile(denoiser, mode=compile_mode, fullgraph=True, dynamic=False))
         pipe.vae.decode = torch.compile(pipe.vae.decode, mode=compile_mode, fullgraph=True, dynamic=False)
 
 
@@ -120,13 +136,20 @@ def speedups(pipe: DiffusionPipeline, *, deepcache_interval: int = 1,
     """The speed-ups that DO change the image, on `pipe` for one call, undone afterwards.
 
     The one place for them (a job's `speedups`; bench/gpu_throughput.py calls this too):
-    DeepCache every `deepcache_interval` steps (1: off), and decoding with a tiny VAE
-    (TAESD) instead of the model's own. Neither is ever on unless a job asks.
+    DeepCache every `deepcache_interval` steps (1: off; UNet models only), and decoding
+    with a tiny VAE (TAESD, TAESDXL, TAESD3, TAEF1) instead of the model's own. Neither is
+    ever on unless a job asks.
     """
-    unet, vae = pipe.unet, pipe.vae
+    unet, vae = getattr(pipe, "unet", None), pipe.vae
+    if deepcache_interval > 1 and unet is None:
+        raise ValueError(f"`deepcache` needs a UNet and this {type(pipe).__name__} has a transformer, "
+                         f"got {deepcache_interval}")
     try:
         if tiny_vae is not None:
             pipe.vae = tiny_vae
+        if unet is None:
+            yield pipe
+            return
         if deepcache_interval > 1:
             # DeepCache swaps the deep blocks' forward between steps; a compiled graph
             # would not see the swap, so the call runs the module under the compiler.
@@ -134,48 +157,38 @@ def speedups(pipe: DiffusionPipeline, *, deepcache_interval: int = 1,
         with deepcache(pipe.unet, deepcache_interval):
             yield pipe
     finally:
-        pipe.unet, pipe.vae = unet, vae
+        pipe.vae = vae
+        if unet is not None:
+            pipe.unet = unet
 
 
 # --- loading ---------------------------------------------------------------------------
 
 
 def load_text2image(model: str, revision: str | None, device: torch.device, dtype: torch.dtype,
-                    compile_mode: str | None = None) -> DiffusionPipeline:
-    """The text-to-image pipeline for `model`, on `device` in `dtype`, speed-ups applied."""
-    if model == tiny_model.TINY_MODEL_ID:
-        _warn_tiny()
-        pipe = tiny_model.build_tiny_pipeline()  # built in fp32
-        if dtype != torch.float32:
-            pipe.to(dtype=dtype)
-    else:
-        options: dict[str, Any] = {}
-        if "safety_checker" in AutoPipelineForText2Image.load_config(model, revision=revision):
-            # Moderation is ours (imagegen.checks.safety) and runs on every output; SD's own
-            # checker would black out images before we could quarantine them.
-            options = {"safety_checker": None, "requires_safety_checker": False}
-        pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, dtype=dtype, **options)
-    pipe.to(device)
+                    compile_mode: str | None = None,
+                    facts: ModelFacts | None = None) -> tuple[DiffusionPipeline, str]:
+    """The text-to-image pipeline of `model`'s family, on `device` in `dtype` (offloaded when
+    it does not fit a GPU), speed-ups applied; and where its weights are (`place`)."""
+    facts = facts or read_model_facts(model, revision)
+    pipe = load_pipeline(model, revision, facts, dtype)
+    placement = place(pipe, device, model)
     pipe.set_progress_bar_config(disable=True)
     optimize_for_cuda(pipe, compile_mode=compile_mode)
-    return pipe
-
-
-def _warn_tiny() -> None:
-    # Once per engine, and engines are cached per process: once per process in the app.
-    log.warning(
-        "Loading the TINY test model (IMAGEGEN_MODEL=tiny): its weights are random and every "
-        "image it makes is NOISE. Set IMAGEGEN_MODEL to a model id or folder for real images."
-    )
+    return pipe, placement
 
 
 # --- the engine ------------------------------------------------------------------------
 
 
 class DiffusionEngine:
-    """One model on one device; generates batches. Thread-safe; kept per process by `Services.engine()`."""
+    """One model on one device; generates batches. Thread-safe; kept per process by `Services.engine()`.
 
-    def __init__(self, model: str, revision: str | None = None, *, settings: Settings):
+    `tiny_vae`: the tiny VAE (a folder or hub id) for jobs with `speedups.tiny_vae`; None:
+    `IMAGEGEN_TINY_VAE`, and for the `tiny` model its own."""
+
+    def __init__(self, model: str, revision: str | None = None, *, settings: Settings,
+                 tiny_vae: str | None = None):
         self.settings = settings
         self.model = model
         if model == tiny_model.TINY_MODEL_ID:
@@ -185,6 +198,7 @@ class DiffusionEngine:
                 )
             revision = tiny_model.TINY_REVISION
         self.revision = revision
+        self.tiny_vae_source = tiny_vae if tiny_vae is not None else settings.tiny_vae
         self.device = pick_device(self.settings.device)
         self.dtype = pick_dtype(self.device)
         self._load_lock = threading.Lock()
@@ -197,7 +211,23 @@ class DiffusionEngine:
         # max-autotune). Padding calls to a power of two keeps that to a handful of sizes.
         self.pad_batches = self.device.type == "cuda" and self.settings.compile_mode is not None
         self._scheduler_config: Any = None
-        self._tokenizer: Any = None  # read without loading the model, see tokenizer()
+        self._facts: ModelFacts | None = None  # read from the model's files, without its weights
+        self._tokenizers: dict[str, Any] = {}  # likewise, see tokenizers()
+        self.placement: str | None = None  # where the weights are once loaded (loading.place)
+        self.config_sha256: str | None = None  # the model's config hash, once loaded
+
+    @property
+    def facts(self) -> ModelFacts:
+        """The model's family and flavour (imagegen.generation.families), read once from its files."""
+        if self._facts is None:
+            with self._load_lock:
+                if self._facts is None:
+                    self._facts = read_model_facts(self.model, self.revision)
+        return self._facts
+
+    @property
+    def family(self) -> Family:
+        return self.facts.family
 
     @property
     def loaded(self) -> bool:
@@ -205,39 +235,59 @@ class DiffusionEngine:
 
     def load(self) -> DiffusionPipeline:
         """Load the model once; threads asking at the same time wait for the one load."""
+        facts = self.facts
         with self._load_lock:
             if self._text2image is None:
                 set_torch_threads(self.settings.torch_threads, self.device)
                 started = time.perf_counter()
-                pipe = load_text2image(self.model, self.revision, self.device, self.dtype,
-                                       compile_mode=self.settings.compile_mode)
+                pipe, self.placement = load_text2image(self.model, self.revision, self.device, self.dtype,
+                                                       compile_mode=self.settings.compile_mode, facts=facts)
                 self._scheduler_config = pipe.scheduler.config
-                self._image2image = AutoPipelineForImage2Image.from_pipe(pipe)
-                self._image2image.set_progress_bar_config(disable=True)
+                self.config_sha256 = loaded_config_sha256(self.model, pipe, facts)
+                self._image2image = image2image_of(pipe, facts)
                 self._text2image = pipe
                 log.info(
-                    "loaded model %s (revision %s) on %s as %s in %.1f s",
-                    self.model, self.revision, self.device, str(self.dtype).removeprefix("torch."),
-                    time.perf_counter() - started,
+                    "loaded model %s (revision %s, %s %s) on %s (%s) as %s in %.1f s",
+                    self.model, self.revision, facts.family.title, facts.flavour, self.device, self.placement,
+                    str(self.dtype).removeprefix("torch."), time.perf_counter() - started,
                 )
             return self._text2image
 
+    def unload(self) -> None:
+        """Let go of the weights (Services keeps few models loaded); waits for a running call.
+        The next `generate` loads them again."""
+        with self._generate_lock, self._load_lock:
+            if self._text2image is None:
+                return
+            self._text2image = self._image2image = None
+            self._tiny_vae = None
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            log.info("unloaded model %s (revision %s)", self.model, self.revision)
+
     def load_tiny_vae(self) -> AutoencoderTiny:
-        """The tiny VAE for `speedups.tiny_vae`: `IMAGEGEN_TINY_VAE` (TAESD), or the tiny
-        model's own. Loaded once, on the first job that asks."""
+        """The tiny VAE for `speedups.tiny_vae`: the engine's `tiny_vae` (TAESD, TAESDXL,
+        TAESD3 or TAEF1: it must decode this family's latents), or the tiny model's own.
+        Loaded once, on the first job that asks."""
+        family = self.family
         with self._load_lock:
             if self._tiny_vae is None:
                 if self.model == tiny_model.TINY_MODEL_ID:
                     vae = tiny_model.build_tiny_autoencoder()  # built in fp32
                     if self.dtype != torch.float32:
                         vae.to(dtype=self.dtype)
-                elif self.settings.tiny_vae:
-                    vae = AutoencoderTiny.from_pretrained(self.settings.tiny_vae, dtype=self.dtype)
+                elif self.tiny_vae_source:
+                    vae = AutoencoderTiny.from_pretrained(self.tiny_vae_source, dtype=self.dtype)
                 else:
-                    raise ValueError("`speedups.tiny_vae` needs setting `IMAGEGEN_TINY_VAE` (e.g. "
-                                     "madebyollin/taesd for SD 1.x/2.x), and it is unset")
+                    raise ValueError(f"`speedups.tiny_vae` needs a tiny VAE for model {self.model!r} "
+                                     f"({family.title}: {family.tiny_vae}), and it has none: set "
+                                     "`IMAGEGEN_TINY_VAE`, or `tiny_vae` in its `IMAGEGEN_MODELS` catalog entry")
+                if vae.config.latent_channels != family.latent_channels:
+                    raise ValueError(
+                        f"tiny VAE {self.tiny_vae_source!r} decodes {vae.config.latent_channels}-channel latents "
+                        f"and {family.title} makes {family.latent_channels}: use {family.tiny_vae}")
                 self._tiny_vae = vae.to(self.device)
-                log.info("loaded tiny VAE %s", self.settings.tiny_vae or "(tiny model's)")
+                log.info("loaded tiny VAE %s", self.tiny_vae_source or "(tiny model's)")
             return self._tiny_vae
 
     def generate(self, batch: Batch, source_image: PIL.Image.Image | None = None,
@@ -250,7 +300,7 @@ class DiffusionEngine:
         with `GenerationCancelled` and makes no image.
         """
         # 1. Check inputs before any heavy work.
-        check_batch(batch, source_image)
+        check_batch(batch, source_image, self.family)
         self.load()
         results: dict[str, GeneratedImage] = {}
         # 2. One pipeline call per group of variants that share the call's settings.
@@ -273,32 +323,39 @@ class DiffusionEngine:
         generators = [torch.Generator(device=self._generator_device()).manual_seed(v.seed) for v in calls]
         arguments: dict[str, Any] = dict(
             prompt=[v.prompt for v in calls],
-            # Always a list, even of empty strings: SDXL zeroes a missing negative but
-            # encodes "" otherwise, and an image must not depend on its batch-mates.
-            negative_prompt=[v.negative for v in calls],
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,
             generator=generators,
             output_type="pil",
+            **self.family_arguments(calls),
         )
         if cancelled is not None:
             arguments["callback_on_step_end"] = stop_when(cancelled)
         # 5. The size the model makes the images at: the one asked when the model draws it
         #    well, else the nearest it does (imagegen.generation.delivery).
+        self.load()  # Services may have unloaded it since generate() loaded it
         pipe = self._image2image if img2img else self._text2image
-        assert pipe is not None  # generate() loaded the model
+        assert pipe is not None  # loaded just now
         width, height = generation_size(first.width, first.height, native_side(pipe), side_multiple(pipe))
         if img2img:
             # 5a. img2img: the source at that size, the same for each image.
             assert source_image is not None  # check_batch: img2img variants come with their source
             source = source_image.convert("RGB").resize((width, height), PIL.Image.Resampling.LANCZOS)
             arguments.update(image=[source] * len(calls), strength=first.strength)
+            if self.family.flow_matching:
+                # SD 3's and FLUX's img2img take a size too, and FLUX's defaults to 1024 px
+                # rather than the source's.
+                arguments.update(width=first.width, height=first.height)
         else:
             # 5b. txt2img: the size comes from the arguments.
             arguments.update(width=width, height=height)
         # 6. Run the pipeline with a fresh scheduler and the job's speed-ups, one call at a time.
         with self._generate_lock:
-            pipe.scheduler = make_scheduler(first.scheduler, self._scheduler_config)
+            self.load()  # again: Services may have unloaded it since generate() loaded it
+            pipe = self._image2image if img2img else self._text2image
+            assert pipe is not None  # loaded just now
+            pipe.scheduler = make_scheduler(first.scheduler, self._scheduler_config,
+                                            flow_matching=self.family.flow_matching)
             started = time.perf_counter()
             with speedups(pipe, deepcache_interval=first.deepcache, tiny_vae=tiny_vae), torch.inference_mode():
                 images = pipe(**arguments).images[: len(variants)]
@@ -308,43 +365,52 @@ class DiffusionEngine:
         return [GeneratedImage(variant_id=v.id, image=deliver(image, v.width, v.height, v.fit, v.pad_color),
                                seconds=seconds, generated_size=made) for v, image in zip(variants, images)]
 
+    def family_arguments(self, calls: list[Variant]) -> dict[str, Any]:
+        """What a call takes beyond the common arguments, by family: negative prompts where
+        the family has classifier-free guidance, and T5's sequence length where it has T5."""
+        arguments: dict[str, Any] = {}
+        if self.family.negatives:
+            # Always a list, even of empty strings: SDXL zeroes a missing negative but
+            # encodes "" otherwise, and an image must not depend on its batch-mates.
+            arguments["negative_prompt"] = [v.negative for v in calls]
+        t5 = next((encoder for encoder in self.facts.text_encoders if encoder.kind == "T5"), None)
+        if t5 is not None:
+            arguments["max_sequence_length"] = t5.max_tokens
+        return arguments
+
     def _generator_device(self) -> str:
         # MPS generators are unreliable; diffusers draws on the CPU and moves the noise.
         return "cuda" if self.device.type == "cuda" else "cpu"
 
-    def tokenizer(self) -> Any:
-        """The model's (first) tokenizer, without loading the model when it is not loaded:
-        an HTTP process checks prompts without a GPU or gigabytes of weights."""
-        if self._text2image is not None:
-            return self._text2image.tokenizer
+    def tokenizers(self) -> dict[str, Any]:
+        """The model's tokenizers by folder (`tokenizer`, `tokenizer_2`, ...), without loading
+        the model when it is not loaded: an HTTP process checks prompts without a GPU or
+        gigabytes of weights."""
+        encoders = distinct_limits(self.facts.text_encoders)
+        pipe = self._text2image
+        if pipe is not None:
+            return {encoder.tokenizer: getattr(pipe, encoder.tokenizer) for encoder in encoders}
         with self._load_lock:
-            if self._tokenizer is None:
-                if self.model == tiny_model.TINY_MODEL_ID:
-                    self._tokenizer = tiny_model.build_tokenizer()
-                else:
-                    self._tokenizer = AutoTokenizer.from_pretrained(self.model, subfolder="tokenizer", revision=self.revision)
-            return self._tokenizer
+            for encoder in encoders:
+                if encoder.tokenizer not in self._tokenizers:
+                    if self.model == tiny_model.TINY_MODEL_ID:
+                        self._tokenizers[encoder.tokenizer] = tiny_model.build_tokenizer()
+                    else:
+                        self._tokenizers[encoder.tokenizer] = AutoTokenizer.from_pretrained(
+                            self.model, subfolder=encoder.tokenizer, revision=self.revision)
+            return dict(self._tokenizers)
 
     def prompt_warnings(self, texts: list[str], names: list[str] | None = None) -> list[str]:
-        """A warning for each text the model's tokenizer truncates, naming it by `names`
+        """A warning for each text one of the model's text encoders cuts (CLIP at 77 tokens,
+        T5 at 256 or 512), counted with that encoder's tokenizer, naming it by `names`
         (default: "prompt N", counted from 1)."""
-        tokenizer = self.tokenizer()
-        limit = tokenizer.model_max_length
+        tokenizers = self.tokenizers()
         names = names or [f"prompt {number}" for number in range(1, len(texts) + 1)]
-        warnings = []
-        for name, text in zip(names, texts):
-            ids = tokenizer(text, truncation=False, verbose=False).input_ids  # with start and end tokens
-            if len(ids) > limit:
-                # The end token takes the last slot, so text tokens from limit-1 on are lost.
-                dropped = tokenizer.decode(ids[limit - 1 : -1])
-                warnings.append(
-                    f"{name} is {len(ids)} tokens; the model reads only the first {limit}: "
-                    f"'...{dropped}' is ignored"
-                )
-        return warnings
+        encoders = [(encoder, tokenizers[encoder.tokenizer]) for encoder in distinct_limits(self.facts.text_encoders)]
+        return encoder_warnings(texts, names, encoders)
 
     def describe(self) -> dict:
-        """What the health endpoint shows: model, device, precision, GPU, loaded or not."""
+        """What the health endpoint shows: model, family, device, precision, GPU, loaded or not."""
         gpu_name = gpu_memory_gb = None
         if self.device.type == "cuda":
             index = self.device.index or 0
@@ -359,6 +425,10 @@ class DiffusionEngine:
             "gpu_memory_gb": gpu_memory_gb,
             "loaded": self.loaded,
         }
+        if self._facts is not None:
+            description["family"] = self._facts.name
+        if self.placement is not None:
+            description["placement"] = self.placement
         if self.model == tiny_model.TINY_MODEL_ID:
             description["note"] = "tiny offline test model with random weights: its images are noise"
         return description
@@ -403,10 +473,18 @@ def set_torch_threads(setting: str, device: torch.device) -> None:
     torch.set_num_threads(threads)
 
 
-def check_batch(batch: Batch, source_image: PIL.Image.Image | None) -> None:
-    """Raise ValueError naming the variant and field when a batch cannot be generated."""
+def check_batch(batch: Batch, source_image: PIL.Image.Image | None, family: Family | None = None) -> None:
+    """Raise ValueError naming the variant and field when a batch cannot be generated (by a
+    model of `family`; the submit-time checks, imagegen.generation.model_fit, say the same
+    to the user first)."""
     for variant in batch.variants:
         where = f"batch `{batch.id}` variant `{variant.id}`"
+        if family is not None and variant.negative and not family.negatives:
+            raise ValueError(f"{where}: `negative` is not used by {family.title} models (no classifier-free "
+                             f"guidance), got {variant.negative!r}")
+        if family is not None and variant.deepcache > 1 and family.denoiser != "unet":
+            raise ValueError(f"{where}: `deepcache` needs a UNet and {family.title} models have a transformer, "
+                             f"got {variant.deepcache}")
         if variant.image is not None and source_image is None:
             raise ValueError(f"{where}: `image` is {variant.image!r} but no source image was given")
         if variant.image is not None and not (variant.strength is not None and 0 < variant.strength <= 1):

@@ -4,6 +4,10 @@ Each is built `from_config` of the model's own scheduler config, so it keeps the
 model's noise schedule and prediction type (epsilon for SD 1.5, v-prediction for SD 2.x
 768). A scheduler is stateful (its timesteps, DPM-Solver's history), so every
 generation gets a fresh one rather than sharing one between threads.
+
+Flow-matching models (SD 3, FLUX.1) sample with their own `FlowMatchEulerDiscreteScheduler`
+(with FLUX's resolution-dependent shift): `euler` is that one, and the others do not apply
+(a job naming one for such a model is refused at submit, imagegen.generation.model_fit).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
     LCMScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -29,13 +34,24 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "lcm": LCMScheduler,  # only useful with an LCM-distilled model or LoRA, at 4-8 steps
 }
 
+# The samplers of a flow-matching model, by the same names.
+FLOW_MATCHING_SCHEDULERS: dict[str, type[SchedulerMixin]] = {
+    "euler": FlowMatchEulerDiscreteScheduler,
+}
+
 # The job spec's Literal and this table must name the same schedulers.
 if set(SCHEDULERS) != set(get_args(Scheduler)):
     raise RuntimeError(f"imagegen.schedulers.SCHEDULERS {sorted(SCHEDULERS)} != types.Scheduler")
 
 
-def make_scheduler(name: str, config: Any) -> SchedulerMixin:
-    """A new scheduler `name` with the model's schedule (`config`: a scheduler's .config)."""
+def make_scheduler(name: str, config: Any, *, flow_matching: bool = False) -> SchedulerMixin:
+    """A new scheduler `name` with the model's schedule (`config`: a scheduler's .config);
+    `flow_matching` for SD 3 and FLUX.1 models (imagegen.generation.families)."""
+    if flow_matching:
+        if name not in FLOW_MATCHING_SCHEDULERS:
+            raise ValueError(f"`scheduler` of a flow-matching model (SD 3, FLUX.1) must be one of "
+                             f"{', '.join(FLOW_MATCHING_SCHEDULERS)}, got {name!r}")
+        return FLOW_MATCHING_SCHEDULERS[name].from_config(config)
     if name not in SCHEDULERS:
         raise ValueError(f"`scheduler` must be one of {', '.join(SCHEDULERS)}, got {name!r}")
     options: dict[str, Any] = {}

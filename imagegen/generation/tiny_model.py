@@ -6,8 +6,9 @@ per 64 px image on a CPU (docs/performance.md). Its weights are random, so its i
 
 The recipe mirrors real SD 1.5 where it matters to our code: latents have 4 channels,
 the VAE has four levels so its scale factor is 8 (a 512 px image is 64 latent pixels),
-and the tokenizer is a byte-level CLIP BPE that reads 77 tokens. Bump `TINY_REVISION`
-whenever the recipe changes, because manifests record it and seeds stop reproducing.
+and the tokenizer is a byte-level CLIP BPE that reads 77 tokens. Bump `TINY_REVISION` (in
+imagegen.generation.families) whenever the recipe changes, because manifests record it and
+seeds stop reproducing.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-TINY_MODEL_ID = "tiny"
-TINY_REVISION = "tiny-v1"
+from imagegen.generation import families
+
+TINY_MODEL_ID = families.TINY_MODEL_ID  # one name and revision, read by torch-free code too
+TINY_REVISION = families.TINY_REVISION
 TINY_SEED = 0
 MAX_TOKENS = 77  # CLIP's context, as in every SD 1.x/2.x/XL text encoder
 

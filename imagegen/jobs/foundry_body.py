@@ -2,17 +2,21 @@
 
     {"prompt": "...", "negative_prompt": "...", "size": "1024x1024", "output_format": "png",
      "seed": 42, "n": 4, "steps": 30, "image_prompt": {"image": "<base64>", "strength": 0.6},
-     "model": "ignored: the app serves the model it is configured with"}
+     "model": "sdxl"}
 
-Errors name the body's own fields (`size`, `image_prompt.strength`), not the job's.
-OpenAI's own fields (`quality`, `style`, `user`, ...) change nothing, but are checked
-against OpenAI's documented values all the same; `null` is the default for any field.
+`model` picks a model of the deployment's catalog by name; a `model` that names none (a
+client written for another service sends its own, `dall-e-3`, `sd3.5-large`) gets the
+default model, as it always did. Errors name the body's own fields (`size`,
+`image_prompt.strength`), not the job's. OpenAI's own fields (`quality`, `style`, `user`,
+...) change nothing, but are checked against OpenAI's documented values all the same;
+`null` is the default for any field.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -66,13 +70,14 @@ class FoundryRequest(BaseModel):
     prompt: str = Field(description="The prompt")
     negative_prompt: str | None = Field(None, description="What the image should not show")
     image_prompt: FoundryImagePrompt | None = Field(None, description="img2img: a source image and strength")
-    size: str | None = Field(None, description="WIDTHxHEIGHT, multiples of 8, or OpenAI's `auto`; default 512x512")
+    size: str | None = Field(None, description="WIDTHxHEIGHT in pixels (delivered exactly), or OpenAI's `auto`; default 512x512")
     output_format: Literal["png", "jpeg", "webp"] | None = None
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="The first image's seed; the next get seed+1, ...")
     n: int | None = Field(None, ge=1, description="How many images; default 1")
     steps: int | None = Field(None, ge=1, description="Denoising steps")
     num_inference_steps: int | None = Field(None, ge=1, description="Another name for `steps`")
-    model: str | None = Field(None, description="Ignored: the app serves the model it is configured with")
+    model: str | None = Field(None, description="A model of the deployment's catalog by name (GET /api/models); "
+                              "any other value, or none, gets the default model")
     response_format: Literal["b64_json", "url"] | None = Field(None, description="OpenAI's; `url` adds each image's URL")
     quality: Literal["auto", "low", "medium", "high", "xhigh", "max", "standard", "hd"] | None = Field(
         None, description="OpenAI's: checked, and ignored")
@@ -133,8 +138,22 @@ def _rename(error: FieldError, names: dict[str, str]) -> FieldError:
     return error
 
 
-def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec, bytes | None]:
-    """A checked job and the decoded source image (None for text-to-image).
+# Job fields by the body's names, for errors found after the job is made (its model's refusals).
+BODY_NAMES = {"prompts[0].text": "prompt", "prompts[0].negative": "negative_prompt",
+              "prompts[0].strength": "image_prompt.strength", "prompts[0].image": "image_prompt.image",
+              "prompts": "prompt", "variants.sizes": "size", "variants.steps": "steps", "variants": "n",
+              "output.format": "output_format"}
+
+
+def body_errors(errors: list[FieldError]) -> list[FieldError]:
+    """Errors about a Foundry body's job, worded with the body's field names."""
+    return [_rename(error, BODY_NAMES) for error in errors]
+
+
+def job_from_foundry(body: dict, limits: Limits | None = None,
+                     model_names: Collection[str] = ()) -> tuple[JobSpec, bytes | None]:
+    """A checked job and the decoded source image (None for text-to-image). `model_names`:
+    the deployment's catalog; a `model` among them is the job's model.
 
     `n` images with a `seed` get seeds seed, seed+1, ... (wrapping at 2**32); without a
     seed they are derived from the request like any job's. The job's name is `foundry-`
@@ -200,6 +219,8 @@ def job_from_foundry(body: dict, limits: Limits | None = None) -> tuple[JobSpec,
     elif count is not None:
         variants["seeds"] = count
     job_data: dict[str, Any] = {"name": "foundry-" + _body_digest(body)[:12], "prompts": [prompt], "variants": variants}
+    if body.get("model") in model_names:
+        job_data["model"] = body["model"]
     if "output_format" in body:
         job_data["output"] = {"format": body["output_format"]}
 

@@ -77,18 +77,26 @@ class PromptSpec(BaseModel):
 
 
 class VariantAxes(BaseModel):
-    """The fan-out: every combination of styles x sizes x guidance x seeds, per prompt."""
+    """The fan-out: every combination of styles x sizes x guidance x seeds, per prompt.
+
+    `sizes`, `guidance`, `steps` and `scheduler` left out (or null) get the job's model's
+    defaults (docs/models.md: 512x512, 7.5, 25, dpmpp for SD 1.x; 1024x1024, 3.5, 28, euler
+    for FLUX.1 dev; ...), filled in when the job is submitted."""
 
     model_config = _STRICT
 
     seeds: Seeds = Field(1, description="A count (seeds derived from the job) or a list of seeds.")
     styles: list[ShortText] = Field([""], description="Appended to each prompt; '' means as written.")
-    sizes: list[Size] = Field(["512x512"], description=(
+    sizes: list[Size] | None = Field(None, description=(
         "WIDTHxHEIGHT in pixels, delivered exactly (see `output.fit`), or a preset: "
-        + ", ".join(f"{name} ({size})" for name, size in SIZE_PRESETS.items()) + "."))
-    guidance: list[Guidance] = Field([7.5], description="Classifier-free guidance scales.")
-    steps: int = Field(25, description="Denoising steps per image.")
-    scheduler: Scheduler = Field("dpmpp", description="The sampler.")
+        + ", ".join(f"{name} ({size})" for name, size in SIZE_PRESETS.items())
+        + "; default: the model's native square (512x512 for SD 1.x, 1024x1024 for SDXL, SD 3 and FLUX.1)."))
+    guidance: list[Guidance] | None = Field(
+        None, description="Guidance scales (FLUX.1 dev: its distilled guidance); default: the model's.")
+    steps: int | None = Field(None, description="Denoising steps per image; default: the model's.")
+    scheduler: Scheduler | None = Field(
+        None, description="The sampler; default: the model's (dpmpp for SD 1.x/2.x, euler for SDXL, SD 3 and "
+        "FLUX.1, which run only euler).")
 
     @field_validator("seeds")
     @classmethod
@@ -101,7 +109,9 @@ class VariantAxes(BaseModel):
 
     @field_validator("styles", "sizes", "guidance")
     @classmethod
-    def _lists(cls, values: list, info: ValidationInfo) -> list:
+    def _lists(cls, values: list | None, info: ValidationInfo) -> list | None:
+        if values is None:  # the model's default
+            return None
         if not values:
             raise fail("empty", "`{path}` must have at least one entry")
         limits = limits_of(info)
@@ -113,9 +123,9 @@ class VariantAxes(BaseModel):
 
     @field_validator("steps")
     @classmethod
-    def _steps(cls, value: int, info: ValidationInfo) -> int:
+    def _steps(cls, value: int | None, info: ValidationInfo) -> int | None:
         limits = limits_of(info)
-        if not limits.min_steps <= value <= limits.max_steps:
+        if value is not None and not limits.min_steps <= value <= limits.max_steps:
             raise fail(
                 "steps_range",
                 f"`{{path}}` must be between {limits.min_steps} and {limits.max_steps}, got {show_value(value)}",
@@ -257,6 +267,10 @@ class JobSpec(BaseModel):
         "at most 64 characters. Defaults to the job file's name.",
         pattern=NAME_PATTERN.pattern,
     )
+    model: str | None = Field(
+        None, description="The model that makes the images: a name in the deployment's catalog (`GET /api/models`); "
+        "unset: the deployment's default model.",
+    )
     prompts: list[PromptSpec] = Field(min_length=1, description="One or more base prompts.")
     variants: VariantAxes = Field(default_factory=VariantAxes)
     speedups: SpeedupSpec = Field(default_factory=SpeedupSpec)
@@ -283,6 +297,15 @@ class JobSpec(BaseModel):
             )
         return value
 
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        # Whether the name is in the catalog is checked at submit, where the catalog is.
+        if value is not None and not NAME_PATTERN.fullmatch(value):
+            raise fail("model_name", "`{path}` must be the name of a model in the deployment's catalog "
+                       f"(a-z, 0-9, '-', '_', '.'; see GET /api/models), got {show_value(value)}")
+        return value
+
     @field_validator("prompts")
     @classmethod
     def _prompt_count(cls, values: list[PromptSpec], info: ValidationInfo) -> list[PromptSpec]:
@@ -295,7 +318,9 @@ class JobSpec(BaseModel):
     def _variant_count(self, info: ValidationInfo) -> "JobSpec":
         limit = limits_of(info).max_variants
         axes = self.variants
-        factors = [len(self.prompts), len(axes.styles), len(axes.sizes), len(axes.guidance), axes.seed_count()]
+        # An axis left to the model's default is one value.
+        factors = [len(self.prompts), len(axes.styles), len(axes.sizes or [""]), len(axes.guidance or [0.0]),
+                   axes.seed_count()]
         total = 1
         for factor in factors:
             total *= factor

@@ -13,9 +13,29 @@ import hashlib
 import json
 from typing import Any, Iterator
 
+from pydantic import BaseModel, ConfigDict
+
 from imagegen.core.limits import INPUTS_CONTAINER, parse_size
-from imagegen.core.types import Batch, Variant
+from imagegen.core.types import Batch, Scheduler, Variant
 from imagegen.jobs.spec import DEFAULT_STRENGTH, JobSpec
+
+
+class ModelDefaults(BaseModel):
+    """What a job's variants get where the job says nothing, from the family of the model
+    it runs on (decided at submit: imagegen.generation.model_fit), and whether DeepCache
+    applies (a UNet model). The field defaults are Stable Diffusion 1.x's, what every job
+    got before jobs named a model: a job recorded then replays with them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = 25
+    guidance: float = 7.5
+    size: str = "512x512"
+    scheduler: Scheduler = "dpmpp"
+    deepcache: bool = True  # False for a transformer model: its variants run without DeepCache
+
+
+SD1_DEFAULTS = ModelDefaults()
 
 
 def _canonical(value: Any) -> bytes:
@@ -32,6 +52,14 @@ def derive_seeds(job: JobSpec, count: int) -> list[int]:
     """
     content = job.model_dump(mode="json")
     content["variants"].pop("seeds")
+    # Seeds come from what the job says, whatever model it names and the defaults that
+    # model brings: the same job on two models can be compared seed for seed, and a job
+    # that leaves an axis out keeps the seeds it had when the defaults were written in.
+    content.pop("model")
+    for axis, default in (("sizes", [SD1_DEFAULTS.size]), ("guidance", [SD1_DEFAULTS.guidance]),
+                          ("steps", SD1_DEFAULTS.steps), ("scheduler", SD1_DEFAULTS.scheduler)):
+        if content["variants"][axis] is None:
+            content["variants"][axis] = default
     for how_not_what in ("speedups", "review", "notify"):  # review and notify change no pixel
         content.pop(how_not_what)
     for delivery in ("fit", "pad_color"):  # the same image made, cropped or padded another way
@@ -52,12 +80,18 @@ def _short_number(value: float) -> str:
     return f"{value:g}".replace("+", "")
 
 
-def expand(job: JobSpec) -> list[Variant]:
+def expand(job: JobSpec, defaults: ModelDefaults = SD1_DEFAULTS) -> list[Variant]:
     """Every variant of the job, in the order prompt -> style -> size -> guidance -> seed
     (the seed changes fastest). Ids look like `v003-p0-s1-768x512-g7.5-seed1234`: the
-    zero-padded position first so blob listings sort in job order."""
+    zero-padded position first so blob listings sort in job order. What the job leaves
+    out comes from `defaults`, its model's."""
     axes = job.variants
     seeds = axes.seeds if isinstance(axes.seeds, list) else derive_seeds(job, axes.seeds)
+    sizes = axes.sizes if axes.sizes is not None else [defaults.size]
+    guidances = axes.guidance if axes.guidance is not None else [defaults.guidance]
+    steps = axes.steps if axes.steps is not None else defaults.steps
+    scheduler = axes.scheduler if axes.scheduler is not None else defaults.scheduler
+    deepcache = job.speedups.deepcache if defaults.deepcache else 1
     variants: list[Variant] = []
     for prompt_index, prompt in enumerate(job.prompts):
         image = strength = None
@@ -68,19 +102,19 @@ def expand(job: JobSpec) -> list[Variant]:
             strength = prompt.strength if prompt.strength is not None else DEFAULT_STRENGTH
         for style_index, style in enumerate(axes.styles):
             text = f"{prompt.text}, {style}" if style else prompt.text
-            for size in axes.sizes:
+            for size in sizes:
                 width, height = parse_size(size)
-                for guidance in axes.guidance:
+                for guidance in guidances:
                     for seed in seeds:
                         index = len(variants)
                         variants.append(Variant(
                             id=f"v{index:03d}-p{prompt_index}-s{style_index}-{size}-g{_short_number(guidance)}-seed{seed}",
                             index=index, prompt_index=prompt_index, prompt=text, base_prompt=prompt.text,
                             style=style, negative=prompt.negative, seed=seed, width=width, height=height,
-                            guidance=guidance, steps=axes.steps, scheduler=axes.scheduler,
+                            guidance=guidance, steps=steps, scheduler=scheduler,
                             image=image, strength=strength, format=job.output.format,
                             fit=job.output.fit, pad_color=job.output.pad_color,
-                            deepcache=job.speedups.deepcache, tiny_vae=job.speedups.tiny_vae,
+                            deepcache=deepcache, tiny_vae=job.speedups.tiny_vae, model=job.model,
                         ))
     return variants
 
@@ -89,8 +123,9 @@ def batches(variants: list[Variant], max_batch: int) -> list[Batch]:
     """Group variants into GPU calls of at most `max_batch` images.
 
     One diffusers call takes a list of prompts, negative prompts and generators (seeds),
-    but a single size, step count, scheduler, guidance scale, source image/strength and
-    speed-ups (`Variant.call_settings`), so those make the group key, with the format.
+    but a single model, size, step count, scheduler, guidance scale, source image/strength
+    and speed-ups (`Variant.call_settings`), so those make the group key, with the format:
+    a batch never mixes models.
     Groups keep the order of their first variant, variants keep their order inside a
     group, and batch ids run b000, b001, ... in that order.
     """

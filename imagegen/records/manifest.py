@@ -118,6 +118,11 @@ class ManifestVariant(BaseModel):
     tiny_vae: bool = Field(default=False, description="`speedups.tiny_vae`: decoded with the tiny VAE (TAESD)")
     model: str | None = Field(default=None, description="Model id (hub id, folder or `tiny`)")
     model_revision: str | None = None
+    model_name: str | None = Field(default=None, description="The model's name in the deployment's catalog, as the "
+                                   "job chose it; null: the deployment's default model")
+    model_family: str | None = Field(default=None, description="The model's family: sd1, sd2, sdxl, sd3 or flux")
+    model_config_sha256: str | None = Field(default=None, description="SHA-256 of the model's config "
+                                            "(model_index.json and its components' configs, canonical JSON), hex")
     device: str | None = Field(default=None, description="Where it ran, e.g. cuda, cpu")
     # What came out.
     status: VariantStatus
@@ -142,8 +147,11 @@ class ManifestVariant(BaseModel):
     @classmethod
     def from_variant(cls, variant: Variant, **results: Any) -> "ManifestVariant":
         """The entry for `variant`, with the outcome (`status=`, `blob=`, ...) as keywords."""
-        asked = variant.model_dump(exclude={"prompt_index", "image"})
+        # The variant's `model` is the catalog name: the manifest's `model_name` (its `model`
+        # is the model's source, as the image records it).
+        asked = variant.model_dump(exclude={"prompt_index", "image", "model"})
         asked["source_image"] = variant.image
+        results.setdefault("model_name", variant.model)
         return cls(**asked, **results)
 
     @field_validator("blob", "source_image")

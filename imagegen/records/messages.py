@@ -45,6 +45,7 @@ from imagegen.core.types import (
     Verdict,
 )
 from imagegen.jobs.spec import JobSpec, ReviewSpec
+from imagegen.jobs.variants import ModelDefaults
 from imagegen.records.manifest import Manifest, ManifestReview, ManifestVariant, VariantReview, build_manifest
 from imagegen.records.notifications import NotifyEvent, NotifyRecord
 from imagegen.records.review_book import BookedDecision, ReviewCounts, ReviewDecision
@@ -71,12 +72,19 @@ class JobRequest(BaseModel):
     # Whether a webhook is to be called (the job's own `notify.url` or IMAGEGEN_NOTIFY_URL);
     # the operator's URL never travels through history, the activity reads it from settings.
     notify: bool = False
+    # Decided at submit from the job's model (imagegen.generation.model_fit): what its variants
+    # get where the job says nothing, and what the manifest is to say about it (a speed-up
+    # the model cannot use). Jobs recorded before have the SD 1.x defaults they ran with.
+    defaults: ModelDefaults = Field(default_factory=ModelDefaults)
+    warnings: list[str] = Field(default_factory=list)
 
 
-def job_request(job: JobSpec, source: JobSource, origin: str = "", *, settings: Settings) -> JobRequest:
+def job_request(job: JobSpec, source: JobSource, origin: str = "", *, settings: Settings,
+                defaults: ModelDefaults | None = None, warnings: list[str] | None = None) -> JobRequest:
     max_batch = settings.max_batch_images or AUTO_MAX_BATCH
     return JobRequest(job=job, source=source, origin=origin, max_batch=max_batch,
-                      review=review_of(job, settings), notify=job.notify is not None or bool(settings.notify_url))
+                      review=review_of(job, settings), notify=job.notify is not None or bool(settings.notify_url),
+                      defaults=defaults or ModelDefaults(), warnings=list(warnings or []))
 
 
 def review_of(job: JobSpec, settings: Settings) -> ReviewSpec | None:
@@ -176,9 +184,14 @@ class HeldImage(BaseModel):
     generated_width: int | None = None
     generated_height: int | None = None
     seconds: float
-    model: str
+    model: str  # the model's source: a folder or hub id
     revision: str | None = None
     device: str
+    # The catalog name the job chose (None: the default), the model's family and the sha256
+    # of its config (model_index.json and the components' configs).
+    model_name: str | None = None
+    family: str | None = None
+    config_sha256: str | None = None
     # The C2PA Content Credentials signed into the stored bytes (`sha256` is of the signed
     # file); None when signing is off. `signing_error` says why signing that was
     # configured failed: such an image is never checked or published (fail closed).
@@ -316,6 +329,9 @@ def manifest_for(request: WriteManifestRequest, url_of: Callable[[str], str]) ->
             generated_height=image.generated_height if image else None,
             seconds=image.seconds if image else None,
             model=image.model if image else None, model_revision=image.revision if image else None,
+            model_name=image.model_name if image and image.model_name else record.variant.model,
+            model_family=image.family if image else None,
+            model_config_sha256=image.config_sha256 if image else None,
             device=image.device if image else None,
             content_credentials=image.content_credentials if image else None,
             started_at=image.started_at if image else None, finished_at=image.finished_at if image else None,

@@ -58,8 +58,10 @@ class FaultyServices(Services):
             self._failed_once.add(key)
             return first
 
-    def engine(self, model: str | None = None, revision: str | None = None) -> DiffusionEngine:
-        return FaultyEngine(super().engine(model, revision), self)  # type: ignore[return-value]
+    def engine(self, model: str | None = None, revision: str | None = None, *, tiny_vae: str | None = None,
+               in_use: bool = True) -> DiffusionEngine:
+        engine = super().engine(model, revision, tiny_vae=tiny_vae, in_use=in_use)
+        return FaultyEngine(engine, self)  # type: ignore[return-value]
 
     def sign(self, data: bytes, job_id: str, variant: Variant, model: str, revision: str | None,
              source: Source | None = None) -> Signed | None:

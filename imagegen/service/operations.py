@@ -22,6 +22,7 @@ from imagegen.checks.safety import unchecked_verdict
 from imagegen.core import blob_names, telemetry
 from imagegen.core.limits import Limits
 from imagegen.core.types import Variant
+from imagegen.generation.model_fit import model_defaults
 from imagegen.jobs.source_image_checks import check_source_image
 from imagegen.jobs.variants import split_batch
 from imagegen.records.messages import (
@@ -86,9 +87,9 @@ def generate_images(request: BatchRequest, services: Services) -> GenerateImages
 
     settings = services.settings
     services.checker.start()
-    engine = services.engine(settings.model, settings.model_revision)
-    store = services.store
     first = request.batch.variants[0]
+    engine = services.model_engine(first.model)  # a batch never mixes models (Variant.call_settings)
+    store = services.store
     source = ingredient = None
     if first.image:
         source_bytes = store.get(first.image)
@@ -118,7 +119,8 @@ def generate_images(request: BatchRequest, services: Services) -> GenerateImages
                 job_id=request.job_id, variants=chunk.variants, images=[image.image for image in made],
                 seconds=[image.seconds for image in made], started=started, finished=services.clock().isoformat(),
                 model=engine.model, revision=engine.revision, device=engine.device.type, ingredient=ingredient,
-                generated_sizes=[image.generated_size for image in made])
+                generated_sizes=[image.generated_size for image in made],
+                model_name=first.model, family=engine.facts.name, config_sha256=engine.config_sha256)
             telemetry.record_images(len(made), made[0].seconds if made else 0.0, engine.device.type,
                                     engine.peak_memory_bytes())
             log.info("made %d images of batch %s in %.2f s each", len(made), request.batch.id,
@@ -204,8 +206,9 @@ def notify_job(request: NotifyJobRequest, services: Services) -> NotifyJobResult
 
 
 def prompt_warnings(variants: list[Variant], engine) -> list[str]:
-    """A warning for each distinct prompt or negative prompt of the batch that the text
-    encoder truncates (77 tokens for CLIP): it is silently cut short otherwise."""
+    """A warning for each distinct prompt or negative prompt of the batch that a text
+    encoder of the model truncates (77 tokens for CLIP, 256 or 512 for T5): it is silently
+    cut short otherwise."""
     texts: dict[str, str] = {}
     for variant in variants:
         style = f" with style {variant.style!r}" if variant.style else ""
@@ -216,8 +219,31 @@ def prompt_warnings(variants: list[Variant], engine) -> list[str]:
 
 
 def health(services: Services) -> dict:
-    """What `GET /api/health` shows: device, GPU, model loaded or not, safety provider, C2PA signer."""
+    """What `GET /api/health` shows: device, GPU, the default model loaded or not, every
+    model of the catalog with its family, the safety provider, the C2PA signer."""
     settings = services.settings
-    engine = services.engine()  # describes; loads nothing
-    return {"status": "ok", **engine.describe(), "safety_provider": settings.safety_provider,
+    engine = services.model_engine(None, in_use=False)  # describes; loads nothing, unloads nothing
+    models = [{key: view[key] for key in ("name", "family", "default", "loaded")} for view in model_views(services)]
+    return {"status": "ok", **engine.describe(), "models": models, "safety_provider": settings.safety_provider,
             "c2pa_signer": settings.c2pa_signer}
+
+
+def model_views(services: Services) -> list[dict]:
+    """Every model of the catalog, default first: name, source, family, its defaults, loaded
+    or not here (`GET /api/models`). A model whose files cannot be read says why."""
+    models = services.models
+    views = []
+    for name in sorted(models.entries, key=lambda known: (known != models.default, known)):
+        entry = models.entries[name]
+        view: dict = {"name": name, "source": entry.source, "revision": entry.revision, "default": name == models.default,
+                      "loaded": services.is_loaded(entry), "tiny_vae": entry.has_tiny_vae,
+                      "family": None, "flavour": None, "defaults": None, "problem": None}
+        try:
+            facts = services.model_facts(name)
+        except ValueError as error:  # a folder gone, a hub model not in the cache
+            view["problem"] = str(error)
+        else:
+            view.update(family=facts.name, family_title=facts.family.title, flavour=facts.flavour,
+                        defaults=model_defaults(facts, Limits.from_settings(services.settings)).model_dump())
+        views.append(view)
+    return views

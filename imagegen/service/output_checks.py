@@ -62,6 +62,9 @@ class GpuCall:
     device: str
     ingredient: provenance.Source | None = None  # the img2img source, for the C2PA manifest
     generated_sizes: list[tuple[int, int] | None] | None = None  # per image: what the model made, if `fit` changed it
+    model_name: str | None = None  # the catalog name the job chose (None: the default)
+    family: str | None = None  # the model's family and config hash, for the manifest
+    config_sha256: str | None = None
 
     def refs(self) -> list[str]:
         """Every blob a check of this call may write: each image's two possible places."""
@@ -178,6 +181,7 @@ def check_and_store(call: GpuCall, headers: dict[str, str], services: Services |
                 width=image.width, height=image.height, seconds=round(seconds, 3),
                 generated_width=generated[0] if generated else None, generated_height=generated[1] if generated else None,
                 model=call.model, revision=call.revision, device=call.device,
+                model_name=call.model_name, family=call.family, config_sha256=call.config_sha256,
                 content_credentials=credentials, signing_error=signing_error,
                 started_at=call.started, finished_at=call.finished,
             ))
@@ -228,7 +232,7 @@ def sign_image(data: bytes, call: GpuCall, variant: Variant,
 
 
 def image_parameters(variant: Variant, model: str, revision: str | None) -> dict:
-    """The parameters embedded in each image, enough to make it again."""
+    """The parameters embedded in each image, enough to make it again (`model`: its source)."""
     return {
         "prompt": variant.prompt, "negative": variant.negative, "steps": variant.steps,
         "scheduler": variant.scheduler, "guidance": variant.guidance, "seed": variant.seed,

@@ -2,7 +2,8 @@
 
 `start()` is where a process gets its `Services`: the Functions host calls it as the app
 loads (`function_app.py`). It is the one place that reads the environment
-(`Settings.from_env`), checks every setting (`check_settings`), sets up telemetry, and,
+(`Settings.from_env`), checks every setting (`check_settings`) and the model catalog
+(`IMAGEGEN_MODELS`), sets up telemetry, and,
 when `IMAGEGEN_FAULTS` asks for it, builds `FaultyServices` instead
 (`imagegen.service.faults`): the only module that imports fault injection. Triggers and
 activities take the services from `current()`.
@@ -33,9 +34,11 @@ def start(settings: Settings | None = None) -> Services:
             if settings.faults:
                 from imagegen.service.faults import FaultyServices  # rehearsals and tests only
 
-                _services = FaultyServices(settings)
+                services: Services = FaultyServices(settings)
             else:
-                _services = Services(settings)
+                services = Services(settings)
+            services.models  # noqa: B018 - the model catalog (IMAGEGEN_MODELS) checked now, not at the first job
+            _services = services
         return _services
 
 

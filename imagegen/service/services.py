@@ -1,10 +1,13 @@
 """The collaborators every operation uses, built once per process and handed in.
 
 `Services` holds the settings, read once, and what is built from them: the blob store,
-the safety provider, the C2PA signer, the diffusion engines, the output checker, the
-webhook sender and the clock. Each is built on first use (torch, the C2PA SDK and the safety
-models load only in a process that needs them) and then kept for the life of the process:
-the SDK clients are thread-safe and hold connection pools, an engine holds a model in memory.
+the safety provider, the C2PA signer, the model catalog and each model's facts, the diffusion
+engines, the output checker, the webhook sender and the clock. Each is built on first use
+(torch, the C2PA SDK and the safety models load only in a process that needs them) and then
+kept for the life of the process: the SDK clients are thread-safe and hold connection pools,
+an engine holds a model in memory. Engines are kept one per model, but at most
+`IMAGEGEN_MAX_LOADED_MODELS` of them hold their weights: asking for another unloads the
+least recently used.
 
 A process gets its services from `imagegen.service.process.start()`, which reads the
 environment once; tests build their own: `Services(Settings(...))`.
@@ -13,11 +16,14 @@ environment once; tests build their own: `Services(Settings(...))`.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from imagegen.checks.safety import SafetyProvider, build_provider
 from imagegen.core.settings import Settings
+from imagegen.generation.catalog import CatalogEntry, Models, deployment_models
+from imagegen.generation.families import TINY_MODEL_ID, TINY_REVISION, ModelFacts, read_model_facts
 from imagegen.service import notify
 from imagegen.service.job_events import JobEvents
 from imagegen.storage.blobs import BlobStore, open_store
@@ -44,7 +50,9 @@ class Services:
         self.send_webhook = send_webhook
         self.job_events = JobEvents()  # the sync Foundry route waits on these in this process
         self._built: dict[str, Any] = {}
-        self._engines: dict[tuple[str, str | None], DiffusionEngine] = {}
+        # Engines by (model, revision, tiny VAE), least recently used first.
+        self._engines: OrderedDict[tuple[str, str | None, str | None], DiffusionEngine] = OrderedDict()
+        self._facts: dict[str, ModelFacts] = {}  # by catalog name
         self._lock = threading.RLock()
 
     def _once(self, name: str, build: Callable[[], Any]) -> Any:
@@ -92,21 +100,73 @@ class Services:
 
         return self._once("checker", build)
 
-    def engine(self, model: str | None = None, revision: str | None = None) -> DiffusionEngine:
-        """The engine for `model` (default `IMAGEGEN_MODEL`), loaded on first use and kept."""
-        from imagegen.generation import tiny_model
+    @property
+    def models(self) -> Models:
+        """The models jobs may name (`IMAGEGEN_MODELS`) and the default (`IMAGEGEN_MODEL`),
+        read once; ValueError naming the setting for a catalog that cannot work."""
+        return self._once("models", lambda: deployment_models(self.settings))
+
+    def model_facts(self, name: str | None) -> ModelFacts:
+        """The family and defaults of the model `name` (None: the default), read once from
+        its config files (no weights). JobValidationError for a name not in the catalog."""
+        name, entry = self.models.entry(name)
+        with self._lock:
+            if name not in self._facts:
+                self._facts[name] = read_model_facts(entry.source, entry.revision)
+            return self._facts[name]
+
+    def model_engine(self, name: str | None, *, in_use: bool = True) -> DiffusionEngine:
+        """The engine of the catalog's model `name` (None: the default)."""
+        _, entry = self.models.entry(name)
+        return self.engine(entry.source, entry.revision, tiny_vae=entry.tiny_vae, in_use=in_use)
+
+    def engine(self, model: str | None = None, revision: str | None = None, *, tiny_vae: str | None = None,
+               in_use: bool = True) -> DiffusionEngine:
+        """The engine for `model` (default `IMAGEGEN_MODEL`), made on first use and kept.
+
+        `in_use`: the caller is about to generate with it, so it becomes the most recently
+        used, and the least recently used others are unloaded until at most
+        `IMAGEGEN_MAX_LOADED_MODELS` hold weights with it (each waits for its running call).
+        False (describing, health) changes nothing."""
         from imagegen.generation.engine import DiffusionEngine  # torch loads only where we generate
 
-        model = model or self.settings.model
-        if revision is None and model == self.settings.model:
-            revision = self.settings.model_revision
-        if revision is None and model == tiny_model.TINY_MODEL_ID:
-            revision = tiny_model.TINY_REVISION  # one key, one engine, however it is asked for
+        key = self._engine_key(model, revision, tiny_vae)
         with self._lock:
-            key = (model, revision)
             if key not in self._engines:
-                self._engines[key] = DiffusionEngine(model, revision, settings=self.settings)
-            return self._engines[key]
+                self._engines[key] = DiffusionEngine(*key[:2], settings=self.settings, tiny_vae=key[2])
+            engine = self._engines[key]
+            if not in_use:
+                return engine
+            self._engines.move_to_end(key)
+            others = [other for other_key, other in reversed(self._engines.items()) if other_key != key and other.loaded]
+            evicted = others[max(0, self.settings.max_loaded_models - 1):]
+        for other in evicted:  # outside the lock: an unload waits for the engine's running call
+            other.unload()
+        return engine
+
+    def engines(self) -> list[DiffusionEngine]:
+        """Every engine made so far, least recently used first."""
+        with self._lock:
+            return list(self._engines.values())
+
+    def _engine_key(self, model: str | None, revision: str | None,
+                    tiny_vae: str | None) -> tuple[str, str | None, str | None]:
+        """One key, one engine, however the model is asked for: the default's revision and
+        tiny VAE come from the settings, and the tiny model has one revision."""
+        model = model or self.settings.model
+        if model == self.settings.model:
+            revision = revision if revision is not None else self.settings.model_revision
+            tiny_vae = tiny_vae if tiny_vae is not None else self.settings.tiny_vae
+        if revision is None and model == TINY_MODEL_ID:
+            revision = TINY_REVISION
+        return model, revision, tiny_vae
+
+    def is_loaded(self, entry: CatalogEntry) -> bool:
+        """Whether the catalog entry's model holds its weights in this process."""
+        key = self._engine_key(entry.source, entry.revision, entry.tiny_vae)
+        with self._lock:
+            engine = self._engines.get(key)
+            return engine is not None and engine.loaded
 
     def close(self) -> None:
         """Stop the output checker once the checks it holds are done."""

@@ -24,6 +24,10 @@ param safetyThresholds string = ''
 param imagegenModel string
 param imagegenModelRevision string = ''
 param imagegenTinyVae string = ''
+// A model catalog file inside the image (docs/models.md); empty: IMAGEGEN_MODEL alone.
+param imagegenModels string = ''
+// Models one replica keeps loaded at once (least recently used unloaded first).
+param imagegenMaxLoadedModels string = '1'
 
 @allowed([
   'off'
@@ -274,6 +278,15 @@ var settings = [
   {
     name: 'IMAGEGEN_TINY_VAE'
     value: imagegenTinyVae
+  }
+  // Models a job may name (`model:`), and how many stay loaded per replica.
+  {
+    name: 'IMAGEGEN_MODELS'
+    value: imagegenModels
+  }
+  {
+    name: 'IMAGEGEN_MAX_LOADED_MODELS'
+    value: imagegenMaxLoadedModels
   }
   // cuda, not auto: a replica without a GPU should fail loudly, not generate on CPU.
   {

@@ -9,7 +9,7 @@ from tests.app.conftest import launch_app
 
 @pytest.mark.parametrize("name, value", [
     ("IMAGEGEN_MAX_BATCH", "0"), ("IMAGEGEN_MAX_BATCH", "lots"), ("IMAGEGEN_DEVICE", "gpu"),
-    ("IMAGEGEN_SIGN_IN", "aad"),
+    ("IMAGEGEN_SIGN_IN", "aad"), ("IMAGEGEN_MODELS", "/no/such/models.yaml"), ("IMAGEGEN_MAX_LOADED_MODELS", "0"),
 ])
 def test_the_host_refuses_to_start_naming_the_setting(tmp_path_factory, storage_connection_string, name, value):
     host = launch_app(tmp_path_factory, storage_connection_string, wait=False, **{name: value})

@@ -15,6 +15,7 @@ from imagegen.core.types import Batch, Scheduler, Variant
 from imagegen.generation import engine as diffusion
 from imagegen.generation.engine import DiffusionEngine, GeneratedImage
 from imagegen.service.services import Services
+from tests.imagegen.tiny_families import tiny_sdxl_pipeline
 
 TOLERANCE = 2  # out of 255: thread counts change the last bit of float sums
 
@@ -162,39 +163,6 @@ def test_max_batch_size_from_setting_or_cpu_default():
 
 
 # --- models from a local folder: the from_pretrained path, offline ----------------------
-
-
-def tiny_sdxl_pipeline():
-    """An SDXL-family pipeline as small as the tiny model (two text encoders, text_time)."""
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    from imagegen.generation.tiny_model import build_tokenizer
-
-    torch.manual_seed(0)
-    tokenizer = build_tokenizer()
-    text = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                vocab_size=len(tokenizer), max_position_embeddings=77, bos_token_id=len(tokenizer) - 2,
-                eos_token_id=len(tokenizer) - 1, pad_token_id=len(tokenizer) - 1)
-    return StableDiffusionXLPipeline(
-        unet=UNet2DConditionModel(
-            block_out_channels=(32, 64), layers_per_block=1, sample_size=8,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
-            use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
-            transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
-            cross_attention_dim=64, norm_num_groups=8,
-        ),
-        vae=AutoencoderKL(
-            block_out_channels=(8, 8, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4, layers_per_block=1,
-        ),
-        text_encoder=CLIPTextModel(CLIPTextConfig(**text)),
-        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text, projection_dim=32)),
-        tokenizer=tokenizer, tokenizer_2=tokenizer,
-        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                         steps_offset=1),
-    )
 
 
 def test_a_model_folder_loads_and_matches_the_same_weights_built_in_memory(engine, tmp_path):

@@ -26,8 +26,30 @@ def test_foundry_text_to_image():
     assert [(v.prompt, v.negative, v.width, v.height, v.steps, v.format) for v in variants] == [
         ("a lighthouse", "fog", 768, 512, 30, "webp")
     ] * 3
-    assert job_.name.startswith("foundry-")
-    assert job_from_foundry({"prompt": "a lighthouse"})[0].variants.sizes == ["512x512"]
+    assert job_.name.startswith("foundry-") and job_.model is None  # "whatever" names no model of the catalog
+    # No size: the model's own (its native square), filled in at submit; 512x512 for SD 1.x.
+    assert job_from_foundry({"prompt": "a lighthouse"})[0].variants.sizes is None
+    assert [(v.width, v.height) for v in expand(job_from_foundry({"prompt": "a lighthouse"})[0])] == [(512, 512)]
+
+
+def test_foundry_model_picks_a_catalog_model_and_any_other_value_the_default():
+    catalog = ("default", "sdxl", "flux-schnell")
+    assert job_from_foundry({"prompt": "a", "model": "flux-schnell"}, model_names=catalog)[0].model == "flux-schnell"
+    assert job_from_foundry({"prompt": "a", "model": "dall-e-3"}, model_names=catalog)[0].model is None
+    assert job_from_foundry({"prompt": "a", "model": "sdxl"})[0].model is None  # no catalog: the default
+
+
+def test_foundry_errors_found_after_the_job_is_made_name_the_bodys_fields():
+    from imagegen.core.types import FieldError
+    from imagegen.jobs.foundry_body import body_errors
+
+    renamed = body_errors([
+        FieldError(path="prompts[0].negative", rule="negative_unsupported",
+                   message="`prompts[0].negative` is not used by FLUX.1 models (model `flux`): ..., got 'fog'"),
+        FieldError(path="variants.sizes[0]", rule="size_range", message="`variants.sizes[0]` must be ..."),
+    ])
+    assert [(e.path, e.message.split(" ")[0]) for e in renamed] == [
+        ("negative_prompt", "`negative_prompt`"), ("size", "`size`")]
 
 
 def test_foundry_seed_with_n_counts_up():

@@ -68,9 +68,21 @@ def test_only_the_stylesheet_and_script_are_served():
 
 def test_the_new_job_page_is_a_form_with_a_field_for_each_error_path_and_no_inline_script():
     page = gallery.new_job_page()
-    for path in ("name", "variants.seeds", "variants.styles", "variants.sizes", "variants.steps"):
+    for path in ("name", "model", "variants.seeds", "variants.styles", "variants.sizes", "variants.steps"):
         assert f'data-path="{path}"' in page
     assert 'type="file"' in page and "<script>" not in page and " on" + "submit=" not in page
+
+
+def test_the_new_job_page_offers_the_catalog_default_first_and_leaves_sizes_and_steps_to_the_model():
+    defaults = {"steps": 4, "guidance": 0.0, "size": "1024x1024", "scheduler": "euler", "deepcache": False}
+    models = [{"name": "default", "default": True, "family_title": "Stable Diffusion 1.x", "flavour": "tiny",
+               "defaults": {**defaults, "steps": 25, "size": "512x512"}},
+              {"name": HOSTILE, "default": False, "family_title": "FLUX.1", "flavour": "schnell", "defaults": defaults}]
+    page = gallery.new_job_page(models)
+    assert '<option value="" data-size="512x512" data-steps="25">default — Stable Diffusion 1.x tiny (default)</option>' in page
+    assert "FLUX.1 schnell</option>" in page and HOSTILE not in page  # names are escaped
+    assert 'placeholder="the model\'s: 512x512"' in page and 'id="steps" name="steps" inputmode="numeric" placeholder="25"' in page
+    assert 'value="512x512"' not in page and 'value="25"' not in page  # no size or steps unless asked
 
 
 def test_the_job_page_marks_signed_images_with_their_c2pa_manifest_and_signer():

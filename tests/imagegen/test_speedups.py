@@ -14,7 +14,8 @@ from imagegen.core.settings import Settings
 from imagegen.generation.deepcache import deep_blocks, deepcache
 from imagegen.generation.engine import DiffusionEngine, speedups
 from imagegen.generation.tiny_model import build_tiny_pipeline
-from tests.imagegen.test_diffusion import TOLERANCE, batch, max_difference, pixels, tiny_sdxl_pipeline, variant
+from tests.imagegen.test_diffusion import TOLERANCE, batch, max_difference, pixels, variant
+from tests.imagegen.tiny_families import tiny_sdxl_pipeline
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -114,7 +115,7 @@ def test_tiny_vae_works_for_img2img(engine):
 def test_a_real_model_without_a_tiny_vae_setting_refuses_tiny_vae(tmp_path):
     build_tiny_pipeline().save_pretrained(tmp_path)
     folder = DiffusionEngine(str(tmp_path), settings=Settings(device="cpu"))
-    with pytest.raises(ValueError, match=r"`speedups.tiny_vae` needs setting `IMAGEGEN_TINY_VAE`"):
+    with pytest.raises(ValueError, match=r"`speedups.tiny_vae` needs a tiny VAE for model .* \(Stable Diffusion 1.x: taesd\), and it has none: set `IMAGEGEN_TINY_VAE`"):
         folder.generate(batch(variant(tiny_vae=True)))
 
 

@@ -210,6 +210,7 @@
     return Promise.all(rows.map(function (row) { return readFile(row.querySelector("[name=image]")); }))
       .then(function (images) {
         var job = { name: form.elements.name.value.trim(), prompts: [], variants: {} };
+        if (form.elements.model && form.elements.model.value) job.model = form.elements.model.value;
         rows.forEach(function (row, i) {
           var prompt = { text: row.querySelector("[name=text]").value.trim() };
           var negative = row.querySelector("[name=negative]").value.trim();
@@ -275,6 +276,13 @@
       copy.querySelectorAll(".error").forEach(function (el) { el.remove(); });
       copy.querySelectorAll(".invalid").forEach(function (el) { el.classList.remove("invalid"); });
       rows.appendChild(copy);
+    });
+    // Sizes and steps left empty get the chosen model's defaults: show them as placeholders.
+    var model = form.elements.model;
+    if (model) model.addEventListener("change", function () {
+      var chosen = model.options[model.selectedIndex];
+      if (chosen.dataset.size) form.elements.sizes.placeholder = "the model's: " + chosen.dataset.size;
+      if (chosen.dataset.steps) form.elements.steps.placeholder = chosen.dataset.steps;
     });
     form.addEventListener("submit", function (e) {
       e.preventDefault();
