@@ -218,7 +218,8 @@ def signer_from_settings(settings: "Settings") -> "SigningKey | KeyVaultSigner |
         return local_signing_key()
     from imagegen.checks.keyvault_signer import KeyVaultSigner  # the Key Vault SDK loads only where it signs
 
-    return KeyVaultSigner(settings.c2pa_keyvault_url or "", settings.c2pa_cert_name or "")
+    return KeyVaultSigner(settings.c2pa_keyvault_url or "", settings.c2pa_cert_name or "",
+                          create_self_signed=settings.c2pa_create_certificate == "self-signed")
 
 
 # 2. The manifest: what was made, by what, from what.

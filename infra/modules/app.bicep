@@ -63,6 +63,13 @@ param c2paKeyVaultUrl string
 @description('Name of the C2PA signing certificate and its key in that vault.')
 param c2paCertName string
 
+@allowed([
+  'self-signed'
+  'off'
+])
+@description('When that certificate does not exist: self-signed (the app has Key Vault create one) or off.')
+param c2paCreateCertificate string = 'self-signed'
+
 @description('RFC 3161 timestamp authority for C2PA signatures; empty: none.')
 param c2paTsaUrl string = ''
 
@@ -325,7 +332,9 @@ var settings = [
     value: signIn ? 'entra' : 'off'
   }
   // C2PA Content Credentials (docs/provenance.md): signed in Key Vault with the app's
-  // identity; fail closed, so images stay in quarantine while the certificate is missing.
+  // identity. Without a certificate the app creates a self-signed one at its first start
+  // (C2PA_CREATE_CERTIFICATE); a signer that still cannot sign fails closed (images stay
+  // in quarantine) and makes /api/health answer 503 with the reason.
   {
     name: 'C2PA_SIGNER'
     value: c2paSigner
@@ -337,6 +346,10 @@ var settings = [
   {
     name: 'C2PA_CERT_NAME'
     value: c2paCertName
+  }
+  {
+    name: 'C2PA_CREATE_CERTIFICATE'
+    value: c2paCreateCertificate
   }
   {
     name: 'C2PA_TSA_URL'
