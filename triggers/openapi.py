@@ -26,7 +26,7 @@ from triggers import api_models as m
 bp = func.Blueprint()
 
 MODELS = (JobSpec, FoundryRequest, ReviewDecision, Manifest, m.Problem, m.JobView, m.JobList, m.JobAccepted,
-          m.CancelAccepted, m.ReviewAccepted, m.Health, m.FoundryResponse, m.FoundryAccepted)
+          m.CancelAccepted, m.ReviewAccepted, m.Health, m.Alive, m.FoundryResponse, m.FoundryAccepted)
 IMAGE = {"description": "The image", "content": {
     kind: {"schema": {"type": "string", "format": "binary"}} for kind in ("image/png", "image/jpeg", "image/webp")}}
 
@@ -167,7 +167,12 @@ def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, 
                 **COMMON}}},
         "/api/health": {"get": {
             "operationId": "get_health", "summary": "What the worker runs on (anonymous)", "security": [],
-            "responses": {"200": _json(m.Health, "The model, device and safety provider"), **COMMON}}},
+            "responses": {"200": _json(m.Health, "The model, device, safety provider and C2PA signer"),
+                          "503": _json(m.Health, "Unhealthy: `problems` says why (a C2PA signer that cannot sign)"),
+                          **COMMON}}},
+        "/api/health/live": {"get": {
+            "operationId": "get_health_live", "summary": "The worker answers (anonymous): what the platform's probes ask",
+            "security": [], "responses": {"200": _json(m.Alive, "The host and its Python worker answer"), **COMMON}}},
         "/api/openapi.json": {"get": {
             "operationId": "get_openapi", "summary": "This document (anonymous)", "security": [],
             "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {

@@ -216,8 +216,13 @@ def prompt_warnings(variants: list[Variant], engine) -> list[str]:
 
 
 def health(services: Services) -> dict:
-    """What `GET /api/health` shows: device, GPU, model loaded or not, safety provider, C2PA signer."""
+    """What `GET /api/health` shows: device, GPU, model loaded or not, safety provider, C2PA
+    signer and its certificate; `status` is `unhealthy` with `problems` while the signer
+    cannot sign (the route answers 503). Problems are public sentences, never internal text."""
     settings = services.settings
     engine = services.engine()  # describes; loads nothing
-    return {"status": "ok", **engine.describe(), "safety_provider": settings.safety_provider,
-            "c2pa_signer": settings.c2pa_signer}
+    signer = services.signer_readiness.state()
+    problems = [] if signer.ready else [signer.problem or "the C2PA signer cannot sign"]
+    return {"status": "unhealthy" if problems else "ok", "problems": problems, **engine.describe(),
+            "safety_provider": settings.safety_provider, "c2pa_signer": settings.c2pa_signer,
+            "c2pa_certificate": signer.certificate}

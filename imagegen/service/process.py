@@ -3,8 +3,9 @@
 `start()` is where a process gets its `Services`: the Functions host calls it as the app
 loads (`function_app.py`). It is the one place that reads the environment
 (`Settings.from_env`), checks every setting (`check_settings`), sets up telemetry, and,
-when `IMAGEGEN_FAULTS` asks for it, builds `FaultyServices` instead
-(`imagegen.service.faults`): the only module that imports fault injection. Triggers and
+when `IMAGEGEN_FAULTS` asks for it, builds `FaultyServices` instead (`imagegen.service.faults`):
+the only module that imports fault injection. It then starts the check of the C2PA signer
+(`SignerReadiness`: one log line, and health says whether it can sign). Triggers and
 activities take the services from `current()`.
 """
 
@@ -36,6 +37,7 @@ def start(settings: Settings | None = None) -> Services:
                 _services = FaultyServices(settings)
             else:
                 _services = Services(settings)
+            _services.signer_readiness.start()
         return _services
 
 

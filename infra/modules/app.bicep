@@ -157,6 +157,7 @@ var notifySettings = empty(imagegenNotifyUrl) ? [] : [
 // <api key>`, which is no Entra token) and the Durable status webhooks (system keys).
 var signInExcludedPaths = [
   '/api/health'
+  '/api/health/live'
   '/api/images/generations'
   '/runtime/webhooks/durabletask'
 ]
@@ -373,13 +374,19 @@ var settings = [
   }
 ]
 
+// The probes ask /api/health/live: 200 whenever the host and its Python worker answer.
+// Not /api/health, which answers 503 while the C2PA signer cannot sign: that is for people
+// to see (and images are held back anyway); restarting the replica or taking it out of the
+// ingress for it would hide the reason and stop the gallery and the status routes too.
+var probePath = '/api/health/live'
+
 var probes = [
   // The host and the Python worker start in well under a minute; the model loads lazily
-  // on the first batch, so /api/health answers before any weights are read.
+  // on the first batch, so the probe path answers before any weights are read.
   {
     type: 'Startup'
     httpGet: {
-      path: '/api/health'
+      path: probePath
       port: appPort
     }
     initialDelaySeconds: 20
@@ -390,7 +397,7 @@ var probes = [
   {
     type: 'Readiness'
     httpGet: {
-      path: '/api/health'
+      path: probePath
       port: appPort
     }
     periodSeconds: 30
@@ -401,7 +408,7 @@ var probes = [
   {
     type: 'Liveness'
     httpGet: {
-      path: '/api/health'
+      path: probePath
       port: appPort
     }
     periodSeconds: 60
