@@ -299,7 +299,6 @@ module app 'modules/app.bicep' = {
     c2paCreateCertificate: c2paCreateCertificate
     c2paTsaUrl: c2paTsaUrl
     image: appImageName
-    taskHubName: taskHubName
     durableBackend: durableBackend
     durableTaskSchedulerEndpoint: durableBackend == 'scheduler' ? durableTaskScheduler.outputs.endpoint : ''
   }

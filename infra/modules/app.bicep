@@ -1,6 +1,6 @@
 // The app: Azure Functions on Azure Container Apps (kind 'functionapp', the native
 // hosting), on the environment's serverless GPU profile, running as the one managed
-// identity. Every setting the code reads (imagegen/settings.py) is set here or has a
+// identity. Every setting the code reads (imagegen/core/settings.py) is set here or has a
 // default there; tests/infra/test_settings_coverage.py keeps the two in step.
 param name string
 param location string
@@ -82,9 +82,6 @@ param maxReplicas int = 1
 @description('Image to run; empty before azd has pushed one.')
 param image string = ''
 
-@description('Durable Functions task hub, as named in host.json: the scale rule watches its pending activities.')
-param taskHubName string
-
 @allowed([
   'scheduler'
   'storage'
@@ -94,10 +91,6 @@ param durableBackend string = 'scheduler'
 
 @description('Durable Task Scheduler endpoint (with durableBackend scheduler).')
 param durableTaskSchedulerEndpoint string = ''
-
-@minValue(1)
-@description('Activities one replica runs at once: host.json\'s maxConcurrentActivityFunctions. The scale rule adds a replica per this many pending activities.')
-param activitiesPerReplica int = 2
 
 // The port the Functions host listens on in our image (Dockerfile: ASPNETCORE_URLS).
 var appPort = 8080
@@ -163,32 +156,6 @@ var signInExcludedPaths = [
 ]
 var useScheduler = durableBackend == 'scheduler'
 
-// GPU replicas follow pending activities (generation batches and safety checks): one
-// replica per activitiesPerReplica waiting, up to maxReplicas, and back to minReplicas
-// once none wait (KEDA's cooldown, 5 minutes). Orchestrator work is light and runs on
-// the replica that is always there.
-var schedulerScaleRule = {
-  name: 'durable-activities'
-  custom: {
-    type: 'azure-durabletask-scheduler'
-    metadata: {
-      endpoint: durableTaskSchedulerEndpoint
-      taskhubName: taskHubName
-      workItemType: 'Activity'
-      maxConcurrentWorkItemsCount: string(activitiesPerReplica)
-    }
-    identity: identity.id
-  }
-}
-var storageScaleRule = {
-  name: 'durable-work-items'
-  azureQueue: {
-    accountName: storage.name
-    queueName: '${toLower(taskHubName)}-workitems'
-    queueLength: activitiesPerReplica
-    identity: identity.id
-  }
-}
 var cacheMountPath = '/mnt/models'
 
 resource environment 'Microsoft.App/managedEnvironments@2025-02-02-preview' existing = {
@@ -473,11 +440,10 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
       scale: {
         minReplicas: 1
         maxReplicas: maxReplicas
-        // Pending activities mean the GPU is behind: add replicas (up to maxReplicas). The
-        // Functions integration adds its own trigger-based rules too.
-        rules: [
-          useScheduler ? schedulerScaleRule : storageScaleRule
-        ]
+        // No `rules`: on a `kind: functionapp` app Container Apps makes the KEDA rules itself
+        // from the Functions triggers it finds, and blocks rules a template supplies unless
+        // `allowScalingRuleOverride` (API 2026-03-02-preview) says otherwise (Microsoft's
+        // "Override auto-generated KEDA scale rules for Azure Functions on Container Apps").
       }
       volumes: cacheEnabled ? [
         {
