@@ -59,9 +59,10 @@ class KeyVaultUnusable(SigningFailed):
     """The signing certificate cannot be used. `reason` (for the log) may quote Key Vault;
     `problem` is a fixed sentence with at most an HTTP status, safe to show anonymously."""
 
+    problem: str
+
     def __init__(self, reason: str, problem: str) -> None:
-        super().__init__(reason)
-        self.problem = problem
+        super().__init__(reason, problem)
 
 
 def _public_problem(status: int | None, what: str) -> str:
@@ -132,7 +133,7 @@ class KeyVaultSigner:
         import c2pa
 
         loaded = self._current()
-        self._failure.reason = None
+        self._failure.reason = self._failure.problem = None
 
         def sign_claim(data: bytes) -> bytes:
             try:
@@ -142,6 +143,7 @@ class KeyVaultSigner:
                 # The c2pa SDK reports a callback that raised only as "COSE signature
                 # invalid"; keep the real reason for the variant's `unchecked` error.
                 self._failure.reason = f"Key Vault sign failed: {_reason(error)}"
+                self._failure.problem = _public_problem(getattr(error, "status_code", None), "sign with the signing key")
                 raise
 
         return c2pa.Signer.from_callback(sign_claim, c2pa.C2paSigningAlg.ES256, loaded.chain_pem, tsa_url)
@@ -149,6 +151,10 @@ class KeyVaultSigner:
     def last_failure(self) -> str | None:
         """Why the last signature on this thread failed in Key Vault, when it did."""
         return getattr(self._failure, "reason", None)
+
+    def last_problem(self) -> str | None:
+        """The same, in words safe to show anyone (`KeyVaultUnusable.problem`)."""
+        return getattr(self._failure, "problem", None)
 
     # -- reading the certificate -------------------------------------------------------
 

@@ -121,6 +121,9 @@ class SigningKey(BaseModel):
     def last_failure(self) -> str | None:
         return None
 
+    def last_problem(self) -> str | None:
+        return None
+
 
 # 1. Development signer: a CA and a leaf certificate, made once and kept locally.
 
@@ -253,7 +256,7 @@ def sign(data: bytes, format: str, generation: Generation, key: "SigningKey | Ke
     except SigningFailed:
         raise
     except Exception as error:  # noqa: BLE001 - any failure to sign holds the image back
-        raise SigningFailed(key.last_failure() or f"{type(error).__name__}: {error}") from error
+        raise SigningFailed(key.last_failure() or f"{type(error).__name__}: {error}", key.last_problem()) from error
 
 
 def _sign(data: bytes, format: str, generation: Generation, key: "SigningKey | KeyVaultSigner", software: str,

@@ -121,8 +121,7 @@ class SignerReadiness:
             provenance.sign(_probe_png(), "png", _probe_generation(), signer, provenance.software_agent())
             return SignerState(name, True, getattr(signer, "certificate_origin", None))
         except SigningFailed as failure:
-            problem = getattr(failure, "problem", None) or ("a probe signature with the signing certificate failed; "
-                                                            "the log says why")
+            problem = failure.problem or "a probe signature with the signing certificate failed; the log says why"
             return SignerState(name, False, problem=problem, reason=failure.reason)
         except Exception as error:  # noqa: BLE001 - whatever stops signing is reported, never raised into a start
             return SignerState(name, False, problem="the C2PA signer could not be built; the log says why",

@@ -154,3 +154,13 @@ def test_health_is_ok_with_a_working_signer(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shown = health(Services(Settings(c2pa_signer="local")))
     assert shown["status"] == "ok" and shown["problems"] == [] and shown["c2pa_certificate"] == "development"
+
+
+def test_a_key_the_identity_may_not_sign_with_is_a_public_problem_too(caplog):
+    with KeyVaultServer() as vault:
+        vault.fail(403, operation="sign")
+        state = keyvault_services(vault).signer_readiness.state()
+
+    assert not state.ready and "Key Vault sign failed: HTTP 403" in state.reason
+    assert state.problem == ("Key Vault refused the app's identity (HTTP 403) when it tried to sign with the "
+                             "signing key; the identity needs the C2PA signer role on the vault")
