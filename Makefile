@@ -15,7 +15,9 @@ chromium:
 	  || echo "chromium not installed (needs root): the gallery's browser tests will be skipped"
 
 # torch is pinned in requirements.txt to 2.13.0: on our machines that resolves to the CPU wheel.
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# requirements-dev.txt includes requirements.txt (the app) and requirements-local.txt (the
+# local safety stack the tests check with), which the Azure image leaves out.
+$(VENV)/.installed: requirements.txt requirements-local.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .

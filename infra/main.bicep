@@ -123,11 +123,18 @@ param authClientSecret string = ''
   'keyvault'
   'off'
 ])
-@description('C2PA Content Credentials: keyvault signs every image with the Key Vault certificate C2PA_CERT_NAME (images stay in quarantine until it exists: see docs/deploy.md); off signs nothing.')
+@description('C2PA Content Credentials: keyvault signs every image with the Key Vault certificate C2PA_CERT_NAME (created self-signed at the app\'s first start unless C2PA_CREATE_CERTIFICATE is off: see docs/provenance.md); off signs nothing.')
 param c2paSigner string = 'keyvault'
 
 @description('Name of the C2PA signing certificate (and its key) in the Key Vault.')
 param c2paCertName string = 'c2pa-signer'
+
+@allowed([
+  'self-signed'
+  'off'
+])
+@description('When the C2PA certificate does not exist: self-signed has the app create one in Key Vault at its first start (EC P-256, non-exportable; valid signatures, untrusted chain), so the first deployment signs; off holds images back until you bring one (docs/provenance.md).')
+param c2paCreateCertificate string = 'self-signed'
 
 @description('RFC 3161 timestamp authority for C2PA signatures; empty: no timestamp.')
 param c2paTsaUrl string = ''
@@ -196,6 +203,7 @@ module c2paSignerRole 'modules/c2pa-signer-role.bicep' = {
   name: 'c2pa-signer-role'
   params: {
     resourceGroupName: rg.name
+    allowCreateCertificate: c2paCreateCertificate == 'self-signed'
   }
 }
 
@@ -296,9 +304,9 @@ module app 'modules/app.bicep' = {
     c2paSigner: c2paSigner
     c2paKeyVaultUrl: keyVault.outputs.uri
     c2paCertName: c2paCertName
+    c2paCreateCertificate: c2paCreateCertificate
     c2paTsaUrl: c2paTsaUrl
     image: appImageName
-    taskHubName: taskHubName
     durableBackend: durableBackend
     durableTaskSchedulerEndpoint: durableBackend == 'scheduler' ? durableTaskScheduler.outputs.endpoint : ''
   }

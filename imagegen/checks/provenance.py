@@ -121,6 +121,9 @@ class SigningKey(BaseModel):
     def last_failure(self) -> str | None:
         return None
 
+    def last_problem(self) -> str | None:
+        return None
+
 
 # 1. Development signer: a CA and a leaf certificate, made once and kept locally.
 
@@ -218,7 +221,8 @@ def signer_from_settings(settings: "Settings") -> "SigningKey | KeyVaultSigner |
         return local_signing_key()
     from imagegen.checks.keyvault_signer import KeyVaultSigner  # the Key Vault SDK loads only where it signs
 
-    return KeyVaultSigner(settings.c2pa_keyvault_url or "", settings.c2pa_cert_name or "")
+    return KeyVaultSigner(settings.c2pa_keyvault_url or "", settings.c2pa_cert_name or "",
+                          create_self_signed=settings.c2pa_create_certificate == "self-signed")
 
 
 # 2. The manifest: what was made, by what, from what.
@@ -252,7 +256,7 @@ def sign(data: bytes, format: str, generation: Generation, key: "SigningKey | Ke
     except SigningFailed:
         raise
     except Exception as error:  # noqa: BLE001 - any failure to sign holds the image back
-        raise SigningFailed(key.last_failure() or f"{type(error).__name__}: {error}") from error
+        raise SigningFailed(key.last_failure() or f"{type(error).__name__}: {error}", key.last_problem()) from error
 
 
 def _sign(data: bytes, format: str, generation: Generation, key: "SigningKey | KeyVaultSigner", software: str,

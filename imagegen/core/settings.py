@@ -48,6 +48,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "C2PA_SIGNER": ("local", "Content Credentials signer: `local` (development CA in .devhost/c2pa/, untrusted), `keyvault` or `off`"),
     "C2PA_KEYVAULT_URL": ("", "Key Vault URL holding the C2PA signing certificate (with C2PA_SIGNER=keyvault)"),
     "C2PA_CERT_NAME": ("", "Key Vault certificate (and key) name of the C2PA signing certificate"),
+    "C2PA_CREATE_CERTIFICATE": ("self-signed", "With `keyvault`, when the certificate does not exist: `self-signed` (Key Vault creates one, EC P-256, so images are signed from the first deploy; valid, untrusted chain) or `off` (images are held until you bring one)"),
     "C2PA_TSA_URL": ("", "RFC 3161 timestamp authority URL for C2PA signatures; unset: no timestamp"),
     "C2PA_INCLUDE_PROMPT": ("false", "Record the prompt in the signed C2PA manifest (true/false)"),
     "IMAGEGEN_REVIEW": ("off", "`on`: every job without its own `review` waits for a reviewer before publishing (HTTP, drops, schedules)"),
@@ -138,6 +139,13 @@ def _faults(text: str) -> dict[str, str]:
 
 
 C2PA_SIGNERS = ("local", "keyvault", "off")
+CREATE_CERTIFICATE = ("self-signed", "off")
+
+
+def _create_certificate(value: str) -> str:
+    if value not in CREATE_CERTIFICATE:
+        raise ValueError(f"setting `C2PA_CREATE_CERTIFICATE` must be `self-signed` or `off`, got {value!r}")
+    return value
 
 
 def _c2pa_signer(signer: str, vault_url: str, cert_name: str) -> str:
@@ -241,6 +249,7 @@ class Settings:
     c2pa_signer: str = "local"
     c2pa_keyvault_url: str | None = None
     c2pa_cert_name: str | None = None
+    c2pa_create_certificate: str = "self-signed"
     c2pa_tsa_url: str | None = None
     c2pa_include_prompt: bool = False
 
@@ -306,6 +315,7 @@ class Settings:
                                      _get("C2PA_CERT_NAME") or ""),
             c2pa_keyvault_url=_get("C2PA_KEYVAULT_URL") or None,
             c2pa_cert_name=_get("C2PA_CERT_NAME") or None,
+            c2pa_create_certificate=_create_certificate(_get("C2PA_CREATE_CERTIFICATE") or "self-signed"),
             c2pa_tsa_url=_url_or_none("C2PA_TSA_URL"),
             c2pa_include_prompt=_bool("C2PA_INCLUDE_PROMPT"),
             api_key=_api_key(_get("IMAGEGEN_API_KEY")),

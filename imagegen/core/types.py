@@ -74,12 +74,15 @@ class JobValidationError(ValueError):
 
 class SigningFailed(Exception):
     """An image could not be signed (C2PA); `reason` says why (it becomes the variant's error).
+    `problem`, when set, says it in words safe to show anyone (`GET /api/health`): no
+    addresses, nothing of a service's own answer but its HTTP status.
     Here, not in imagegen.checks.provenance, so the Key Vault signer raises it without importing
     the module that imports it."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, problem: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.problem = problem
 
 
 class Variant(BaseModel):

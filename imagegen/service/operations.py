@@ -220,12 +220,17 @@ def prompt_warnings(variants: list[Variant], engine) -> list[str]:
 
 def health(services: Services) -> dict:
     """What `GET /api/health` shows: device, GPU, the default model loaded or not, every
-    model of the catalog with its family, the safety provider, the C2PA signer."""
+    model of the catalog with its family, the safety provider, the C2PA signer and its
+    certificate; `status` is `unhealthy` with `problems` while the signer cannot sign (the
+    route answers 503). Problems are public sentences, never internal text."""
     settings = services.settings
     engine = services.model_engine(None, in_use=False)  # describes; loads nothing, unloads nothing
     models = [{key: view[key] for key in ("name", "family", "default", "loaded")} for view in model_views(services)]
-    return {"status": "ok", **engine.describe(), "models": models, "safety_provider": settings.safety_provider,
-            "c2pa_signer": settings.c2pa_signer}
+    signer = services.signer_readiness.state()
+    problems = [] if signer.ready else [signer.problem or "the C2PA signer cannot sign"]
+    return {"status": "unhealthy" if problems else "ok", "problems": problems, **engine.describe(), "models": models,
+            "safety_provider": settings.safety_provider, "c2pa_signer": settings.c2pa_signer,
+            "c2pa_certificate": signer.certificate}
 
 
 def model_views(services: Services) -> list[dict]:

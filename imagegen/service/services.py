@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from imagegen.core.types import Variant
     from imagegen.generation.engine import DiffusionEngine
     from imagegen.service.output_checks import OutputChecker
+    from imagegen.service.signer_readiness import SignerReadiness
 
 
 def utc_now() -> datetime:
@@ -81,6 +82,16 @@ class Services:
             return provenance.signer_from_settings(self.settings)
 
         return self._once("signer", build)
+
+    @property
+    def signer_readiness(self) -> SignerReadiness:
+        """Whether the signer can sign, as health shows it; checked as the process starts."""
+        def build():
+            from imagegen.service.signer_readiness import SignerReadiness
+
+            return SignerReadiness(self)
+
+        return self._once("signer_readiness", build)
 
     def sign(self, data: bytes, job_id: str, variant: Variant, model: str, revision: str | None,
              source: Source | None = None) -> Signed | None:

@@ -1,6 +1,6 @@
 // The app: Azure Functions on Azure Container Apps (kind 'functionapp', the native
 // hosting), on the environment's serverless GPU profile, running as the one managed
-// identity. Every setting the code reads (imagegen/settings.py) is set here or has a
+// identity. Every setting the code reads (imagegen/core/settings.py) is set here or has a
 // default there; tests/infra/test_settings_coverage.py keeps the two in step.
 param name string
 param location string
@@ -67,6 +67,13 @@ param c2paKeyVaultUrl string
 @description('Name of the C2PA signing certificate and its key in that vault.')
 param c2paCertName string
 
+@allowed([
+  'self-signed'
+  'off'
+])
+@description('When that certificate does not exist: self-signed (the app has Key Vault create one) or off.')
+param c2paCreateCertificate string = 'self-signed'
+
 @description('RFC 3161 timestamp authority for C2PA signatures; empty: none.')
 param c2paTsaUrl string = ''
 
@@ -79,9 +86,6 @@ param maxReplicas int = 1
 @description('Image to run; empty before azd has pushed one.')
 param image string = ''
 
-@description('Durable Functions task hub, as named in host.json: the scale rule watches its pending activities.')
-param taskHubName string
-
 @allowed([
   'scheduler'
   'storage'
@@ -91,10 +95,6 @@ param durableBackend string = 'scheduler'
 
 @description('Durable Task Scheduler endpoint (with durableBackend scheduler).')
 param durableTaskSchedulerEndpoint string = ''
-
-@minValue(1)
-@description('Activities one replica runs at once: host.json\'s maxConcurrentActivityFunctions. The scale rule adds a replica per this many pending activities.')
-param activitiesPerReplica int = 2
 
 // The port the Functions host listens on in our image (Dockerfile: ASPNETCORE_URLS).
 var appPort = 8080
@@ -154,37 +154,12 @@ var notifySettings = empty(imagegenNotifyUrl) ? [] : [
 // <api key>`, which is no Entra token) and the Durable status webhooks (system keys).
 var signInExcludedPaths = [
   '/api/health'
+  '/api/health/live'
   '/api/images/generations'
   '/runtime/webhooks/durabletask'
 ]
 var useScheduler = durableBackend == 'scheduler'
 
-// GPU replicas follow pending activities (generation batches and safety checks): one
-// replica per activitiesPerReplica waiting, up to maxReplicas, and back to minReplicas
-// once none wait (KEDA's cooldown, 5 minutes). Orchestrator work is light and runs on
-// the replica that is always there.
-var schedulerScaleRule = {
-  name: 'durable-activities'
-  custom: {
-    type: 'azure-durabletask-scheduler'
-    metadata: {
-      endpoint: durableTaskSchedulerEndpoint
-      taskhubName: taskHubName
-      workItemType: 'Activity'
-      maxConcurrentWorkItemsCount: string(activitiesPerReplica)
-    }
-    identity: identity.id
-  }
-}
-var storageScaleRule = {
-  name: 'durable-work-items'
-  azureQueue: {
-    accountName: storage.name
-    queueName: '${toLower(taskHubName)}-workitems'
-    queueLength: activitiesPerReplica
-    identity: identity.id
-  }
-}
 var cacheMountPath = '/mnt/models'
 
 resource environment 'Microsoft.App/managedEnvironments@2025-02-02-preview' existing = {
@@ -338,7 +313,9 @@ var settings = [
     value: signIn ? 'entra' : 'off'
   }
   // C2PA Content Credentials (docs/provenance.md): signed in Key Vault with the app's
-  // identity; fail closed, so images stay in quarantine while the certificate is missing.
+  // identity. Without a certificate the app creates a self-signed one at its first start
+  // (C2PA_CREATE_CERTIFICATE); a signer that still cannot sign fails closed (images stay
+  // in quarantine) and makes /api/health answer 503 with the reason.
   {
     name: 'C2PA_SIGNER'
     value: c2paSigner
@@ -350,6 +327,10 @@ var settings = [
   {
     name: 'C2PA_CERT_NAME'
     value: c2paCertName
+  }
+  {
+    name: 'C2PA_CREATE_CERTIFICATE'
+    value: c2paCreateCertificate
   }
   {
     name: 'C2PA_TSA_URL'
@@ -378,13 +359,19 @@ var settings = [
   }
 ]
 
+// The probes ask /api/health/live: 200 whenever the host and its Python worker answer.
+// Not /api/health, which answers 503 while the C2PA signer cannot sign: that is for people
+// to see (and images are held back anyway); restarting the replica or taking it out of the
+// ingress for it would hide the reason and stop the gallery and the status routes too.
+var probePath = '/api/health/live'
+
 var probes = [
   // The host and the Python worker start in well under a minute; the model loads lazily
-  // on the first batch, so /api/health answers before any weights are read.
+  // on the first batch, so the probe path answers before any weights are read.
   {
     type: 'Startup'
     httpGet: {
-      path: '/api/health'
+      path: probePath
       port: appPort
     }
     initialDelaySeconds: 20
@@ -395,7 +382,7 @@ var probes = [
   {
     type: 'Readiness'
     httpGet: {
-      path: '/api/health'
+      path: probePath
       port: appPort
     }
     periodSeconds: 30
@@ -406,7 +393,7 @@ var probes = [
   {
     type: 'Liveness'
     httpGet: {
-      path: '/api/health'
+      path: probePath
       port: appPort
     }
     periodSeconds: 60
@@ -471,11 +458,10 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
       scale: {
         minReplicas: 1
         maxReplicas: maxReplicas
-        // Pending activities mean the GPU is behind: add replicas (up to maxReplicas). The
-        // Functions integration adds its own trigger-based rules too.
-        rules: [
-          useScheduler ? schedulerScaleRule : storageScaleRule
-        ]
+        // No `rules`: on a `kind: functionapp` app Container Apps makes the KEDA rules itself
+        // from the Functions triggers it finds, and blocks rules a template supplies unless
+        // `allowScalingRuleOverride` (API 2026-03-02-preview) says otherwise (Microsoft's
+        // "Override auto-generated KEDA scale rules for Azure Functions on Container Apps").
       }
       volumes: cacheEnabled ? [
         {

@@ -1,7 +1,8 @@
 // The Durable Task Scheduler: the managed backend for the app's orchestrations (history,
 // work items, timers) with its own dashboard. The app reaches it with its managed identity
 // only; the scheduler has no keys. host.json names the provider (`azureManaged`) and the
-// task hub; app.bicep sets the identity-based connection string and the scale rule.
+// task hub; app.bicep sets the identity-based connection string. Scaling on its work items
+// is the platform's (Container Apps derives KEDA rules from a functionapp's triggers).
 param name string
 param location string
 param tags object
@@ -16,7 +17,7 @@ param taskHubName string
 @description('Consumption: billed per operation, for bursty work like ours. Dedicated: reserved capacity units for steady high throughput.')
 param skuName string = 'Consumption'
 
-@description('Principal id of the app identity: runs and manages orchestrations, and feeds the scale rule.')
+@description('Principal id of the app identity: runs and manages orchestrations.')
 param principalId string
 
 @description('Object id of the person running azd (empty: none): reads the task hub in the dashboard.')

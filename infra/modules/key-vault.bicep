@@ -1,14 +1,15 @@
 // Key Vault for C2PA signing: it holds one EC P-256 key with its certificate, and the app
 // signs through Key Vault's `sign` operation, so the private key never leaves the vault.
-// Bicep cannot create certificates; docs/deploy.md ("Content Credentials") says how to
-// create the key here and bring its certificate from a CA. The vault uses Azure RBAC (no
-// access policies), soft delete and purge protection: a deleted signing key can be
-// recovered for 90 days and cannot be purged early by anyone.
+// Bicep cannot create certificates (they are data-plane objects); the app has Key Vault
+// create a self-signed one at its first start, and docs/provenance.md says how to bring a
+// CA-issued one. The vault uses Azure RBAC (no access policies), soft delete and purge
+// protection: a deleted signing key can be recovered for 90 days and cannot be purged
+// early by anyone.
 param name string
 param location string
 param tags object
 
-@description('Principal id of the app identity: signs and reads the certificate chain, nothing else.')
+@description('Principal id of the app identity: signs, reads the certificate chain and creates the first certificate, nothing else.')
 param principalId string
 
 @description('Id of the custom role that allows exactly that (c2pa-signer-role.bicep).')

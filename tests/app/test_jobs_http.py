@@ -177,6 +177,10 @@ def test_health_says_what_runs_without_a_key(app):
     assert health["device"] == "cpu" and health["model"] == "tiny" and health["safety_provider"] == "local"
     assert health["c2pa_signer"] == "local"
     assert "loaded" in health
+    # The signer was checked as the worker started: it can sign, with the development CA.
+    assert health["status"] == "ok" and health["problems"] == [] and health["c2pa_certificate"] == "development"
+    live = requests.get(f"{app.url}/api/health/live", timeout=30)
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
 
 
 def test_foundry_generation_failing_on_every_try_is_a_5xx_not_a_content_filter(app, store):

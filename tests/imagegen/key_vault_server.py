@@ -19,6 +19,30 @@ Implemented: `GET /certificates/{name}[/{version}]`, `GET /secrets/{name}/{versi
 `GET /keys/{name}/{version}` and `POST /keys/{name}/{version}/sign` (`ES256` over a
 32-byte digest; the signature is JWS `r||s`, base64url). Errors carry the service's body
 `{"error": {"code", "message"}}`.
+
+Creating a certificate, as `CertificateClient.begin_create_certificate` drives it (the
+shapes are those of the Azure SDK's recorded sessions with the real service,
+azure-sdk-for-python `sdk/keyvault/azure-keyvault-certificates/tests/recordings/
+test_certificates_client.pyTestCertificateClienttest_crud_operations[7.3].json`):
+
+- `POST /certificates/{name}/create` with `{"policy": {...}}` answers **202** with the
+  certificate operation `{"id": ".../certificates/{name}/pending", "issuer": {"name"},
+  "csr", "cancellation_requested": false, "status": "inProgress", "status_details",
+  "request_id"}`, a `Location` header pointing at `/pending` and `Retry-After`. Only EC keys
+  (P-256) are made here. A create while another one for the name is in progress answers
+  409 `Conflict` (our reading of the service; the SDK raises it as `HttpResponseError`).
+- `GET /certificates/{name}/pending` answers the operation: for issuer `Self`, `status`
+  `completed` and `target` (the certificate's URL) once the certificate is issued (after
+  `self_signed_polls` polls that still say `inProgress`), or `failed` with `error` when
+  `fail_creation` scripted that; for issuer `Unknown` it stays `inProgress` with its CSR
+  until a CA's certificate is merged (not implemented here). No operation: 404
+  `PendingCertificateNotFound`.
+- The self-signed certificate has the extensions Key Vault's own have in that recording:
+  key usage (critical, from the policy), basic constraints `CA:FALSE`, the policy's EKUs,
+  authority and subject key identifiers (equal), 10 minutes of back-dating.
+- The certificate's bundle then carries `cer`, `kid`, `sid`, `x5t` and the `policy`; its
+  secret holds the chain as the policy's `contentType` (PEM or PKCS#12), without the
+  non-exportable key.
 """
 
 from __future__ import annotations
@@ -31,6 +55,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -65,10 +90,23 @@ class _Certificate:
 
 
 @dataclass
+class _Operation:
+    """A certificate being created: what `GET /certificates/{name}/pending` shows."""
+
+    request_id: str
+    policy: dict
+    key: ec.EllipticCurvePrivateKey
+    csr: x509.CertificateSigningRequest
+    polls_left: int  # `inProgress` answers before a self-signed certificate is issued
+    status: str = "inProgress"
+    error: dict | None = None
+
+
+@dataclass
 class _Failure:
     status: int
     times: int | None
-    operation: str | None  # "sign", "certificates", "secrets", "keys"; None: any
+    operation: str | None  # "sign", "create", "pending", "certificates", "secrets", "keys"; None: any
 
 
 class StaticTokenCredential:
@@ -97,9 +135,12 @@ class StaticTokenCredential:
 class KeyVaultServer:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     requests: list[Request] = field(default_factory=list)
+    self_signed_polls: int = 0  # `GET .../pending` answers `inProgress` this often before issuing
 
     def __post_init__(self) -> None:
         self._certificates: dict[str, _Certificate] = {}
+        self._operations: dict[str, _Operation] = {}
+        self._creation_failures: dict[str, dict] = {}
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
         self._http: ThreadingHTTPServer | None = None
@@ -117,6 +158,21 @@ class KeyVaultServer:
         self._certificates[name] = _Certificate(version, chain, key, content_type)
         return version
 
+    def fail_creation(self, name: str, code: str = "CertificateCreationFailed",
+                      message: str = "scripted creation failure") -> None:
+        """The next create of `name` ends with status `failed` and this error, no certificate."""
+        self._creation_failures[name] = {"code": code, "message": message}
+
+    def certificate(self, name: str) -> x509.Certificate | None:
+        """The leaf of the current version of `name`, if it has been issued."""
+        held = self._certificates.get(name)
+        return held.chain[0] if held and held.chain else None
+
+    def policy(self, name: str) -> dict | None:
+        """The policy `name` was created with (`POST .../create`), as the client sent it."""
+        operation = self._operations.get(name)
+        return operation.policy if operation else None
+
     def fail(self, status: int, times: int | None = None, operation: str | None = None) -> None:
         """Answer the next `times` requests (all from now on when None) for `operation` with `status`."""
         self._failures.append(_Failure(status, times, operation))
@@ -131,7 +187,7 @@ class KeyVaultServer:
                 "retry_total": 0}
 
     def operations(self, name: str) -> list[Request]:
-        """The authenticated requests for `name` ("sign", "certificates", "secrets", "keys")."""
+        """The authenticated requests for `name` ("sign", "create", "pending", "certificates", "secrets", "keys")."""
         return [r for r in self.requests if _operation(r.method, r.path) == name and "authorization" in r.headers]
 
     # -- lifecycle ------------------------------------------------------------------
@@ -216,6 +272,12 @@ class KeyVaultServer:
         parts = [part for part in path.split("/") if part]
         if not parts or parts[0] not in ("certificates", "secrets", "keys") or len(parts) < 2:
             return _error(404, "NotFound", f"no operation at {path}")
+        if operation == "create" and method == "POST":
+            with self._lock:
+                return self._create(parts[1], body)
+        if operation == "pending" and method == "GET":
+            with self._lock:
+                return self._pending(parts[1])
         certificate = self._certificates.get(parts[1])
         version = parts[2] if len(parts) > 2 else ""
         if certificate is None or version not in ("", certificate.version):
@@ -250,9 +312,69 @@ class KeyVaultServer:
         if not certificate.chain:  # created with a CSR, not merged yet: no certificate to show
             return {**self._ids(name, certificate), "attributes": _attributes() | {"enabled": False}}
         der = certificate.chain[0].public_bytes(serialization.Encoding.DER)
-        return {**self._ids(name, certificate),
-                "x5t": base64.urlsafe_b64encode(certificate.chain[0].fingerprint(hashes.SHA1())).decode().rstrip("="),
-                "cer": base64.b64encode(der).decode(), "attributes": _attributes()}
+        bundle = {**self._ids(name, certificate),
+                  "x5t": base64.urlsafe_b64encode(certificate.chain[0].fingerprint(hashes.SHA1())).decode().rstrip("="),
+                  "cer": base64.b64encode(der).decode(), "attributes": _attributes()}
+        operation = self._operations.get(name)
+        if operation is not None:
+            bundle["policy"] = {"id": f"{self.url}/certificates/{name}/policy", **operation.policy}
+        return bundle
+
+    # -- creating a certificate -------------------------------------------------------
+
+    def _operation_body(self, name: str, operation: _Operation) -> dict:
+        body = {"id": f"{self.url}/certificates/{name}/pending",
+                "issuer": {"name": operation.policy.get("issuer", {}).get("name", "Unknown")},
+                "csr": base64.b64encode(operation.csr.public_bytes(serialization.Encoding.DER)).decode(),
+                "cancellation_requested": False, "status": operation.status, "request_id": operation.request_id}
+        if operation.status == "inProgress":
+            body["status_details"] = ("Pending certificate created. Certificate request is in progress. This may "
+                                      "take some time based on the issuer provider. Please check again later.")
+        elif operation.status == "completed":
+            body["target"] = f"{self.url}/certificates/{name}"
+        if operation.error is not None:
+            body["error"] = operation.error
+        return body
+
+    def _create(self, name: str, body: dict) -> tuple[int, dict, dict]:
+        policy = body.get("policy") or {}
+        key_props, x509_props = policy.get("key_props") or {}, policy.get("x509_props") or {}
+        if key_props.get("kty") not in ("EC", "EC-HSM") or key_props.get("crv", "P-256") != "P-256":
+            return _error(400, "BadParameter", f"this stand-in makes EC P-256 keys only, got {key_props}")
+        if not x509_props.get("subject"):
+            return _error(400, "BadParameter", "Property policy.x509_props.subject is required.")
+        current = self._operations.get(name)
+        if current is not None and current.status == "inProgress":
+            return _error(409, "Conflict", f"Certificate {name} has a pending operation in progress.")
+        try:  # "CN=a, O=b", as Key Vault's policies write it (no escaped commas here)
+            subject = x509.Name.from_rfc4514_string(",".join(part.strip() for part in x509_props["subject"].split(",")))
+        except ValueError:
+            return _error(400, "BadParameter", f"Invalid subject {x509_props['subject']!r}.")
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+        operation = _Operation(uuid.uuid4().hex, policy, key, csr, self.self_signed_polls)
+        self._operations[name] = operation
+        if name not in self._certificates:  # a first version: the name exists, pending, with no certificate yet
+            self._certificates[name] = _Certificate(uuid.uuid4().hex, [], key, _content_type(policy))
+        location = f"{self.url}/certificates/{name}/pending?api-version=7.6&request_id={operation.request_id}"
+        return 202, self._operation_body(name, operation), {"Location": location, "Retry-After": "10"}
+
+    def _pending(self, name: str) -> tuple[int, dict, dict]:
+        operation = self._operations.get(name)
+        if operation is None:
+            return _error(404, "PendingCertificateNotFound", f"Pending certificate not found: {name}")
+        issuer = operation.policy.get("issuer", {}).get("name", "Unknown")
+        if operation.status == "inProgress" and issuer == "Self":
+            if operation.polls_left > 0:
+                operation.polls_left -= 1
+            elif name in self._creation_failures:
+                operation.status, operation.error = "failed", self._creation_failures.pop(name)
+            else:
+                issued = _self_signed(operation)
+                self._certificates[name] = _Certificate(uuid.uuid4().hex, [issued], operation.key,
+                                                        _content_type(operation.policy))
+                operation.status = "completed"
+        return 200, self._operation_body(name, operation), {}
 
     def _secret_bundle(self, name: str, certificate: _Certificate) -> dict:
         # A non-exportable key: the secret holds the certificate chain only.
@@ -289,7 +411,37 @@ def _operation(method: str, path: str) -> str:
     parts = [part for part in path.split("/") if part]
     if method == "POST" and parts[-1:] == ["sign"]:
         return "sign"
+    if parts[:1] == ["certificates"] and len(parts) == 3 and parts[2] in ("create", "pending"):
+        return parts[2]
     return parts[0] if parts else ""
+
+
+KEY_USAGES = ("digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement",
+              "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly")
+
+
+def _self_signed(operation: _Operation) -> x509.Certificate:
+    """What Key Vault issues for issuer `Self`: the extensions its own self-signed certificates have."""
+    x509_props = operation.policy.get("x509_props") or {}
+    usages = set(x509_props.get("key_usage") or ["digitalSignature", "keyEncipherment"])
+    now = datetime.now(timezone.utc)
+    public_key = operation.key.public_key()
+    builder = (x509.CertificateBuilder().subject_name(operation.csr.subject).issuer_name(operation.csr.subject)
+               .public_key(public_key).serial_number(x509.random_serial_number())
+               .not_valid_before(now - timedelta(minutes=10))
+               .not_valid_after(now + timedelta(days=30 * int(x509_props.get("validity_months") or 12)))
+               .add_extension(x509.KeyUsage(*(name in usages for name in KEY_USAGES)), critical=True)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False))
+    if x509_props.get("ekus"):
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([x509.ObjectIdentifier(oid) for oid in x509_props["ekus"]]), critical=False)
+    builder = (builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False))
+    return builder.sign(operation.key, hashes.SHA256())
+
+
+def _content_type(policy: dict) -> str:
+    return (policy.get("secret_props") or {}).get("contentType") or "application/x-pkcs12"
 
 
 def _attributes() -> dict:

@@ -124,6 +124,7 @@ def test_imagegen_verify_exits_non_zero_when_any_file_is_unsigned_or_tampered(ke
     ({"C2PA_TSA_URL": "timestamp.example"}, "setting `C2PA_TSA_URL` must be an http:// or https:// URL, "
                                             "got 'timestamp.example'"),
     ({"C2PA_INCLUDE_PROMPT": "yes"}, "setting `C2PA_INCLUDE_PROMPT` must be `true` or `false`, got 'yes'"),
+    ({"C2PA_CREATE_CERTIFICATE": "ca"}, "setting `C2PA_CREATE_CERTIFICATE` must be `self-signed` or `off`, got 'ca'"),
 ])
 def test_a_bad_c2pa_setting_is_named_with_its_rule_and_value(env, message, monkeypatch):
     for name, value in env.items():
@@ -147,7 +148,11 @@ def test_c2pa_settings_are_read(monkeypatch):
     assert (settings.c2pa_signer, settings.c2pa_keyvault_url, settings.c2pa_cert_name, settings.c2pa_tsa_url,
             settings.c2pa_include_prompt) == ("keyvault", "https://kv.vault.azure.net/", "c2pa-signer",
                                              "http://timestamp.example", True)
-    assert provenance.signer_from_settings(settings).certificate_name == "c2pa-signer"
+    signer = provenance.signer_from_settings(settings)
+    assert signer.certificate_name == "c2pa-signer"
+    assert signer.create_self_signed, "by default a missing certificate is created self-signed"
+    monkeypatch.setenv("C2PA_CREATE_CERTIFICATE", "off")
+    assert not provenance.signer_from_settings(Settings.from_env()).create_self_signed
 
 
 def test_by_default_images_are_signed_locally_without_the_prompt(monkeypatch, tmp_path):

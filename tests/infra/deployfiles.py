@@ -1,7 +1,10 @@
 """The repo's deployment files and how to read them (shared by the tests in tests/infra).
 
 Bicep is parsed with checkov's own parser (pycep), the one `checkov --framework bicep`
-uses, so these tests need no `bicep` CLI (none can be installed here).
+uses, so these tests need no `bicep` CLI. None can be installed here: no registry we reach
+serves one (npm has no `@azure/bicep`; `bicep-node` on npm and
+`anthonycmartin-bicep-rpc-client` on PyPI download the CLI when they run; Debian has no
+package; NuGet, which ships it, is not reachable). docs/deploy.md, "Notes and limits".
 """
 
 from __future__ import annotations

@@ -160,7 +160,9 @@ def test_one_port_everywhere(dockerfile, app_bicep, host_json):
     assert ingress["targetPort"] == "appPort", f"the ingress must target appPort, got {ingress['targetPort']!r}"
     probes = app_bicep["variables"]["probes"]["value"]
     probe_list = next(option for option in leaves_lists(probes) if option)
-    assert {(probe["httpGet"]["path"], probe["httpGet"]["port"]) for probe in probe_list} == {(route, "appPort")}
+    assert {(probe["httpGet"]["path"], probe["httpGet"]["port"]) for probe in probe_list} == {("probePath", "appPort")}
+    # The platform probes whether the worker answers, not whether it can sign (/api/health's 503).
+    assert app_bicep["variables"]["probePath"]["value"] == f"{route}/live"
     assert {probe["type"] for probe in probe_list} == {"Startup", "Readiness", "Liveness"}
 
 

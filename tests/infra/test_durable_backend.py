@@ -1,7 +1,8 @@
 """The Durable backend in Azure: the Durable Task Scheduler by default (identity-based
-connection, its data role on the task hub, a scale rule on pending activities), with
-Azure Storage kept as a parameter choice. host.json, the Bicep and the scale rule must
-name the same task hub, provider, connection setting and per-replica concurrency.
+connection, its data role on the task hub), with Azure Storage kept as a parameter choice.
+host.json and the Bicep must name the same task hub, provider and connection setting.
+Scaling is the platform's: Container Apps derives the KEDA rules of a `kind: functionapp`
+app from its triggers and blocks rules a template supplies.
 """
 
 from __future__ import annotations
@@ -71,24 +72,14 @@ def test_the_scheduler_has_the_host_json_task_hub_and_the_app_its_data_role_ther
     assert "identity" in str(params["principalId"])
 
 
-def test_gpu_replicas_scale_with_pending_activities_on_either_backend(app_bicep, host_json):
-    scale = app_bicep["resources"]["app"]["config"]["properties"]["template"]["scale"]
-    (rule,) = scale["rules"]
-    rules = {backend: app_bicep["variables"][name]["value"] for backend, name in by_backend(rule).items()}
-    per_replica = app_bicep["parameters"]["activitiesPerReplica"]["default"]
-    assert per_replica == host_json["extensions"]["durableTask"]["maxConcurrentActivityFunctions"], (
-        "the scale rule must count a replica's work the way host.json limits it"
-    )
-
-    scheduler = rules["scheduler"]["custom"]
-    assert scheduler["type"] == "azure-durabletask-scheduler"
-    metadata = scheduler["metadata"]
-    assert metadata["workItemType"] == "Activity", "GPU work is activities; orchestrations are light"
-    assert metadata["taskhubName"] == "taskHubName" and metadata["endpoint"] == "durableTaskSchedulerEndpoint"
-    assert metadata["maxConcurrentWorkItemsCount"]["function"] == {"type": "string", "parameters": {"value_to_convert": "activitiesPerReplica"}}
-    assert "identity" in str(scheduler["identity"]), "the scaler authenticates with the app identity"
-
-    queue = rules["storage"]["azureQueue"]
-    assert queue["queueLength"] == "activitiesPerReplica"
-    assert "workitems" in str(queue["queueName"])
+def test_the_function_app_leaves_its_scale_rules_to_the_platform(app_bicep):
+    """Microsoft's "Override auto-generated KEDA scale rules for Azure Functions on Container
+    Apps": without `allowScalingRuleOverride` (API 2026-03-02-preview and later), Azure makes
+    the rules from the discovered triggers and "user-supplied rules are blocked"; switching
+    to platform mode with rules present is refused (`FunctionAppCannotSetScaleRules`)."""
+    app = app_bicep["resources"]["app"]["config"]
+    assert app["kind"] == "functionapp"
+    scale = app["properties"]["template"]["scale"]
+    assert "rules" not in scale and "allowScalingRuleOverride" not in scale, scale
+    assert scale["maxReplicas"] == "maxReplicas"
     assert 1 <= scale["minReplicas"], "the timer, the blob trigger and durable timers need a running host"

@@ -1,5 +1,6 @@
 """Key Vault for C2PA signing: RBAC-only, recoverable, and the app may do exactly what the
-`keyvault` signer does (read the certificate and its chain, sign) and nothing more.
+`keyvault` signer does (read the certificate and its chain, sign, and create the first
+certificate self-signed unless that is off) and nothing more.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ SIGNER_DATA_ACTIONS = {
     "Microsoft.KeyVault/vaults/keys/read",
     "Microsoft.KeyVault/vaults/keys/sign/action",
 }
+# What imagegen/checks/keyvault_certificate.py calls when the certificate does not exist:
+# begin_create_certificate (then get_certificate_operation and get_certificate: read).
+CREATE_DATA_ACTION = "Microsoft.KeyVault/vaults/certificates/create/action"
 KEY_VAULT_CERTIFICATES_OFFICER = "a4417e6f-fecd-4de8-b567-7b0420556985"  # built-in role id
 
 
@@ -30,10 +34,20 @@ def test_the_vault_uses_rbac_soft_delete_and_purge_protection(bicep):
     assert vault["enabledForTemplateDeployment"] is False, "no deployment may read the vault's secrets"
 
 
-def test_the_signer_role_allows_only_signing_and_reading_the_certificate(bicep):
-    role = bicep["modules/c2pa-signer-role.bicep"]["resources"]["signer"]["config"]["properties"]
+def test_the_signer_role_allows_only_signing_reading_and_creating_the_certificate(bicep):
+    module = bicep["modules/c2pa-signer-role.bicep"]
+    role = module["resources"]["signer"]["config"]["properties"]
     (permissions,) = role["permissions"]
-    assert set(permissions["dataActions"]) == SIGNER_DATA_ACTIONS
+    concat = permissions["dataActions"]["function"]
+    assert concat["type"] == "concat"
+    sign, create = (module["variables"][name]["value"] for name in concat["parameters"].values())
+    assert set(sign) == SIGNER_DATA_ACTIONS
+    # create only while the app may create the self-signed certificate, and nothing else with it
+    branches = create["operator"]["operands"]
+    assert branches["condition"] == "allowCreateCertificate"
+    assert (branches["true_value"], branches["false_value"]) == ([CREATE_DATA_ACTION], [])
+    allow = bicep["main.bicep"]["modules"]["c2paSignerRole"]["config"]["params"]["allowCreateCertificate"]
+    assert allow["operator"]["operands"] == {"operand_1": "c2paCreateCertificate", "operand_2": "self-signed"}
     assert permissions["actions"] == [], "the app needs no control-plane action on the vault"
     assert role["assignableScopes"] == ["assignableScope"]
     assert "resourceGroups" in bicep["modules/c2pa-signer-role.bicep"]["variables"]["assignableScope"]["value"]
@@ -61,6 +75,9 @@ def test_the_app_identity_holds_the_signer_role_on_the_vault_and_the_deployer_ma
 def test_the_app_signs_with_the_vault_by_default(app_settings, bicep):
     assert app_settings["C2PA_SIGNER"] == "c2paSigner"
     assert bicep["main.bicep"]["parameters"]["c2paSigner"]["default"] == "keyvault"
+    # ...from the first deploy on: the app creates a self-signed certificate when none exists.
+    assert app_settings["C2PA_CREATE_CERTIFICATE"] == "c2paCreateCertificate"
+    assert bicep["main.bicep"]["parameters"]["c2paCreateCertificate"]["default"] == "self-signed"
     assert app_settings["C2PA_CERT_NAME"] == "c2paCertName"
     assert app_settings["C2PA_KEYVAULT_URL"] == "c2paKeyVaultUrl"
     url = str(bicep["main.bicep"]["modules"]["app"]["config"]["params"]["c2paKeyVaultUrl"])
@@ -71,7 +88,7 @@ def test_the_certificate_policy_makes_a_non_exportable_p256_key_for_a_ca_to_sign
     policy = json.loads((INFRA / "c2pa-certificate-policy.json").read_text())
     key = policy["keyProperties"]
     assert (key["keyType"], key["curve"], key["exportable"]) == ("EC", "P-256", False)
-    assert policy["issuerParameters"]["name"] == "Unknown", "a CA signs the CSR: C2PA refuses self-signed signers"
+    assert policy["issuerParameters"]["name"] == "Unknown", "a CA signs the CSR (the self-signed one is the app's)"
     assert policy["secretProperties"]["contentType"] == "application/x-pem-file"
     assert "1.3.6.1.5.5.7.3.4" in policy["x509CertificateProperties"]["ekus"], "C2PA needs emailProtection (or another C2PA EKU)"
 

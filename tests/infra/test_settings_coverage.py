@@ -1,8 +1,10 @@
-"""Every setting the app reads is set in Azure by the Bicep, or has a default.
+"""Every setting the app reads is set in Azure by the Bicep, or has a default that is right
+there; and every setting the Bicep sets is read by the app or by a named reader outside it.
 
 The names come from `imagegen.core.settings.SETTINGS` (the one place that reads the
 environment) plus any stray `os.environ` / `os.getenv` read elsewhere in the app code,
-found by walking its syntax trees.
+found by walking its syntax trees. The Bicep's settings are the container's `env` in
+infra/modules/app.bicep, read by the `app_settings` fixture (tests/infra/conftest.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,44 @@ UNSET_IN_AZURE = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": "an optional extra collector; in Azure, telemetry goes to Application Insights",
     "SAFETY_BLOCKLIST_FILE": "an optional local word list; in Azure, blocklists live in Content Safety (CONTENT_SAFETY_BLOCKLISTS)",
 }
+
+# Settings the Bicep leaves to the app's default, each with why that default is right in
+# Azure. A new setting is set in app.bicep, or listed here (or in UNSET_IN_AZURE) with a reason.
+DEFAULT_IS_RIGHT_IN_AZURE = {
+    "IMAGEGEN_MAX_BATCH": "auto sizes each GPU call from the GPU's free memory, which differs between T4 and A100",
+    "IMAGEGEN_TORCH_THREADS": "auto only matters on a CPU device; Azure runs on the GPU (IMAGEGEN_DEVICE=cuda)",
+    "IMAGEGEN_CHECK_PROCESSES": "auto is one checker process per 4 cores: 2 on the T4 profile's 8 vCPU, 4 on the A100's 24",
+    "IMAGEGEN_COMPILE": "off: compiling costs minutes per batch and image size on a cold replica",
+    "IMAGEGEN_RETENTION_DAYS": "30 days of job history; manifests and images are kept regardless, so an operator "
+                               "shortens or lengthens it with an app setting",
+    "IMAGEGEN_MAX_VARIANTS": "the documented job limit; an operator raises it with an app setting",
+    "IMAGEGEN_MAX_STEPS": "the documented job limit",
+    "IMAGEGEN_MAX_SIDE": "the documented job limit",
+    "IMAGEGEN_MAX_SOURCE_BYTES": "the documented job limit",
+    "IMAGEGEN_MAX_SOURCE_SIDE": "the documented job limit",
+    "IMAGEGEN_DEFAULT_SIZE": "prompt-only drops make SD-Turbo's native 512x512",
+    "IMAGEGEN_DEFAULT_STEPS": "prompt-only drops, the same everywhere",
+    "C2PA_INCLUDE_PROMPT": "false: prompts can be private, and a signed manifest travels with every image",
+    "IMAGEGEN_TELEMETRY_FILE": "used only without Application Insights, which the Bicep always configures",
+    "IMAGEGEN_FAULTS": "test-only fault injection: must stay empty in production",
+}
+
+# Settings the Bicep sets that no code of ours reads: who reads each, and what for.
+READ_OUTSIDE_THE_APP = {
+    "FUNCTIONS_WORKER_RUNTIME": "the Functions host: which language worker to start",
+    "AzureWebJobsStorage__accountName": "the Functions host and its extensions: the identity-based AzureWebJobsStorage",
+    "AzureWebJobsStorage__queueServiceUri": "the Functions host: blob-trigger and Durable (storage backend) queues",
+    "AzureWebJobsStorage__tableServiceUri": "the Functions host: Durable (storage backend) tables",
+    "AzureWebJobsStorage__credential": "the Functions host: managedidentity",
+    "AzureWebJobsStorage__clientId": "the Functions host: which user-assigned identity",
+    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type": "the Functions host: overrides host.json's Durable backend",
+    "AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName": "the Functions host: the setting with the backend's connection",
+    "DURABLE_TASK_SCHEDULER_CONNECTION_STRING": "the Durable extension, named by host.json: the scheduler's endpoint and identity",
+    "HF_HOME": "huggingface_hub (diffusers' downloads): where the weights are",
+    "HF_HUB_OFFLINE": "huggingface_hub: no hub calls from a baked image",
+}
+# Our own names: a setting with one of these prefixes must be one the app reads.
+OWN_PREFIXES = ("IMAGEGEN_", "C2PA_", "SAFETY_", "CONTENT_SAFETY_")
 
 APP_CODE = ["function_app.py", "imagegen", "triggers", "orchestrations", "activities"]
 NOT_APP_CODE = {
@@ -81,10 +121,33 @@ def test_every_setting_is_set_in_azure_or_has_a_default(app_settings):
     assert not missing, "\n".join(missing)
 
 
+def test_every_setting_azure_leaves_unset_is_left_on_purpose(app_settings):
+    left = [f"`{name}` (default {default!r}: {description}) is not set in infra/modules/app.bicep; set it there, "
+            f"or say in DEFAULT_IS_RIGHT_IN_AZURE why its default is right in Azure"
+            for name, (default, description) in SETTINGS.items()
+            if name not in app_settings and name not in UNSET_IN_AZURE and name not in DEFAULT_IS_RIGHT_IN_AZURE]
+    assert not left, "\n".join(left)
+
+
+def test_every_setting_azure_sets_is_read_by_the_app_or_a_named_reader(app_settings):
+    unknown = [f"app.bicep sets `{name}`, which the app does not read (imagegen.core.settings.SETTINGS) and "
+               f"READ_OUTSIDE_THE_APP does not name"
+               for name in app_settings if name not in SETTINGS and name not in READ_OUTSIDE_THE_APP]
+    assert not unknown, "\n".join(unknown)
+    ours = [name for name in app_settings if name.startswith(OWN_PREFIXES) and name not in SETTINGS]
+    assert not ours, f"app.bicep sets {ours}: our own prefix, but no setting of the app (a typo?)"
+
+
 def test_exemptions_are_still_real(app_settings):
     for name in UNSET_IN_AZURE:
         assert name in SETTINGS, f"UNSET_IN_AZURE lists `{name}`, which imagegen/core/settings.py no longer has"
         assert name not in app_settings, f"UNSET_IN_AZURE lists `{name}`, but app.bicep sets it"
+    for name in DEFAULT_IS_RIGHT_IN_AZURE:
+        assert name in SETTINGS and SETTINGS[name][0] is not None, f"DEFAULT_IS_RIGHT_IN_AZURE lists `{name}`, which has no default"
+        assert name not in app_settings, f"DEFAULT_IS_RIGHT_IN_AZURE lists `{name}`, but app.bicep sets it"
+    for name in READ_OUTSIDE_THE_APP:
+        assert name not in SETTINGS, f"READ_OUTSIDE_THE_APP lists `{name}`, which the app reads itself"
+        assert name in app_settings, f"READ_OUTSIDE_THE_APP lists `{name}`, which app.bicep no longer sets"
 
 
 def test_no_stray_environment_reads(app_settings):
@@ -186,3 +249,9 @@ def test_notification_links_are_full_urls_at_the_apps_own_address(app_settings, 
     assert app_bicep["resources"]["app"]["config"]["name"] == "name"
     assert app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["ingress"]["external"] is True
     assert "environment" in app_bicep["resources"] and "${app." not in app_settings["IMAGEGEN_PUBLIC_URL"]
+
+
+@pytest.mark.parametrize("name", ["IMAGEGEN_MODLE", "HF_HUB_OFLINE"])
+def test_the_check_catches_a_setting_nobody_reads(app_settings, name):
+    with pytest.raises(AssertionError, match=name):
+        test_every_setting_azure_sets_is_read_by_the_app_or_a_named_reader({**app_settings, name: "x"})

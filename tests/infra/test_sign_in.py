@@ -42,7 +42,7 @@ def test_routes_with_their_own_keys_are_not_behind_sign_in(app_bicep):
     excluded = app_bicep["variables"]["signInExcludedPaths"]["value"]
     # The probe, Foundry/OpenAI clients (their bearer is our API key, not an Entra token) and
     # the Durable status URLs (system keys) must keep working.
-    assert set(excluded) == {"/api/health", "/api/images/generations", "/runtime/webhooks/durabletask"}
+    assert set(excluded) == {"/api/health", "/api/health/live", "/api/images/generations", "/runtime/webhooks/durabletask"}
     assert not any(path.startswith(("/api/gallery", "/api/jobs")) for path in excluded), "the gallery and review need a signed-in user"
     properties = app_bicep["resources"]["auth"]["config"]["config"]["properties"]
     assert properties["globalValidation"]["excludedPaths"] == "signInExcludedPaths"

@@ -14,6 +14,9 @@ def test_with_function_keys_every_keyed_route_asks_for_one():
     assert "entraSignIn" not in document["components"]["securitySchemes"]
     assert document["paths"]["/api/jobs"]["post"]["responses"]["401"]["content"]
     assert document["paths"]["/api/health"]["get"]["security"] == []
+    assert document["paths"]["/api/health/live"]["get"]["security"] == []
+    # Health answers 503 with the same body while the worker cannot do its work.
+    assert set(document["paths"]["/api/health"]["get"]["responses"]) >= {"200", "503"}
 
 
 def test_with_entra_sign_in_the_routes_behind_it_take_a_token_and_the_foundry_route_keeps_its_key():

