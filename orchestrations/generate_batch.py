@@ -237,6 +237,7 @@ def job_summary(run: JobRun) -> JobSummary:
         job_id=run.job_id, name=run.request.job.name, status=run.manifest.status, total=len(run.records),
         **counts, **(run.book.counts().model_dump() if run.book else {}),
         manifest=run.manifest.manifest, manifest_url=run.manifest.url, reasons=reasons(run),
+        gpu_seconds=run.manifest.gpu_seconds, estimated_cost=run.manifest.estimated_cost,
     )
 
 

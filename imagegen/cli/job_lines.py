@@ -12,7 +12,16 @@ def summary_line(job: dict) -> str:
     summary = job.get("summary") or progress or {}
     counts = ", ".join(f"{summary[k]} {k}" for k in COUNTED if summary.get(k))
     line = f"{job['id']}: {job['status']}" + (f" ({counts})" if counts else "")
-    return line + review_line(job)
+    return line + review_line(job) + cost_line(job)
+
+
+def cost_line(job: dict) -> str:
+    """'; GPU 12.3 s, estimated cost 0.0116' once the job ended (the cost when a price is set)."""
+    summary = job.get("summary") or {}
+    if summary.get("gpu_seconds") is None:
+        return ""
+    cost = summary.get("estimated_cost")
+    return f"; GPU {summary['gpu_seconds']:.1f} s" + (f", estimated cost {cost:.4f}" if cost is not None else "")
 
 
 def review_line(job: dict) -> str:

@@ -43,6 +43,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_DEFAULT_SIZE": ("512x512", "Image size for prompt-only jobs (`.txt` drops: one prompt per line)"),
     "IMAGEGEN_DEFAULT_STEPS": ("25", "Denoising steps for prompt-only jobs (`.txt` drops)"),
     "IMAGEGEN_SCHEDULE_TICK": ("0 * * * * *", "How often the schedules timer looks for due schedules (NCRONTAB)"),
+    "IMAGEGEN_GPU_PRICE_PER_HOUR": ("", "What an hour of the GPU costs, e.g. `3.40` (your currency; see docs/cost.md for each GPU type): manifests, summaries, the gallery and `imagegen status` then show each job's estimated cost; unset: GPU seconds only"),
     "IMAGEGEN_RETENTION_DAYS": ("30", "Days a job's orchestration history is kept after it ends (its manifest and images stay); 0 keeps it forever"),
     "IMAGEGEN_RETENTION_TICK": ("0 30 3 * * *", "When the retention timer purges the history of jobs that ended before IMAGEGEN_RETENTION_DAYS (NCRONTAB)"),
     "C2PA_SIGNER": ("local", "Content Credentials signer: `local` (development CA in .devhost/c2pa/, untrusted), `keyvault` or `off`"),
@@ -79,6 +80,16 @@ def _int(name: str, least: int = 1) -> int:
     if int(value) < least:
         raise ValueError(f"setting `{name}` must be a whole number of at least {least}, got {value!r}")
     return int(value)
+
+
+def _price(name: str) -> float | None:
+    """A price: a decimal number of at least 0, or None when unset."""
+    value = (_get(name) or "").strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
+        raise ValueError(f"setting `{name}` must be a price such as 3.40 (a decimal number, no currency sign), got {value!r}")
+    return float(value)
 
 
 def _thresholds(text: str) -> dict[str, int]:
@@ -236,6 +247,7 @@ class Settings:
     default_size: str = "512x512"
     default_steps: int = 25
     retention_days: int = 30
+    gpu_price_per_hour: float | None = None
     review: bool = False
     notify_url: str = ""
     notify_hosts: tuple[str, ...] = ()
@@ -300,6 +312,7 @@ class Settings:
             default_size=_get("IMAGEGEN_DEFAULT_SIZE") or "512x512",
             default_steps=_int("IMAGEGEN_DEFAULT_STEPS"),
             retention_days=_int("IMAGEGEN_RETENTION_DAYS", least=0),
+            gpu_price_per_hour=_price("IMAGEGEN_GPU_PRICE_PER_HOUR"),
             review=_on_off("IMAGEGEN_REVIEW"),
             notify_url=(_get("IMAGEGEN_NOTIFY_URL") or "").strip(),
             notify_hosts=tuple(host.strip().lower().rstrip(".") for host in (_get("IMAGEGEN_NOTIFY_HOSTS") or "").split(",")

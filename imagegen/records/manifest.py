@@ -206,7 +206,9 @@ class ManifestVariant(BaseModel):
 class Totals(OutcomeCounts):
     variants: int
     images: int = Field(description="Images stored, published or quarantined")
-    seconds: float = Field(description="Sum of generation seconds")
+    seconds: float = Field(description="Sum of generation seconds: the GPU's time on this job, model loading apart")
+    estimated_cost: float | None = Field(None, description=(
+        "`seconds` at the deployment's `gpu_price_per_hour`, in its currency; null when no price is set"))
     approved: int = Field(0, description="Variants a reviewer approved (or the timeout, with on_timeout: approve)")
     rejected: int = Field(0, description="Variants rejected")
     undecided: int = Field(0, description="`ok` variants of a reviewed job with no decision")
@@ -229,6 +231,8 @@ class Manifest(BaseModel):
     variants: list[ManifestVariant]
     review: ManifestReview | None = Field(default=None, description="Review before publish; null: the job had none")
     notifications: list[NotifyRecord] = Field(default_factory=list, description="Webhook calls and how they went")
+    gpu_price_per_hour: float | None = Field(None, ge=0, description=(
+        "The price of a GPU hour the job was costed at (`IMAGEGEN_GPU_PRICE_PER_HOUR`); null: not costed"))
 
     @field_validator("job_id")
     @classmethod
@@ -287,7 +291,8 @@ class Manifest(BaseModel):
             variants=len(self.variants),
             **count, **decisions,
             images=sum(1 for variant in self.variants if variant.blob is not None),
-            seconds=round(sum(variant.seconds or 0.0 for variant in self.variants), 3),
+            seconds=(seconds := round(sum(variant.seconds or 0.0 for variant in self.variants), 3)),
+            estimated_cost=None if self.gpu_price_per_hour is None else round(seconds / 3600 * self.gpu_price_per_hour, 6),
         )
 
 
@@ -295,7 +300,8 @@ def build_manifest(*, job_id: str, name: str, source: JobSource, job: Any, creat
                    finished_at: datetime | str, variants: Sequence[ManifestVariant | dict[str, Any]],
                    reasons: Sequence[str] = (), warnings: Sequence[str] = (),
                    review: ManifestReview | dict[str, Any] | None = None,
-                   notifications: Sequence[NotifyRecord | dict[str, Any]] = ()) -> Manifest:
+                   notifications: Sequence[NotifyRecord | dict[str, Any]] = (),
+                   gpu_price_per_hour: float | None = None) -> Manifest:
     """A job's manifest; times come from the caller (the orchestrator's deterministic clock).
 
     `job` is the `JobSpec` (or its dict form); status and totals follow from `variants`.
@@ -304,7 +310,8 @@ def build_manifest(*, job_id: str, name: str, source: JobSource, job: Any, creat
         job = job.model_dump(mode="json")
     return Manifest(job_id=job_id, name=name, source=source, job=job, created_at=created_at,
                     finished_at=finished_at, reasons=list(reasons), warnings=list(warnings),
-                    variants=list(variants), review=review, notifications=list(notifications))
+                    variants=list(variants), review=review, notifications=list(notifications),
+                    gpu_price_per_hour=gpu_price_per_hour)
 
 
 def manifest_json(manifest: Manifest) -> bytes:

@@ -108,6 +108,8 @@ class JobSummary(OutcomeCounts):
     manifest: str  # blob name
     manifest_url: str
     reasons: list[str] = Field(default_factory=list)  # why a job was rejected or partial
+    gpu_seconds: float | None = None  # the GPU's time on the job, model loading apart
+    estimated_cost: float | None = None  # at the deployment's IMAGEGEN_GPU_PRICE_PER_HOUR, in its currency
 
 
 class Progress(OutcomeCounts):
@@ -262,7 +264,9 @@ class WriteManifestResult(BaseModel):
     manifest: str  # blob name
     url: str
     status: JobStatus
-    # (Results recorded before this field was dropped also hold the manifest's `totals`: ignored.)
+    gpu_seconds: float = 0.0  # the GPU's time on the job (the manifest's totals.seconds)
+    estimated_cost: float | None = None  # at IMAGEGEN_GPU_PRICE_PER_HOUR; None when no price is set
+    # (Results recorded before `totals` was dropped also hold the manifest's totals: ignored.)
 
 
 # -- read_review_passes -------------------------------------------------------------------
@@ -314,8 +318,10 @@ class NotifyJobResult(BaseModel):
     record: NotifyRecord | None = None  # None: no webhook to call
 
 
-def manifest_for(request: WriteManifestRequest, url_of: Callable[[str], str]) -> Manifest:
-    """The manifest `write_manifest` uploads for this request (`url_of`: a blob name's URL)."""
+def manifest_for(request: WriteManifestRequest, url_of: Callable[[str], str],
+                 gpu_price_per_hour: float | None = None) -> Manifest:
+    """The manifest `write_manifest` uploads for this request (`url_of`: a blob name's URL),
+    costed at `gpu_price_per_hour` when the deployment sets one."""
     variants = []
     for record in request.records:
         image = record.image
@@ -343,6 +349,7 @@ def manifest_for(request: WriteManifestRequest, url_of: Callable[[str], str]) ->
         source=request.source, job=redact_notify_url(request.job.model_dump(mode="json")),
         created_at=request.created, finished_at=request.finished,
         variants=variants, reasons=request.reasons, warnings=request.warnings, review=request.review,
+        gpu_price_per_hour=gpu_price_per_hour,
     )
 
 

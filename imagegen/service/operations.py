@@ -145,7 +145,7 @@ def generate_images(request: BatchRequest, services: Services) -> GenerateImages
 def write_manifest(request: WriteManifestRequest, services: Services) -> WriteManifestResult:
     """Build the manifest from the orchestration's records and write it in one upload."""
     store = services.store
-    manifest = manifest_for(request, store.url)
+    manifest = manifest_for(request, store.url, services.settings.gpu_price_per_hour)
     url = upload_manifest(store, manifest)
     totals = manifest.totals
     telemetry.job_span(manifest.job_id, manifest.created_at, {
@@ -154,7 +154,8 @@ def write_manifest(request: WriteManifestRequest, services: Services) -> WriteMa
         "job.generation_seconds": totals.seconds,
     })
     services.job_events.manifest_written(manifest.job_id)
-    return WriteManifestResult(manifest=blob_names.manifest_ref(manifest.job_id), url=url, status=manifest.status)
+    return WriteManifestResult(manifest=blob_names.manifest_ref(manifest.job_id), url=url, status=manifest.status,
+                               gpu_seconds=totals.seconds, estimated_cost=totals.estimated_cost)
 
 
 def read_review_passes(request: ReadReviewPassesRequest, services: Services) -> ReviewPassesResult:

@@ -63,7 +63,10 @@ def test_totals_and_status_are_computed_from_the_variants():
     result = manifest()
     assert result.status == "partial"
     assert result.totals.model_dump() == dict(variants=5, ok=2, blocked=1, failed=1, unchecked=1, cancelled=0,
-                                              images=4, seconds=5.0, approved=0, rejected=0, undecided=0)
+                                              images=4, seconds=5.0, estimated_cost=None, approved=0, rejected=0,
+                                              undecided=0)
+    costed = result.model_copy(update={"gpu_price_per_hour": 3.6})  # 5 GPU seconds at 3.60 an hour
+    assert costed.totals.estimated_cost == 0.005
     assert manifest(variants=[entry("job-1", 0, "ok"), entry("job-1", 1, "ok")]).status == "completed"
     cancelled = manifest(variants=[entry("job-1", 0, "ok"), entry("job-1", 1, "cancelled")])
     assert cancelled.status == "cancelled" and cancelled.totals.cancelled == 1 and cancelled.totals.images == 1

@@ -64,3 +64,16 @@ def test_auto_check_processes_are_one_per_four_cores_from_one_to_four(monkeypatc
         monkeypatch.setattr("os.cpu_count", lambda: cores)
         assert check_processes("auto") == processes
     assert check_processes("0") == 0 and check_processes(" 3 ") == 3
+
+
+@pytest.mark.parametrize(("value", "price"), [("", None), ("3.40", 3.4), ("0", 0.0), (" 12 ", 12.0)])
+def test_a_gpu_price_is_a_decimal_number_or_unset(monkeypatch, value, price):
+    monkeypatch.setenv("IMAGEGEN_GPU_PRICE_PER_HOUR", value)
+    assert Settings.from_env().gpu_price_per_hour == price
+
+
+@pytest.mark.parametrize("value", ["$3.40", "3,40", "-1", "cheap"])
+def test_a_gpu_price_that_is_not_a_number_stops_the_start_naming_the_setting(monkeypatch, value):
+    monkeypatch.setenv("IMAGEGEN_GPU_PRICE_PER_HOUR", value)
+    with pytest.raises(ValueError, match="setting `IMAGEGEN_GPU_PRICE_PER_HOUR` must be a price such as 3.40"):
+        Settings.from_env()

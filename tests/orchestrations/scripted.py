@@ -96,7 +96,8 @@ def write_manifest() -> Activity:
         request = WriteManifestRequest.model_validate(payload)
         manifest = manifest_for(request, lambda ref: f"http://blob/{ref}")
         return WriteManifestResult(manifest=f"manifests/{request.job_id}.json", url="http://blob/m.json",
-                                   status=manifest.status)
+                                   status=manifest.status, gpu_seconds=manifest.totals.seconds,
+                                   estimated_cost=manifest.totals.estimated_cost)
     return answer
 
 

@@ -244,3 +244,12 @@ def test_a_notify_activity_that_fails_does_not_fail_the_job():
 
     run = play(request_of(HOOKED), scripted.activities(notify_job=crashes))
     assert run.runtime_status == "Completed"
+
+
+def test_the_summary_carries_the_jobs_gpu_seconds_and_its_cost_from_the_manifest():
+    def costed(payload: dict):
+        answer = scripted.write_manifest()(payload)
+        return answer.model_copy(update={"gpu_seconds": 12.5, "estimated_cost": 0.0118})
+
+    run = play(request_of(BIKE), scripted.activities(write_manifest=costed))
+    assert (run.summary().gpu_seconds, run.summary().estimated_cost) == (12.5, 0.0118)
