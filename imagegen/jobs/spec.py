@@ -38,7 +38,7 @@ from imagegen.core.types import MAX_DEEPCACHE, FieldError, Fit, ImageFormat, Job
 
 __all__ = [
     "JobSpec", "Limits", "NotifySpec", "OutputSpec", "PromptSpec", "ReviewSpec", "SpeedupSpec", "VariantAxes",
-    "job_schema", "parse_job", "with_source_image",
+    "job_schema", "parse_job", "with_mask", "with_source_image",
 ]
 
 DEFAULT_STRENGTH = 0.8  # diffusers' img2img default: keep 20% of the source's structure
@@ -424,3 +424,13 @@ def job_schema() -> dict:
 
 def render_schema() -> str:
     return json.dumps(job_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def with_mask(job: JobSpec, mask: str, *, prompt_index: int = 0) -> JobSpec:
+    """The job with `prompts[prompt_index].mask` set (after the mask was stored)."""
+    data = job.model_dump(mode="json")
+    data["prompts"][prompt_index]["mask"] = mask
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as error:
+        raise JobValidationError(field_errors(error, JobSpec)) from None
