@@ -22,6 +22,9 @@ import base64
 import io
 from email import policy
 from email.parser import BytesParser
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from imagegen.core.field_errors import reject, show_value
 from imagegen.core.limits import DEFAULT_LIMITS, Limits
@@ -148,3 +151,22 @@ def mask_from_openai(data: bytes, limits: Limits | None = None) -> bytes:
     buffer = io.BytesIO()
     ours.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+class FoundryEditRequest(BaseModel):
+    """The `POST /api/images/edits` form (multipart/form-data), for the API document. The
+    route reads it with `read_multipart` and `foundry_body_of_edit`: every text field of
+    the generations body (`FoundryRequest`: `negative_prompt`, `seed`, `steps`,
+    `output_format`, OpenAI's checked-and-ignored fields ...) is taken here too, as text."""
+
+    model_config = ConfigDict(extra="allow")
+
+    image: bytes = Field(description="The image to edit: PNG, JPEG or WebP (as `image` or `image[]`, one file)")
+    mask: bytes | None = Field(None, description="OpenAI's mask: a PNG whose fully transparent pixels (alpha 0) "
+                               "are edited, the rest kept; resized to the image. Without it: img2img of `image`")
+    prompt: str = Field(description="What the edited image shows")
+    n: int | None = Field(None, ge=1, description="How many images; default 1")
+    size: str | None = Field(None, description="WIDTHxHEIGHT, or `auto`; default 512x512")
+    response_format: Literal["b64_json", "url"] | None = Field(None, description="`url` adds each image's URL")
+    model: str | None = Field(None, description="A catalog model by name; any other value: the default model")
+    input_fidelity: Literal["high", "low"] | None = Field(None, description="OpenAI's: checked, and ignored")
