@@ -1,4 +1,4 @@
-"""Masked edits (inpainting) on the tiny SD 1.x and SDXL pipelines, on CPU: 64 px, 2 steps."""
+"""Masked edits (inpainting) on the tiny SD 1.x, SDXL, SD 3 and FLUX.1 pipelines, on CPU: 64 px, 2 steps."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from imagegen.core.settings import Settings
 from imagegen.generation.engine import DiffusionEngine
 from tests.imagegen.test_diffusion import batch, pixels, variant
-from tests.imagegen.tiny_families import tiny_sdxl_pipeline
+from tests.imagegen.tiny_families import save_family
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -67,11 +67,16 @@ def test_a_masked_variant_without_its_mask_image_is_refused(engine):
         engine.generate(batch(masked()), source_image=source_image())
 
 
-def test_sdxl_inpaints_with_its_own_pipeline(tmp_path):
-    tiny_sdxl_pipeline().save_pretrained(tmp_path)
-    xl = DiffusionEngine(str(tmp_path), settings=Settings(device="cpu"))
+INPAINT_PIPELINES = {"sdxl": "StableDiffusionXLInpaintPipeline", "sd3": "StableDiffusion3InpaintPipeline",
+                     "flux": "FluxInpaintPipeline"}
+
+
+@pytest.mark.parametrize("family", list(INPAINT_PIPELINES))
+def test_each_family_inpaints_with_its_own_pipeline(tmp_path, family):
+    engine = DiffusionEngine(str(save_family(family, tmp_path / family)), settings=Settings(device="cpu"))
     source = source_image()
-    made = xl.generate(batch(masked(negative="")), source_image=source, mask_image=left_half_mask())[0].image
-    assert type(xl.inpaint_pipeline()).__name__ == "StableDiffusionXLInpaintPipeline"
+    made = engine.generate(batch(masked(negative="", scheduler="euler")), source_image=source,
+                           mask_image=left_half_mask())[0].image
+    assert type(engine.inpaint_pipeline()).__name__ == INPAINT_PIPELINES[family]
     difference = np.abs(pixels(made) - pixels(source))
     assert difference[:, 34:].max() <= 2 and difference[:, :30].mean() > 20
