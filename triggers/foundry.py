@@ -32,7 +32,7 @@ from imagegen.core.limits import Limits
 from imagegen.core.types import JobValidationError
 from imagegen.jobs import intake
 from imagegen.jobs.foundry_body import body_errors, job_from_foundry
-from imagegen.jobs.foundry_edits import edit_errors, foundry_body_of_edit, mask_from_openai, read_multipart
+from imagegen.jobs.foundry_edits import edit_errors, edit_mask, foundry_body_of_edit, read_multipart
 from imagegen.jobs.spec import with_mask, with_source_image
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
@@ -95,7 +95,7 @@ async def edit_images_sync(req: func.HttpRequest, client: df.DurableOrchestratio
         texts, files = await asyncio.to_thread(read_multipart, req.get_body(), req.headers.get("content-type", ""),
                                                limits)
         body = foundry_body_of_edit(texts, files)
-        mask = await asyncio.to_thread(mask_from_openai, files["mask"], limits) if "mask" in files else None
+        mask = await asyncio.to_thread(edit_mask, files, limits)
         job_id, _ = await start_job(client, lambda store, limits: read_edit_job(body, mask, store, limits),
                                     source="http", rename=body_errors)
     except JobValidationError as error:

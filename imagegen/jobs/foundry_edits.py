@@ -10,7 +10,9 @@ OpenAI's mask is the inverse of ours: a PNG whose *fully transparent* pixels (al
 the ones edited ("An additional image whose fully transparent areas (e.g. where alpha is
 zero) indicate where image should be edited", OpenAI's images API reference). It becomes our
 mask, white where the alpha is 0 and black elsewhere; a mask without an alpha channel is
-refused, as OpenAI refuses it. Without a mask the edit is img2img of `image`.
+refused, as OpenAI refuses it. Without a mask, an `image` with transparent pixels is its own
+mask, as OpenAI reads it ("If mask is not provided, image must have transparency, which will
+be used as the mask"); an opaque image without a mask is img2img of it.
 
 Pure: parsing and checking only; storing the image and mask is the route's
 (`triggers.foundry`).
@@ -133,11 +135,24 @@ def edit_errors(errors: list[FieldError]) -> list[FieldError]:
     return renamed
 
 
-def mask_from_openai(data: bytes, limits: Limits | None = None) -> bytes:
-    """OpenAI's mask (transparent = edit) as ours (white = repaint, black = keep), a PNG."""
+def edit_mask(files: dict[str, bytes], limits: Limits | None = None) -> bytes | None:
+    """Our mask for an edit's files: the `mask`'s, else the `image`'s own transparency, else
+    None (img2img)."""
+    if "mask" in files:
+        return mask_from_openai(files["mask"], limits)
+    if "image" in files:
+        return mask_from_openai(files["image"], limits, path="image", required=False)
+    return None
+
+
+def mask_from_openai(data: bytes, limits: Limits | None = None, *, path: str = "mask",
+                     required: bool = True) -> bytes | None:
+    """OpenAI's mask (transparent = edit) as ours (white = repaint, black = keep), a PNG.
+    Without an alpha channel (or, when not `required`, without a transparent pixel): a 400
+    naming `path`, or None when not `required`."""
     from PIL import Image  # imported here: the route's module loads without PIL until an edit comes
 
-    check_source_image(data, limits, path="mask")  # size, format and header first, as any upload
+    check_source_image(data, limits, path=path)  # size, format and header first, as any upload
     with Image.open(io.BytesIO(data)) as image:
         image.load()
         if "A" in image.getbands():
@@ -145,8 +160,12 @@ def mask_from_openai(data: bytes, limits: Limits | None = None) -> bytes:
         elif image.mode == "P" and "transparency" in image.info:
             alpha = image.convert("RGBA").getchannel("A")
         else:
-            raise reject("mask", "mask_alpha", "`mask` must be a PNG with an alpha channel: its fully transparent "
-                         "pixels (alpha 0) are the ones edited, as OpenAI's images API reads it")
+            alpha = None
+    if alpha is None or (not required and alpha.getextrema()[0] != 0):
+        if not required:
+            return None
+        raise reject(path, "mask_alpha", f"`{path}` must be a PNG with an alpha channel: its fully transparent "
+                     "pixels (alpha 0) are the ones edited, as OpenAI's images API reads it")
     ours = alpha.point(lambda value: 255 if value == 0 else 0)
     buffer = io.BytesIO()
     ours.save(buffer, "PNG")
