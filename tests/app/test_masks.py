@@ -13,9 +13,14 @@ import pytest
 import requests
 from PIL import Image
 
+from imagegen.checks import provenance
+from imagegen.records.metadata import read_parameters
 from tests.app.conftest import ENDED, launch_app
 from tests.app.storage_invariants import assert_job_storage_consistent
+from tests.devhost.conftest import REPO_ROOT
 from tests.waiting import wait_until
+
+DEV_CA = REPO_ROOT / ".devhost" / "c2pa" / "dev-ca.pem"  # devhost's signer, as tests/app/test_content_credentials.py
 
 API_KEY = "deployment-key-for-masks-0123456789"
 FUNCTION_KEY = "function-key-for-masks-9876543210"
@@ -65,7 +70,13 @@ def test_a_masked_job_with_inline_image_and_mask_inpaints_and_records_the_mask(h
     (variant,) = manifest["variants"]
     assert variant["mask"].startswith("inputs/") and store.get(variant["mask"]) == png_bytes(mask)
     assert variant["source_image"].startswith("inputs/") and variant["strength"] == 1.0
-    assert right_half_kept(Image.open(io.BytesIO(store.get(variant["blob"]))))
+    data = store.get(variant["blob"])
+    assert right_half_kept(Image.open(io.BytesIO(data)))
+    # C2PA: the source is the ingredient, the mask is not (a selection over it); the image's
+    # own parameters name the mask.
+    found = provenance.verify(data, "png", DEV_CA.read_text())
+    assert found.valid and found.ingredients == [variant["source_image"].rsplit("/", 1)[-1]]
+    assert read_parameters(data)["mask"] == variant["mask"]
 
 
 def test_a_mask_without_an_image_is_refused_naming_it(host):
