@@ -133,13 +133,13 @@ def start_run(context: df.DurableOrchestrationContext) -> JobRun:
 
 
 def moderate_inputs(run: JobRun):
-    """1. Every distinct prompt text in one call, every source image; anything not `safe`
-    blocks the job."""
+    """1. Every distinct prompt text in one call, every source image and inpainting mask (a
+    mask is an upload like any other: checked as one); anything not `safe` blocks the job."""
     texts = prompt_texts(run.variants)
     result = yield run.context.call_activity(
         "moderate_text", ModerateTextRequest(job_id=run.job_id, texts=texts).model_dump(mode="json"))
     text_verdicts = ModerateTextResult.model_validate(result).verdicts
-    images = sorted({variant.image for variant in run.variants if variant.image})
+    images = sorted({ref for variant in run.variants for ref in (variant.image, variant.mask) if ref})
     image_verdicts: list[Verdict] = []
     if images:  # the SDK's task_all of nothing yields None, not []
         results = yield run.context.task_all([

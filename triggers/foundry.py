@@ -8,6 +8,11 @@ is 200 in both shapes at once: Foundry's Stability models' `{"image", "finish_re
 "seed"}` (the first image) and OpenAI's `{"created", "data": [{"b64_json", ...}]}`;
 otherwise 202 with the status URLs to poll. With `IMAGEGEN_API_KEY` set the route takes
 that key as those clients send it (see `triggers.api_key`).
+
+`POST /api/images/edits` is OpenAI's `images.edit`: multipart `image` + `mask` + `prompt`
+(and the generations body's other fields as text), read by `imagegen.jobs.foundry_edits`
+(OpenAI's transparent-is-edited mask becomes ours, white-is-repainted), a masked job made of
+it, answered as generations are.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from imagegen.core.limits import Limits
 from imagegen.core.types import JobValidationError
 from imagegen.jobs import intake
 from imagegen.jobs.foundry_body import body_errors, job_from_foundry
-from imagegen.jobs.spec import with_source_image
+from imagegen.jobs.foundry_edits import edit_errors, edit_mask, foundry_body_of_edit, read_multipart
+from imagegen.jobs.spec import with_mask, with_source_image
 from imagegen.service.process import current
 from imagegen.storage import blobs as storage
 from imagegen.storage.blobs import guess_content_type
@@ -71,15 +77,47 @@ async def generate_image_sync(req: func.HttpRequest, client: df.DurableOrchestra
     return await answer_generation(req, client)
 
 
+@bp.route(route="images/edits", methods=["POST"],
+          auth_level=func.AuthLevel.ANONYMOUS if DEPLOYMENT_KEY else func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problems_on_failure
+async def edit_images_sync(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """OpenAI's `images.edit` (multipart `image` + `mask` + `prompt`): a masked job, answered
+    with the same body as generations."""
+    if DEPLOYMENT_KEY and not api_key.holds_key(req, DEPLOYMENT_KEY):
+        return api_key.unauthorized()
+    timeout = wait_seconds(req)
+    if timeout is None:
+        return problem(400, "Invalid timeout", "`timeout` must be a number of seconds from 0 to 230.")
+    limits = Limits.from_settings(current().settings)
+    try:
+        # Off the host's event loop: parsing and decoding images takes a while.
+        texts, files = await asyncio.to_thread(read_multipart, req.get_body(), req.headers.get("content-type", ""),
+                                               limits)
+        body = foundry_body_of_edit(texts, files)
+        mask = await asyncio.to_thread(edit_mask, files, limits)
+        job_id, _ = await start_job(client, lambda store, limits: read_edit_job(body, mask, store, limits),
+                                    source="http", rename=body_errors)
+    except JobValidationError as error:
+        return invalid_job(edit_errors(error.errors))
+    return await answer_when_ended(req, client, job_id, timeout, links=body.get("response_format") == "url")
+
+
+def wait_seconds(req: func.HttpRequest) -> float | None:
+    """`?timeout=`: how long to wait for the images (default 120 s); None when it is bad."""
+    try:
+        timeout = float(req.params.get("timeout", str(DEFAULT_WAIT_SECONDS)))
+    except ValueError:
+        return None
+    return timeout if 0 <= timeout <= 230 else None
+
+
 async def answer_generation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start the job of a Foundry / OpenAI body; answer with its images when they are made in time."""
     if DEPLOYMENT_KEY and not api_key.holds_key(req, DEPLOYMENT_KEY):
         return api_key.unauthorized()
-    try:
-        timeout = float(req.params.get("timeout", str(DEFAULT_WAIT_SECONDS)))
-        if not 0 <= timeout <= 230:
-            raise ValueError
-    except ValueError:
+    timeout = wait_seconds(req)
+    if timeout is None:
         return problem(400, "Invalid timeout", "`timeout` must be a number of seconds from 0 to 230.")
     try:
         intake.check_body_size(req.get_body(), "body.json", Limits.from_settings(current().settings))
@@ -96,11 +134,16 @@ async def answer_generation(req: func.HttpRequest, client: df.DurableOrchestrati
                                     rename=body_errors)
     except JobValidationError as error:
         return invalid_job(error.errors)
+    return await answer_when_ended(req, client, job_id, timeout, links=body.get("response_format") == "url")
 
+
+async def answer_when_ended(req: func.HttpRequest, client: df.DurableOrchestrationClient, job_id: str,
+                            timeout: float, *, links: bool) -> func.HttpResponse:
+    """The images when the job ends within `timeout` seconds, else 202 with where to follow it;
+    `links`: OpenAI's `response_format: url`."""
     status = await wait_until_ended(client, job_id, timeout)
     if not status or status.runtime_status.value not in TERMINAL:
         return still_running(req, job_id)
-    links = body.get("response_format") == "url"
     return finished(current().store, job_id, status, image_base=f"{origin(req)}/api/jobs/{job_id}/images" if links else None)
 
 
@@ -143,6 +186,17 @@ def read_foundry_job(body: dict, store: storage.BlobStore, limits: Limits):
         ref = blob_names.input_ref(f"foundry-{hashlib.sha256(source).hexdigest()[:16]}.png")
         store.put(ref, source)
         job = with_source_image(job, ref)
+    return job
+
+
+def read_edit_job(body: dict, mask: bytes | None, store: storage.BlobStore, limits: Limits):
+    """The checked job of an edit: its image stored as a Foundry source is, its mask (ours:
+    white repaints) beside it under inputs/."""
+    job = read_foundry_job(body, store, limits)
+    if mask is not None:
+        ref = blob_names.input_ref(f"foundry-mask-{hashlib.sha256(mask).hexdigest()[:16]}.png")
+        store.put(ref, mask)
+        job = with_mask(job, ref)
     return job
 
 

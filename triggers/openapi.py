@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 
 from imagegen.core.settings import Settings
 from imagegen.jobs.foundry_body import FoundryRequest
+from imagegen.jobs.foundry_edits import FoundryEditRequest
 from imagegen.jobs.spec import JobSpec
 from imagegen.records.manifest import Manifest
 from imagegen.records.review_book import ReviewDecision
@@ -26,7 +27,7 @@ from triggers.job_listing import DEFAULT_TOP, MOST_TOP, SOURCES, STATUSES
 
 bp = func.Blueprint()
 
-MODELS = (JobSpec, FoundryRequest, ReviewDecision, Manifest, m.Problem, m.JobView, m.JobList, m.JobAccepted,
+MODELS = (JobSpec, FoundryRequest, FoundryEditRequest, ReviewDecision, Manifest, m.Problem, m.JobView, m.JobList, m.JobAccepted,
           m.CancelAccepted, m.ReviewAccepted, m.Health, m.ModelList, m.Alive, m.FoundryResponse, m.FoundryAccepted)
 IMAGE = {"description": "The image", "content": {
     kind: {"schema": {"type": "string", "format": "binary"}} for kind in ("image/png", "image/jpeg", "image/webp")}}
@@ -182,6 +183,24 @@ def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, 
                 "503": _problem("The images could not be checked for safety (`code: safety_unavailable`)",
                                 {"Retry-After": {"schema": {"type": "string"}}}),
                 **COMMON}}},
+        "/api/images/edits": {"post": {
+            "operationId": "edit_images", "summary": "OpenAI's images.edit: image + mask + prompt, inpainted",
+            # Guarded as the generations route is: the deployment key when one is set.
+            "security": [{"deploymentKey": []}, {"deploymentApiKey": []}] if deployment_key else FUNCTION_KEYS,
+            "parameters": [{"name": "timeout", "in": "query", "required": False,
+                            "schema": {"type": "number", "minimum": 0, "maximum": 230, "default": 120}}],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _ref(FoundryEditRequest)}}},
+            "responses": {
+                "200": _json(m.FoundryResponse, "The edited images, as generations answers"),
+                "202": _json(m.FoundryAccepted, "Not done within `timeout`: follow the job"),
+                "400": _problem("A bad form (`mask` without alpha, no `image`, ...), or every image blocked "
+                                "(`code: content_filter`)"),
+                "401": _problem("No valid key: the deployment key (`Authorization: Bearer`, `api-key`) "
+                                "or a function key"),
+                "502": _problem("Generation failed on every try (`code: generation_failed`)"),
+                "503": _problem("The images could not be checked for safety (`code: safety_unavailable`)",
+                                {"Retry-After": {"schema": {"type": "string"}}}),
+                **COMMON}}},
         "/api/health": {"get": {
             "operationId": "get_health", "summary": "What the worker runs on (anonymous)", "security": [],
             "responses": {"200": _json(m.Health, "The default model, the catalog's models, device, safety provider and C2PA signer"),
@@ -217,7 +236,8 @@ def _document(sign_in: str, deployment_key: bool) -> dict:
     }
     if deployment_key:
         schemes["deploymentKey"] = {"type": "http", "scheme": "bearer",
-                                    "description": "`IMAGEGEN_API_KEY`, on /api/images/generations and /api/image/generations only"}
+                                    "description": "`IMAGEGEN_API_KEY`, on /api/images/generations, /api/image/generations "
+                                                   "and /api/images/edits only"}
         schemes["deploymentApiKey"] = {"type": "apiKey", "in": "header", "name": "api-key"}
     if sign_in == "entra":
         schemes["entraSignIn"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",

@@ -105,6 +105,8 @@ class Variant(BaseModel):
     scheduler: Scheduler
     image: str | None = None  # img2img source as a blob name, e.g. "inputs/sneaker.png"
     strength: float | None = None  # img2img only
+    # Inpainting: a mask blob over `image` (white repaints, black keeps); None: plain img2img.
+    mask: str | None = None
     format: ImageFormat = "png"
     fit: Fit = "cover"  # the job's `output.fit`: how the image made becomes exactly width x height
     pad_color: str = "#ffffff"  # `output.pad_color`, for `fit: contain`
@@ -115,12 +117,13 @@ class Variant(BaseModel):
     # default (IMAGEGEN_MODEL), as for every variant recorded before jobs could name one.
     model: str | None = None
 
-    def call_settings(self) -> tuple[str | None, int, int, int, Scheduler, float, str | None, float | None, int, bool]:
+    def call_settings(self) -> tuple[str | None, int, int, int, Scheduler, float, str | None, str | None,
+                                     float | None, int, bool]:
         """What one diffusers call takes once for all its images (prompts, negatives and
         seeds are per image): variants equal here can be made in one call. The model
         first: a call, and a batch, never mixes models."""
         return (self.model, self.width, self.height, self.steps, self.scheduler, self.guidance,
-                self.image, self.strength, self.deepcache, self.tiny_vae)
+                self.image, self.mask, self.strength, self.deepcache, self.tiny_vae)
 
 
 class Batch(BaseModel):

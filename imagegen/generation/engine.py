@@ -35,7 +35,7 @@ from imagegen.generation import tiny_model
 from imagegen.generation.deepcache import MAX_INTERVAL, deepcache
 from imagegen.generation.delivery import deliver, generation_size, native_side, side_multiple
 from imagegen.generation.families import Family, ModelFacts, read_model_facts
-from imagegen.generation.loading import image2image_of, load_pipeline, loaded_config_sha256, place
+from imagegen.generation.loading import image2image_of, inpaint_of, load_pipeline, loaded_config_sha256, place
 from imagegen.generation.placement import pick_precision
 from imagegen.generation.prompt_limits import distinct_limits
 from imagegen.generation.prompt_limits import prompt_warnings as encoder_warnings
@@ -206,6 +206,7 @@ class DiffusionEngine:
         self._generate_lock = threading.Lock()
         self._text2image: DiffusionPipeline | None = None
         self._image2image: DiffusionPipeline | None = None
+        self._inpaint: DiffusionPipeline | None = None  # made on the first masked batch (inpaint_pipeline)
         self._tiny_vae: AutoencoderTiny | None = None  # loaded when a job first asks
         # A compiled UNet is static-shape: each new batch size compiles (minutes with
         # max-autotune). Padding calls to a power of two keeps that to a handful of sizes.
@@ -259,11 +260,29 @@ class DiffusionEngine:
         with self._generate_lock, self._load_lock:
             if self._text2image is None:
                 return
-            self._text2image = self._image2image = None
+            self._text2image = self._image2image = self._inpaint = None
             self._tiny_vae = None
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             log.info("unloaded model %s (revision %s)", self.model, self.revision)
+
+    def inpaint_pipeline(self) -> DiffusionPipeline:
+        """The family's inpainting pipeline over the loaded weights, made `from_pipe` on the
+        first masked batch (no reload, no second copy of the weights)."""
+        self.load()
+        with self._load_lock:
+            if self._inpaint is None:
+                assert self._text2image is not None  # loaded just now; unload waits for generate
+                self._inpaint = inpaint_of(self._text2image, self.facts)
+            return self._inpaint
+
+    def _pipeline(self, img2img: bool, inpaint: bool) -> DiffusionPipeline:
+        if inpaint:
+            return self.inpaint_pipeline()
+        self.load()  # Services may have unloaded it since generate() loaded it
+        pipe = self._image2image if img2img else self._text2image
+        assert pipe is not None  # loaded just now
+        return pipe
 
     def load_tiny_vae(self) -> AutoencoderTiny:
         """The tiny VAE for `speedups.tiny_vae`: the engine's `tiny_vae` (TAESD, TAESDXL,
@@ -291,8 +310,10 @@ class DiffusionEngine:
             return self._tiny_vae
 
     def generate(self, batch: Batch, source_image: PIL.Image.Image | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> list[GeneratedImage]:
-        """Make every variant of `batch`, in order; img2img when its variants have a source.
+                 cancelled: Callable[[], bool] | None = None,
+                 mask_image: PIL.Image.Image | None = None) -> list[GeneratedImage]:
+        """Make every variant of `batch`, in order; img2img when its variants have a source,
+        inpainting when they have a mask too (`mask_image`: white repaints, black keeps).
 
         Variants that share size, steps, scheduler, guidance, strength and speed-ups go
         in one pipeline call (the normal case: `spec.batches` groups them that way).
@@ -300,19 +321,21 @@ class DiffusionEngine:
         with `GenerationCancelled` and makes no image.
         """
         # 1. Check inputs before any heavy work.
-        check_batch(batch, source_image, self.family)
+        check_batch(batch, source_image, self.family, mask_image)
         self.load()
         results: dict[str, GeneratedImage] = {}
         # 2. One pipeline call per group of variants that share the call's settings.
         for group in call_groups(batch.variants):
-            for image in self._generate_group(group, source_image, cancelled):
+            for image in self._generate_group(group, source_image, cancelled, mask_image):
                 results[image.variant_id] = image
         return [results[variant.id] for variant in batch.variants]
 
     def _generate_group(self, variants: list[Variant], source_image: PIL.Image.Image | None,
-                        cancelled: Callable[[], bool] | None = None) -> list[GeneratedImage]:
+                        cancelled: Callable[[], bool] | None = None,
+                        mask_image: PIL.Image.Image | None = None) -> list[GeneratedImage]:
         first = variants[0]
         img2img = first.image is not None
+        inpaint = img2img and first.mask is not None
         tiny_vae = self.load_tiny_vae() if first.tiny_vae else None
         # 3. Pad a compiled engine's call to a size it has compiled, with copies of the last
         #    variant whose images are thrown away (each image depends on its own seed only).
@@ -333,16 +356,21 @@ class DiffusionEngine:
             arguments["callback_on_step_end"] = stop_when(cancelled)
         # 5. The size the model makes the images at: the one asked when the model draws it
         #    well, else the nearest it does (imagegen.generation.delivery).
-        self.load()  # Services may have unloaded it since generate() loaded it
-        pipe = self._image2image if img2img else self._text2image
-        assert pipe is not None  # loaded just now
+        pipe = self._pipeline(img2img, inpaint)
         width, height = generation_size(first.width, first.height, native_side(pipe), side_multiple(pipe))
+        mask = None
         if img2img:
             # 5a. img2img: the source at that size, the same for each image.
             assert source_image is not None  # check_batch: img2img variants come with their source
             source = source_image.convert("RGB").resize((width, height), PIL.Image.Resampling.LANCZOS)
             arguments.update(image=[source] * len(calls), strength=first.strength)
-            if self.family.flow_matching:
+            if inpaint:
+                # 5a'. inpainting: the mask at that size too (white repaints, black keeps); every
+                #      family's inpainting pipeline takes the size.
+                assert mask_image is not None  # check_batch: masked variants come with their mask
+                mask = mask_image.convert("L").resize((width, height), PIL.Image.Resampling.LANCZOS)
+                arguments.update(mask_image=[mask] * len(calls), width=width, height=height)
+            elif self.family.flow_matching:
                 # SD 3's and FLUX's img2img take a size too, and FLUX's defaults to 1024 px
                 # rather than the source's.
                 arguments.update(width=first.width, height=first.height)
@@ -351,15 +379,17 @@ class DiffusionEngine:
             arguments.update(width=width, height=height)
         # 6. Run the pipeline with a fresh scheduler and the job's speed-ups, one call at a time.
         with self._generate_lock:
-            self.load()  # again: Services may have unloaded it since generate() loaded it
-            pipe = self._image2image if img2img else self._text2image
-            assert pipe is not None  # loaded just now
+            pipe = self._pipeline(img2img, inpaint)  # again: Services may have unloaded it since
             pipe.scheduler = make_scheduler(first.scheduler, self._scheduler_config,
                                             flow_matching=self.family.flow_matching)
             started = time.perf_counter()
             with speedups(pipe, deepcache_interval=first.deepcache, tiny_vae=tiny_vae), torch.inference_mode():
                 images = pipe(**arguments).images[: len(variants)]
             seconds = (time.perf_counter() - started) / len(variants)
+        if mask is not None:
+            # 6a. What the mask keeps is the source's own pixels, not their round trip through
+            #     the VAE (which shifts colours and softens detail): pasted back through the mask.
+            images = [PIL.Image.composite(image.convert("RGB"), source, mask) for image in images]
         # 7. Each image exactly the size asked, by the job's `fit`.
         made = None if (width, height) == (first.width, first.height) else (width, height)
         return [GeneratedImage(variant_id=v.id, image=deliver(image, v.width, v.height, v.fit, v.pad_color),
@@ -473,7 +503,8 @@ def set_torch_threads(setting: str, device: torch.device) -> None:
     torch.set_num_threads(threads)
 
 
-def check_batch(batch: Batch, source_image: PIL.Image.Image | None, family: Family | None = None) -> None:
+def check_batch(batch: Batch, source_image: PIL.Image.Image | None, family: Family | None = None,
+                mask_image: PIL.Image.Image | None = None) -> None:
     """Raise ValueError naming the variant and field when a batch cannot be generated (by a
     model of `family`; the submit-time checks, imagegen.generation.model_fit, say the same
     to the user first)."""
@@ -487,12 +518,18 @@ def check_batch(batch: Batch, source_image: PIL.Image.Image | None, family: Fami
                              f"got {variant.deepcache}")
         if variant.image is not None and source_image is None:
             raise ValueError(f"{where}: `image` is {variant.image!r} but no source image was given")
+        if variant.mask is not None and variant.image is None:
+            raise ValueError(f"{where}: `mask` is {variant.mask!r} but the variant has no source `image`")
+        if variant.mask is not None and mask_image is None:
+            raise ValueError(f"{where}: `mask` is {variant.mask!r} but no mask image was given")
         if variant.image is not None and not (variant.strength is not None and 0 < variant.strength <= 1):
             raise ValueError(f"{where}: `strength` must be in (0, 1] for img2img, got {variant.strength!r}")
         if not 1 <= variant.deepcache <= MAX_INTERVAL:
             raise ValueError(f"{where}: `deepcache` must be from 1 (off) to {MAX_INTERVAL}, got {variant.deepcache!r}")
     if source_image is not None and len({v.image for v in batch.variants}) > 1:
         raise ValueError(f"batch `{batch.id}`: all variants must share one source `image`, got several")
+    if mask_image is not None and len({v.mask for v in batch.variants}) > 1:
+        raise ValueError(f"batch `{batch.id}`: all variants must share one `mask`, got several")
 
 
 class GenerationCancelled(Exception):

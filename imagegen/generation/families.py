@@ -66,6 +66,7 @@ class Family(BaseModel):
     title: str
     text2image: str  # diffusers pipeline class names
     image2image: str
+    inpaint: str  # made `from_pipe` like image2image: a prompt with `mask` (imagegen.generation.engine)
     denoiser: Denoiser  # DeepCache caches a UNet's deep blocks: it fits `unet` only
     flow_matching: bool  # SD 3 and FLUX sample with their own flow-matching Euler scheduler
     negatives: bool  # whether it takes a negative prompt (classifier-free guidance)
@@ -90,31 +91,36 @@ FLOW_SAMPLERS: tuple[Scheduler, ...] = ("euler",)
 FAMILIES: dict[FamilyName, Family] = {
     "sd1": Family(
         name="sd1", title="Stable Diffusion 1.x", text2image="StableDiffusionPipeline",
-        image2image="StableDiffusionImg2ImgPipeline", denoiser="unet", flow_matching=False, negatives=True,
+        image2image="StableDiffusionImg2ImgPipeline",
+        inpaint="StableDiffusionInpaintPipeline", denoiser="unet", flow_matching=False, negatives=True,
         size_multiple=8, text_encoders=(CLIP,), tiny_vae="taesd", latent_channels=4,
         defaults=Defaults(steps=25, guidance=7.5, side=512, scheduler="dpmpp"),
     ),
     "sd2": Family(
         name="sd2", title="Stable Diffusion 2.x", text2image="StableDiffusionPipeline",
-        image2image="StableDiffusionImg2ImgPipeline", denoiser="unet", flow_matching=False, negatives=True,
+        image2image="StableDiffusionImg2ImgPipeline",
+        inpaint="StableDiffusionInpaintPipeline", denoiser="unet", flow_matching=False, negatives=True,
         size_multiple=8, text_encoders=(CLIP,), tiny_vae="taesd", latent_channels=4,
         defaults=Defaults(steps=25, guidance=7.5, side=768, scheduler="dpmpp"),
     ),
     "sdxl": Family(
         name="sdxl", title="Stable Diffusion XL", text2image="StableDiffusionXLPipeline",
-        image2image="StableDiffusionXLImg2ImgPipeline", denoiser="unet", flow_matching=False, negatives=True,
+        image2image="StableDiffusionXLImg2ImgPipeline",
+        inpaint="StableDiffusionXLInpaintPipeline", denoiser="unet", flow_matching=False, negatives=True,
         size_multiple=8, text_encoders=(CLIP, CLIP_2), tiny_vae="taesdxl", latent_channels=4,
         # Euler, SDXL's own scheduler: DPM-Solver++ under 50 steps leaves artifacts on SDXL.
         defaults=Defaults(steps=30, guidance=5.0, side=1024, scheduler="euler"),
     ),
     "sd3": Family(
         name="sd3", title="Stable Diffusion 3 / 3.5", text2image="StableDiffusion3Pipeline",
-        image2image="StableDiffusion3Img2ImgPipeline", denoiser="transformer", flow_matching=True, negatives=True,
+        image2image="StableDiffusion3Img2ImgPipeline",
+        inpaint="StableDiffusion3InpaintPipeline", denoiser="transformer", flow_matching=True, negatives=True,
         size_multiple=16, text_encoders=(CLIP, CLIP_2, T5_SD3), tiny_vae="taesd3", latent_channels=16,
         defaults=Defaults(steps=28, guidance=7.0, side=1024, scheduler="euler"),
     ),
     "flux": Family(
         name="flux", title="FLUX.1", text2image="FluxPipeline", image2image="FluxImg2ImgPipeline",
+        inpaint="FluxInpaintPipeline",
         denoiser="transformer", flow_matching=True,
         # Guidance-distilled: no classifier-free guidance, so no negative prompt (docs/models.md).
         negatives=False,

@@ -49,6 +49,17 @@ def image2image_of(pipe: DiffusionPipeline, facts: ModelFacts) -> DiffusionPipel
     return image2image
 
 
+def inpaint_of(pipe: DiffusionPipeline, facts: ModelFacts) -> DiffusionPipeline:
+    """The family's inpainting pipeline over the same components (no second copy). A text-to-
+    image model's 4-channel denoiser inpaints by blending the source's noised latents outside
+    the mask at every step (diffusers' own path for it); a dedicated 9-channel inpainting
+    model is a model of its own (`IMAGEGEN_MODELS`)."""
+    pipeline_class = getattr(diffusers, facts.family.inpaint)
+    inpaint = pipeline_class.from_pipe(pipe)
+    inpaint.set_progress_bar_config(disable=True)
+    return inpaint
+
+
 def component_bytes(pipe: DiffusionPipeline) -> dict[str, int]:
     """The bytes of each component's weights, as loaded (in the engine's precision)."""
     sizes = {}

@@ -89,11 +89,12 @@ def check_body_size(data: bytes, filename: str, limits: Limits) -> None:
 
 
 def inline_image_bytes(document) -> int:
-    """How many characters of `document` are inline `data:` images in prompts."""
+    """How many characters of `document` are inline `data:` images (and masks) in prompts."""
     prompts = document.get("prompts") if isinstance(document, dict) else None
-    return sum(len(prompt["image"]) for prompt in (prompts if isinstance(prompts, list) else [])
-               if isinstance(prompt, dict) and isinstance(prompt.get("image"), str)
-               and prompt["image"].startswith("data:"))
+    return sum(len(prompt[key]) for prompt in (prompts if isinstance(prompts, list) else [])
+               for key in ("image", "mask")
+               if isinstance(prompt, dict) and isinstance(prompt.get(key), str)
+               and prompt[key].startswith("data:"))
 
 
 def new_job_id(name: str) -> str:

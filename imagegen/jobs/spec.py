@@ -38,10 +38,11 @@ from imagegen.core.types import MAX_DEEPCACHE, FieldError, Fit, ImageFormat, Job
 
 __all__ = [
     "JobSpec", "Limits", "NotifySpec", "OutputSpec", "PromptSpec", "ReviewSpec", "SpeedupSpec", "VariantAxes",
-    "job_schema", "parse_job", "with_source_image",
+    "job_schema", "parse_job", "with_mask", "with_source_image",
 ]
 
 DEFAULT_STRENGTH = 0.8  # diffusers' img2img default: keep 20% of the source's structure
+DEFAULT_MASK_STRENGTH = 1.0  # diffusers' inpainting default: the masked region is drawn anew
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
@@ -61,7 +62,13 @@ class PromptSpec(BaseModel):
         None, description="img2img source: a blob name in the `inputs` container, never a URL."
     )
     strength: Strength | None = Field(
-        None, description=f"How far to move from `image`, in (0, 1]; default {DEFAULT_STRENGTH}. Needs `image`."
+        None, description=f"How far to move from `image`, in (0, 1]; default {DEFAULT_STRENGTH}, "
+                          f"{DEFAULT_MASK_STRENGTH} with `mask`. Needs `image`."
+    )
+    mask: ImageName | None = Field(
+        None, description="Inpainting mask over `image`, same rules as `image` (a blob name, or an inline "
+                          "`data:` URL in an HTTP job): white is repainted, black kept; resized to the image. "
+                          "Needs `image`."
     )
 
     @model_validator(mode="after")
@@ -72,6 +79,13 @@ class PromptSpec(BaseModel):
                 f"`{{path}}` is only used with `image` (img2img), got {show_value(self.strength)} "
                 "without an image; add `image` or remove `strength`",
                 at="strength",
+            )
+        if self.mask is not None and self.image is None:
+            raise fail(
+                "mask_without_image",
+                f"`{{path}}` is a mask over `image` (inpainting), got {show_value(self.mask)} without an "
+                "image; add `image` or remove `mask`",
+                at="mask",
             )
         return self
 
@@ -410,3 +424,13 @@ def job_schema() -> dict:
 
 def render_schema() -> str:
     return json.dumps(job_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def with_mask(job: JobSpec, mask: str, *, prompt_index: int = 0) -> JobSpec:
+    """The job with `prompts[prompt_index].mask` set (after the mask was stored)."""
+    data = job.model_dump(mode="json")
+    data["prompts"][prompt_index]["mask"] = mask
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as error:
+        raise JobValidationError(field_errors(error, JobSpec)) from None

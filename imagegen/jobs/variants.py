@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from imagegen.core.limits import INPUTS_CONTAINER, parse_size
 from imagegen.core.types import Batch, Scheduler, Variant
-from imagegen.jobs.spec import DEFAULT_STRENGTH, JobSpec
+from imagegen.jobs.spec import DEFAULT_MASK_STRENGTH, DEFAULT_STRENGTH, JobSpec
 
 
 class ModelDefaults(BaseModel):
@@ -56,6 +56,9 @@ def derive_seeds(job: JobSpec, count: int) -> list[int]:
     # model brings: the same job on two models can be compared seed for seed, and a job
     # that leaves an axis out keeps the seeds it had when the defaults were written in.
     content.pop("model")
+    for prompt in content["prompts"]:  # a job without masks keeps the seeds it had before masks
+        if prompt.get("mask") is None:
+            prompt.pop("mask", None)
     for axis, default in (("sizes", [SD1_DEFAULTS.size]), ("guidance", [SD1_DEFAULTS.guidance]),
                           ("steps", SD1_DEFAULTS.steps), ("scheduler", SD1_DEFAULTS.scheduler)):
         if content["variants"][axis] is None:
@@ -94,12 +97,16 @@ def expand(job: JobSpec, defaults: ModelDefaults = SD1_DEFAULTS) -> list[Variant
     deepcache = job.speedups.deepcache if defaults.deepcache else 1
     variants: list[Variant] = []
     for prompt_index, prompt in enumerate(job.prompts):
-        image = strength = None
+        image = mask = strength = None
         if prompt.image is not None:
             # A bare name is in `inputs`; with a '/', it already names its container (the
             # intake resolves names to full blob names this way, e.g. `prompts/shoe.png`).
             image = prompt.image if "/" in prompt.image else f"{INPUTS_CONTAINER}/{prompt.image}"
-            strength = prompt.strength if prompt.strength is not None else DEFAULT_STRENGTH
+            default_strength = DEFAULT_STRENGTH
+            if prompt.mask is not None:
+                mask = prompt.mask if "/" in prompt.mask else f"{INPUTS_CONTAINER}/{prompt.mask}"
+                default_strength = DEFAULT_MASK_STRENGTH
+            strength = prompt.strength if prompt.strength is not None else default_strength
         for style_index, style in enumerate(axes.styles):
             text = f"{prompt.text}, {style}" if style else prompt.text
             for size in sizes:
@@ -112,7 +119,7 @@ def expand(job: JobSpec, defaults: ModelDefaults = SD1_DEFAULTS) -> list[Variant
                             index=index, prompt_index=prompt_index, prompt=text, base_prompt=prompt.text,
                             style=style, negative=prompt.negative, seed=seed, width=width, height=height,
                             guidance=guidance, steps=steps, scheduler=scheduler,
-                            image=image, strength=strength, format=job.output.format,
+                            image=image, mask=mask, strength=strength, format=job.output.format,
                             fit=job.output.fit, pad_color=job.output.pad_color,
                             deepcache=deepcache, tiny_vae=job.speedups.tiny_vae, model=job.model,
                         ))

@@ -113,6 +113,8 @@ class ManifestVariant(BaseModel):
     pad_color: str = Field(default="#ffffff", description="The padding of `fit: contain`")
     strength: float | None = Field(default=None, description="img2img only")
     source_image: str | None = Field(default=None, description="img2img source blob ref, e.g. inputs/a.png")
+    mask: str | None = Field(default=None, description="Inpainting mask blob ref over `source_image` (white "
+                             "repainted, black kept), e.g. inputs/m.png; null: no mask")
     format: ImageFormat = "png"
     deepcache: int = Field(default=1, ge=1, description="`speedups.deepcache`: deep UNet features reused between full steps (1: off)")
     tiny_vae: bool = Field(default=False, description="`speedups.tiny_vae`: decoded with the tiny VAE (TAESD)")
@@ -154,7 +156,7 @@ class ManifestVariant(BaseModel):
         results.setdefault("model_name", variant.model)
         return cls(**asked, **results)
 
-    @field_validator("blob", "source_image")
+    @field_validator("blob", "source_image", "mask")
     @classmethod
     def _valid_ref(cls, value: str | None) -> str | None:
         if value is not None:

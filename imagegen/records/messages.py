@@ -364,8 +364,9 @@ def redact_notify_url(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def input_verdict(variant: Variant, verdicts: dict[str, Verdict]) -> Verdict | None:
-    """The verdict on a variant's inputs: the first of prompt, negative and image not safe."""
-    checked = [verdicts[key] for key in (variant.prompt, variant.negative, variant.image) if key in verdicts]
+    """The verdict on a variant's inputs: the first of prompt, negative, image and mask not safe."""
+    checked = [verdicts[key] for key in (variant.prompt, variant.negative, variant.image, variant.mask)
+               if key in verdicts]
     return next((v for v in checked if v.status != "safe"), checked[0] if checked else None)
 
 

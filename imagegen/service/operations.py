@@ -90,12 +90,17 @@ def generate_images(request: BatchRequest, services: Services) -> GenerateImages
     first = request.batch.variants[0]
     engine = services.model_engine(first.model)  # a batch never mixes models (Variant.call_settings)
     store = services.store
-    source = ingredient = None
+    source = mask = ingredient = None
     if first.image:
         source_bytes = store.get(first.image)
         source = check_source_image(source_bytes, Limits.from_settings(settings),
                                     path=f"variants[{first.index}].image")
+        # The C2PA ingredient is the source image alone: the mask is a selection over it, not
+        # content of the image made (the manifest and the image's parameters name the mask).
         ingredient = provenance.Source.of(source_bytes, title=first.image.rsplit("/", 1)[-1])
+    if first.mask:  # one mask per batch, as one source (Variant.call_settings)
+        mask = check_source_image(store.get(first.mask), Limits.from_settings(settings),
+                                  path=f"variants[{first.index}].mask")
 
     marker = blob_names.cancel_marker_ref(request.job_id)
 
@@ -112,7 +117,7 @@ def generate_images(request: BatchRequest, services: Services) -> GenerateImages
                 with telemetry.span("gpu_batch", batch_id=chunk.id, batch_size=len(chunk.variants),
                                     image_width=first.width, image_height=first.height, image_steps=first.steps,
                                     device=engine.device.type):
-                    made = engine.generate(chunk, source, cancelled=cancelled)
+                    made = engine.generate(chunk, source, cancelled=cancelled, mask_image=mask)
             except GenerationCancelled:
                 break
             call = output_checks.GpuCall(

@@ -233,13 +233,16 @@ def sign_image(data: bytes, call: GpuCall, variant: Variant,
 
 def image_parameters(variant: Variant, model: str, revision: str | None) -> dict:
     """The parameters embedded in each image, enough to make it again (`model`: its source)."""
-    return {
+    parameters = {
         "prompt": variant.prompt, "negative": variant.negative, "steps": variant.steps,
         "scheduler": variant.scheduler, "guidance": variant.guidance, "seed": variant.seed,
         "width": variant.width, "height": variant.height, "strength": variant.strength,
         "source_image": variant.image, "deepcache": variant.deepcache, "tiny_vae": variant.tiny_vae,
         "model": model, "model_revision": revision, "variant_id": variant.id,
     }
+    if variant.mask is not None:  # inpainted; images made before masks keep their parameters
+        parameters["mask"] = variant.mask
+    return parameters
 
 
 def extension(fmt: str) -> str:

@@ -27,11 +27,13 @@ SOURCE_CONTAINERS = ("inputs", "prompts", "outputs")
 def store_inline_images(document, store: storage.BlobStore, limits: Limits | None = None) -> None:
     prompts = document.get("prompts") if isinstance(document, dict) else None
     errors: list[FieldError] = []
-    for index, prompt in enumerate(prompts if isinstance(prompts, list) else []):
-        image = prompt.get("image") if isinstance(prompt, dict) else None
+    fields = [(index, prompt, key) for index, prompt in enumerate(prompts if isinstance(prompts, list) else [])
+              for key in ("image", "mask")]  # an inpainting mask comes in as its image does
+    for index, prompt, key in fields:
+        image = prompt.get(key) if isinstance(prompt, dict) else None
         if not isinstance(image, str) or not image.startswith("data:"):
             continue
-        path = f"prompts[{index}].image"
+        path = f"prompts[{index}].{key}"
         try:
             if not image.partition(",")[0].endswith(";base64"):
                 raise JobValidationError([FieldError(path=path, rule="data_url", message=(
@@ -42,14 +44,15 @@ def store_inline_images(document, store: storage.BlobStore, limits: Limits | Non
             continue
         ref = blob_names.input_ref(f"{hashlib.sha256(data).hexdigest()[:16]}{image_suffix(image)}")
         store.put(ref, data)
-        prompt["image"] = ref
+        prompt[key] = ref
     if errors:
         raise JobValidationError(errors)
 
 
 def attach_images(job: JobSpec, store: storage.BlobStore, *, default_container: str = "inputs",
                   limits: Limits | None = None) -> JobSpec:
-    """Resolve each prompt's source image to a blob name and check it before anything runs.
+    """Resolve each prompt's source image (and inpainting mask) to a blob name and check it
+    before anything runs.
 
     A bare name (`sneaker.png`) is read from `default_container`; a full blob name
     (`inputs/sneaker.png`) is used as it is. Every error is reported at once.
@@ -57,29 +60,32 @@ def attach_images(job: JobSpec, store: storage.BlobStore, *, default_container: 
     errors: list[FieldError] = []
     prompts = []
     for index, prompt in enumerate(job.prompts):
-        path = f"prompts[{index}].image"
-        if prompt.image is None:
-            prompts.append(prompt)
-            continue
-        ref = prompt.image if "/" in prompt.image else f"{default_container}/{prompt.image}"
-        try:
-            container = blob_names.split_ref(ref)[0]
-        except ValueError:  # `~/.ssh/id_rsa`, `%2e%2e/x.png`: not a blob name at all
-            container = None
-        if container not in SOURCE_CONTAINERS:
-            errors.append(FieldError(path=path, rule="source_container", message=(
-                f"`{path}` must name an image in {', '.join(SOURCE_CONTAINERS)}, got {prompt.image!r}")))
-            continue
-        try:
-            check_source_image(store.get(ref), limits, path=path)
-        except storage.BlobNotFound:
-            errors.append(FieldError(path=path, rule="exists", message=(
-                f"`{path}` names {prompt.image!r}, but no blob {ref!r} exists: upload it first")))
-            continue
-        except JobValidationError as error:
-            errors.extend(error.errors)
-            continue
-        prompts.append(prompt.model_copy(update={"image": ref}))
+        update: dict[str, str] = {}
+        for key in ("image", "mask"):
+            name = getattr(prompt, key)
+            if name is None:
+                continue
+            path = f"prompts[{index}].{key}"
+            ref = name if "/" in name else f"{default_container}/{name}"
+            try:
+                container = blob_names.split_ref(ref)[0]
+            except ValueError:  # `~/.ssh/id_rsa`, `%2e%2e/x.png`: not a blob name at all
+                container = None
+            if container not in SOURCE_CONTAINERS:
+                errors.append(FieldError(path=path, rule="source_container", message=(
+                    f"`{path}` must name an image in {', '.join(SOURCE_CONTAINERS)}, got {name!r}")))
+                continue
+            try:
+                check_source_image(store.get(ref), limits, path=path)
+            except storage.BlobNotFound:
+                errors.append(FieldError(path=path, rule="exists", message=(
+                    f"`{path}` names {name!r}, but no blob {ref!r} exists: upload it first")))
+                continue
+            except JobValidationError as error:
+                errors.extend(error.errors)
+                continue
+            update[key] = ref
+        prompts.append(prompt.model_copy(update=update))
     if errors:
         raise JobValidationError(errors)
     return job.model_copy(update={"prompts": prompts})

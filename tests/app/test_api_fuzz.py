@@ -69,7 +69,7 @@ def problem_details_on_4xx(ctx, response, case):
 @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck),
           derandomize=True)
 def test_every_answer_conforms_and_no_input_makes_a_5xx(case, fuzz_app):
-    if case.operation.path == "/api/images/generations":
+    if case.operation.path in ("/api/images/generations", "/api/images/edits"):
         # How long the route waits for a job is not what is fuzzed here: at most a second.
         wait = (case.query or {}).get("timeout")
         if not isinstance(wait, (int, float)) or isinstance(wait, bool) or wait > 1:
@@ -152,7 +152,7 @@ def test_the_document_is_openapi_3_1_and_describes_every_route(app):
     assert document["openapi"] == "3.1.0"
     assert {"/api/jobs", "/api/jobs/{id}", "/api/jobs/{id}/manifest", "/api/jobs/{id}/images/{variant}",
             "/api/jobs/{id}/cancel", "/api/jobs/{id}/review", "/api/jobs/{id}/published/{variant}",
-            "/api/images/generations", "/api/health"} <= set(document["paths"])
+            "/api/images/generations", "/api/images/edits", "/api/health"} <= set(document["paths"])
     schemas = document["components"]["schemas"]
     assert {"JobSpec", "Manifest", "Problem", "FoundryRequest", "FoundryResponse"} <= set(schemas)
     for path, methods in document["paths"].items():

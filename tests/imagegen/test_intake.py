@@ -59,6 +59,31 @@ def test_inline_images_are_stored_under_inputs_and_bare_names_resolved(store):
     assert source_images.attach_images(dropped, store, default_container="prompts").prompts[0].image == "prompts/beside.png"
 
 
+def test_an_inline_mask_is_stored_like_its_image_and_a_mask_that_is_not_an_image_is_refused(store):
+    def url(data: bytes) -> str:
+        return "data:image/png;base64," + base64.b64encode(data).decode()
+
+    mask = png((40, 40))
+    body = ('{"name": "masked", "prompts": [{"text": "a", "image": "' + url(png()) + '", "mask": "'
+            + url(mask) + '"}]}').encode()
+    job = source_images.read_job_body(body, "job.json", store)
+    assert job.prompts[0].mask.startswith("inputs/") and store.get(job.prompts[0].mask) == mask
+    assert source_images.attach_images(job, store).prompts[0].mask == job.prompts[0].mask
+
+    bad = ('{"name": "m", "prompts": [{"text": "a", "image": "' + url(png()) + '", "mask": "data:image/png;base64,'
+           + base64.b64encode(b"not a png at all").decode() + '"}]}').encode()
+    with pytest.raises(JobValidationError) as raised:
+        source_images.read_job_body(bad, "job.json", store)
+    assert [(e.path, e.rule) for e in raised.value.errors] == [("prompts[0].mask", "not_an_image")]
+
+    store.put("inputs/notes.png", b"plain text")
+    named = intake.read_job_file(b"name: n\nprompts: [{text: a, image: notes.png, mask: gone.png}]\n", "n.yaml")
+    with pytest.raises(JobValidationError) as raised:
+        source_images.attach_images(named, store)
+    assert {(e.path, e.rule) for e in raised.value.errors} == {("prompts[0].image", "not_an_image"),
+                                                                ("prompts[0].mask", "exists")}
+
+
 def test_source_images_are_checked_and_never_taken_from_quarantine(store):
     store.put("quarantine/held/v000.png", png())
     store.put("inputs/huge.png", png((4100, 64)))

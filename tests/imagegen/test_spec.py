@@ -198,6 +198,23 @@ def test_strength_without_image_is_refused():
     assert rule == "strength_without_image" and "got 0.5" in message
 
 
+def test_mask_without_image_is_refused():
+    rule, message = errors_of({"name": "t", "prompts": [{"text": "b", "mask": "m.png"}]})["prompts[0].mask"]
+    assert rule == "mask_without_image" and "'m.png'" in message
+
+
+def test_a_masked_prompt_inpaints_at_full_strength_in_its_own_batch_and_keeps_other_seeds():
+    plain = {"name": "t", "prompts": [{"text": "a", "image": "s.png"}], "variants": {"seeds": 2}}
+    masked = {"name": "t", "prompts": [{"text": "a", "image": "s.png", "mask": "m.png"},
+                                        {"text": "a", "image": "s.png"}], "variants": {"seeds": [1]}}
+    variants = expand(parse_job(masked))
+    assert [(v.image, v.mask, v.strength) for v in variants] == [
+        ("inputs/s.png", "inputs/m.png", 1.0), ("inputs/s.png", None, 0.8)]
+    assert len(batches(variants, 8)) == 2  # one source AND one mask per batch
+    # A job without a mask derives the seeds it did before masks existed.
+    assert [v.seed for v in expand(parse_job(plain))] == [2376150257, 2068402055]
+
+
 # --- speed-ups: off unless asked, recorded on every variant, seeds unchanged -------------------
 
 

@@ -200,6 +200,25 @@ def test_a_blocked_source_image_rejects_the_whole_job():
     assert manifest_of(run).input_verdicts["prompts/boot.png"].status == "blocked"
 
 
+MASKED = {"name": "shoes", "prompts": [{"text": "a shoe, new laces", "image": "shoe.png", "mask": "laces.png"}],
+          "variants": {"seeds": 1, "sizes": ["64x64"], "steps": 2}}
+
+
+def test_a_mask_is_checked_like_a_source_image_and_a_blocked_mask_rejects_the_job():
+    run = play(request_of(MASKED), scripted.activities())
+    assert run.requests("moderate_image", ModerateImageRequest) == [
+        ModerateImageRequest(job_id=JOB_ID, image="inputs/laces.png"),
+        ModerateImageRequest(job_id=JOB_ID, image="inputs/shoe.png")]
+    (rendered,) = [v for b in run.requests("render_batch", BatchRequest) for v in b.batch.variants]
+    assert (rendered.image, rendered.mask, rendered.strength) == ("inputs/shoe.png", "inputs/laces.png", 1.0)
+    assert manifest_of(run).records[0].variant.mask == "inputs/laces.png"
+
+    blocked = play(request_of(MASKED),
+                   scripted.activities(moderate_image=scripted.moderate_image(blocked=["inputs/laces.png"])))
+    assert blocked.summary().reasons == ["image inputs/laces.png is blocked: nsfw: 0.97"]
+    assert [r.status for r in manifest_of(blocked).records] == ["blocked"]
+
+
 HOOKED = {**BIKE, "notify": {"url": "https://hooks.example.com/bikes/secret-token"}}
 
 

@@ -27,6 +27,11 @@ def test_with_entra_sign_in_the_routes_behind_it_take_a_token_and_the_foundry_ro
     assert "content" not in document["paths"]["/api/jobs/{id}"]["get"]["responses"]["401"]
     foundry = document["paths"]["/api/images/generations"]["post"]
     assert foundry["security"] == [{"deploymentKey": []}, {"deploymentApiKey": []}]
+    edits = document["paths"]["/api/images/edits"]["post"]
+    assert edits["security"] == foundry["security"]
+    form = edits["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    fields = document["components"]["schemas"][form]["properties"]
+    assert fields["image"]["format"] == "binary" and {"mask", "prompt", "n", "size"} <= set(fields)
 
 
 def test_without_a_deployment_key_the_foundry_route_takes_function_keys_even_with_sign_in():
