@@ -144,6 +144,10 @@ class ModelFacts(BaseModel):
     defaults: Defaults
     text_encoders: tuple[TextEncoder, ...]
     config_sha256: str | None = None
+    # The width of the text features a UNet's cross-attention reads (768 SD 1.x, 1024 SD 2.x,
+    # 2048 SDXL); None for transformers or where the config does not say. LoRA adapters are
+    # checked against it (imagegen.generation.adapters).
+    context_dim: int | None = None
 
     @property
     def name(self) -> FamilyName:
@@ -174,8 +178,10 @@ def facts_from_configs(configs: dict[str, dict[str, Any]], source: str = "") -> 
     if family.name == "sd1" and _is_sd2(configs):
         family = FAMILIES["sd2"]
     flavour, defaults, encoders = _flavour(family, configs, source.lower())
+    context_dim = configs.get("unet/config.json", {}).get("cross_attention_dim")
     return ModelFacts(family=family, flavour=flavour, defaults=defaults, text_encoders=encoders,
-                      config_sha256=config_digest(configs))
+                      config_sha256=config_digest(configs),
+                      context_dim=context_dim if isinstance(context_dim, int) else None)
 
 
 def _is_sd2(configs: dict[str, dict[str, Any]]) -> bool:
@@ -218,7 +224,8 @@ def _flavour(family: Family, configs: dict[str, dict[str, Any]],
 def tiny_model_facts() -> ModelFacts:
     """The built-in offline test model (`tiny`, imagegen.generation.tiny_model): an SD 1.x."""
     family = FAMILIES["sd1"]
-    return ModelFacts(family=family, flavour="tiny", defaults=family.defaults, text_encoders=family.text_encoders)
+    return ModelFacts(family=family, flavour="tiny", defaults=family.defaults, text_encoders=family.text_encoders,
+                      context_dim=32)  # tiny_model's UNet
 
 
 def config_digest(configs: dict[str, Any]) -> str:

@@ -172,6 +172,13 @@ class BlobStore:
     def exists(self, ref: str) -> bool:
         return self._blob(ref).exists()
 
+    def size(self, ref: str) -> int:
+        """The blob's size in bytes, without reading it."""
+        try:
+            return int(self._blob(ref).get_blob_properties().size)
+        except ResourceNotFoundError:
+            raise BlobNotFound(ref) from None
+
     def url(self, ref: str) -> str:
         return self._blob(ref).url
 
