@@ -188,3 +188,15 @@ def test_the_engine_applies_adapters_at_their_weights_and_restores_the_base_afte
     assert not any("lora" in name for name, _ in pipe.unet.named_modules())
     with pytest.raises(ValueError, match="its file was not given"):
         image(engine, {}, brand)
+
+
+def test_fused_qkv_projections_are_unfused_for_the_adapters_and_fused_again(folder):
+    """On CUDA optimize_for_cuda fuses QKV, which would bypass a LoRA on to_q/to_k/to_v;
+    here fused by hand on CPU: the adapter still applies, and the fusion is back after."""
+    plain, fused = (DiffusionEngine("tiny", settings=Settings(device="cpu")) for _ in range(2))
+    fused.load().fuse_qkv_projections()
+    brand = AdapterUse(name="brand", sha256="x", weight=1.0)
+    files = {"brand": (folder / "brand.safetensors").read_bytes()}
+    assert np.abs(image(fused, files, brand) - image(plain, files, brand)).max() <= 2
+    assert np.abs(image(fused) - image(plain)).max() <= 2
+    assert any(getattr(m, "fused_projections", False) for m in fused.load().unet.modules())
