@@ -14,7 +14,7 @@ import hashlib
 
 from imagegen.core.field_errors import show_value
 from imagegen.core.types import AdapterUse, FieldError, JobValidationError, Variant
-from imagegen.generation.adapters import AdapterProblem, check_fit, read_header
+from imagegen.generation.adapters import AdapterProblem, check_fit, header_length, read_header
 from imagegen.generation.families import ModelFacts
 from imagegen.jobs.spec import AdapterSpec
 from imagegen.service.services import Services
@@ -57,16 +57,31 @@ def resolve(adapters: list[AdapterSpec], services: Services, facts: ModelFacts, 
         try:
             if found.size > settings.max_adapter_bytes:  # refused before it is read
                 read_header(b"", size=found.size, max_bytes=settings.max_adapter_bytes)
-            data = adapter_files.read(found, store)
-            check_fit(read_header(data, max_bytes=settings.max_adapter_bytes), facts, model)
+            start, digest = _start_and_sha256(found, store)
+            check_fit(read_header(start, size=found.size, max_bytes=settings.max_adapter_bytes), facts, model)
         except AdapterProblem as problem:
             errors.append(FieldError(path=path, rule=problem.rule,
                                      message=f"`{path}`: adapter {adapter.name!r} {problem.message}"))
             continue
-        uses.append(AdapterUse(name=adapter.name, sha256=hashlib.sha256(data).hexdigest(), weight=adapter.weight))
+        uses.append(AdapterUse(name=adapter.name, sha256=digest, weight=adapter.weight))
     if errors:
         raise JobValidationError(errors)
     return uses
+
+
+def _start_and_sha256(found: adapter_files.AdapterFile, store: BlobStore | None) -> tuple[bytes, str]:
+    """The file's first bytes, its header whole (as far as the file has it), and the sha256
+    of all of it, read a chunk at a time: a large adapter is never held in memory at submit."""
+    digest = hashlib.sha256()
+    start = b""
+    for chunk in adapter_files.chunks(found, store):
+        digest.update(chunk)
+        wanted = header_length(start) if len(start) >= 8 else 8
+        while len(start) < wanted and chunk:
+            taken, chunk = chunk[: wanted - len(start)], chunk[wanted - len(start):]
+            start += taken
+            wanted = header_length(start) if len(start) >= 8 else 8
+    return start, digest.hexdigest()
 
 
 def files_for(variants: list[Variant], services: Services) -> dict[str, bytes]:

@@ -2,13 +2,14 @@
 folder `IMAGEGEN_ADAPTERS_DIR` as well (looked in first).
 
 `find` says where an adapter is and how large it is (so that one too large is refused
-before it is read), `read` reads it, `names` lists them. Nothing here checks what a file
+before it is read), `chunks` reads it a piece at a time, `read` whole, `names` lists them. Nothing here checks what a file
 holds: imagegen.generation.adapters does.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,20 @@ def find(name: str, store: BlobStore | None, settings: Settings) -> AdapterFile:
         except BlobNotFound:
             pass
     raise AdapterNotFound(name)
+
+
+CHUNK_BYTES = 4 * 2**20
+
+
+def chunks(found: AdapterFile, store: BlobStore | None) -> Iterator[bytes]:
+    """The adapter a chunk at a time: hashed at submit without holding it in memory."""
+    if found.local:
+        with open(found.where, "rb") as file:
+            while chunk := file.read(CHUNK_BYTES):
+                yield chunk
+        return
+    assert store is not None
+    yield from store.get_chunks(found.where)
 
 
 def read(found: AdapterFile, store: BlobStore | None) -> bytes:

@@ -200,3 +200,12 @@ def test_fused_qkv_projections_are_unfused_for_the_adapters_and_fused_again(fold
     assert np.abs(image(fused, files, brand) - image(plain, files, brand)).max() <= 2
     assert np.abs(image(fused) - image(plain)).max() <= 2
     assert any(getattr(m, "fused_projections", False) for m in fused.load().unet.modules())
+
+
+def test_submit_reads_an_adapter_in_chunks_and_finds_its_header_across_them(services, folder, monkeypatch):
+    from imagegen.storage import adapters as adapter_files
+
+    monkeypatch.setattr(adapter_files, "CHUNK_BYTES", 7)  # the header spans hundreds of chunks
+    data = (folder / "brand.safetensors").read_bytes()
+    (use,) = adapters.resolve(job({"name": "brand"}).adapters, services, tiny_model_facts(), "tiny")
+    assert use.sha256 == hashlib.sha256(data).hexdigest()
