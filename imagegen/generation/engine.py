@@ -181,19 +181,20 @@ def lora_adapters(pipe: DiffusionPipeline, uses: tuple[AdapterUse, ...],
     denoiser = getattr(pipe, denoiser_name(pipe))
     denoiser = getattr(denoiser, "_orig_mod", denoiser)
     fused = any(getattr(module, "fused_projections", False) for module in denoiser.modules())
-    loaded: list[str] = []
+    names = [f"adapter{number}" for number in range(len(uses))]  # a job's names may hold '.', PEFT's may not
     try:
         if fused:
             _fuse(pipe, denoiser, fuse=False)
-        for number, use in enumerate(uses):
-            name = f"adapter{number}"  # the job's names may hold '.', which PEFT's module keys may not
-            pipe.load_lora_weights(load_safetensors(files[use.name]), adapter_name=name)
-            loaded.append(name)
-        pipe.set_adapters(loaded, adapter_weights=[use.weight for use in uses])
+        for name, use in zip(names, uses):
+            try:
+                pipe.load_lora_weights(load_safetensors(files[use.name]), adapter_name=name)
+            except (RuntimeError, ValueError, KeyError) as error:  # passed the header checks, yet does not fit
+                raise ValueError(f"adapter {use.name!r} does not fit model {type(pipe).__name__}'s weights: "
+                                 f"{str(error).splitlines()[0][:300] if str(error) else type(error).__name__}") from error
+        pipe.set_adapters(names, adapter_weights=[use.weight for use in uses])
         yield pipe
     finally:
-        if loaded:
-            pipe.unload_lora_weights()
+        pipe.unload_lora_weights()  # also what a load that failed half way added
         if fused:
             _fuse(pipe, denoiser, fuse=True)
 

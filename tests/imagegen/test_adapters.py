@@ -209,3 +209,15 @@ def test_submit_reads_an_adapter_in_chunks_and_finds_its_header_across_them(serv
     data = (folder / "brand.safetensors").read_bytes()
     (use,) = adapters.resolve(job({"name": "brand"}).adapters, services, tiny_model_facts(), "tiny")
     assert use.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_an_adapter_whose_shapes_do_not_fit_fails_its_batch_and_leaves_the_base_as_it_was(engine, folder):
+    from safetensors.torch import load, save
+
+    tensors = load((folder / "brand.safetensors").read_bytes())
+    key = next(k for k in tensors if k.endswith("attn1.to_q.lora_A.weight"))
+    tensors[key] = torch.zeros(4, 48)  # to_q reads 32 features: passes the header checks, not the load
+    base = image(engine)
+    with pytest.raises(ValueError, match="adapter 'odd' does not fit"):
+        image(engine, {"odd": save(tensors)}, AdapterUse(name="odd", sha256="z", weight=1.0))
+    assert np.array_equal(image(engine), base)
