@@ -6,7 +6,8 @@ each tensor with its dtype, shape and byte range). A file is refused when it is 
 `IMAGEGEN_MAX_ADAPTER_BYTES`, is not safetensors, holds tensors that are not LoRA weights, or
 was made for another model: another family (SDXL's second text encoder, SD 3's joint blocks,
 FLUX's single blocks, a UNet's blocks on a transformer model), or a UNet whose
-cross-attention reads text features of another width (768 SD 1.x, 1024 SD 2.x, 2048 SDXL).
+cross-attention reads text features of another width (768 SD 1.x, 1024 SD 2.x, 2048 SDXL),
+or whose attention layers have another width than the model's UNet blocks.
 `imagegen.generation.engine` applies the adapters that pass with diffusers' adapter API.
 """
 
@@ -29,6 +30,10 @@ LORA_KEY = re.compile(r".*(\.lora_[AB](\.[A-Za-z0-9_]+)?\.weight|\.lora_(down|up
                       r"|\.alpha|\.dora_scale|\.lora_magnitude_vector(\.[A-Za-z0-9_]+)?)")
 # The down (A) matrix of a cross-attention key projection: its input width is the text features'.
 CROSS_ATTENTION_DOWN = re.compile(r".*attn2[._]to_k(\.lora_A(\.[A-Za-z0-9_]+)?|\.lora_down|\.lora\.down)\.weight")
+# The down (A) matrix of a UNet attention projection that reads the block's own features
+# (self-attention's q, k, v, cross-attention's q), by where the block is.
+BLOCK_DOWN = re.compile(r".*?(down_blocks|up_blocks|mid_block)[._](?:(\d+)[._])?attentions[._]\d+[._].*"
+                        r"(attn1[._]to_[qkv]|attn2[._]to_q)(\.lora_A(\.[A-Za-z0-9_]+)?|\.lora_down|\.lora\.down)\.weight")
 # Member names by the width their UNet's cross-attention reads.
 CONTEXT_FAMILIES = {768: "SD 1.x", 1024: "SD 2.x", 2048: "SDXL"}
 
@@ -138,6 +143,30 @@ def check_fit(header: AdapterHeader, facts: ModelFacts, model: str) -> None:
         made = CONTEXT_FAMILIES.get(width, "another model")
         raise AdapterProblem("adapter_family", f"was made for a model whose cross-attention reads {width}-wide text "
                              f"features ({made}) and {where}, which reads {expected}")
+    check_shapes(header, facts, model)
+
+
+def check_shapes(header: AdapterHeader, facts: ModelFacts, model: str) -> None:
+    """AdapterProblem (rule `adapter_shape`) when a UNet attention LoRA reads another width
+    than the model's block there (`block_out_channels`; up blocks in reverse order)."""
+    channels = facts.block_channels
+    if channels is None or facts.family.denoiser != "unet":
+        return
+    for name, shape in header.shapes.items():
+        match = BLOCK_DOWN.fullmatch(name)
+        if match is None or len(shape) < 2:
+            continue
+        kind, number = match.group(1), match.group(2)
+        if kind == "mid_block":
+            expected = channels[-1]
+        elif number is None or int(number) >= len(channels):
+            raise AdapterProblem("adapter_shape", f"adapts {name!r}, a block model `{model}` does not have "
+                                 f"({len(channels)} down and up blocks)")
+        else:
+            expected = channels[int(number)] if kind == "down_blocks" else channels[::-1][int(number)]
+        if shape[-1] != expected:
+            raise AdapterProblem("adapter_shape", f"does not fit model `{model}`: {name!r} reads {shape[-1]} features "
+                                 f"and that layer of the model has {expected}")
 
 
 def _title(family: str) -> str:

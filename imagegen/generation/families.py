@@ -148,6 +148,9 @@ class ModelFacts(BaseModel):
     # 2048 SDXL); None for transformers or where the config does not say. LoRA adapters are
     # checked against it (imagegen.generation.adapters).
     context_dim: int | None = None
+    # The UNet's channels per down block (`block_out_channels`): its attention layers' width
+    # there; None for transformers. LoRA shapes are checked against them too.
+    block_channels: tuple[int, ...] | None = None
 
     @property
     def name(self) -> FamilyName:
@@ -178,10 +181,13 @@ def facts_from_configs(configs: dict[str, dict[str, Any]], source: str = "") -> 
     if family.name == "sd1" and _is_sd2(configs):
         family = FAMILIES["sd2"]
     flavour, defaults, encoders = _flavour(family, configs, source.lower())
-    context_dim = configs.get("unet/config.json", {}).get("cross_attention_dim")
+    unet = configs.get("unet/config.json", {})
+    context_dim, channels = unet.get("cross_attention_dim"), unet.get("block_out_channels")
     return ModelFacts(family=family, flavour=flavour, defaults=defaults, text_encoders=encoders,
                       config_sha256=config_digest(configs),
-                      context_dim=context_dim if isinstance(context_dim, int) else None)
+                      context_dim=context_dim if isinstance(context_dim, int) else None,
+                      block_channels=tuple(channels) if isinstance(channels, list)
+                      and all(isinstance(c, int) for c in channels) else None)
 
 
 def _is_sd2(configs: dict[str, dict[str, Any]]) -> bool:
@@ -225,7 +231,7 @@ def tiny_model_facts() -> ModelFacts:
     """The built-in offline test model (`tiny`, imagegen.generation.tiny_model): an SD 1.x."""
     family = FAMILIES["sd1"]
     return ModelFacts(family=family, flavour="tiny", defaults=family.defaults, text_encoders=family.text_encoders,
-                      context_dim=32)  # tiny_model's UNet
+                      context_dim=32, block_channels=(32, 64))  # tiny_model's UNet
 
 
 def config_digest(configs: dict[str, Any]) -> str:

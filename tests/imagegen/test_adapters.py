@@ -221,3 +221,28 @@ def test_an_adapter_whose_shapes_do_not_fit_fails_its_batch_and_leaves_the_base_
     with pytest.raises(ValueError, match="adapter 'odd' does not fit"):
         image(engine, {"odd": save(tensors)}, AdapterUse(name="odd", sha256="z", weight=1.0))
     assert np.array_equal(image(engine), base)
+
+
+def test_a_unet_lora_of_other_block_widths_is_refused_at_submit(folder):
+    from safetensors.torch import load
+
+    tensors = load((folder / "brand.safetensors").read_bytes())
+    key = next(k for k in tensors if k.startswith("unet.up_blocks.1.") and k.endswith("attn1.to_q.lora_A.weight"))
+    tensors[key] = torch.zeros(4, 48)  # up block 1 of the tiny UNet is 32 wide (block_out_channels reversed)
+    with pytest.raises(AdapterProblem, match="reads 48 features and that layer of the model has 32") as caught:
+        check_fit(read_header(safetensors_bytes(tensors), max_bytes=MB), tiny_model_facts(), "tiny")
+    assert caught.value.rule == "adapter_shape"
+
+
+def test_an_sdxl_lora_fits_a_tiny_sdxl_folder_and_the_engine_applies_and_removes_it(folder, tmp_path):
+    from imagegen.generation.families import read_model_facts
+    from tests.imagegen.tiny_families import save_family
+
+    model = save_family("sdxl", tmp_path / "sdxl")
+    data = (folder / "xl-brand.safetensors").read_bytes()
+    check_fit(read_header(data, max_bytes=MB), read_model_facts(str(model)), "sdxl")
+    sdxl = DiffusionEngine(str(model), settings=Settings(device="cpu"))
+    use = AdapterUse(name="xl-brand", sha256="x", weight=1.0)
+    base = image(sdxl)
+    assert np.abs(image(sdxl, {"xl-brand": data}, use) - base).max() > 10
+    assert np.array_equal(image(sdxl), base)
