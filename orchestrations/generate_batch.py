@@ -123,7 +123,7 @@ def generate_batch(context: df.DurableOrchestrationContext):
 
 def start_run(context: df.DurableOrchestrationContext) -> JobRun:
     request = JobRequest.model_validate(context.get_input())
-    variants = expand(request.job, request.defaults)  # what the job leaves out: its model's defaults
+    variants = expand(request.job, request.defaults, request.adapters)  # what the job leaves out: its model's defaults
     run = JobRun(context=context, request=request, variants=variants,
                  progress=Progress(phase="moderating inputs", total=len(variants)),
                  created=context.current_utc_datetime.isoformat(),

@@ -27,6 +27,7 @@ from imagegen.jobs import intake
 from imagegen.jobs.spec import JobSpec, Limits
 from imagegen.records import messages
 from imagegen.records.messages import JobSummary, Progress
+from imagegen.service import adapters
 from imagegen.service.process import current
 from imagegen.service.services import Services
 from imagegen.storage import blobs as storage
@@ -68,7 +69,7 @@ async def start_job(client: df.DurableOrchestrationClient, read: JobReader, *, s
     job, fit = await asyncio.to_thread(_read_fit_and_attach, read, services, limits, images_from, rename)
     job_id = job_id or intake.new_job_id(job.name)
     request = messages.job_request(job, source, origin=origin, settings=settings, defaults=fit.defaults,
-                                   warnings=fit.warnings)
+                                   warnings=fit.warnings, adapters=fit.adapters)
     await client.start_new(ORCHESTRATION, job_id, request.model_dump(mode="json"))
     log.info("started job %s (%s) on model %s from %s", job_id, job.name, job.model or "(default)", origin or source)
     return job_id, job
@@ -85,10 +86,25 @@ def _read_fit_and_attach(read: JobReader, services: Services, limits: Limits, im
 
 
 def fit_to_model(job: JobSpec, services: Services, limits: Limits) -> ModelFit:
-    """The defaults and warnings `job` gets from the model it names (the default when none);
-    JobValidationError for a name not in the catalog or what that model cannot do."""
+    """The defaults and warnings `job` gets from the model it names (the default when none),
+    and its LoRA adapters checked for that model; JobValidationError for a name not in the
+    catalog, what that model cannot do, or an adapter that is unknown, too large, not a LoRA
+    or made for another model (every problem at once)."""
     name, entry = services.models.entry(job.model)
-    return fit_job(job, services.model_facts(name), model=name, tiny_vae=entry.has_tiny_vae, limits=limits)
+    facts = services.model_facts(name)
+    errors: list[FieldError] = []
+    fit = None
+    try:
+        fit = fit_job(job, facts, model=name, tiny_vae=entry.has_tiny_vae, limits=limits)
+    except JobValidationError as error:
+        errors += error.errors
+    try:
+        uses = adapters.resolve(job.adapters, services, facts, name)
+    except JobValidationError as error:
+        errors += error.errors
+    if errors or fit is None:
+        raise JobValidationError(errors)
+    return fit.model_copy(update={"adapters": uses})
 
 
 # Set by Container Apps (and App Service) built-in authentication for a signed-in user; the

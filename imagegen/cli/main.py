@@ -12,13 +12,15 @@
     imagegen review <job-id> --approve v000,v003 --reject v001 [--note ...] [--finish]
     imagegen open <job-id>                      # the job's gallery page
     imagegen verify out/<job-id>/*.png --trust .devhost/c2pa/dev-ca.pem
+    imagegen adapters put brand.safetensors [--name brand]   # a LoRA into the `adapters` container
+    imagegen adapters list
 
 Everything but `verify` talks to the HTTP API (`--url`, `--key`, or IMAGEGEN_URL and
 IMAGEGEN_KEY; before or after the subcommand); with sign-in on in Azure, `--entra-scope
 api://<client id>/.default` (IMAGEGEN_ENTRA_SCOPE) gets an Entra token with your Azure login,
 or `--token` (IMAGEGEN_TOKEN) sends one you got elsewhere. `drop` without a URL writes to
 blob storage (AzureWebJobsStorage, or AzureWebJobsStorage__blobServiceUri with your Azure
-login). Exit codes and the one-line errors: `imagegen.cli.exits`.
+login), and so do `adapters put` and `adapters list`. Exit codes and the one-line errors: `imagegen.cli.exits`.
 
 The CLI is a thin HTTP client: `pip install .` installs it without torch or diffusers
 (the app's own dependencies are the `app` extra), so nothing here may import them.
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from imagegen.cli.adapters import list_adapters, put_adapter
 from imagegen.cli.api import quote_id
 from imagegen.cli.completion import complete_if_asked, recent_job_ids
 from imagegen.cli.connection import api_for, connection_options, given_url
@@ -138,6 +141,23 @@ def run_drop(args: argparse.Namespace) -> int:
         say(f"uploaded {drop_into_storage(args.file)}")
     else:
         raise nowhere_to_drop(args.file)
+    return Exit.OK
+
+
+def run_adapters_put(args: argparse.Namespace) -> int:
+    ref = put_adapter(args.file, args.name)
+    print(print_name(ref))
+    say(f"uploaded {args.file.name} as {ref}: jobs name it with `adapters: [{{name: {print_name(ref)}}}]`")
+    return Exit.OK
+
+
+def print_name(ref: str) -> str:
+    return ref.split("/", 1)[1].removesuffix(".safetensors")
+
+
+def run_adapters_list(args: argparse.Namespace) -> int:
+    for name in list_adapters():
+        print(name)
     return Exit.OK
 
 
@@ -267,9 +287,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", type=Path, nargs="+")
     check.add_argument("--trust", type=Path, help="trust anchor(s), PEM: e.g. the development CA, .devhost/c2pa/dev-ca.pem")
     check.add_argument("--json", action="store_true", help="print what was found as JSON")
+    add_adapters(commands)
     for name, run in RUNS.items():
         commands.choices[name].set_defaults(run=run)
     return parser
+
+
+def add_adapters(commands) -> None:
+    adapters = commands.add_parser("adapters", help="LoRA adapters in the `adapters` container (through storage)",
+                                   description=ADAPTERS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = adapters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    put = actions.add_parser("put", help="check a .safetensors LoRA and upload it")
+    put.add_argument("file", type=Path)
+    put.add_argument("--name", help="the name jobs give it (default: the file's name without .safetensors)")
+    put.set_defaults(run=run_adapters_put)
+    actions.add_parser("list", help="the adapters' names, one a line").set_defaults(run=run_adapters_list)
 
 
 def add_review(commands, after: list[Parser]) -> None:
@@ -306,6 +338,14 @@ a file the app cannot run is moved to `prompts-rejected/` with its reasons).
 With --url (or IMAGEGEN_URL): submit it through the API, as `imagegen submit` does (source `http`;
 it runs each time; images it names are read beside it on this machine; a bad file is refused at
 once, exit 1, and nothing is kept of it). Prints the job id."""
+
+
+ADAPTERS_HELP = """LoRA adapters jobs may name (`adapters: [{name: brand, weight: 0.8}]`).
+
+`put FILE` checks the file as the app will (a safetensors file of LoRA weights, at most
+IMAGEGEN_MAX_ADAPTER_BYTES) and uploads it to adapters/NAME.safetensors; `list` prints the
+names. Both go through storage: AzureWebJobsStorage, or AzureWebJobsStorage__blobServiceUri
+with your Azure login. Whether an adapter fits a job's model is checked when the job is submitted."""
 
 
 # -- running it ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ CONTAINERS: tuple[str, ...] = (
     "quarantine",  # blocked or unchecked images: quarantine/{job_id}/{variant_id}.{ext}
     "manifests",  # one JSON per job: manifests/{job_id}.json
     "published",  # images a reviewer approved: published/{job_id}/{variant_id}.{ext}
+    "adapters",  # LoRA adapters jobs may name: adapters/{name}.safetensors
 )
 
 # Ids become one path segment: letters, digits, `.`, `_`, `-`, starting with a letter or

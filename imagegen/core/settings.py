@@ -29,6 +29,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "IMAGEGEN_CHECK_PROCESSES": ("auto", "Processes that sign, check and store generated images beside the generating process: auto (one per 4 cores, 1 to 4), a number, or 0 (a thread of the generating process, sharing its interpreter lock)"),
     "IMAGEGEN_COMPILE": ("off", "torch.compile mode for the UNet and VAE on CUDA (e.g. `max-autotune-no-cudagraphs`), or `off`"),
     "IMAGEGEN_TINY_VAE": (None, "Hub id or folder of a tiny VAE (TAESD) for jobs with `speedups.tiny_vae`; unset: such jobs are refused"),
+    "IMAGEGEN_ADAPTERS_DIR": ("", "A local folder of LoRA adapters (`NAME.safetensors`) jobs may name (`adapters:`), looked in before the `adapters` container; empty: the container only"),
+    "IMAGEGEN_MAX_ADAPTER_BYTES": ("536870912", "Largest LoRA adapter file in bytes (512 MiB); a larger one is refused"),
     "IMAGEGEN_MAX_VARIANTS": ("64", "Most variants one job may expand to"),
     "IMAGEGEN_MAX_STEPS": ("150", "Most denoising steps per image"),
     "IMAGEGEN_MAX_SIDE": ("2048", "Largest width or height in pixels"),
@@ -233,6 +235,8 @@ class Settings:
     torch_threads: str = "auto"
     check_processes: int = 1
     tiny_vae: str | None = None
+    adapters_dir: str = ""  # a local folder of LoRA adapters (imagegen.storage.adapters), besides the container
+    max_adapter_bytes: int = 536_870_912
     max_variants: int = 64
     max_steps: int = 150
     max_side: int = 2048
@@ -296,6 +300,8 @@ class Settings:
             torch_threads=_get("IMAGEGEN_TORCH_THREADS") or "auto",
             check_processes=check_processes(_get("IMAGEGEN_CHECK_PROCESSES") or "auto"),
             tiny_vae=_get("IMAGEGEN_TINY_VAE"),
+            adapters_dir=(_get("IMAGEGEN_ADAPTERS_DIR") or "").strip(),
+            max_adapter_bytes=_int("IMAGEGEN_MAX_ADAPTER_BYTES"),
             max_variants=_int("IMAGEGEN_MAX_VARIANTS"),
             max_steps=_int("IMAGEGEN_MAX_STEPS"),
             max_side=_int("IMAGEGEN_MAX_SIDE"),

@@ -85,6 +85,17 @@ class SigningFailed(Exception):
         self.problem = problem
 
 
+class AdapterUse(BaseModel):
+    """A LoRA adapter a variant is made with: its name, the sha256 of the file checked at
+    submit (the file used must still be that one), and its weight."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str  # adapters/{name}.safetensors, or {IMAGEGEN_ADAPTERS_DIR}/{name}.safetensors
+    sha256: str
+    weight: float = 1.0
+
+
 class Variant(BaseModel):
     """One image to make: a prompt with every setting explicit, its seed included."""
 
@@ -116,14 +127,16 @@ class Variant(BaseModel):
     # The catalog name of the model that makes it (IMAGEGEN_MODELS); None: the deployment's
     # default (IMAGEGEN_MODEL), as for every variant recorded before jobs could name one.
     model: str | None = None
+    # The job's LoRA adapters, applied for the call and removed after (none: the base model).
+    adapters: tuple[AdapterUse, ...] = ()
 
     def call_settings(self) -> tuple[str | None, int, int, int, Scheduler, float, str | None, str | None,
-                                     float | None, int, bool]:
+                                     float | None, int, bool, tuple[AdapterUse, ...]]:
         """What one diffusers call takes once for all its images (prompts, negatives and
         seeds are per image): variants equal here can be made in one call. The model
-        first: a call, and a batch, never mixes models."""
+        first: a call, and a batch, never mixes models, nor adapter sets."""
         return (self.model, self.width, self.height, self.steps, self.scheduler, self.guidance,
-                self.image, self.mask, self.strength, self.deepcache, self.tiny_vae)
+                self.image, self.mask, self.strength, self.deepcache, self.tiny_vae, self.adapters)
 
 
 class Batch(BaseModel):

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +30,7 @@ from transformers import AutoTokenizer
 
 from imagegen.core.limits import AUTO_MAX_BATCH
 from imagegen.core.settings import Settings
-from imagegen.core.types import Batch, Variant
+from imagegen.core.types import AdapterUse, Batch, Variant
 from imagegen.generation import tiny_model
 from imagegen.generation.deepcache import MAX_INTERVAL, deepcache
 from imagegen.generation.delivery import deliver, generation_size, native_side, side_multiple
@@ -160,6 +160,51 @@ def speedups(pipe: DiffusionPipeline, *, deepcache_interval: int = 1,
         pipe.vae = vae
         if unet is not None:
             pipe.unet = unet
+
+
+@contextmanager
+def lora_adapters(pipe: DiffusionPipeline, uses: tuple[AdapterUse, ...],
+                  files: Mapping[str, bytes]) -> Iterator[DiffusionPipeline]:
+    """`pipe` with the LoRA adapters `uses` (their safetensors bytes in `files`, by name)
+    applied at their weights for one call, and removed afterwards: the base model's own
+    weights are never changed (PEFT adds the LoRA layers beside them), so after the call
+    the pipeline makes exactly what it made before, without reloading anything.
+
+    Fused QKV projections (optimize_for_cuda) would bypass a LoRA on `to_q`, `to_k` and
+    `to_v`: they are unfused for the call and fused again after.
+    """
+    if not uses:
+        yield pipe
+        return
+    from safetensors.torch import load as load_safetensors
+
+    denoiser = getattr(pipe, denoiser_name(pipe))
+    denoiser = getattr(denoiser, "_orig_mod", denoiser)
+    fused = any(getattr(module, "fused_projections", False) for module in denoiser.modules())
+    names = [f"adapter{number}" for number in range(len(uses))]  # a job's names may hold '.', PEFT's may not
+    try:
+        if fused:
+            _fuse(pipe, denoiser, fuse=False)
+        for name, use in zip(names, uses):
+            try:
+                pipe.load_lora_weights(load_safetensors(files[use.name]), adapter_name=name)
+            except (RuntimeError, ValueError, KeyError) as error:  # passed the header checks, yet does not fit
+                raise ValueError(f"adapter {use.name!r} does not fit model {type(pipe).__name__}'s weights: "
+                                 f"{str(error).splitlines()[0][:300] if str(error) else type(error).__name__}") from error
+        pipe.set_adapters(names, adapter_weights=[use.weight for use in uses])
+        yield pipe
+    finally:
+        pipe.unload_lora_weights()  # also what a load that failed half way added
+        if fused:
+            _fuse(pipe, denoiser, fuse=True)
+
+
+def _fuse(pipe: DiffusionPipeline, denoiser: Any, *, fuse: bool) -> None:
+    verb = "fuse_qkv_projections" if fuse else "unfuse_qkv_projections"
+    if hasattr(pipe, verb):
+        getattr(pipe, verb)()
+    elif hasattr(denoiser, verb):
+        getattr(denoiser, verb)()
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -311,9 +356,12 @@ class DiffusionEngine:
 
     def generate(self, batch: Batch, source_image: PIL.Image.Image | None = None,
                  cancelled: Callable[[], bool] | None = None,
-                 mask_image: PIL.Image.Image | None = None) -> list[GeneratedImage]:
+                 mask_image: PIL.Image.Image | None = None,
+                 adapters: Mapping[str, bytes] | None = None) -> list[GeneratedImage]:
         """Make every variant of `batch`, in order; img2img when its variants have a source,
         inpainting when they have a mask too (`mask_image`: white repaints, black keeps).
+        `adapters`: the safetensors bytes of the LoRA adapters its variants name, by name
+        (applied per call and removed after, `lora_adapters`).
 
         Variants that share size, steps, scheduler, guidance, strength and speed-ups go
         in one pipeline call (the normal case: `spec.batches` groups them that way).
@@ -322,17 +370,21 @@ class DiffusionEngine:
         """
         # 1. Check inputs before any heavy work.
         check_batch(batch, source_image, self.family, mask_image)
+        missing = sorted({use.name for v in batch.variants for use in v.adapters} - set(adapters or {}))
+        if missing:
+            raise ValueError(f"batch `{batch.id}`: adapter {missing[0]!r} is used and its file was not given")
         self.load()
         results: dict[str, GeneratedImage] = {}
         # 2. One pipeline call per group of variants that share the call's settings.
         for group in call_groups(batch.variants):
-            for image in self._generate_group(group, source_image, cancelled, mask_image):
+            for image in self._generate_group(group, source_image, cancelled, mask_image, adapters or {}):
                 results[image.variant_id] = image
         return [results[variant.id] for variant in batch.variants]
 
     def _generate_group(self, variants: list[Variant], source_image: PIL.Image.Image | None,
                         cancelled: Callable[[], bool] | None = None,
-                        mask_image: PIL.Image.Image | None = None) -> list[GeneratedImage]:
+                        mask_image: PIL.Image.Image | None = None,
+                        adapters: Mapping[str, bytes] | None = None) -> list[GeneratedImage]:
         first = variants[0]
         img2img = first.image is not None
         inpaint = img2img and first.mask is not None
@@ -383,7 +435,8 @@ class DiffusionEngine:
             pipe.scheduler = make_scheduler(first.scheduler, self._scheduler_config,
                                             flow_matching=self.family.flow_matching)
             started = time.perf_counter()
-            with speedups(pipe, deepcache_interval=first.deepcache, tiny_vae=tiny_vae), torch.inference_mode():
+            with lora_adapters(pipe, first.adapters, adapters or {}), \
+                    speedups(pipe, deepcache_interval=first.deepcache, tiny_vae=tiny_vae), torch.inference_mode():
                 images = pipe(**arguments).images[: len(variants)]
             seconds = (time.perf_counter() - started) / len(variants)
         if mask is not None:

@@ -150,6 +150,13 @@ class ModelFacts(BaseModel):
     defaults: Defaults
     text_encoders: tuple[TextEncoder, ...]
     config_sha256: str | None = None
+    # The width of the text features a UNet's cross-attention reads (768 SD 1.x, 1024 SD 2.x,
+    # 2048 SDXL); None for transformers or where the config does not say. LoRA adapters are
+    # checked against it (imagegen.generation.adapters).
+    context_dim: int | None = None
+    # The UNet's channels per down block (`block_out_channels`): its attention layers' width
+    # there; None for transformers. LoRA shapes are checked against them too.
+    block_channels: tuple[int, ...] | None = None
 
     @property
     def name(self) -> FamilyName:
@@ -180,8 +187,13 @@ def facts_from_configs(configs: dict[str, dict[str, Any]], source: str = "") -> 
     if family.name == "sd1" and _is_sd2(configs):
         family = FAMILIES["sd2"]
     flavour, defaults, encoders = _flavour(family, configs, source.lower())
+    unet = configs.get("unet/config.json", {})
+    context_dim, channels = unet.get("cross_attention_dim"), unet.get("block_out_channels")
     return ModelFacts(family=family, flavour=flavour, defaults=defaults, text_encoders=encoders,
-                      config_sha256=config_digest(configs))
+                      config_sha256=config_digest(configs),
+                      context_dim=context_dim if isinstance(context_dim, int) else None,
+                      block_channels=tuple(channels) if isinstance(channels, list)
+                      and all(isinstance(c, int) for c in channels) else None)
 
 
 def _is_sd2(configs: dict[str, dict[str, Any]]) -> bool:
@@ -224,7 +236,8 @@ def _flavour(family: Family, configs: dict[str, dict[str, Any]],
 def tiny_model_facts() -> ModelFacts:
     """The built-in offline test model (`tiny`, imagegen.generation.tiny_model): an SD 1.x."""
     family = FAMILIES["sd1"]
-    return ModelFacts(family=family, flavour="tiny", defaults=family.defaults, text_encoders=family.text_encoders)
+    return ModelFacts(family=family, flavour="tiny", defaults=family.defaults, text_encoders=family.text_encoders,
+                      context_dim=32, block_channels=(32, 64))  # tiny_model's UNet
 
 
 def config_digest(configs: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from imagegen.core.field_errors import show_value
 from imagegen.core.limits import Limits
-from imagegen.core.types import FieldError, JobValidationError
+from imagegen.core.types import AdapterUse, FieldError, JobValidationError
 from imagegen.generation.families import ModelFacts
 from imagegen.jobs.spec import JobSpec
 from imagegen.jobs.variants import ModelDefaults
@@ -32,6 +32,8 @@ class ModelFit(BaseModel):
 
     defaults: ModelDefaults
     warnings: list[str] = Field(default_factory=list)
+    # The job's LoRA adapters, checked for the model and hashed (imagegen.service.adapters).
+    adapters: list[AdapterUse] = Field(default_factory=list)
 
 
 def model_defaults(facts: ModelFacts, limits: Limits | None = None) -> ModelDefaults:

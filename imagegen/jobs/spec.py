@@ -37,8 +37,8 @@ from imagegen.core.storable_text import storable_document
 from imagegen.core.types import MAX_DEEPCACHE, FieldError, Fit, ImageFormat, JobValidationError, Scheduler
 
 __all__ = [
-    "JobSpec", "Limits", "NotifySpec", "OutputSpec", "PromptSpec", "ReviewSpec", "SpeedupSpec", "VariantAxes",
-    "job_schema", "parse_job", "with_mask", "with_source_image",
+    "AdapterSpec", "JobSpec", "Limits", "NotifySpec", "OutputSpec", "PromptSpec", "ReviewSpec", "SpeedupSpec",
+    "VariantAxes", "job_schema", "parse_job", "with_mask", "with_source_image",
 ]
 
 DEFAULT_STRENGTH = 0.8  # diffusers' img2img default: keep 20% of the source's structure
@@ -187,6 +187,40 @@ class SpeedupSpec(BaseModel):
         return value
 
 
+MAX_ADAPTERS = 4  # LoRA adapters one job may apply at once
+ADAPTER_WEIGHT_RANGE = (-2.0, 2.0)  # past these a LoRA's effect overwhelms the model
+
+
+class AdapterSpec(BaseModel):
+    """A LoRA adapter to apply: a `.safetensors` file in the `adapters` container (or the
+    deployment's `IMAGEGEN_ADAPTERS_DIR`), and how strongly. Whether it exists and fits the
+    job's model is checked at submit, where the files are."""
+
+    model_config = _STRICT
+
+    name: str = Field(description="The adapter's name: `adapters/NAME.safetensors` (a-z, 0-9, '-', '_', '.').")
+    weight: float = Field(1.0, description=f"How strongly it applies, from {ADAPTER_WEIGHT_RANGE[0]:g} to "
+                          f"{ADAPTER_WEIGHT_RANGE[1]:g}; 0 leaves the model as it is, 1 as trained.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.fullmatch(value) or value.endswith(".safetensors"):
+            raise fail("adapter_name", "`{path}` must be an adapter's name (a-z, 0-9, '-', '_', '.', without "
+                       f"`.safetensors`; see `imagegen adapters list`), got {show_value(value)}")
+        return value
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight(cls, value: Any) -> Any:
+        low, high = ADAPTER_WEIGHT_RANGE
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # 1 is 1.0, as everywhere a weight is written by hand
+        if isinstance(value, float) and not low <= value <= high:
+            raise fail("adapter_weight", f"`{{path}}` must be from {low:g} to {high:g}, got {show_value(value)}")
+        return value
+
+
 class OutputSpec(BaseModel):
     model_config = _STRICT
 
@@ -286,6 +320,9 @@ class JobSpec(BaseModel):
         "unset: the deployment's default model.",
     )
     prompts: list[PromptSpec] = Field(min_length=1, description="One or more base prompts.")
+    adapters: list[AdapterSpec] = Field(default_factory=list, description=(
+        f"LoRA adapters (brand styles, products) applied to every image, at most {MAX_ADAPTERS}, each by name "
+        "and weight; they must fit the job's model (docs/models.md, Adapters)."))
     variants: VariantAxes = Field(default_factory=VariantAxes)
     speedups: SpeedupSpec = Field(default_factory=SpeedupSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
@@ -319,6 +356,17 @@ class JobSpec(BaseModel):
             raise fail("model_name", "`{path}` must be the name of a model in the deployment's catalog "
                        f"(a-z, 0-9, '-', '_', '.'; see GET /api/models), got {show_value(value)}")
         return value
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapters(cls, values: list[AdapterSpec]) -> list[AdapterSpec]:
+        if len(values) > MAX_ADAPTERS:
+            raise fail("max_adapters", f"`{{path}}` may have at most {MAX_ADAPTERS} entries, got {len(values):,}")
+        names = [adapter.name for adapter in values]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise fail("duplicate", f"`{{path}}` names adapter {name!r} twice; give it once with the weight wanted")
+        return values
 
     @field_validator("prompts")
     @classmethod

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ConfigDict
 
 from imagegen.core.limits import INPUTS_CONTAINER, parse_size
-from imagegen.core.types import Batch, Scheduler, Variant
+from imagegen.core.types import AdapterUse, Batch, Scheduler, Variant
 from imagegen.jobs.spec import DEFAULT_MASK_STRENGTH, DEFAULT_STRENGTH, JobSpec
 
 
@@ -59,6 +59,7 @@ def derive_seeds(job: JobSpec, count: int) -> list[int]:
     for prompt in content["prompts"]:  # a job without masks keeps the seeds it had before masks
         if prompt.get("mask") is None:
             prompt.pop("mask", None)
+    content.pop("adapters")  # likewise with and without a LoRA: the brand's look on the same seeds
     for axis, default in (("sizes", [SD1_DEFAULTS.size]), ("guidance", [SD1_DEFAULTS.guidance]),
                           ("steps", SD1_DEFAULTS.steps), ("scheduler", SD1_DEFAULTS.scheduler)):
         if content["variants"][axis] is None:
@@ -83,11 +84,15 @@ def _short_number(value: float) -> str:
     return f"{value:g}".replace("+", "")
 
 
-def expand(job: JobSpec, defaults: ModelDefaults = SD1_DEFAULTS) -> list[Variant]:
+def expand(job: JobSpec, defaults: ModelDefaults = SD1_DEFAULTS,
+           adapters: list[AdapterUse] | tuple[AdapterUse, ...] = ()) -> list[Variant]:
     """Every variant of the job, in the order prompt -> style -> size -> guidance -> seed
     (the seed changes fastest). Ids look like `v003-p0-s1-768x512-g7.5-seed1234`: the
     zero-padded position first so blob listings sort in job order. What the job leaves
-    out comes from `defaults`, its model's."""
+    out comes from `defaults`, its model's; `adapters`: its LoRA adapters as checked at
+    submit (with their sha256), the same for every variant."""
+    if [(use.name, use.weight) for use in adapters] != [(spec.name, spec.weight) for spec in job.adapters]:
+        raise ValueError("`adapters` must be the job's adapters, as checked at submit")
     axes = job.variants
     seeds = axes.seeds if isinstance(axes.seeds, list) else derive_seeds(job, axes.seeds)
     sizes = axes.sizes if axes.sizes is not None else [defaults.size]
@@ -122,6 +127,7 @@ def expand(job: JobSpec, defaults: ModelDefaults = SD1_DEFAULTS) -> list[Variant
                             image=image, mask=mask, strength=strength, format=job.output.format,
                             fit=job.output.fit, pad_color=job.output.pad_color,
                             deepcache=deepcache, tiny_vae=job.speedups.tiny_vae, model=job.model,
+                            adapters=tuple(adapters),
                         ))
     return variants
 

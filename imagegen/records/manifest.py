@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 
 from imagegen.core.blob_names import check_id, split_ref
 from imagegen.core.types import (
+    AdapterUse,
     ContentCredentials,
     Fit,
     ImageFormat,
@@ -125,6 +126,8 @@ class ManifestVariant(BaseModel):
     model_family: str | None = Field(default=None, description="The model's family: sd1, sd2, sdxl, sd3 or flux")
     model_config_sha256: str | None = Field(default=None, description="SHA-256 of the model's config "
                                             "(model_index.json and its components' configs, canonical JSON), hex")
+    adapters: list[AdapterUse] = Field(default_factory=list, description="The LoRA adapters it was made with: "
+                                       "each one's name, the SHA-256 of its .safetensors file (hex) and its weight")
     device: str | None = Field(default=None, description="Where it ran, e.g. cuda, cpu")
     # What came out.
     status: VariantStatus

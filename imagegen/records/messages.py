@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 
 from imagegen.core.limits import AUTO_MAX_BATCH
 from imagegen.core.types import (
+    AdapterUse,
     Batch,
     ContentCredentials,
     JobSource,
@@ -77,14 +78,19 @@ class JobRequest(BaseModel):
     # the model cannot use). Jobs recorded before have the SD 1.x defaults they ran with.
     defaults: ModelDefaults = Field(default_factory=ModelDefaults)
     warnings: list[str] = Field(default_factory=list)
+    # The job's LoRA adapters as checked at submit (imagegen.service.adapters): each with the
+    # sha256 of the file checked, which its batches must still find.
+    adapters: list[AdapterUse] = Field(default_factory=list)
 
 
 def job_request(job: JobSpec, source: JobSource, origin: str = "", *, settings: Settings,
-                defaults: ModelDefaults | None = None, warnings: list[str] | None = None) -> JobRequest:
+                defaults: ModelDefaults | None = None, warnings: list[str] | None = None,
+                adapters: list[AdapterUse] | None = None) -> JobRequest:
     max_batch = settings.max_batch_images or AUTO_MAX_BATCH
     return JobRequest(job=job, source=source, origin=origin, max_batch=max_batch,
                       review=review_of(job, settings), notify=job.notify is not None or bool(settings.notify_url),
-                      defaults=defaults or ModelDefaults(), warnings=list(warnings or []))
+                      defaults=defaults or ModelDefaults(), warnings=list(warnings or []),
+                      adapters=list(adapters or []))
 
 
 def review_of(job: JobSpec, settings: Settings) -> ReviewSpec | None:

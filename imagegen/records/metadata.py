@@ -75,6 +75,10 @@ def parameters_text(params: dict[str, Any]) -> str:
         fields.append(f"DeepCache interval: {params['deepcache']}")
     if params.get("tiny_vae"):
         fields.append("VAE: TAESD")
+    adapters = params.get("adapters") or []
+    if adapters:  # as A1111 writes them: `Lora hashes: "name: hash"`, with the weights beside
+        fields.append("Lora hashes: \"" + ", ".join(f"{a['name']}: {a['sha256'][:12]}" for a in adapters) + "\"")
+        fields.append("Lora weights: \"" + ", ".join(f"{a['name']}: {a['weight']:g}" for a in adapters) + "\"")
     if fields:
         lines.append(", ".join(fields))
     return "\n".join(lines)

@@ -42,7 +42,7 @@ from imagegen.records.messages import (
     WriteManifestResult,
     manifest_for,
 )
-from imagegen.service import notify
+from imagegen.service import adapters, notify
 from imagegen.service.services import Services
 from imagegen.storage import blobs as storage
 from imagegen.storage import review_passes
@@ -90,6 +90,7 @@ def generate_images(request: BatchRequest, services: Services) -> GenerateImages
     first = request.batch.variants[0]
     engine = services.model_engine(first.model)  # a batch never mixes models (Variant.call_settings)
     store = services.store
+    adapter_files = adapters.files_for(request.batch.variants, services)  # a batch shares one adapter set
     source = mask = ingredient = None
     if first.image:
         source_bytes = store.get(first.image)
@@ -117,7 +118,7 @@ def generate_images(request: BatchRequest, services: Services) -> GenerateImages
                 with telemetry.span("gpu_batch", batch_id=chunk.id, batch_size=len(chunk.variants),
                                     image_width=first.width, image_height=first.height, image_steps=first.steps,
                                     device=engine.device.type):
-                    made = engine.generate(chunk, source, cancelled=cancelled, mask_image=mask)
+                    made = engine.generate(chunk, source, cancelled=cancelled, mask_image=mask, adapters=adapter_files)
             except GenerationCancelled:
                 break
             call = output_checks.GpuCall(

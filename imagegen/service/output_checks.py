@@ -239,6 +239,7 @@ def image_parameters(variant: Variant, model: str, revision: str | None) -> dict
         "width": variant.width, "height": variant.height, "strength": variant.strength,
         "source_image": variant.image, "deepcache": variant.deepcache, "tiny_vae": variant.tiny_vae,
         "model": model, "model_revision": revision, "variant_id": variant.id,
+        **({"adapters": [use.model_dump() for use in variant.adapters]} if variant.adapters else {}),
     }
     if variant.mask is not None:  # inpainted; images made before masks keep their parameters
         parameters["mask"] = variant.mask

@@ -8,6 +8,7 @@ concurrently in one worker share it instead of opening a client per call.
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Iterator
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -171,6 +172,22 @@ class BlobStore:
 
     def exists(self, ref: str) -> bool:
         return self._blob(ref).exists()
+
+    def get_chunks(self, ref: str) -> Iterator[bytes]:
+        """The blob's bytes a chunk at a time (the SDK's download chunks, 4 MiB), for files
+        too large to hold in memory at once."""
+        try:
+            downloader = self._blob(ref).download_blob()
+        except ResourceNotFoundError:
+            raise BlobNotFound(ref) from None
+        yield from downloader.chunks()
+
+    def size(self, ref: str) -> int:
+        """The blob's size in bytes, without reading it."""
+        try:
+            return int(self._blob(ref).get_blob_properties().size)
+        except ResourceNotFoundError:
+            raise BlobNotFound(ref) from None
 
     def url(self, ref: str) -> str:
         return self._blob(ref).url

@@ -22,7 +22,7 @@ param userPrincipalId string = ''
 @description('Kind of principal userPrincipalId is.')
 param userPrincipalType string = 'User'
 
-// The pipeline's containers; imagegen.storage.CONTAINERS names the same eight
+// The pipeline's containers; imagegen.storage.CONTAINERS names the same nine
 // (tests/infra/test_config_consistency.py checks that they match).
 var containerNames = [
   'prompts'
@@ -33,6 +33,7 @@ var containerNames = [
   'quarantine'
   'manifests'
   'published'
+  'adapters'
 ]
 
 // Built-in roles the Functions runtime needs for identity-based AzureWebJobsStorage with

@@ -44,7 +44,7 @@ def job_id() -> str:
 
 def test_layout_names():
     assert CONTAINERS == ("prompts", "prompts-rejected", "schedules", "inputs", "outputs",
-                          "quarantine", "manifests", "published")
+                          "quarantine", "manifests", "published", "adapters")
     assert output_ref("job-1", "v003", "png") == "outputs/job-1/v003.png"
     assert quarantine_ref("job-1", "v003", "webp") == "quarantine/job-1/v003.webp"
     assert manifest_ref("job-1") == "manifests/job-1.json"

@@ -34,6 +34,8 @@ DEFAULT_IS_RIGHT_IN_AZURE = {
     "IMAGEGEN_TORCH_THREADS": "auto only matters on a CPU device; Azure runs on the GPU (IMAGEGEN_DEVICE=cuda)",
     "IMAGEGEN_CHECK_PROCESSES": "auto is one checker process per 4 cores: 2 on the T4 profile's 8 vCPU, 4 on the A100's 24",
     "IMAGEGEN_COMPILE": "off: compiling costs minutes per batch and image size on a cold replica",
+    "IMAGEGEN_ADAPTERS_DIR": "empty: in Azure adapters live in the `adapters` container (uploaded with `imagegen adapters put`)",
+    "IMAGEGEN_MAX_ADAPTER_BYTES": "512 MiB holds any SD, SDXL or FLUX LoRA of usual rank; an operator raises it with an app setting",
     "IMAGEGEN_GPU_PRICE_PER_HOUR": "unset: no price is assumed (it depends on the region, the GPU profile and the "
                                    "agreement); an operator sets it to show each job's estimated cost",
     "IMAGEGEN_RETENTION_DAYS": "30 days of job history; manifests and images are kept regardless, so an operator "
