@@ -68,6 +68,29 @@ def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, 
     else:
         KEYED = {"401": _problem("No valid key (function key in `x-functions-key` or `?code=`)")}
     job_404 = _problem("No such job")
+
+    def generations(operation_id: str, summary: str) -> dict:
+        """`POST /api/images/generations`, and the same route as Foundry's document spells it."""
+        return {
+            "operationId": operation_id, "summary": summary,
+            # Sign-in does not guard this route (its clients send no Entra token): it takes the
+            # deployment key when one is set, else function keys.
+            "security": [{"deploymentKey": []}, {"deploymentApiKey": []}] if deployment_key else FUNCTION_KEYS,
+            "parameters": [{"name": "timeout", "in": "query", "required": False,
+                            "schema": {"type": "number", "minimum": 0, "maximum": 230, "default": 120}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(FoundryRequest)}}},
+            "responses": {
+                "200": _json(m.FoundryResponse, "The images, in Foundry's and OpenAI's shapes"),
+                "202": _json(m.FoundryAccepted, "Not done within `timeout`: follow the job"),
+                "400": _problem("A bad body, or every image blocked (`code: content_filter`)"),
+                "401": _problem("No valid key: the deployment key (`Authorization: Bearer`, `api-key`) "
+                                "or a function key"),
+                "413": _problem("Over the body byte limit"),
+                "502": _problem("Generation failed on every try (`code: generation_failed`)"),
+                "503": _problem("The images could not be checked for safety (`code: safety_unavailable`)",
+                                {"Retry-After": {"schema": {"type": "string"}}}),
+                **COMMON}}
+
     return {
         "/api/jobs": {
             "post": {
@@ -145,44 +168,10 @@ def operations(sign_in: str = "off", deployment_key: bool = False) -> dict[str, 
             "responses": {"202": _json(m.ReviewAccepted, "The decisions, taken"),
                           "400": _problem("A bad decision: `errors` names every bad field"),
                           "404": job_404, "409": _problem("The job is not awaiting review"), **KEYED, **COMMON}}},
-        "/api/images/generations": {"post": {
-            "operationId": "generate_images", "summary": "Azure AI Foundry / OpenAI images, synchronous when quick",
-            # Sign-in does not guard this route (its clients send no Entra token): it takes the
-            # deployment key when one is set, else function keys.
-            "security": [{"deploymentKey": []}, {"deploymentApiKey": []}] if deployment_key else FUNCTION_KEYS,
-            "parameters": [{"name": "timeout", "in": "query", "required": False,
-                            "schema": {"type": "number", "minimum": 0, "maximum": 230, "default": 120}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(FoundryRequest)}}},
-            "responses": {
-                "200": _json(m.FoundryResponse, "The images, in Foundry's and OpenAI's shapes"),
-                "202": _json(m.FoundryAccepted, "Not done within `timeout`: follow the job"),
-                "400": _problem("A bad body, or every image blocked (`code: content_filter`)"),
-                "401": _problem("No valid key: the deployment key (`Authorization: Bearer`, `api-key`) "
-                                "or a function key"),
-                "413": _problem("Over the body byte limit"),
-                "502": _problem("Generation failed on every try (`code: generation_failed`)"),
-                "503": _problem("The images could not be checked for safety (`code: safety_unavailable`)",
-                                {"Retry-After": {"schema": {"type": "string"}}}),
-                **COMMON}}},
-        "/api/image/generations": {"post": {
-            "operationId": "generate_image", "summary": "The same, as Foundry's Stability document spells the route",
-            # Sign-in does not guard this route (its clients send no Entra token): it takes the
-            # deployment key when one is set, else function keys.
-            "security": [{"deploymentKey": []}, {"deploymentApiKey": []}] if deployment_key else FUNCTION_KEYS,
-            "parameters": [{"name": "timeout", "in": "query", "required": False,
-                            "schema": {"type": "number", "minimum": 0, "maximum": 230, "default": 120}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(FoundryRequest)}}},
-            "responses": {
-                "200": _json(m.FoundryResponse, "The images, in Foundry's and OpenAI's shapes"),
-                "202": _json(m.FoundryAccepted, "Not done within `timeout`: follow the job"),
-                "400": _problem("A bad body, or every image blocked (`code: content_filter`)"),
-                "401": _problem("No valid key: the deployment key (`Authorization: Bearer`, `api-key`) "
-                                "or a function key"),
-                "413": _problem("Over the body byte limit"),
-                "502": _problem("Generation failed on every try (`code: generation_failed`)"),
-                "503": _problem("The images could not be checked for safety (`code: safety_unavailable`)",
-                                {"Retry-After": {"schema": {"type": "string"}}}),
-                **COMMON}}},
+        "/api/images/generations": {"post": generations("generate_images",
+                                                         "Azure AI Foundry / OpenAI images, synchronous when quick")},
+        "/api/image/generations": {"post": generations(
+            "generate_image", "The same, as Foundry's Stability document spells the route")},
         "/api/images/edits": {"post": {
             "operationId": "edit_images", "summary": "OpenAI's images.edit: image + mask + prompt, inpainted",
             # Guarded as the generations route is: the deployment key when one is set.
