@@ -77,7 +77,8 @@ def test_review_from_the_command_line_approves_and_rejects_by_short_id(app, tmp_
     assert "2 approved, 1 rejected by dana" in capsys.readouterr().err
     assert app.wait(job_id)["status"] == "completed"
     assert main(["--url", app.url, "status", job_id]) == 0
-    assert capsys.readouterr().out.strip().endswith("review: 2 approved, 1 rejected, 0 undecided")
+    line = capsys.readouterr().out.strip()
+    assert "; review: 2 approved, 1 rejected, 0 undecided; GPU " in line and line.endswith(" s"), line
     assert len(store.list("published", f"{job_id}/")) == 2
     assert main(["--url", app.url, "download", job_id, "--to", str(tmp_path / "out")]) == 0
     folder = tmp_path / "out" / job_id
