@@ -24,7 +24,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.blob import InputStream
@@ -33,19 +32,19 @@ from azure.storage.queue import LinearRetry as QueueLinearRetry
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devhost.azurite import resolve_connection_string
+from devhost.storage_polling import (
+    HOST_STORAGE_SETTING,
+    MAX_DEQUEUE_COUNT,
+    SDK_RETRY,
+    STORAGE_NAME,
+    backoff_delay,
+    binding_connection,
+)
 
 log = logging.getLogger("devhost.blob")
 
 RECEIPTS_CONTAINER = "azure-webjobs-hosts"
 POISON_QUEUE = "webjobs-blobtrigger-poison"
-MAX_DEQUEUE_COUNT = 5
-HOST_STORAGE_SETTING = "AzureWebJobsStorage"
-MAX_BACKOFF_SECONDS = 30.0
-# The storage SDK's default retry waits 15 s and more between tries; the poll loop is our retry,
-# so each call tries briefly and a storage outage shows in the log within a second.
-SDK_RETRY: dict[str, Any] = {"retry_total": 2, "backoff": 0.25, "random_jitter_range": 0}
-
-_CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
@@ -72,7 +71,7 @@ def parse_blob_path(path: str) -> BlobPath:
     if not isinstance(path, str) or not path.strip("/"):
         raise BlobTriggerError(f"`path` must be `container/pattern`, like `prompts/{{name}}`, got {path!r}")
     container, _, pattern = path.strip("/").partition("/")
-    if not _CONTAINER_NAME.match(container):
+    if not STORAGE_NAME.match(container):
         raise BlobTriggerError(
             f"`path` {path!r}: container `{container}` must be 3-63 lowercase letters, digits "
             f"and single hyphens (placeholders are only allowed after the container)")
@@ -257,7 +256,7 @@ class BlobTriggerPoller:
                     log.exception("Blob trigger poll failed; backing off")
                     healthy = False
                 failures = 0 if healthy else failures + 1
-                delay = min(self.poll_interval * 2 ** failures, max(MAX_BACKOFF_SECONDS, self.poll_interval))
+                delay = backoff_delay(self.poll_interval, failures)
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                 except asyncio.TimeoutError:
@@ -399,12 +398,10 @@ def _blob_trigger(function: str, binding: dict, get_connection: Callable[[str], 
         path = parse_blob_path(binding.get("path", ""))
     except BlobTriggerError as error:
         raise BlobTriggerError(f"blob trigger `{function}`: {error}") from None
-    setting = binding.get("connection") or HOST_STORAGE_SETTING
     try:
-        connection = resolve_connection_string(get_connection(setting))
-    except (KeyError, ValueError) as error:
-        message = error.args[0] if error.args else error
-        raise BlobTriggerError(f"blob trigger `{function}`: `connection` {setting!r}: {message}") from None
+        _, connection = binding_connection(binding, get_connection)
+    except ValueError as error:
+        raise BlobTriggerError(f"blob trigger `{function}`: {error}") from None
     return BlobTrigger(function=function, binding_name=binding.get("name", "blob"), path=path,
                        connection=connection)
 

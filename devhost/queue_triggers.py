@@ -27,27 +27,18 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.functions.queue import QueueMessage as FunctionQueueMessage
 from azure.storage.queue import LinearRetry, QueueClient, QueueMessage
 
-from devhost.azurite import resolve_connection_string
+from devhost.storage_polling import MAX_DEQUEUE_COUNT, SDK_RETRY, STORAGE_NAME, backoff_delay, binding_connection
 
 log = logging.getLogger("devhost.queue")
 
-HOST_STORAGE_SETTING = "AzureWebJobsStorage"
-MAX_DEQUEUE_COUNT = 5
 BATCH_SIZE = 16              # messages taken per receive (Azure's `batchSize` default)
 HIDDEN_WHILE_RUNNING = 600   # seconds a received message stays hidden while its function runs
 ENCODINGS = ("base64", "none")
-MAX_BACKOFF_SECONDS = 30.0
-# As for blob triggers: the poll loop is the retry, so each storage call tries briefly.
-SDK_RETRY: dict[str, Any] = {"retry_total": 2, "backoff": 0.25, "random_jitter_range": 0}
-
-# Azure's rule for queue names: 3-63 lowercase letters, digits and single hyphens.
-_QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 _SETTING = re.compile(r"%([^%]+)%")
 
 
@@ -73,15 +64,13 @@ def queue_trigger(function: str, binding: dict, get_connection: Callable[[str], 
     except KeyError as missing:
         raise QueueTriggerError(f"queue trigger `{function}`: `queueName` {raw!r} names app setting "
                                 f"{missing.args[0]!r}, which is not set") from None
-    if not _QUEUE_NAME.match(queue):
+    if not STORAGE_NAME.match(queue):
         raise QueueTriggerError(f"queue trigger `{function}`: `queueName` must be 3-63 lowercase letters, digits "
                                 f"and single hyphens, got {queue!r}")
-    setting = binding.get("connection") or HOST_STORAGE_SETTING
     try:
-        connection = resolve_connection_string(get_connection(setting))
-    except (KeyError, ValueError) as error:
-        message = error.args[0] if error.args else error
-        raise QueueTriggerError(f"queue trigger `{function}`: `connection` {setting!r}: {message}") from None
+        _, connection = binding_connection(binding, get_connection)
+    except ValueError as error:
+        raise QueueTriggerError(f"queue trigger `{function}`: {error}") from None
     return QueueTrigger(function=function, binding_name=binding.get("name", "message"), queue=queue,
                         connection=connection)
 
@@ -140,7 +129,7 @@ class QueueTriggerPoller:
                 failures = 0 if healthy else failures + 1
                 if busy and healthy:
                     continue   # messages came: ask again at once, as Azure does
-                delay = min(self.poll_interval * 2 ** failures, max(MAX_BACKOFF_SECONDS, self.poll_interval))
+                delay = backoff_delay(self.poll_interval, failures)
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
                 except asyncio.TimeoutError:
