@@ -1,14 +1,16 @@
-"""Shared by the imagegen tests: a job with every axis, a minimal job, images, errors."""
+"""Shared by the imagegen tests: a job with every axis, a minimal job, images, errors, a store over Azurite."""
 
 from __future__ import annotations
 
 import io
+import uuid
 
 import pytest
 from PIL import Image
 
 from imagegen.core.types import JobValidationError
 from imagegen.jobs.spec import parse_job
+from imagegen.storage.blobs import BlobStore
 
 CAMPAIGN_YAML = """\
 name: spring-campaign
@@ -44,3 +46,16 @@ def png(width: int, height: int, mode: str = "RGB") -> bytes:
     buffer = io.BytesIO()
     Image.new(mode, (width, height)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def store(storage_connection_string) -> BlobStore:
+    store = BlobStore.from_connection_string(storage_connection_string)
+    store.ensure_containers()
+    return store
+
+
+@pytest.fixture
+def job_id() -> str:
+    # A fresh job per test: tests share one Azurite and must not see each other's blobs.
+    return f"job-{uuid.uuid4().hex[:12]}"

@@ -14,20 +14,12 @@ from imagegen.core.types import JobValidationError
 from imagegen.jobs import intake
 from imagegen.records import messages
 from imagegen.storage import source_images
-from imagegen.storage.blobs import BlobStore
 
 
 def png(size=(80, 80)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (10, 120, 200)).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def store(storage_connection_string) -> BlobStore:
-    store = BlobStore.from_connection_string(storage_connection_string)
-    store.ensure_containers()
-    return store
 
 
 def test_a_txt_file_is_one_prompt_per_line_with_the_deployment_defaults():

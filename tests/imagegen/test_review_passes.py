@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from imagegen.records.review_book import ReviewDecision
-from imagegen.storage.blobs import BlobStore
 from imagegen.storage.review_passes import append_review_pass, read_review_passes
-
-
-@pytest.fixture(scope="module")
-def store(storage_connection_string) -> BlobStore:
-    store = BlobStore.from_connection_string(storage_connection_string)
-    store.ensure_containers()
-    return store
-
-
-@pytest.fixture
-def job_id() -> str:
-    return f"job-{uuid.uuid4().hex[:12]}"
 
 
 def a_pass(reviewer: str, *approve: str) -> ReviewDecision:

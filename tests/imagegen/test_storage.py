@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 
 import pytest
 
@@ -24,20 +23,6 @@ from imagegen.core.settings import Settings
 from imagegen.service.services import Services
 from imagegen.storage import blobs as storage
 from imagegen.storage.blobs import BlobChanged, BlobNotFound, BlobStore, ContainerNotFound
-
-
-@pytest.fixture(scope="module")
-def store(storage_connection_string) -> BlobStore:
-    store = BlobStore.from_connection_string(storage_connection_string)
-    store.ensure_containers()
-    return store
-
-
-@pytest.fixture
-def job_id() -> str:
-    # A fresh job per test: tests share one Azurite and must not see each other's blobs.
-    return f"job-{uuid.uuid4().hex[:12]}"
-
 
 # -- layout (no storage needed) -------------------------------------------------------------
 
