@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -126,3 +127,19 @@ def launch(storage_connection_string):
     def _launch(workdir: Path, *args: str, **kwargs) -> DevhostProcess:
         return launch_devhost(workdir, storage_connection_string, *args, **kwargs)
     return _launch
+
+
+class Poller:
+    """Run a storage trigger's poller (blob or queue) as a background task inside `async with`."""
+
+    def __init__(self, poller):
+        self.poller = poller
+        self.stop = asyncio.Event()
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self.poller.run(self.stop))
+        return self
+
+    async def __aexit__(self, *_):
+        self.stop.set()
+        await asyncio.wait_for(self.task, 10)

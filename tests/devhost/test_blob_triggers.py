@@ -21,6 +21,7 @@ from devhost.blob_triggers import (
     decode_poison_message,
     parse_blob_path,
 )
+from tests.devhost.conftest import Poller
 from tests.waiting import wait_until_async
 
 FAST = 0.1   # poll interval for tests; the host's default is 1 s
@@ -69,22 +70,6 @@ async def after_another_poll(storage, calls: Recorder, *containers: str) -> None
     await wait_until_async(lambda: {call["name"] for call in calls.calls},
                            lambda delivered: set(markers) <= delivered, timeout=5, interval=0.01,
                            what=f"the markers {markers} to be delivered")
-
-
-class Poller:
-    """Run a BlobTriggerPoller as a background task inside `async with`."""
-
-    def __init__(self, poller: BlobTriggerPoller):
-        self.poller = poller
-        self.stop = asyncio.Event()
-
-    async def __aenter__(self):
-        self.task = asyncio.create_task(self.poller.run(self.stop))
-        return self
-
-    async def __aexit__(self, *_):
-        self.stop.set()
-        await asyncio.wait_for(self.task, 10)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devhost.queue_triggers import QueueTriggerError, QueueTriggerPoller, queue_trigger
+from tests.devhost.conftest import Poller
 from tests.waiting import wait_until_async
 
 FAST = 0.1   # poll interval for tests; the host's default is 1 s
@@ -45,22 +46,6 @@ class Recorder:
         await asyncio.to_thread(queue.send_message, MARKER.decode())
         await wait_until_async(lambda: sum(1 for call in self.calls if call["body"] == MARKER),
                                lambda count: count > seen, timeout=10, interval=0.01, what="the marker")
-
-
-class Poller:
-    """Run a QueueTriggerPoller as a background task inside `async with`."""
-
-    def __init__(self, poller: QueueTriggerPoller):
-        self.poller = poller
-        self.stop = asyncio.Event()
-
-    async def __aenter__(self):
-        self.task = asyncio.create_task(self.poller.run(self.stop))
-        return self
-
-    async def __aexit__(self, *_):
-        self.stop.set()
-        await asyncio.wait_for(self.task, 10)
 
 
 @pytest.fixture
