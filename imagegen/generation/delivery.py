@@ -3,7 +3,7 @@
 A job may ask for any `WxH` within the limits (1080x1080, 1200x628, 1456x180, ...), and
 no model draws well at every size: each family has a native resolution it was trained at
 (512 px for SD 1.5, 1024 px for SDXL, SD 3 and FLUX) and a side multiple its latents need
-(8, or 16 for the transformer families). So the engine:
+(8, or 16 for the transformer families: `Family.size_multiple`). So the engine:
 
 1. generates at `generation_size`: the asked aspect, each side a multiple of the model's,
    and no more pixels than the model's budget (its native area, with room for the
@@ -34,16 +34,6 @@ def native_side(pipe: Any) -> int:
     if sample_size is None:
         sample_size = pipe.unet.config.sample_size
     return int(sample_size) * int(pipe.vae_scale_factor)
-
-
-def side_multiple(pipe: Any) -> int:
-    """What each side must be a multiple of: the VAE's factor, times 2 for the transformer
-    families (SD 3's patches, FLUX's 2x2 latent packing)."""
-    multiple = int(pipe.vae_scale_factor)
-    transformer = getattr(pipe, "transformer", None)
-    if transformer is not None:
-        multiple *= max(2, int(getattr(transformer.config, "patch_size", 1) or 1))
-    return multiple
 
 
 def generation_size(width: int, height: int, native: int, multiple: int) -> tuple[int, int]:

@@ -33,7 +33,7 @@ from imagegen.core.settings import Settings
 from imagegen.core.types import AdapterUse, Batch, Variant
 from imagegen.generation import tiny_model
 from imagegen.generation.deepcache import MAX_INTERVAL, deepcache
-from imagegen.generation.delivery import deliver, generation_size, native_side, side_multiple
+from imagegen.generation.delivery import deliver, generation_size, native_side
 from imagegen.generation.families import Family, ModelFacts, read_model_facts
 from imagegen.generation.loading import image2image_of, inpaint_of, load_pipeline, loaded_config_sha256, place
 from imagegen.generation.placement import pick_precision
@@ -409,7 +409,7 @@ class DiffusionEngine:
         # 5. The size the model makes the images at: the one asked when the model draws it
         #    well, else the nearest it does (imagegen.generation.delivery).
         pipe = self._pipeline(img2img, inpaint)
-        width, height = generation_size(first.width, first.height, native_side(pipe), side_multiple(pipe))
+        width, height = generation_size(first.width, first.height, native_side(pipe), self.family.size_multiple)
         mask = None
         if img2img:
             # 5a. img2img: the source at that size, the same for each image.

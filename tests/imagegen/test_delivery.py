@@ -8,7 +8,7 @@ import pytest
 
 from imagegen.core.settings import Settings
 from imagegen.core.types import Batch, Variant
-from imagegen.generation.delivery import deliver, generation_size, native_side, side_multiple
+from imagegen.generation.delivery import deliver, generation_size, native_side
 from imagegen.generation.engine import DiffusionEngine
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -68,7 +68,7 @@ def variant(width: int, height: int, fit: str = "cover") -> Variant:
 
 
 def test_the_engine_delivers_a_size_the_model_cannot_make_exactly(engine):
-    native, multiple = native_side(engine.load()), side_multiple(engine.load())
+    native, multiple = native_side(engine.load()), engine.family.size_multiple
     assert (native, multiple) == (64, 8)  # the tiny model: SD 1.x's layout at 64 px
     [odd] = engine.generate(Batch(id="b000", variants=[variant(100, 30)]))
     assert odd.image.size == (100, 30) and odd.generated_size == generation_size(100, 30, native, multiple)
