@@ -52,6 +52,7 @@ class HostConfig:
     max_concurrent_activities: int = 10
     max_concurrent_orchestrators: int = 10
     queue_message_encoding: str = "base64"  # extensions.queues.messageEncoding
+    queue_batch_size: int = 16  # extensions.queues.batchSize
 
 
 @dataclass
@@ -131,13 +132,16 @@ def read_host_json(app_dir: Path) -> HostConfig:
         max_concurrent_activities=_positive(durable, "maxConcurrentActivityFunctions", 10, path),
         max_concurrent_orchestrators=_positive(durable, "maxConcurrentOrchestratorFunctions", 10, path),
         queue_message_encoding=encoding,
+        queue_batch_size=_positive(queues, "batchSize", 16, path, section_name="queues", most=32),
     )
 
 
-def _positive(section: dict, key: str, default: int, path: Path) -> int:
+def _positive(section: dict, key: str, default: int, path: Path, *, section_name: str = "durableTask",
+              most: int | None = None) -> int:
     value = section.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise AppLoadError(f"`extensions.durableTask.{key}` in {path} must be a whole number >= 1, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or (most is not None and value > most):
+        limit = f"from 1 to {most}" if most is not None else ">= 1"
+        raise AppLoadError(f"`extensions.{section_name}.{key}` in {path} must be a whole number {limit}, got {value!r}")
     return value
 
 

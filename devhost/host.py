@@ -151,7 +151,8 @@ class Host:
             with _naming(queues, "queue"):
                 queue_poller = QueueTriggerPoller(functions=queues, get_connection=storage_connection,
                                                   invoke=self.invoker,
-                                                  encoding=self.loaded.host.queue_message_encoding)
+                                                  encoding=self.loaded.host.queue_message_encoding,
+                                                  batch_size=self.loaded.host.queue_batch_size)
             self._trigger_tasks.append(asyncio.create_task(queue_poller.run(self._stop_triggers),
                                                            name="queue-triggers"))
         for task in self._trigger_tasks:

@@ -6,7 +6,11 @@ What we copy from Azure's Storage queues extension:
 - Messages are base64 text (`extensions.queues.messageEncoding` in host.json: `base64`, the
   default, or `none`), decoded before the function sees them: it gets a `func.QueueMessage`
   with the id, body, dequeue count, insertion, expiration and next-visible times.
-- A message is hidden while its function runs and deleted when the function returns.
+- Each function's queue is polled on its own; up to `extensions.queues.batchSize` (16)
+  messages are taken at once and run side by side.
+- A message is hidden while its function runs (a lease renewed as it runs, so a host that
+  dies gives its messages back within `LEASE`, 30 s, where Azure's 10-minute lease takes
+  up to 10) and deleted when the function returns.
 - A function that raises gets the message again at once (the extension's default
   `visibilityTimeout` is 0); once it has been received `maxDequeueCount` times (5) and
   failed, its content goes to `<queue>-poison` as it was and it is deleted. A message that
@@ -23,6 +27,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import math
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,8 +41,8 @@ from devhost.storage_polling import MAX_DEQUEUE_COUNT, SDK_RETRY, STORAGE_NAME, 
 
 log = logging.getLogger("devhost.queue")
 
-BATCH_SIZE = 16              # messages taken per receive (Azure's `batchSize` default)
-HIDDEN_WHILE_RUNNING = 600   # seconds a received message stays hidden while its function runs
+BATCH_SIZE = 16              # messages taken per receive and run at once (Azure's `batchSize` default)
+LEASE = 30   # seconds a received message stays hidden; renewed every LEASE / 2 while its function runs
 ENCODINGS = ("base64", "none")
 _SETTING = re.compile(r"%([^%]+)%")
 
@@ -99,7 +104,7 @@ class QueueTriggerPoller:
     def __init__(self, functions: list[tuple[str, dict]], get_connection: Callable[[str], str],
                  invoke: Callable[[str, dict], Awaitable[None]], poll_interval: float = 1.0, *,
                  encoding: str = "base64", max_dequeue_count: int = MAX_DEQUEUE_COUNT,
-                 settings: Mapping[str, str] | None = None):
+                 batch_size: int = BATCH_SIZE, lease: float = LEASE, settings: Mapping[str, str] | None = None):
         if encoding not in ENCODINGS:
             raise QueueTriggerError(f"`extensions.queues.messageEncoding` must be one of {', '.join(ENCODINGS)}, "
                                     f"got {encoding!r}")
@@ -107,6 +112,8 @@ class QueueTriggerPoller:
         self.poll_interval = poll_interval
         self.encoding = encoding
         self.max_dequeue_count = max_dequeue_count
+        self.batch_size = batch_size  # messages one function runs at once (`extensions.queues.batchSize`)
+        self.lease = lease
         self.triggers = [queue_trigger(name, binding, get_connection, settings) for name, binding in functions]
         self._clients: dict[tuple[str, str], QueueClient] = {}
 
@@ -118,58 +125,87 @@ class QueueTriggerPoller:
         return self._clients[(connection, queue)]
 
     async def run(self, stop: asyncio.Event) -> None:
-        failures = 0
+        """Each queue is polled on its own, so a long-running function on one queue never holds
+        up another queue's messages (as each trigger listens on its own in Azure)."""
         try:
-            while not stop.is_set():
-                try:
-                    healthy, busy = await self.poll_once()
-                except Exception:  # noqa: BLE001 - the poller must outlive any storage surprise
-                    log.exception("Queue trigger poll failed; backing off")
-                    healthy, busy = False, False
-                failures = 0 if healthy else failures + 1
-                if busy and healthy:
-                    continue   # messages came: ask again at once, as Azure does
-                delay = backoff_delay(self.poll_interval, failures)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
+            await asyncio.gather(*(self._poll(trigger, stop) for trigger in self.triggers))
         finally:
             for client in self._clients.values():
                 client.close()
 
+    async def _poll(self, trigger: QueueTrigger, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                healthy, busy = await self._poll_trigger(trigger)
+            except Exception:  # noqa: BLE001 - the poller must outlive any storage surprise
+                log.exception("Queue trigger poll of %s failed; backing off", trigger.queue)
+                healthy, busy = False, False
+            failures = 0 if healthy else failures + 1
+            if busy and healthy:
+                continue   # messages came: ask again at once, as Azure does
+            delay = backoff_delay(self.poll_interval, failures)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+
     async def poll_once(self) -> tuple[bool, bool]:
         """Receive and run one batch per function: (no storage errors, some message came)."""
-        healthy, busy = True, False
-        for trigger in self.triggers:
-            try:
-                messages = await asyncio.to_thread(self._receive, trigger)
-            except AzureError as error:
-                healthy = False
-                log.warning("Queue trigger %s cannot read queue %s (%s); backing off", trigger.function,
-                            trigger.queue, str(error).splitlines()[0] if str(error) else type(error).__name__)
-                continue
-            busy = busy or bool(messages)
-            await asyncio.gather(*(self._process(trigger, message) for message in messages))
-        return healthy, busy
+        results = [await self._poll_trigger(trigger) for trigger in self.triggers]
+        return all(healthy for healthy, _ in results), any(busy for _, busy in results)
+
+    async def _poll_trigger(self, trigger: QueueTrigger) -> tuple[bool, bool]:
+        try:
+            messages = await asyncio.to_thread(self._receive, trigger)
+        except AzureError as error:
+            log.warning("Queue trigger %s cannot read queue %s (%s); backing off", trigger.function,
+                        trigger.queue, str(error).splitlines()[0] if str(error) else type(error).__name__)
+            return False, False
+        await asyncio.gather(*(self._process(trigger, message) for message in messages))
+        return True, bool(messages)
 
     def _receive(self, trigger: QueueTrigger) -> list[QueueMessage]:
         client = self._client(trigger.connection, trigger.queue)
         try:
-            return list(client.receive_messages(max_messages=BATCH_SIZE, visibility_timeout=HIDDEN_WHILE_RUNNING))
+            return list(client.receive_messages(max_messages=self.batch_size, visibility_timeout=math.ceil(self.lease)))
         except ResourceNotFoundError:
             return []   # Azure waits for the queue to appear; so do we
 
     async def _process(self, trigger: QueueTrigger, message: QueueMessage) -> None:
+        done = asyncio.Event()
+        renewing = asyncio.create_task(self._keep_hidden(trigger, message, done))
         try:
             body = decode(message.content, self.encoding)
             await self._invoke(trigger.function, {trigger.binding_name: function_message(message, body)})
         except Exception as error:  # noqa: BLE001 - any failure of the function counts
             log.warning("%s failed on message %s of %s (try %d of %d): %s", trigger.function, message.id,
                         trigger.queue, message.dequeue_count, self.max_dequeue_count, error)
+            done.set()
+            await renewing  # a renewal under way ends first: the message's newest receipt is needed below
             await asyncio.to_thread(self._after_failure, trigger, message)
             return
+        done.set()
+        await renewing
         await asyncio.to_thread(self._settle, trigger, message, "delete the message")
+
+    async def _keep_hidden(self, trigger: QueueTrigger, message: QueueMessage, done: asyncio.Event) -> None:
+        """Renew the message's lease until `done` (as Azure's listener does while a function
+        runs), so a long function keeps it and a host that dies gives it back within one lease."""
+        client = self._client(trigger.connection, trigger.queue)
+        while True:
+            try:
+                await asyncio.wait_for(done.wait(), timeout=self.lease / 2)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                renewed = await asyncio.to_thread(client.update_message, message, message.pop_receipt,
+                                                  visibility_timeout=math.ceil(self.lease))
+            except AzureError as error:
+                log.warning("Could not renew the lease of message %s of %s (%s)", message.id, trigger.queue, error)
+                continue
+            message.pop_receipt = renewed.pop_receipt  # the next update or delete needs the newest
 
     def _after_failure(self, trigger: QueueTrigger, message: QueueMessage) -> None:
         client = self._client(trigger.connection, trigger.queue)
@@ -197,5 +233,6 @@ class QueueTriggerPoller:
     def _settle(self, trigger: QueueTrigger, message: QueueMessage, what: str) -> None:
         try:
             self._client(trigger.connection, trigger.queue).delete_message(message)
-        except AzureError as error:   # it shows again after HIDDEN_WHILE_RUNNING and runs once more
+        except AzureError as error:   # it shows again after its lease and runs once more
             log.warning("Could not %s %s of %s (%s)", what, message.id, trigger.queue, error)
+

@@ -195,3 +195,99 @@ def test_a_queue_name_from_an_app_setting():
     trigger = queue_trigger("on_message", {"queueName": "%WORK_QUEUE%"}, lambda _: "UseDevelopmentStorage=true",
                             settings={"WORK_QUEUE": "work-items"})
     assert trigger.queue == "work-items" and trigger.binding_name == "message"
+
+
+class SlowRecorder(Recorder):
+    """Each call takes `seconds` (an awaitable sleep, as a long function awaits its work)."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.finished = 0
+
+    async def __call__(self, function: str, inputs: dict) -> None:
+        await super().__call__(function, inputs)
+        await asyncio.sleep(self.seconds)
+        self.finished += 1
+
+
+def test_a_function_running_longer_than_the_lease_keeps_its_message_and_runs_once(storage_connection_string,
+                                                                                  queue_name):
+    queue = queue_client(storage_connection_string, queue_name)
+    queue.send_message("long")
+
+    async def scenario():
+        calls = SlowRecorder(seconds=3.5)  # well past a 1 s lease: renewed three times or more
+        async with Poller(make_poller(storage_connection_string, queue_name, calls, lease=1)):
+            await wait_until_async(lambda: calls.finished, lambda done: done >= 1, timeout=20, interval=0.05,
+                                   what="the long call to finish")
+            await calls.after_another_receive(queue)
+        return calls.real()
+
+    assert [call["dequeue_count"] for call in asyncio.run(scenario())] == [1]
+    assert left_in(storage_connection_string, queue_name) == []
+
+
+def test_the_message_of_a_poller_that_dies_mid_run_comes_back_within_its_lease(storage_connection_string,
+                                                                               queue_name):
+    queue = queue_client(storage_connection_string, queue_name)
+    queue.send_message("interrupted")
+
+    async def dies_mid_run():
+        calls = SlowRecorder(seconds=60)
+        poller = make_poller(storage_connection_string, queue_name, calls, lease=2)
+        task = asyncio.create_task(poller.run(asyncio.Event()))
+        await calls.wait_for(1)
+        task.cancel()  # the host is gone: nobody renews the lease or deletes the message
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def next_host():
+        calls = Recorder()
+        async with Poller(make_poller(storage_connection_string, queue_name, calls)):
+            await calls.wait_for(1, timeout=10)
+        return calls.real()
+
+    asyncio.run(dies_mid_run())
+    assert [(call["body"], call["dequeue_count"]) for call in asyncio.run(next_host())] == [(b"interrupted", 2)]
+
+
+def test_batch_size_one_runs_one_message_at_a_time_and_a_slow_queue_never_holds_up_another(
+        storage_connection_string, queue_name):
+    slow_queue = queue_client(storage_connection_string, queue_name)
+    quick_queue = queue_client(storage_connection_string, f"{queue_name}-quick")
+    slow_queue.send_message("first")
+    slow_queue.send_message("second")
+    running: list[str] = []
+    overlaps: list[tuple[str, str]] = []
+    quick_seen_while: list[list[str]] = []
+    quick_came = asyncio.Event()
+
+    async def invoke(function: str, inputs: dict) -> None:
+        if function == "quick":
+            quick_seen_while.append(list(running))
+            quick_came.set()
+            return
+        body = inputs["message"].get_body().decode()
+        overlaps.extend((other, body) for other in running)
+        running.append(body)
+        try:  # the first slow call ends only once the quick one has run: it must not wait behind it
+            await asyncio.wait_for(quick_came.wait(), timeout=15)
+        finally:
+            running.remove(body)
+
+    bindings = [("slow", {"type": "queueTrigger", "name": "message", "queueName": queue_name, "connection": "S"}),
+                ("quick", {"type": "queueTrigger", "name": "message", "queueName": f"{queue_name}-quick",
+                           "connection": "S"})]
+
+    async def scenario():
+        poller = QueueTriggerPoller(bindings, {"S": storage_connection_string}.__getitem__, invoke,
+                                    poll_interval=FAST, batch_size=1)
+        async with Poller(poller):
+            await wait_until_async(lambda: running, timeout=10, interval=0.05, what="the first slow call")
+            await asyncio.to_thread(quick_queue.send_message, "quick")
+            await wait_until_async(lambda: left_in(storage_connection_string, queue_name), lambda left: not left,
+                                   timeout=30, interval=0.1, what="both slow messages to be done")
+
+    asyncio.run(scenario())
+    assert [len(seen) for seen in quick_seen_while] == [1]  # ran while a slow call was under way
+    assert overlaps == []  # the slow queue's messages one at a time
