@@ -1,10 +1,16 @@
-"""The Functions app: one DFApp with the pipeline's blueprints registered, nothing else."""
+"""The Functions app: one DFApp with the pipeline's blueprints registered, nothing else.
+
+Which blueprints is the app's role (`IMAGEGEN_APP_ROLE`): in Azure the control plane (no
+GPU) and the GPU pool (scales to zero) are two apps of one image; locally one app is both.
+"""
 
 import azure.durable_functions as df
 
 from activities import bp as activities
+from activities import render_worker
 from imagegen.service.process import start
 from orchestrations import bp as orchestrations
+from triggers import render_outcomes
 from triggers.blob_drop import bp as blob_drop
 from triggers.foundry import bp as foundry
 from triggers.gallery import bp as gallery
@@ -23,14 +29,9 @@ settings = start().settings
 # Function keys, unless built-in authentication (IMAGEGEN_SIGN_IN=entra) guards the routes.
 app = df.DFApp(http_auth_level=routes_auth_level(settings))
 
-app.register_functions(http_api)
-app.register_functions(foundry)
-app.register_functions(health)
-app.register_functions(models)
-app.register_functions(openapi)
-app.register_functions(gallery)
-app.register_functions(blob_drop)
-app.register_functions(schedules)
-app.register_functions(retention)
-app.register_functions(orchestrations)
-app.register_functions(activities)
+if settings.app_role in ("all", "control"):
+    for blueprint in (http_api, foundry, health, models, openapi, gallery, blob_drop, schedules, retention,
+                      orchestrations, activities, render_outcomes.blueprint(settings.render_queue)):
+        app.register_functions(blueprint)
+if settings.app_role in ("all", "render"):
+    app.register_functions(render_worker.blueprint(settings.render_queue))

@@ -12,15 +12,15 @@ import azure.durable_functions as df
 
 from imagegen.core import telemetry
 from imagegen.records.messages import (
-    BatchRequest,
     ModerateImageRequest,
     ModerateTextRequest,
     NotifyJobRequest,
     PublishImagesRequest,
     ReadReviewPassesRequest,
+    RenderOrder,
     WriteManifestRequest,
 )
-from imagegen.service import operations
+from imagegen.service import operations, render_pool
 from imagegen.service.process import current
 
 bp = df.Blueprint()
@@ -39,9 +39,10 @@ def moderate_image(request: dict) -> dict:
 
 
 @bp.activity_trigger(input_name="request")
-def generate_images(request: dict) -> dict:
-    with telemetry.activity("generate_images", request):
-        return operations.generate_images(BatchRequest.model_validate(request), current()).model_dump()
+def order_render(request: dict) -> dict:
+    """The batch goes to the GPU pool (activities/render_worker.py), which answers with an event."""
+    with telemetry.activity("order_render", request):
+        return render_pool.order_render(RenderOrder.model_validate(request), current()).model_dump()
 
 
 @bp.activity_trigger(input_name="request")

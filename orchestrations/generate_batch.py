@@ -12,6 +12,7 @@ names — never image bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import azure.durable_functions as df
 
@@ -21,7 +22,6 @@ from imagegen.jobs.variants import batches, expand
 from imagegen.records.manifest import ManifestReview
 from imagegen.records.messages import (
     BatchRequest,
-    GenerateImagesResult,
     JobRequest,
     JobSummary,
     ModerateImageRequest,
@@ -32,10 +32,13 @@ from imagegen.records.messages import (
     Phase,
     Progress,
     RenderBatchResult,
+    RenderOrder,
+    RenderOutcome,
     VariantRecord,
     WriteManifestRequest,
     WriteManifestResult,
     input_rejections,
+    rendered_event,
 )
 from imagegen.records.review_book import ReviewBook
 from orchestrations.review import await_review
@@ -43,9 +46,14 @@ from orchestrations.review import await_review
 bp = df.Blueprint()
 
 # A GPU batch that fails is tried three times, 3 s apart: enough to ride out a transient
-# fault (a replica restart, an out-of-memory), short enough that a broken batch ends soon.
-# (The Python SDK's RetryOptions carries only the first interval and the attempt count.)
-GENERATE_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=3_000, max_number_of_attempts=3)
+# fault (an out-of-memory, a flaky download), short enough that a broken batch ends soon.
+RENDER_TRIES = 3
+RETRY_DELAY = timedelta(seconds=3)
+# A backstop, not a schedule: the GPU pool answers every order it takes (and the control
+# plane every order the pool failed on five times), so only an order lost outright meets
+# it. Generous, because a big job's last batches wait in the queue behind its first ones.
+RENDER_DEADLINE = timedelta(hours=24)
+GAVE_UP = "the GPU pool did not answer within 24 hours"
 
 
 @dataclass
@@ -243,22 +251,24 @@ def job_summary(run: JobRun) -> JobSummary:
 
 @bp.orchestration_trigger(context_name="context")
 def render_batch(context: df.DurableOrchestrationContext):
-    """Generate one GPU batch, every image checked as it is made; never fails, it reports."""
+    """Have the GPU pool render one batch, every image checked as it is made; never fails,
+    it reports. A try that fails is made again, `RENDER_TRIES` in all."""
     request = BatchRequest.model_validate(context.get_input())
     variants = request.batch.variants
-    try:
-        generated = yield context.call_activity_with_retry(
-            "generate_images", GENERATE_RETRY, request.model_dump(mode="json"))
-    except Exception as error:  # the batch still failed after its retries
-        reason = failure_reason(error)
+    for attempt in range(1, RENDER_TRIES + 1):
+        if attempt > 1:
+            yield context.create_timer(context.current_utc_datetime + RETRY_DELAY)
+        outcome = yield from render_on_gpu_pool(context, request, attempt)
+        if outcome.result is not None or outcome.error == GAVE_UP:
+            break
+    if outcome.result is None:  # no try made the batch
         return RenderBatchResult(
-            records=[VariantRecord(variant=v, status="failed", error=reason) for v in variants]
+            records=[VariantRecord(variant=v, status="failed", error=outcome.error) for v in variants]
         ).model_dump(mode="json")
 
     # Each image comes back signed, checked and stored where its verdict says (outputs/ only
     # when safe). A batch of a cancelled job returns only the images it made before it stopped.
-    generated = GenerateImagesResult.model_validate(generated)
-    made = {checked.image.variant_id: checked for checked in generated.images}
+    made = {checked.image.variant_id: checked for checked in outcome.result.images}
     records = []
     for variant in variants:
         checked = made.get(variant.id)
@@ -268,7 +278,21 @@ def render_batch(context: df.DurableOrchestrationContext):
         status = "ok" if checked.verdict.status == "safe" else checked.verdict.status
         records.append(VariantRecord(variant=variant, status=status, image=checked.image,
                                      ref=checked.ref, verdict=checked.verdict))
-    return RenderBatchResult(records=records, warnings=generated.warnings).model_dump(mode="json")
+    return RenderBatchResult(records=records, warnings=outcome.result.warnings).model_dump(mode="json")
+
+
+def render_on_gpu_pool(context: df.DurableOrchestrationContext, request: BatchRequest, attempt: int):
+    """One try: order the batch (`order_render` queues it for the GPU pool, which scales from
+    zero for it) and wait for the pool's answer, the event `rendered-{attempt}`."""
+    yield context.call_activity("order_render", RenderOrder(
+        instance_id=context.instance_id, attempt=attempt, batch=request).model_dump(mode="json"))
+    answer = context.wait_for_external_event(rendered_event(attempt))
+    deadline = context.create_timer(context.current_utc_datetime + RENDER_DEADLINE)
+    winner = yield context.task_any([answer, deadline])
+    if winner is deadline:
+        return RenderOutcome(attempt=attempt, error=GAVE_UP)
+    deadline.cancel()
+    return RenderOutcome.model_validate(answer.result)
 
 
 def prompt_texts(variants: list[Variant]) -> list[str]:
@@ -279,8 +303,3 @@ def prompt_texts(variants: list[Variant]) -> list[str]:
         if variant.negative:
             texts[variant.negative] = None
     return list(texts)
-
-
-def failure_reason(error: Exception) -> str:
-    # The SDK surfaces an activity failure as "{Reason} \n {Details}"; the reason is what a user needs.
-    return str(error).split(" \n ", 1)[0].strip() or type(error).__name__

@@ -24,7 +24,18 @@ CONTAINERS: tuple[str, ...] = (
     "manifests",  # one JSON per job: manifests/{job_id}.json
     "published",  # images a reviewer approved: published/{job_id}/{variant_id}.{ext}
     "adapters",  # LoRA adapters jobs may name: adapters/{name}.safetensors
+    "renders",  # orders to the GPU pool and its answers: renders/{job_id}/{batch_id}.{try}.order.json
 )
+
+# The queues between the control plane and the GPU pool (docs/architecture.md, "The GPU
+# pool"): orders go out on one (`IMAGEGEN_RENDER_QUEUE`, this by default), answers come back
+# on the other, and the host moves an order it failed on five times to the third.
+RENDER_QUEUE = "render-orders"
+
+
+def render_queues(orders: str = RENDER_QUEUE) -> tuple[str, str, str]:
+    """The orders queue, its answers queue and its poison queue (the host's `-poison` name)."""
+    return orders, f"{orders}-outcomes", f"{orders}-poison"
 
 # Ids become one path segment: letters, digits, `.`, `_`, `-`, starting with a letter or
 # digit (so never `.` or `..`), and short enough that every name stays far below Azure's
@@ -194,3 +205,15 @@ def cancel_marker_ref(job_id: str) -> str:
     access it already has, in Azure as under devhost.
     """
     return f"manifests/{check_id(job_id, 'job_id')}.cancelled"
+
+
+def render_order_ref(job_id: str, batch_id: str, attempt: int) -> str:
+    """Try `attempt` at one batch, as the GPU pool reads it: `renders/{job_id}/{batch_id}.{attempt}.order.json`."""
+    return f"renders/{check_id(job_id, 'job_id')}/{check_id(batch_id, 'batch_id')}.{int(attempt)}.order.json"
+
+
+def render_outcome_ref(order_ref: str) -> str:
+    """The GPU pool's answer to an order, beside it: `….{attempt}.outcome.json`."""
+    if not order_ref.startswith("renders/") or not order_ref.endswith(".order.json"):
+        raise ValueError(f"not a render order: {order_ref!r}")
+    return order_ref.removesuffix(".order.json") + ".outcome.json"

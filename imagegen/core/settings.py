@@ -18,6 +18,9 @@ from imagegen.core.limits import MOST_MAX_BATCH
 SETTINGS: dict[str, tuple[str | None, str]] = {
     "AzureWebJobsStorage": (None, "Storage connection string (local: UseDevelopmentStorage=true)"),
     "AzureWebJobsStorage__blobServiceUri": (None, "Blob endpoint for managed-identity access (Azure)"),
+    "AzureWebJobsStorage__queueServiceUri": (None, "Queue endpoint for managed-identity access (Azure): render orders to the GPU pool and its answers"),
+    "IMAGEGEN_RENDER_QUEUE": ("render-orders", "The queue the control plane orders batches on; the GPU pool answers on `<it>-outcomes`. Two apps that share a storage account need names of their own"),
+    "IMAGEGEN_APP_ROLE": ("all", "The functions this app runs: `all` (one app: local, tests, `make demo`), `control` (HTTP API, gallery, orchestrations, blob and timer triggers: no GPU) or `render` (the GPU pool: renders the batches ordered on the `render-orders` queue)"),
     "AZURE_CLIENT_ID": (None, "Client id of the user-assigned managed identity (Azure)"),
     "IMAGEGEN_MODEL": ("tiny", "Hub id, local folder, or `tiny` (offline random test model: images are noise)"),
     "IMAGEGEN_MODEL_REVISION": (None, "Model revision (commit or branch) for hub models"),
@@ -207,6 +210,24 @@ def check_processes(text: str) -> int:
     raise ValueError(f"setting `IMAGEGEN_CHECK_PROCESSES` must be `auto` or a whole number from 0 to 64, got {text!r}")
 
 
+APP_ROLES = ("all", "control", "render")
+
+
+def _app_role(text: str) -> str:
+    value = text.strip().lower()
+    if value not in APP_ROLES:
+        raise ValueError(f"setting `IMAGEGEN_APP_ROLE` must be `all`, `control` or `render`, got {text!r}")
+    return value
+
+
+def _render_queue(text: str) -> str:
+    # A Storage queue name (3-63 lowercase letters, digits, single hyphens), with room for `-outcomes`.
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,53}", text):
+        raise ValueError("setting `IMAGEGEN_RENDER_QUEUE` must be 3-54 lowercase letters, digits and single "
+                         f"hyphens (a Storage queue name, with room for `-outcomes`), got {text!r}")
+    return text
+
+
 def _sign_in(text: str) -> str:
     value = text.strip().lower()
     if value not in SIGN_IN_MODES:
@@ -225,6 +246,9 @@ def _on_off(name: str) -> bool:
 class Settings:
     storage_connection_string: str | None = None
     storage_blob_service_uri: str | None = None
+    storage_queue_service_uri: str | None = None
+    app_role: str = "all"
+    render_queue: str = "render-orders"
     model: str = "tiny"
     model_revision: str | None = None
     models: str = ""  # the catalog file (imagegen.generation.catalog); empty: IMAGEGEN_MODEL alone
@@ -290,6 +314,9 @@ class Settings:
         return cls(
             storage_connection_string=_get("AzureWebJobsStorage"),
             storage_blob_service_uri=_get("AzureWebJobsStorage__blobServiceUri"),
+            storage_queue_service_uri=_get("AzureWebJobsStorage__queueServiceUri"),
+            app_role=_app_role(_get("IMAGEGEN_APP_ROLE") or "all"),
+            render_queue=_render_queue(_get("IMAGEGEN_RENDER_QUEUE") or "render-orders"),
             model=_get("IMAGEGEN_MODEL") or "tiny",
             model_revision=_get("IMAGEGEN_MODEL_REVISION"),
             models=(_get("IMAGEGEN_MODELS") or "").strip(),

@@ -19,7 +19,8 @@ fields with defaults.
 | `moderate_text` | activity | `ModerateTextRequest` | `ModerateTextResult` |
 | `moderate_image` | activity | `ModerateImageRequest` | `ModerateImageResult` |
 | `render_batch` | sub-orchestration | `BatchRequest` | `RenderBatchResult` |
-| `generate_images` | activity | `BatchRequest` | `GenerateImagesResult` |
+| `order_render` | activity | `RenderOrder` | `RenderOrdered` |
+| `rendered-{attempt}` | event, from the GPU pool | | `RenderOutcome` (its `result`: `GenerateImagesResult`) |
 | `write_manifest` | activity | `WriteManifestRequest` | `WriteManifestResult` |
 | `read_review_passes` | activity | `ReadReviewPassesRequest` | `ReviewPassesResult` |
 | `publish_images` | activity | `PublishImagesRequest` | `PublishImagesResult` |
@@ -242,6 +243,36 @@ class RenderBatchResult(BaseModel):
 
     records: list[VariantRecord]
     warnings: list[str] = Field(default_factory=list)  # generate_images' warnings, passed on
+
+
+class RenderOrder(BaseModel):
+    """One try at rendering a batch on the GPU pool, as `order_render` queues it.
+
+    The GPU pool is a separate app (it scales to zero), so a batch is not an activity: the
+    order goes to a blob and its name to the `render-orders` queue; the pool answers with
+    the event `rendered_event(attempt)` on `instance_id`, the waiting `render_batch`."""
+
+    instance_id: str
+    attempt: int = Field(ge=1)
+    batch: BatchRequest
+
+
+class RenderOrdered(BaseModel):
+    order: str  # the order's blob name: renders/…
+
+
+class RenderOutcome(BaseModel):
+    """What the GPU pool answers for one order: the images made, or why it made none."""
+
+    attempt: int
+    result: GenerateImagesResult | None = None
+    error: str | None = None
+
+
+def rendered_event(attempt: int) -> str:
+    """The event that answers try `attempt` of a `render_batch` (a late answer to an earlier
+    try that was given up on is never taken for this one)."""
+    return f"rendered-{attempt}"
 
 
 # -- write_manifest -----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The collaborators every operation uses, built once per process and handed in.
 
 `Services` holds the settings, read once, and what is built from them: the blob store,
-the safety provider, the C2PA signer, the model catalog and each model's facts, the diffusion
+the queues, the safety provider, the C2PA signer, the model catalog and each model's facts, the diffusion
 engines, the output checker, the webhook sender and the clock. Each is built on first use
 (torch, the C2PA SDK and the safety models load only in a process that needs them) and then
 kept for the life of the process: the SDK clients are thread-safe and hold connection pools,
@@ -27,6 +27,7 @@ from imagegen.generation.families import TINY_MODEL_ID, TINY_REVISION, ModelFact
 from imagegen.service import notify
 from imagegen.service.job_events import JobEvents
 from imagegen.storage.blobs import BlobStore, open_store
+from imagegen.storage.queues import QueueSender
 
 if TYPE_CHECKING:
     from imagegen.checks.keyvault_signer import KeyVaultSigner
@@ -66,6 +67,11 @@ class Services:
     def store(self) -> BlobStore:
         """The blob store; its containers are created on first use (in Azure the Bicep does)."""
         return self._once("store", lambda: open_store(self.settings))
+
+    @property
+    def queues(self) -> QueueSender:
+        """Sends the render orders to the GPU pool and its answers back."""
+        return self._once("queues", lambda: QueueSender.from_settings(self.settings))
 
     @property
     def safety(self) -> SafetyProvider:

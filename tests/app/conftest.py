@@ -8,6 +8,8 @@ time; a user blocklist makes one word a blocked prompt.
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import requests
 
@@ -86,9 +88,15 @@ def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=Non
     """The app under devhost; `workdir` and `store` again start it over a killed host's task hub;
     `args` go to `devhost start` (e.g. `--require-keys`)."""
     workdir = workdir or tmp_path_factory.mktemp("app")
+    return launch_devhost(workdir, connection_string, *args, app_dir=REPO_ROOT, store=store, wait=wait,
+                          env={**app_settings(workdir), **env})
+
+
+def app_settings(workdir) -> dict[str, str]:
+    """The settings the tests run the app with (its files in `workdir`)."""
     blocklist = workdir / "blocklist.txt"
     blocklist.write_text(f"{BLOCKED_WORD}\n", encoding="utf-8")
-    return launch_devhost(workdir, connection_string, *args, app_dir=REPO_ROOT, store=store, wait=wait, env={
+    return {
         "IMAGEGEN_MODEL": "tiny",
         "SAFETY_PROVIDER": "local",
         "SAFETY_BLOCKLIST_FILE": str(blocklist),
@@ -101,8 +109,10 @@ def launch_app(tmp_path_factory, connection_string: str, workdir=None, store=Non
         "IMAGEGEN_DEFAULT_STEPS": "2",
         "IMAGEGEN_TELEMETRY_FILE": str(workdir / "telemetry.jsonl"),
         "OTEL_METRIC_EXPORT_INTERVAL": "500",  # ms: the metrics reach the file while a test looks
-        **env,
-    })
+        # The hosts of these tests share one storage account: each orders its batches on a
+        # queue of its own (a host started again over the same workdir takes up the same one).
+        "IMAGEGEN_RENDER_QUEUE": f"render-{hashlib.sha256(str(workdir).encode()).hexdigest()[:16]}",
+    }
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@
 would, in memory: each activity call is answered by a scripted function (activity name ->
 function of the request JSON returning the result, or raising `ActivityFailed`, or
 returning `NO_ANSWER` for a call still running when the job ends), each
-`render_batch` is played the same way to its end, the external events of the script are
+`render_batch` is played the same way to its end (its render orders answered by the GPU
+pool, whose work is the scripted `generate_images`), the external events of the script are
 raised when their moment comes, and durable timers fire once nothing else is left to
 deliver (the clock then jumps to their time). Milliseconds a job; no HTTP, no storage.
 
@@ -41,8 +42,12 @@ from imagegen.records.messages import (
     JobSummary,
     Progress,
     ReadReviewPassesRequest,
+    RenderOrder,
+    RenderOrdered,
+    RenderOutcome,
     ReviewPassesResult,
     job_request,
+    rendered_event,
     review_event,
 )
 from orchestrations.generate_batch import bp
@@ -109,7 +114,7 @@ class Call:
     """One call an instance scheduled, in the order scheduled across the whole job."""
 
     instance_id: str
-    kind: str  # "activity" or "sub_orchestration"
+    kind: str  # "activity", "sub_orchestration", or "gpu_pool" (a batch the GPU pool rendered)
     name: str
     input: Any  # the request, as JSON
     at: datetime
@@ -195,8 +200,8 @@ class _Player:
                 return episode
             timers = [t for t in timers + episode.timers if t.message.event.get("TimerId") not in episode.cancelled_timers]
             now += STEP
-            answers = [self._answer(call.task_id, call.name, call.input, now) for call in episode.activities]
-            inbox = [answer for answer in answers if answer is not None]
+            inbox = [message for call in episode.activities
+                     for message in self._answer(instance_id, call.task_id, call.name, call.input, now)]
             shown = len(episodes) == 1 or episodes[-1]["custom_status"] != episodes[-2]["custom_status"]
             if instance_id == self.result.job_id and self.events and shown and self.events[0].when(episode):
                 event = self.events.pop(0)
@@ -222,21 +227,43 @@ class _Player:
             if not inbox:
                 raise AssertionError(f"{instance_id} waits for nothing the script can give: {episodes[-1]}")
 
-    def _answer(self, task_id: int, name: str, input_json: str | None, now: datetime) -> Message | None:
+    def _answer(self, instance_id: str, task_id: int, name: str, input_json: str | None,
+                now: datetime) -> list[Message]:
         if name == "read_review_passes" and name not in self.activities:
             after = ReadReviewPassesRequest.model_validate(_json(input_json)).after
             result = ReviewPassesResult.model_validate({"passes": self.result.review_passes[after:]})
-            return Message("event", h.task_completed(task_id, result.model_dump_json(), now))
+            return [Message("event", h.task_completed(task_id, result.model_dump_json(), now))]
+        if name == "order_render" and name not in self.activities:
+            return self._render_on_gpu_pool(instance_id, task_id, input_json, now)
         if name not in self.activities:
             raise AssertionError(f"the script has no answer for activity {name}")
         try:
             result = self.activities[name](_json(input_json))
         except ActivityFailed as error:
-            return Message("event", h.task_failed(task_id, str(error), "", now))
+            return [Message("event", h.task_failed(task_id, str(error), "", now))]
         if result is NO_ANSWER:
-            return None
+            return []
         text = result.model_dump_json() if isinstance(result, BaseModel) else json.dumps(result)
-        return Message("event", h.task_completed(task_id, text, now))
+        return [Message("event", h.task_completed(task_id, text, now))]
+
+    def _render_on_gpu_pool(self, instance_id: str, task_id: int, input_json: str | None,
+                            now: datetime) -> list[Message]:
+        """The order is queued, and the GPU pool answers it as the scripted `generate_images`
+        does (its call is logged under that name, by the ordering instance): the event
+        `rendered-{attempt}` with the images, or with why it made none; NO_ANSWER: never."""
+        order = RenderOrder.model_validate(_json(input_json))
+        self.result.log.append(Call(instance_id, "gpu_pool", "generate_images", order.batch.model_dump(mode="json"),
+                                    now))
+        queued = Message("event", h.task_completed(task_id, RenderOrdered(order="renders/order.json").model_dump_json(),
+                                                   now))
+        try:
+            made = self.activities["generate_images"](order.batch.model_dump(mode="json"))
+        except ActivityFailed as error:
+            made = RenderOutcome(attempt=order.attempt, error=str(error))
+        if made is NO_ANSWER:
+            return [queued]
+        outcome = made if isinstance(made, RenderOutcome) else RenderOutcome(attempt=order.attempt, result=made)
+        return [queued, Message("event", h.event_raised(rendered_event(order.attempt), outcome.model_dump_json(), now))]
 
 
 def decisions(episode: Episode) -> dict:

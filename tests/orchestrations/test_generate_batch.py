@@ -8,7 +8,7 @@ a poller sees, and the summary it returns. (Review is in test_review_step.py.)
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from imagegen.jobs.spec import DEFAULT_STRENGTH, parse_job
 from imagegen.jobs.variants import expand
@@ -20,7 +20,7 @@ from imagegen.records.messages import (
     WriteManifestRequest,
 )
 from tests.orchestrations import scripted
-from tests.orchestrations.driver import JOB_ID, T0, ActivityFailed, Raise, play, request_of, started
+from tests.orchestrations.driver import JOB_ID, NO_ANSWER, T0, ActivityFailed, Raise, play, request_of, started
 
 BIKE = {"name": "bikes", "prompts": [{"text": "a red bicycle", "negative": "blurry"}, {"text": "a blue car", "negative": "blurry"}],
         "variants": {"seeds": 1, "sizes": ["64x64", "128x64"], "steps": 2}}
@@ -141,6 +141,22 @@ def test_a_batch_failing_once_is_retried_and_the_job_completes():
     run = play(request_of(BIKE), scripted.activities(generate_images=flaky))
     assert sorted(tries) == ["b000", "b000", "b001"]
     assert (run.summary().status, run.summary().ok, run.summary().reasons) == ("completed", 4, [])
+
+
+def test_a_batch_the_gpu_pool_never_answers_fails_after_a_day_without_another_try():
+    def lost(payload: dict):
+        return NO_ANSWER if payload["batch"]["id"] == "b001" else scripted.generate_images()(payload)
+
+    run = play(request_of(BIKE), scripted.activities(generate_images=lost))
+
+    orders = [call for call in run.calls("order_render") if call.instance_id == f"{JOB_ID}:b001"]
+    assert len(orders) == 1  # an order lost outright is not made again: the pool may yet be rendering it
+    records = {r.variant.id: r for r in manifest_of(run).records}
+    assert [(records[v].status, records[v].error) for v in ids(BIKE)[1::2]] == [
+        ("failed", "the GPU pool did not answer within 24 hours")] * 2
+    gave_up_at = datetime.fromisoformat(run.episodes(f"{JOB_ID}:b001")[-1]["at"].replace("Z", "+00:00"))
+    assert gave_up_at >= T0 + timedelta(hours=24)
+    assert run.summary().status == "partial"
 
 
 def test_cancel_while_the_batches_run_records_what_was_made_and_cancels_the_rest():

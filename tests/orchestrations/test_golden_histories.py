@@ -54,7 +54,7 @@ def test_a_blocked_prompt_rejects_the_job_without_rendering():
 
 def test_a_batch_failing_every_try_is_retried_three_times_and_the_job_ends_partial():
     recording = golden("failed_batch")
-    assert calls(recording, f"{JOB_ID}:b001") == [["activity", "generate_images"]] * 3
+    assert calls(recording, f"{JOB_ID}:b001") == [["activity", "order_render"]] * 3  # each answered failed
     summary = final(recording)["output"]
     assert (summary["status"], summary["ok"], summary["failed"]) == ("partial", 1, 1)
     assert summary["reasons"][0].endswith("failed: CUDA out of memory")
