@@ -67,11 +67,14 @@ param durableSchedulerSku string = 'Consumption'
 
 @minValue(1)
 @maxValue(10)
-@description('Most GPU replicas; each one is billed per second while it runs. Your serverless GPU quota caps this too.')
+@description('Most GPU replicas of the render pool (it has none while idle); each is billed per second while it runs. Your serverless GPU quota caps this too.')
 param maxReplicas int = 1
 
 @description('Image the app runs; azd sets this after its first deploy (SERVICE_APP_IMAGE_NAME). Empty: a public placeholder until then.')
 param appImageName string = ''
+
+@description('Image the GPU pool runs, the same build as the app\'s; azd sets this after its first deploy (SERVICE_RENDER_IMAGE_NAME).')
+param renderImageName string = ''
 
 @description('Comma-separated Content Safety blocklist names the app checks prompts against (create them in the Content Safety resource).')
 param contentSafetyBlocklists string = ''
@@ -274,6 +277,7 @@ module app 'modules/app.bicep' = {
   name: 'app'
   scope: rg
   params: {
+    role: 'control'
     name: '${abbrs.containerApp}${resourceToken}'
     location: location
     tags: union(tags, { 'azd-service-name': 'app' })
@@ -294,7 +298,6 @@ module app 'modules/app.bicep' = {
     imagegenMaxLoadedModels: imagegenMaxLoadedModels
     // The name the model-cache module registers; empty when weights are baked in.
     modelCacheStorageName: modelCacheShare ? 'model-cache' : ''
-    maxReplicas: maxReplicas
     imagegenReview: imagegenReview
     imagegenNotifyUrl: imagegenNotifyUrl
     imagegenNotifyHosts: imagegenNotifyHosts
@@ -322,6 +325,54 @@ module app 'modules/app.bicep' = {
   ]
 }
 
+// The GPU pool: the same image as `app`, rendering the batches `app` orders on the
+// render queue, scaled from zero by Container Apps on that queue (app.bicep, role render).
+module render 'modules/app.bicep' = {
+  name: 'render'
+  scope: rg
+  params: {
+    role: 'render'
+    name: '${abbrs.containerApp}gpu-${resourceToken}'
+    controlAppName: app.outputs.name
+    location: location
+    tags: union(tags, { 'azd-service-name': 'render' })
+    environmentName: environment.outputs.name
+    gpuProfileName: environment.outputs.gpuProfileName
+    gpuProfileType: gpuProfileType
+    identityName: identity.outputs.name
+    registryEndpoint: registry.outputs.loginServer
+    storageAccountName: storage.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    contentSafetyEndpoint: contentSafety.outputs.endpoint
+    contentSafetyBlocklists: contentSafetyBlocklists
+    safetyThresholds: safetyThresholds
+    imagegenModel: imagegenModel
+    imagegenModelRevision: imagegenModelRevision
+    imagegenTinyVae: imagegenTinyVae
+    imagegenModels: imagegenModels
+    imagegenMaxLoadedModels: imagegenMaxLoadedModels
+    modelCacheStorageName: modelCacheShare ? 'model-cache' : ''
+    maxReplicas: maxReplicas
+    c2paSigner: c2paSigner
+    c2paKeyVaultUrl: keyVault.outputs.uri
+    c2paCertName: c2paCertName
+    c2paCreateCertificate: c2paCreateCertificate
+    c2paTsaUrl: c2paTsaUrl
+    image: renderImageName
+    durableBackend: durableBackend
+    durableTaskSchedulerEndpoint: durableBackend == 'scheduler' ? durableTaskScheduler.outputs.endpoint : ''
+  }
+  dependsOn: [
+    registry
+    storage
+    contentSafety
+    monitoring
+    modelCache
+    keyVault
+    durableTaskScheduler
+  ]
+}
+
 // What azd and the docs need: names, endpoints and the URL. Never a key, a password or a
 // connection string.
 output AZURE_LOCATION string = location
@@ -332,6 +383,7 @@ output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output AZURE_CONTAINER_APPS_ENVIRONMENT_NAME string = environment.outputs.name
 output SERVICE_APP_NAME string = app.outputs.name
 output SERVICE_APP_URI string = app.outputs.uri
+output SERVICE_RENDER_NAME string = render.outputs.name
 output APP_URL string = app.outputs.uri
 output GALLERY_URL string = '${app.outputs.uri}/api/gallery'
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name

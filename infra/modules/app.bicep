@@ -1,12 +1,24 @@
-// The app: Azure Functions on Azure Container Apps (kind 'functionapp', the native
-// hosting), on the environment's serverless GPU profile, running as the one managed
-// identity. Every setting the code reads (imagegen/core/settings.py) is set here or has a
-// default there; tests/infra/test_settings_coverage.py keeps the two in step.
+// One of the two apps of the deployment, both Azure Functions on Azure Container Apps (kind
+// 'functionapp', the native hosting) of one image, running as the one managed identity:
+// - role control: the HTTP API, gallery, orchestrations, blob and timer triggers, on the
+//   environment's Consumption profile (CPU): one replica, always there;
+// - role render: the GPU pool, on the serverless GPU profile, from 0 replicas: Container
+//   Apps scales it on its queue trigger (render orders), so the GPU is billed only while it
+//   renders (docs/deploy.md, "Paying for the GPU only while rendering").
+// Every setting the code reads (imagegen/core/settings.py) is set here or has a default
+// there; tests/infra/test_settings_coverage.py keeps the two in step.
 param name string
 param location string
 param tags object
 param environmentName string
 param gpuProfileName string
+
+@allowed([
+  'control'
+  'render'
+])
+@description('control: the app people and clients reach (no GPU); render: the GPU pool.')
+param role string
 
 @allowed([
   'Consumption-GPU-NC8as-T4'
@@ -44,8 +56,8 @@ param imagegenNotifyUrl string = ''
 param imagegenNotifyHosts string = ''
 
 @secure()
-@description('Key for POST /api/images/generations; held as a Container Apps secret.')
-param imagegenApiKey string
+@description('Key for POST /api/images/generations; held as a Container Apps secret (control only).')
+param imagegenApiKey string = ''
 
 @description('Client id of the Entra ID app registration for built-in authentication; empty: none.')
 param authClientId string = ''
@@ -81,7 +93,11 @@ param c2paTsaUrl string = ''
 param modelCacheStorageName string = ''
 
 @minValue(1)
+@description('Most GPU replicas of the render pool.')
 param maxReplicas int = 1
+
+@description('Host name of the control app, for links in notifications (its ingress fqdn is this plus the environment domain).')
+param controlAppName string = name
 
 @description('Image to run; empty before azd has pushed one.')
 param image string = ''
@@ -106,8 +122,15 @@ var appPort = 8080
 // so whatever the first provision sets is what our image runs with.
 var placeholderImage = 'mcr.microsoft.com/azure-functions/dotnet8-quickstart-demo:1.0'
 
+var isControl = role == 'control'
+
 // A serverless GPU replica gets the profile's whole machine: the T4 profile has 8 vCPU and
-// 56 GiB, the A100 profile 24 vCPU and 220 GiB.
+// 56 GiB, the A100 profile 24 vCPU and 220 GiB. The control app runs no model: one vCPU and
+// 2 GiB hold the Functions host, the Python worker and the checks of each job's inputs.
+var controlSize = {
+  cpu: '1.0'
+  memory: '2Gi'
+}
 var sizes = {
   'Consumption-GPU-NC8as-T4': {
     cpu: '8'
@@ -119,36 +142,41 @@ var sizes = {
   }
 }
 
+var size = isControl ? controlSize : sizes[gpuProfileType]
+
 var cacheEnabled = !empty(modelCacheStorageName)
 
-// Built-in authentication (Easy Auth) with Entra ID, when a registration is given.
-var signIn = !empty(authClientId)
+// Built-in authentication (Easy Auth) with Entra ID, when a registration is given: the
+// control app's; the render pool has no ingress.
+var signIn = isControl && !empty(authClientId)
 var authSecretName = 'microsoft-provider-authentication-secret'
-var apiKeySecrets = [
+var apiKeySecrets = isControl ? [
   {
     name: 'imagegen-api-key'
     value: imagegenApiKey
   }
-]
+] : []
 var authSecrets = signIn && !empty(authClientSecret) ? [
   {
     name: authSecretName
     value: authClientSecret
   }
 ] : []
-// The deployment's webhook, when there is one (a Container Apps secret cannot be empty).
-var notifySecrets = empty(imagegenNotifyUrl) ? [] : [
+// The deployment's webhook, when there is one (a Container Apps secret cannot be empty); the
+// control app calls it.
+var notifies = isControl && !empty(imagegenNotifyUrl)
+var notifySecrets = notifies ? [
   {
     name: 'imagegen-notify-url'
     value: imagegenNotifyUrl
   }
-]
-var notifySettings = empty(imagegenNotifyUrl) ? [] : [
+] : []
+var notifySettings = notifies ? [
   {
     name: 'IMAGEGEN_NOTIFY_URL'
     secretRef: 'imagegen-notify-url'
   }
-]
+] : []
 // Routes that authenticate with their own keys, and must not meet a sign-in redirect:
 // the health probe, the Foundry-compatible route (its clients send `Authorization: Bearer
 // <api key>`, which is no Entra token) and the Durable status webhooks (system keys).
@@ -182,6 +210,11 @@ var settings = [
   {
     name: 'FUNCTIONS_WORKER_RUNTIME'
     value: 'python'
+  }
+  // Which functions this app registers (function_app.py): the control plane or the GPU pool.
+  {
+    name: 'IMAGEGEN_APP_ROLE'
+    value: role
   }
   // Identity-based AzureWebJobsStorage: the runtime, Durable Functions and imagegen.storage
   // all reach the account with the managed identity; there is no connection string.
@@ -263,10 +296,11 @@ var settings = [
     name: 'IMAGEGEN_MAX_LOADED_MODELS'
     value: imagegenMaxLoadedModels
   }
-  // cuda, not auto: a replica without a GPU should fail loudly, not generate on CPU.
+  // cuda, not auto: a GPU replica without a GPU should fail loudly, not generate on CPU.
+  // The control app never generates (it renders nothing: IMAGEGEN_APP_ROLE); cpu says so.
   {
     name: 'IMAGEGEN_DEVICE'
-    value: 'cuda'
+    value: isControl ? 'cpu' : 'cuda'
   }
   {
     name: 'SAFETY_PROVIDER'
@@ -298,13 +332,7 @@ var settings = [
   // the app's own settings cannot read its fqdn (a self-reference).
   {
     name: 'IMAGEGEN_PUBLIC_URL'
-    value: 'https://${name}.${environment.properties.defaultDomain}'
-  }
-  // The Foundry-compatible route's key: a reference to the app's secret, so the value is in
-  // no setting, log or output (`az containerapp show` lists secret names only).
-  {
-    name: 'IMAGEGEN_API_KEY'
-    secretRef: 'imagegen-api-key'
+    value: 'https://${controlAppName}.${environment.properties.defaultDomain}'
   }
   // entra: every route but signInExcludedPaths sits behind Entra sign-in, and the platform
   // puts the signed-in user in X-MS-CLIENT-PRINCIPAL-NAME (dropping a client's own copy).
@@ -358,6 +386,15 @@ var settings = [
     value: cacheEnabled ? '0' : '1'
   }
 ]
+
+// The Foundry-compatible route's key (control only): a reference to the app's secret, so the
+// value is in no setting, log or output (`az containerapp show` lists secret names only).
+var apiKeySettings = isControl ? [
+  {
+    name: 'IMAGEGEN_API_KEY'
+    secretRef: 'imagegen-api-key'
+  }
+] : []
 
 // The probes ask /api/health/live: 200 whenever the host and its Python worker answer.
 // Not /api/health, which answers 503 while the C2PA signer cannot sign: that is for people
@@ -415,15 +452,16 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
   }
   properties: {
     environmentId: environment.id
-    workloadProfileName: gpuProfileName
+    workloadProfileName: isControl ? 'Consumption' : gpuProfileName
     configuration: {
       activeRevisionsMode: 'Single'
-      ingress: {
+      // The render pool takes its work from a queue: no ingress, so nothing can call it.
+      ingress: isControl ? {
         external: true
         targetPort: appPort
         transport: 'auto'
         allowInsecure: false
-      }
+      } : null
       registries: [
         {
           server: registryEndpoint
@@ -437,12 +475,14 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
         {
           name: 'app'
           image: empty(image) ? placeholderImage : image
-          env: concat(settings, notifySettings)
+          env: concat(settings, apiKeySettings, notifySettings)
           resources: {
-            cpu: json(sizes[gpuProfileType].cpu)
-            memory: sizes[gpuProfileType].memory
+            cpu: json(size.cpu)
+            memory: size.memory
           }
-          probes: probes
+          // HTTP probes need ingress: the render pool has none, and the platform watches
+          // its process instead.
+          probes: isControl ? probes : []
           volumeMounts: cacheEnabled ? [
             {
               volumeName: 'model-cache'
@@ -451,13 +491,13 @@ resource app 'Microsoft.App/containerApps@2025-02-02-preview' = {
           ] : []
         }
       ]
-      // minReplicas stays at 1: the blob drop trigger polls (Functions on Container Apps
-      // scales blob triggers only from an Event Grid source), the schedules timer fires
-      // every minute, and Durable on Azure Storage cannot scale from zero. So one GPU
-      // replica is always running (and billed); see docs/deploy.md for the cost.
+      // The control app keeps one small CPU replica: the blob drop trigger polls (Functions
+      // on Container Apps scales blob triggers only from an Event Grid source), the timers
+      // fire every minute, and Durable on Azure Storage cannot scale from zero. The render
+      // pool scales from 0 on its queue: its GPU is billed only while batches wait or render.
       scale: {
-        minReplicas: 1
-        maxReplicas: maxReplicas
+        minReplicas: isControl ? 1 : 0
+        maxReplicas: isControl ? 1 : maxReplicas
         // No `rules`: on a `kind: functionapp` app Container Apps makes the KEDA rules itself
         // from the Functions triggers it finds, and blocks rules a template supplies unless
         // `allowScalingRuleOverride` (API 2026-03-02-preview) says otherwise (Microsoft's
@@ -519,4 +559,6 @@ resource auth 'Microsoft.App/containerApps/authConfigs@2024-03-01' = if (signIn)
 }
 
 output name string = app.name
-output uri string = 'https://${app.properties.configuration.ingress.fqdn}'
+// The render pool has no ingress, so no address.
+output uri string = isControl ? 'https://${app.properties.configuration.ingress.fqdn}' : ''
+

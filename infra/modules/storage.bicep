@@ -22,7 +22,7 @@ param userPrincipalId string = ''
 @description('Kind of principal userPrincipalId is.')
 param userPrincipalType string = 'User'
 
-// The pipeline's containers; imagegen.storage.CONTAINERS names the same nine
+// The pipeline's containers; imagegen.core.blob_names.CONTAINERS names the same ten
 // (tests/infra/test_config_consistency.py checks that they match).
 var containerNames = [
   'prompts'
@@ -34,6 +34,17 @@ var containerNames = [
   'manifests'
   'published'
   'adapters'
+  'renders'
+]
+
+// The queues between the control app and the GPU pool: orders, answers, and the orders the
+// pool failed on five times (imagegen.core.blob_names.render_queues, for the default
+// IMAGEGEN_RENDER_QUEUE). Made here so the pool's queue trigger, and the scale rule
+// Container Apps derives from it, find the queue before the first order.
+var queueNames = [
+  'render-orders'
+  'render-orders-outcomes'
+  'render-orders-poison'
 ]
 
 // Built-in roles the Functions runtime needs for identity-based AzureWebJobsStorage with
@@ -92,6 +103,18 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
     properties: {
       publicAccess: 'None'
     }
+  }
+]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
   }
 ]
 

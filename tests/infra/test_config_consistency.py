@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from imagegen.core.blob_names import CONTAINERS
+from imagegen.core.blob_names import CONTAINERS, render_queues
+from imagegen.core.settings import SETTINGS
 from tests.infra.deployfiles import INFRA, ROOT, dockerfile_instructions
 
 SECRET_WORDS = re.compile(r"key|password|secret|connectionstring|token|sas", re.IGNORECASE)
@@ -157,6 +158,7 @@ def test_one_port_everywhere(dockerfile, app_bicep, host_json):
     route = f"/{host_json['extensions']['http']['routePrefix']}/health"
     assert f"localhost:{port}{route}" in healthcheck, f"HEALTHCHECK must probe {route} on port {port}"
     ingress = app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["ingress"]
+    ingress = ingress["operator"]["operands"]["true_value"]  # the control app's; the render pool has none
     assert ingress["targetPort"] == "appPort", f"the ingress must target appPort, got {ingress['targetPort']!r}"
     probes = app_bicep["variables"]["probes"]["value"]
     probe_list = next(option for option in leaves_lists(probes) if option)
@@ -183,6 +185,11 @@ def test_bicep_creates_exactly_the_containers_the_code_uses(bicep):
     assert sorted(names) == sorted(CONTAINERS), f"Bicep creates {sorted(names)}, imagegen.storage.blobs uses {sorted(CONTAINERS)}"
 
 
+def test_bicep_creates_the_render_queues_the_code_uses_by_default(bicep):
+    names = bicep["modules/storage.bicep"]["variables"]["queueNames"]["value"]
+    assert sorted(names) == sorted(render_queues(SETTINGS["IMAGEGEN_RENDER_QUEUE"][0]))
+
+
 def test_storage_is_private_and_keyless(bicep):
     account = bicep["modules/storage.bicep"]["resources"]["account"]["config"]["properties"]
     assert account["allowSharedKeyAccess"] is False
@@ -192,12 +199,29 @@ def test_storage_is_private_and_keyless(bicep):
     assert "None" in list(leaves(containers)), "blob containers must have publicAccess None"
 
 
-def test_the_app_is_a_function_app_on_the_gpu_that_never_scales_to_zero(app_bicep):
+def by_role(value: dict) -> tuple[object, object]:
+    """(control, render) of an app.bicep value set `isControl ? control : render`."""
+    operands = value["operator"]["operands"]
+    assert operands["condition"] == "isControl", value
+    return operands["true_value"], operands["false_value"]
+
+
+def test_the_control_app_is_one_cpu_replica_and_the_gpu_pool_scales_from_zero(app_bicep, bicep):
     app = app_bicep["resources"]["app"]["config"]
     assert app["kind"] == "functionapp"
-    assert app["properties"]["workloadProfileName"] == "gpuProfileName"
+    assert by_role(app["properties"]["workloadProfileName"]) == ("Consumption", "gpuProfileName")
     scale = app["properties"]["template"]["scale"]
-    assert scale["minReplicas"] >= 1, "Durable Functions with the Azure Storage backend cannot scale to zero"
+    # The control app: the blob drop and timers poll, and Durable on Azure Storage cannot
+    # scale from zero. The GPU pool: nothing runs, or is billed, while no batch waits.
+    assert by_role(scale["minReplicas"]) == (1, 0)
+    assert by_role(scale["maxReplicas"]) == (1, "maxReplicas")
+    probes = app["properties"]["template"]["containers"][0]["probes"]
+    assert by_role(probes) == ("probes", []), "HTTP probes need the ingress only the control app has"
+    calls = {symbol: module["config"].get("config", module["config"])["params"]
+             for symbol, module in bicep["main.bicep"]["modules"].items()
+             if module["detail"]["path"] == "modules/app.bicep"}
+    assert {symbol: params["role"] for symbol, params in calls.items()} == {"app": "control", "render": "render"}
+    assert str(calls["app"]["tags"]).count("'app'") == 1 and str(calls["render"]["tags"]).count("'render'") == 1
 
 
 # --- parameters, model and torch ----------------------------------------------------

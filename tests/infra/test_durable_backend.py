@@ -81,5 +81,6 @@ def test_the_function_app_leaves_its_scale_rules_to_the_platform(app_bicep):
     assert app["kind"] == "functionapp"
     scale = app["properties"]["template"]["scale"]
     assert "rules" not in scale and "allowScalingRuleOverride" not in scale, scale
-    assert scale["maxReplicas"] == "maxReplicas"
-    assert 1 <= scale["minReplicas"], "the timer, the blob trigger and durable timers need a running host"
+    operands = scale["minReplicas"]["operator"]["operands"]  # isControl ? 1 : 0
+    assert operands["condition"] == "isControl" and operands["true_value"] >= 1, \
+        "the control app's timer, blob trigger and durable timers need a running host"

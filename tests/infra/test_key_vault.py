@@ -100,12 +100,15 @@ def test_the_api_key_reaches_the_app_only_as_a_container_apps_secret(app_setting
     assert app_settings["IMAGEGEN_API_KEY"] == {"secretRef": "imagegen-api-key"}
     secrets = app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["secrets"]
     assert "apiKeySecrets" in str(secrets), f"the app's secrets must include apiKeySecrets, got {secrets}"
-    (secret,) = [item for item in app_bicep["variables"]["apiKeySecrets"]["value"] if item["name"] == "imagegen-api-key"]
-    assert secret["value"] == "imagegenApiKey"
+    control_secrets = app_bicep["variables"]["apiKeySecrets"]["value"]["operator"]["operands"]  # isControl ? [...] : []
+    (secret,) = [item for item in control_secrets["true_value"] if item["name"] == "imagegen-api-key"]
+    assert secret["value"] == "imagegenApiKey" and control_secrets["false_value"] == []
     for template, name in ((app_bicep, "imagegenApiKey"), (bicep["main.bicep"], "imagegenApiKey")):
         decorators = {d["type"] for d in template["parameters"][name]["decorators"]}
         assert "secure" in decorators, f"`{name}` must be @secure() so ARM never logs or returns it"
-        assert template["parameters"][name].get("default") is None, "a key must not have a default in the template"
+    # The module's '' is for the GPU pool, which takes no key; the deployment's has no default.
+    assert bicep["main.bicep"]["parameters"]["imagegenApiKey"].get("default") is None
+    assert bicep["main.bicep"]["modules"]["app"]["config"]["params"]["imagegenApiKey"] == "imagegenApiKey"
     # azd generates it when IMAGEGEN_API_KEY is not set, and keeps it for later provisions.
     metadata = next(d for d in bicep["main.bicep"]["parameters"]["imagegenApiKey"]["decorators"] if d["type"] == "metadata")
     assert metadata["argument"]["azd"]["type"] == "generate"
@@ -120,8 +123,9 @@ def test_the_webhook_url_is_a_secret_when_there_is_one(app_settings, app_bicep, 
     # Teams and Slack webhook URLs carry their token in the path.
     assert app_settings["IMAGEGEN_NOTIFY_URL"] == {"secretRef": "imagegen-notify-url"}
     secret = app_bicep["variables"]["notifySecrets"]["value"]["operator"]["operands"]
-    assert secret["true_value"] == [], "a Container Apps secret cannot be empty: none without a URL"
-    assert secret["false_value"] == [{"name": "imagegen-notify-url", "value": "imagegenNotifyUrl"}]
+    assert secret["condition"] == "notifies"  # the control app, with a URL
+    assert secret["false_value"] == [], "a Container Apps secret cannot be empty: none without a URL"
+    assert secret["true_value"] == [{"name": "imagegen-notify-url", "value": "imagegenNotifyUrl"}]
     assert "notifySecrets" in str(app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["secrets"])
     for template in (app_bicep, bicep["main.bicep"]):
         assert "secure" in {d["type"] for d in template["parameters"]["imagegenNotifyUrl"]["decorators"]}

@@ -30,6 +30,7 @@ UNSET_IN_AZURE = {
 # Settings the Bicep leaves to the app's default, each with why that default is right in
 # Azure. A new setting is set in app.bicep, or listed here (or in UNSET_IN_AZURE) with a reason.
 DEFAULT_IS_RIGHT_IN_AZURE = {
+    "IMAGEGEN_RENDER_QUEUE": "render-orders is the queue storage.bicep makes, in a storage account the deployment has to itself",
     "IMAGEGEN_MAX_BATCH": "auto sizes each GPU call from the GPU's free memory, which differs between T4 and A100",
     "IMAGEGEN_TORCH_THREADS": "auto only matters on a CPU device; Azure runs on the GPU (IMAGEGEN_DEVICE=cuda)",
     "IMAGEGEN_CHECK_PROCESSES": "auto is one checker process per 4 cores: 2 on the T4 profile's 8 vCPU, 4 on the A100's 24",
@@ -56,7 +57,6 @@ DEFAULT_IS_RIGHT_IN_AZURE = {
 READ_OUTSIDE_THE_APP = {
     "FUNCTIONS_WORKER_RUNTIME": "the Functions host: which language worker to start",
     "AzureWebJobsStorage__accountName": "the Functions host and its extensions: the identity-based AzureWebJobsStorage",
-    "AzureWebJobsStorage__queueServiceUri": "the Functions host: blob-trigger and Durable (storage backend) queues",
     "AzureWebJobsStorage__tableServiceUri": "the Functions host: Durable (storage backend) tables",
     "AzureWebJobsStorage__credential": "the Functions host: managedidentity",
     "AzureWebJobsStorage__clientId": "the Functions host: which user-assigned identity",
@@ -197,6 +197,10 @@ def resolve(value: object, app_bicep: dict, main_bicep: dict) -> str | None:
     return defaults[0] if defaults else None
 
 
+def condition_of(value: object) -> object:
+    return value["operator"]["operands"]["condition"]  # type: ignore[index]
+
+
 def conditional_branches(value: object) -> tuple[str, str] | None:
     """(true, false) of a setting set `cond ? 'a' : 'b'` with literal branches, else None."""
     operator = value.get("operator", {}) if isinstance(value, dict) else {}
@@ -206,22 +210,31 @@ def conditional_branches(value: object) -> tuple[str, str] | None:
     return branches if all(isinstance(b, str) and "${" not in b for b in branches) else None
 
 
-def test_the_azure_settings_are_accepted_by_the_app(app_settings, app_bicep, bicep, monkeypatch):
+@pytest.mark.parametrize("role", ["control", "render"])
+def test_the_azure_settings_are_accepted_by_the_app(role, app_settings, app_bicep, bicep, monkeypatch):
+    """Each of the two apps app.bicep makes (infra/main.bicep calls it with each role)."""
     for name in SETTINGS:
         monkeypatch.delenv(name, raising=False)
     for name, value in app_settings.items():
         branches = conditional_branches(value)
-        resolved = branches[1] if branches else resolve(value, app_bicep, bicep["main.bicep"])
+        if value == "role":
+            resolved = role
+        elif branches:  # `isControl ? a : b` by the role; any other condition: as deployed by default
+            resolved = branches[0] if condition_of(value) == "isControl" and role == "control" else branches[1]
+        else:
+            resolved = resolve(value, app_bicep, bicep["main.bicep"])
         if resolved is None:  # a resource property: a plausible stand-in of the same kind
             # (long enough for a secret such as IMAGEGEN_API_KEY, which has a minimum length)
             resolved = "https://example.invalid/" if name.endswith(("Uri", "ENDPOINT", "URL")) else "stand-in-of-the-same-kind"
         monkeypatch.setenv(name, resolved)
     settings = check_settings(Settings.from_env())  # as the app does at start
+    assert settings.app_role == role
+    assert settings.device == ("cpu" if role == "control" else "cuda"), "only the GPU pool generates, on cuda"
     assert settings.safety_provider == "azure"
-    assert settings.device == "cuda"
     assert settings.content_safety_key is None, "the app must not get a Content Safety key in Azure"
     assert settings.storage_connection_string is None, "the app must not get a storage connection string in Azure"
     assert settings.storage_blob_service_uri == "https://example.invalid/"
+    assert settings.storage_queue_service_uri == "https://example.invalid/", "render orders travel by queue"
     assert settings.model == bicep["main.bicep"]["parameters"]["imagegenModel"]["default"]
     assert settings.c2pa_signer == "keyvault", "Azure signs with the Key Vault certificate by default"
     assert settings.c2pa_cert_name == bicep["main.bicep"]["parameters"]["c2paCertName"]["default"]
@@ -246,12 +259,19 @@ def test_every_binding_expression_setting_is_set_in_azure(app_settings):
     assert not missing, f"app.bicep must set {missing}: the runtime resolves them in trigger bindings"
 
 
-def test_notification_links_are_full_urls_at_the_apps_own_address(app_settings, app_bicep):
-    """IMAGEGEN_PUBLIC_URL is what the `uri` output will be (external ingress: the app's name
-    under the environment's default domain), built without the app reading itself."""
-    assert app_settings["IMAGEGEN_PUBLIC_URL"] == "https://${name}.${environment.properties.defaultDomain}"
+def test_notification_links_are_full_urls_at_the_apps_own_address(app_settings, app_bicep, bicep):
+    """IMAGEGEN_PUBLIC_URL is what the control app's `uri` output will be (external ingress:
+    its name under the environment's default domain), built without the app reading itself;
+    the GPU pool is told the control app's name."""
+    assert app_settings["IMAGEGEN_PUBLIC_URL"] == "https://${controlAppName}.${environment.properties.defaultDomain}"
+    assert app_bicep["parameters"]["controlAppName"]["default"] == "name"
     assert app_bicep["resources"]["app"]["config"]["name"] == "name"
-    assert app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["ingress"]["external"] is True
+    ingress = app_bicep["resources"]["app"]["config"]["properties"]["configuration"]["ingress"]
+    assert condition_of(ingress) == "isControl" and ingress["operator"]["operands"]["true_value"]["external"] is True
+    modules = bicep["main.bicep"]["modules"]
+    assert "controlAppName" not in modules["app"]["config"]["params"]
+    handed = str(modules["render"]["config"]["params"]["controlAppName"])
+    assert all(f"'{part}'" in handed for part in ("app", "outputs", "name")), handed  # app.outputs.name
     assert "environment" in app_bicep["resources"] and "${app." not in app_settings["IMAGEGEN_PUBLIC_URL"]
 
 
