@@ -112,7 +112,8 @@ ensure_client_secret() {
     # --append: a reset without it would delete the registration's other secrets.
     if secret=$(az ad app credential reset --id "$client_id" --append --only-show-errors \
         --display-name "easy-auth (${AZURE_ENV_NAME:-azd})" --years 1 --query password -o tsv); then
-        azd env set AUTH_CLIENT_SECRET "$secret"
+        # "--": a secret may begin with "-", which azd would take for a flag.
+        azd env set AUTH_CLIENT_SECRET -- "$secret"
         unset secret
         say "added a client secret (valid 1 year) and stored it in the azd environment as AUTH_CLIENT_SECRET"
     else

@@ -193,6 +193,7 @@ def run_az(state: Path, argv: list[str]) -> int:
 
 
 def run_azd(state: Path, argv: list[str]) -> int:
+    argv = [arg for arg in argv if arg != "--"]  # the end of azd's flags, as cobra reads it
     if argv[:2] != ["env", "set"] or len(argv) != 4:
         print(f"fake azd: no stand-in for `azd {' '.join(argv)}`", file=sys.stderr)
         return 2

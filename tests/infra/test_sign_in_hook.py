@@ -121,7 +121,8 @@ def test_a_first_azd_up_creates_the_registration_stores_it_and_sets_the_redirect
     environment = deployment.environment
     assert environment["AUTH_CLIENT_ID"] == client_id
     assert environment["AUTH_CLIENT_SECRET"] == fake_cli.SECRET
-    assert ["env", "set", "AUTH_CLIENT_SECRET", fake_cli.SECRET] in deployment.calls("azd")
+    (store_secret,) = [call for call in deployment.calls("azd", "env", "set") if "AUTH_CLIENT_SECRET" in call]
+    assert store_secret == ["env", "set", "AUTH_CLIENT_SECRET", "--", fake_cli.SECRET], "a secret may begin with '-'"
     (reset,) = deployment.calls("az", "ad", "app", "credential", "reset")
     assert "--append" in reset, "a reset without --append deletes the registration's other secrets"
     # The enterprise application admits assigned people only, and the deploying user is one.
