@@ -115,6 +115,16 @@ param imagegenNotifyHosts string = ''
 @description('Key for the Foundry-compatible route (POST /api/images/generations).')
 param imagegenApiKey string
 
+// The azd hook infra/hooks/sign-in-preprovision.sh creates the registration and sets
+// AUTH_CLIENT_ID / AUTH_CLIENT_SECRET before this template runs; off leaves the app to those who
+// front it themselves, even when an earlier `azd up` left a client id in the environment.
+@allowed([
+  'entra'
+  'off'
+])
+@description('Sign-in for the gallery and review: entra (default) turns on Container Apps built-in authentication with Entra ID when authClientId is given; off configures none (function keys only).')
+param signIn string = 'entra'
+
 @description('Application (client) id of the Entra ID app registration people sign in with (docs/deploy.md, "Signing in"); empty: no built-in authentication, function keys only.')
 param authClientId string = ''
 
@@ -302,8 +312,8 @@ module app 'modules/app.bicep' = {
     imagegenNotifyUrl: imagegenNotifyUrl
     imagegenNotifyHosts: imagegenNotifyHosts
     imagegenApiKey: imagegenApiKey
-    authClientId: authClientId
-    authClientSecret: authClientSecret
+    authClientId: signIn == 'entra' ? authClientId : ''
+    authClientSecret: signIn == 'entra' ? authClientSecret : ''
     c2paSigner: c2paSigner
     c2paKeyVaultUrl: keyVault.outputs.uri
     c2paCertName: c2paCertName
@@ -398,3 +408,7 @@ output C2PA_CERT_NAME string = c2paCertName
 output DURABLE_BACKEND string = durableBackend
 output DURABLE_TASK_SCHEDULER_ENDPOINT string = durableBackend == 'scheduler' ? durableTaskScheduler.outputs.endpoint : ''
 output DURABLE_TASK_SCHEDULER_DASHBOARD_URL string = durableBackend == 'scheduler' ? durableTaskScheduler.outputs.dashboardUrl : ''
+
+// The client id sign-in was configured with (empty: none). The postprovision hook compares it
+// with AUTH_CLIENT_ID to tell whether this provision already read what the preprovision hook set.
+output SIGN_IN_CLIENT_ID string = signIn == 'entra' ? authClientId : ''
