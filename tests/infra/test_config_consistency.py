@@ -315,3 +315,11 @@ def test_the_app_mounts_the_storage_the_model_cache_module_registers(bicep):
     registered = bicep["modules/model-cache.bicep"]["variables"]["storageName"]["value"]
     passed = bicep["main.bicep"]["modules"]["app"]["config"]["params"]["modelCacheStorageName"]
     assert registered in list(leaves(passed)), f"main.bicep passes {passed!r}, the module registers {registered!r}"
+
+
+def test_render_orders_expire_and_nothing_else_does(bicep):
+    """Orders and answers between the apps are working files; images and manifests are kept."""
+    policy = bicep["modules/storage.bicep"]["resources"]["renderOrdersExpire"]["config"]["properties"]["policy"]
+    (rule,) = policy["rules"]
+    assert rule["definition"]["filters"]["prefixMatch"] == ["renders/"]
+    assert rule["definition"]["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] >= 7
