@@ -16,6 +16,8 @@ from imagegen.core.blob_names import (
     quarantine_ref,
     rejected_error_ref,
     rejected_ref,
+    render_order_ref,
+    render_outcome_ref,
     schedule_error_ref,
     split_ref,
 )
@@ -29,10 +31,12 @@ from imagegen.storage.blobs import BlobChanged, BlobNotFound, BlobStore, Contain
 
 def test_layout_names():
     assert CONTAINERS == ("prompts", "prompts-rejected", "schedules", "inputs", "outputs",
-                          "quarantine", "manifests", "published", "adapters")
+                          "quarantine", "manifests", "published", "adapters", "renders")
     assert output_ref("job-1", "v003", "png") == "outputs/job-1/v003.png"
     assert quarantine_ref("job-1", "v003", "webp") == "quarantine/job-1/v003.webp"
     assert manifest_ref("job-1") == "manifests/job-1.json"
+    assert render_order_ref("job-1", "b000", 2) == "renders/job-1/b000.2.order.json"
+    assert render_outcome_ref("renders/job-1/b000.2.order.json") == "renders/job-1/b000.2.outcome.json"
     assert input_ref("shoes/sneaker.png") == "inputs/shoes/sneaker.png"
     assert rejected_ref("team/job.yaml") == "prompts-rejected/team/job.yaml"
     assert rejected_error_ref("team/job.yaml") == "prompts-rejected/team/job.yaml.error.json"
