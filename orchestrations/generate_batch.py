@@ -53,6 +53,8 @@ RETRY_DELAY = timedelta(seconds=3)
 # plane every order the pool failed on five times), so only an order lost outright meets
 # it. Generous, because a big job's last batches wait in the queue behind its first ones.
 RENDER_DEADLINE = timedelta(hours=24)
+# Ordering is two storage writes: a second or two rides out a storage hiccup.
+ORDER_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1_000, max_number_of_attempts=3)
 GAVE_UP = "the GPU pool did not answer within 24 hours"
 
 
@@ -284,8 +286,11 @@ def render_batch(context: df.DurableOrchestrationContext):
 def render_on_gpu_pool(context: df.DurableOrchestrationContext, request: BatchRequest, attempt: int):
     """One try: order the batch (`order_render` queues it for the GPU pool, which scales from
     zero for it) and wait for the pool's answer, the event `rendered-{attempt}`."""
-    yield context.call_activity("order_render", RenderOrder(
-        instance_id=context.instance_id, attempt=attempt, batch=request).model_dump(mode="json"))
+    try:
+        yield context.call_activity_with_retry("order_render", ORDER_RETRY, RenderOrder(
+            instance_id=context.instance_id, attempt=attempt, batch=request).model_dump(mode="json"))
+    except Exception as error:  # storage refused the order every time: this try failed
+        return RenderOutcome(attempt=attempt, error=f"the batch could not be ordered: {failure_reason(error)}")
     answer = context.wait_for_external_event(rendered_event(attempt))
     deadline = context.create_timer(context.current_utc_datetime + RENDER_DEADLINE)
     winner = yield context.task_any([answer, deadline])
@@ -303,3 +308,8 @@ def prompt_texts(variants: list[Variant]) -> list[str]:
         if variant.negative:
             texts[variant.negative] = None
     return list(texts)
+
+
+def failure_reason(error: Exception) -> str:
+    # The SDK surfaces an activity failure as "{Reason} \n {Details}"; the reason is what a user needs.
+    return str(error).split(" \n ", 1)[0].strip() or type(error).__name__

@@ -233,7 +233,7 @@ class _Player:
             after = ReadReviewPassesRequest.model_validate(_json(input_json)).after
             result = ReviewPassesResult.model_validate({"passes": self.result.review_passes[after:]})
             return [Message("event", h.task_completed(task_id, result.model_dump_json(), now))]
-        if name == "order_render" and name not in self.activities:
+        if name == "order_render":
             return self._render_on_gpu_pool(instance_id, task_id, input_json, now)
         if name not in self.activities:
             raise AssertionError(f"the script has no answer for activity {name}")
@@ -250,8 +250,15 @@ class _Player:
                             now: datetime) -> list[Message]:
         """The order is queued, and the GPU pool answers it as the scripted `generate_images`
         does (its call is logged under that name, by the ordering instance): the event
-        `rendered-{attempt}` with the images, or with why it made none; NO_ANSWER: never."""
+        `rendered-{attempt}` with the images, or with why it made none; NO_ANSWER: never.
+        A scripted `order_render`, when there is one, is asked first: raising
+        `ActivityFailed`, the order fails (storage refused it) and nothing is rendered."""
         order = RenderOrder.model_validate(_json(input_json))
+        if "order_render" in self.activities:
+            try:
+                self.activities["order_render"](_json(input_json))
+            except ActivityFailed as error:
+                return [Message("event", h.task_failed(task_id, str(error), "", now))]
         self.result.log.append(Call(instance_id, "gpu_pool", "generate_images", order.batch.model_dump(mode="json"),
                                     now))
         queued = Message("event", h.task_completed(task_id, RenderOrdered(order="renders/order.json").model_dump_json(),

@@ -159,6 +159,21 @@ def test_a_batch_the_gpu_pool_never_answers_fails_after_a_day_without_another_tr
     assert run.summary().status == "partial"
 
 
+def test_a_batch_that_cannot_be_ordered_fails_with_why_and_the_others_still_render():
+    def storage_down(payload: dict) -> None:
+        if payload["batch"]["batch"]["id"] == "b001":
+            raise ActivityFailed("storage unavailable")
+
+    run = play(request_of(BIKE), {**scripted.activities(), "order_render": storage_down})
+
+    orders = [call for call in run.calls("order_render") if call.instance_id == f"{JOB_ID}:b001"]
+    assert len(orders) == 9  # three tries, each ordered up to three times
+    records = {r.variant.id: r for r in manifest_of(run).records}
+    assert [(records[v].status, records[v].error) for v in ids(BIKE)[1::2]] == [
+        ("failed", "the batch could not be ordered: storage unavailable")] * 2
+    assert [records[v].status for v in ids(BIKE)[0::2]] == ["ok", "ok"]
+
+
 def test_cancel_while_the_batches_run_records_what_was_made_and_cancels_the_rest():
     # Each batch makes its first image, then sees the cancel marker and stops.
     run = play(request_of(BIKE), scripted.activities(generate_images=scripted.generate_images(made=1)),
