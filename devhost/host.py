@@ -153,6 +153,7 @@ class Host:
                                                   invoke=self.invoker,
                                                   encoding=self.loaded.host.queue_message_encoding,
                                                   batch_size=self.loaded.host.queue_batch_size)
+            self.engine.after_activities = queue_poller.wake
             self._trigger_tasks.append(asyncio.create_task(queue_poller.run(self._stop_triggers),
                                                            name="queue-triggers"))
         for task in self._trigger_tasks:

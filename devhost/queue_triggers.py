@@ -18,7 +18,9 @@ What we copy from Azure's Storage queues extension:
 - A queue that does not exist yet is waited for; storage errors never stop the poller.
 
 Unlike Azure, an empty queue is asked again every `poll_interval` (1 s) rather than with a
-back-off to `maxPollingInterval` (a minute): devhost is for tests and development.
+back-off to `maxPollingInterval` (a minute), and at once when work in the host ends (`wake`:
+a function of this poller, or an activity, may have sent a message): devhost is for tests
+and development, where a message waiting out a poll interval is time lost.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class QueueTriggerPoller:
         self.lease = lease
         self.triggers = [queue_trigger(name, binding, get_connection, settings) for name, binding in functions]
         self._clients: dict[tuple[str, str], QueueClient] = {}
+        self._woken: list[asyncio.Event] = []  # one per queue's loop: `wake` sets them all
 
     def _client(self, connection: str, queue: str) -> QueueClient:
         # No encode or decode policy: messages are read and forwarded as the text stored.
@@ -133,9 +136,18 @@ class QueueTriggerPoller:
             for client in self._clients.values():
                 client.close()
 
+    def wake(self) -> None:
+        """Look at every queue now: work that just ended (a function, an activity) may have
+        sent a message. Call on the loop."""
+        for woken in self._woken:
+            woken.set()
+
     async def _poll(self, trigger: QueueTrigger, stop: asyncio.Event) -> None:
         failures = 0
+        woken = asyncio.Event()
+        self._woken.append(woken)
         while not stop.is_set():
+            woken.clear()
             try:
                 healthy, busy = await self._poll_trigger(trigger)
             except Exception:  # noqa: BLE001 - the poller must outlive any storage surprise
@@ -145,10 +157,10 @@ class QueueTriggerPoller:
             if busy and healthy:
                 continue   # messages came: ask again at once, as Azure does
             delay = backoff_delay(self.poll_interval, failures)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(woken.wait())]
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            for wait in waits:
+                wait.cancel()
 
     async def poll_once(self) -> tuple[bool, bool]:
         """Receive and run one batch per function: (no storage errors, some message came)."""
@@ -188,6 +200,7 @@ class QueueTriggerPoller:
         done.set()
         await renewing
         await asyncio.to_thread(self._settle, trigger, message, "delete the message")
+        self.wake()
 
     async def _keep_hidden(self, trigger: QueueTrigger, message: QueueMessage, done: asyncio.Event) -> None:
         """Renew the message's lease until `done` (as Azure's listener does while a function

@@ -30,6 +30,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -99,6 +100,9 @@ class DurableEngine:
         self.max_orchestrators = max_orchestrators
         self.task_hub = task_hub
         self.stats = EngineStats()
+        # Called on the loop after activities finish: the host has its queue triggers look at
+        # once (an activity may have sent a message) rather than after their poll interval.
+        self.after_activities: Callable[[], None] | None = None
         self._opened: Store | None = None  # the task hub, from start() on
         self._started = False
 
@@ -541,6 +545,8 @@ class DurableEngine:
                     live.in_flight -= 1
         for step in after:
             step()
+        if self.after_activities is not None:
+            self.after_activities()
 
 
 def _missing_orchestrator(name: str, known: list[str], context_json: str) -> str:

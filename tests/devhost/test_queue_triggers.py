@@ -291,3 +291,27 @@ def test_batch_size_one_runs_one_message_at_a_time_and_a_slow_queue_never_holds_
     asyncio.run(scenario())
     assert [len(seen) for seen in quick_seen_while] == [1]  # ran while a slow call was under way
     assert overlaps == []  # the slow queue's messages one at a time
+
+
+def test_wake_has_every_queue_looked_at_now_rather_than_after_the_poll_interval(storage_connection_string,
+                                                                                queue_name):
+    queue = queue_client(storage_connection_string, queue_name)
+
+    async def scenario():
+        calls = Recorder()
+        binding = {"type": "queueTrigger", "name": "message", "queueName": queue_name, "connection": "Storage"}
+        poller = QueueTriggerPoller([("on_message", binding)], {"Storage": storage_connection_string}.__getitem__,
+                                    calls, poll_interval=60)  # on its own, the next look is a minute away
+        async with Poller(poller):
+            await asyncio.to_thread(queue.send_message, MARKER.decode())
+            poller.wake()
+            await wait_until_async(lambda: calls.calls, timeout=10, interval=0.01, what="the marker")
+            await asyncio.sleep(1)  # after the marker it looked once more, found nothing, and sleeps
+            await asyncio.to_thread(queue.send_message, "sent by an activity")
+            await asyncio.sleep(2)
+            assert calls.real() == [], "the poll interval should hold the message back without a wake"
+            poller.wake()  # as the host does when an activity ends
+            await calls.wait_for(1, timeout=10)
+        return calls.real()
+
+    assert [call["body"] for call in asyncio.run(scenario())] == [b"sent by an activity"]
