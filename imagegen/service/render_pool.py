@@ -34,7 +34,7 @@ MAX_DEQUEUE_COUNT = 5  # the queue trigger's default maxDequeueCount: tries befo
 
 
 class RenderNotice(BaseModel):
-    """A message on `render-orders` or `render-outcomes`: the order it is about."""
+    """A message on the orders queue or its outcomes queue: the order it is about."""
 
     order: str  # renders/….order.json
 
