@@ -9,7 +9,7 @@ What we copy from Azure's Storage queues extension:
 - Each function's queue is polled on its own; up to `extensions.queues.batchSize` (16)
   messages are taken at once and run side by side.
 - A message is hidden while its function runs (a lease renewed as it runs, so a host that
-  dies gives its messages back within `LEASE`, 30 s, where Azure's 10-minute lease takes
+  dies gives its messages back within `LEASE`, 10 s, where Azure's 10-minute lease takes
   up to 10) and deleted when the function returns.
 - A function that raises gets the message again at once (the extension's default
   `visibilityTimeout` is 0); once it has been received `maxDequeueCount` times (5) and
@@ -44,7 +44,7 @@ from devhost.storage_polling import MAX_DEQUEUE_COUNT, SDK_RETRY, STORAGE_NAME, 
 log = logging.getLogger("devhost.queue")
 
 BATCH_SIZE = 16              # messages taken per receive and run at once (Azure's `batchSize` default)
-LEASE = 30   # seconds a received message stays hidden; renewed every LEASE / 2 while its function runs
+LEASE = 10   # seconds a received message stays hidden; renewed every LEASE / 2 while its function runs
 ENCODINGS = ("base64", "none")
 _SETTING = re.compile(r"%([^%]+)%")
 
