@@ -76,6 +76,7 @@ def reviewing(tmp_path_factory, storage_connection_string, receiver):
     client = ReviewClient(host.url)
     client.host = host
     yield client
+    receiver.release.set()  # a webhook call still hanging would hold the host's stop until its timeout
     host.stop()
 
 
