@@ -213,10 +213,12 @@ def check_processes(text: str) -> int:
 APP_ROLES = ("all", "control", "render")
 
 
-def _app_role(text: str) -> str:
+def _one_of(name: str, text: str, choices: tuple[str, ...]) -> str:
+    """A setting that takes one of `choices` (any case); ValueError naming it and them."""
     value = text.strip().lower()
-    if value not in APP_ROLES:
-        raise ValueError(f"setting `IMAGEGEN_APP_ROLE` must be `all`, `control` or `render`, got {text!r}")
+    if value not in choices:
+        listed = ", ".join(f"`{choice}`" for choice in choices[:-1]) + f" or `{choices[-1]}`"
+        raise ValueError(f"setting `{name}` must be {listed}, got {text!r}")
     return value
 
 
@@ -226,13 +228,6 @@ def _render_queue(text: str) -> str:
         raise ValueError("setting `IMAGEGEN_RENDER_QUEUE` must be 3-54 lowercase letters, digits and single "
                          f"hyphens (a Storage queue name, with room for `-outcomes`), got {text!r}")
     return text
-
-
-def _sign_in(text: str) -> str:
-    value = text.strip().lower()
-    if value not in SIGN_IN_MODES:
-        raise ValueError(f"setting `IMAGEGEN_SIGN_IN` must be `off` or `entra`, got {text!r}")
-    return value
 
 
 def _on_off(name: str) -> bool:
@@ -315,7 +310,7 @@ class Settings:
             storage_connection_string=_get("AzureWebJobsStorage"),
             storage_blob_service_uri=_get("AzureWebJobsStorage__blobServiceUri"),
             storage_queue_service_uri=_get("AzureWebJobsStorage__queueServiceUri"),
-            app_role=_app_role(_get("IMAGEGEN_APP_ROLE") or "all"),
+            app_role=_one_of("IMAGEGEN_APP_ROLE", _get("IMAGEGEN_APP_ROLE") or "all", APP_ROLES),
             render_queue=_render_queue(_get("IMAGEGEN_RENDER_QUEUE") or "render-orders"),
             model=_get("IMAGEGEN_MODEL") or "tiny",
             model_revision=_get("IMAGEGEN_MODEL_REVISION"),
@@ -351,7 +346,7 @@ class Settings:
             notify_hosts=tuple(host.strip().lower().rstrip(".") for host in (_get("IMAGEGEN_NOTIFY_HOSTS") or "").split(",")
                                if host.strip()),
             public_url=(_get("IMAGEGEN_PUBLIC_URL") or "").strip().rstrip("/"),
-            sign_in=_sign_in(_get("IMAGEGEN_SIGN_IN") or "off"),
+            sign_in=_one_of("IMAGEGEN_SIGN_IN", _get("IMAGEGEN_SIGN_IN") or "off", SIGN_IN_MODES),
             appinsights_connection_string=_get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
             appinsights_authentication_string=_get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
             telemetry_file=_get("IMAGEGEN_TELEMETRY_FILE") or ".devhost/telemetry.jsonl",
